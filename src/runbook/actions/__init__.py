@@ -1,0 +1,211 @@
+"""The action registry: named operations with declared parameters that steps `use`.
+
+Built-in actions live in the modules of this package and are registered on first lookup (so
+`runbook --help` imports none of them). Third-party packages add actions through the
+`runbook.actions` entry-point group: each entry point names a module (importing it registers its
+actions with `@action`) or an `ActionSpec`. An unknown name is an error that lists the known ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import InputError, SecurityViolation
+
+if TYPE_CHECKING:
+    from ..secrets import Redactor
+
+Status = Literal["ok", "changed"]
+BUILTIN_MODULES = (
+    "runbook.actions.core",
+    "runbook.actions.files",
+    "runbook.actions.http",
+    "runbook.actions.azure",
+    "runbook.actions.notebook",
+)
+ENTRY_POINT_GROUP = "runbook.actions"
+
+
+class Params(BaseModel):
+    """Base of every action's parameter model: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+@dataclass
+class Result:
+    """What an action returns: `changed` when it modified something, its output, and evidence."""
+
+    status: Status = "ok"
+    output: Any = None
+    diff: str | None = None
+    # Structured facts for reports: cells touched, env keys set, files written…
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    message: str | None = None
+
+
+@dataclass
+class ActionContext:
+    """Everything an action may use while it runs one step."""
+
+    workspace_root: Path
+    step_id: str
+    stage: str
+    dry_run: bool
+    redactor: Redactor
+    target: Any  # runbook.targets.TargetSession
+    timeout: float | None
+    stop: threading.Event
+    allowed_paths: tuple[Path, ...] = ()
+    confirm: Callable[[str], bool] | None = None
+    assume_yes: bool = False
+    warn: Callable[[str], None] = lambda _msg: None
+    # Per-run shared objects (HTTP clients, kernels), closed by the executor at the end of the run.
+    run_state: dict[str, Any] = field(default_factory=dict)
+    # The last record of this step in earlier runs (for drift warnings, e.g. cell ids).
+    previous: Mapping[str, Any] | None = None
+    changed_files: set[Path] = field(default_factory=set)
+
+    def resolve_path(self, value: str | Path) -> Path:
+        """Resolve a path against the workspace; refuse one that leaves it (unless allowed)."""
+        path = Path(value)
+        if not path.is_absolute():
+            path = self.workspace_root / path
+        resolved = path.resolve()
+        roots = (self.workspace_root.resolve(), *(p.resolve() for p in self.allowed_paths))
+        if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+            raise SecurityViolation(
+                f"path {value!s} leaves the workspace ({self.workspace_root})",
+                hint="keep files inside the workspace, or list the folder under `allowed_paths:` "
+                "in runbook.yaml",
+            )
+        return resolved
+
+
+ActionFunc = Callable[[Any, ActionContext], Result]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A registered action: its name, parameter model, whether it changes anything, and its code."""
+
+    name: str
+    params: type[Params]
+    func: ActionFunc
+    changes: bool
+    summary: str
+    # Mutating actions that can show what they would do without doing it.
+    supports_dry_run: bool = False
+    # Parameters whose strings are not rendered up front (the action renders them itself).
+    raw_params: tuple[str, ...] = ()
+    # Actions that may wait (processes, HTTP, kernels) run in a worker thread so timeouts and
+    # Ctrl-C can stop them; pure ones (set, assert) run inline.
+    blocking: bool = True
+
+
+_registry: dict[str, ActionSpec] = {}
+_loaded = False
+_lock = threading.Lock()
+
+F = TypeVar("F", bound=ActionFunc)
+
+
+def action(
+    name: str,
+    *,
+    params: type[Params],
+    changes: bool,
+    summary: str,
+    supports_dry_run: bool = False,
+    raw_params: tuple[str, ...] = (),
+    blocking: bool = True,
+) -> Callable[[F], F]:
+    """Register the decorated function as action `name`."""
+
+    def decorate(func: F) -> F:
+        register(
+            ActionSpec(
+                name=name,
+                params=params,
+                func=func,
+                changes=changes,
+                summary=summary,
+                supports_dry_run=supports_dry_run,
+                raw_params=raw_params,
+                blocking=blocking,
+            )
+        )
+        return func
+
+    return decorate
+
+
+def register(spec: ActionSpec) -> None:
+    _registry[spec.name] = spec
+
+
+def _load() -> None:
+    global _loaded
+    with _lock:
+        if _loaded:
+            return
+        for module in BUILTIN_MODULES:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                # A family not built yet must not break the others.
+                if exc.name != module:
+                    raise
+        _load_entry_points()
+        _loaded = True
+
+
+def _load_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = ep.load()
+        except Exception as exc:  # a broken plug-in must say which one
+            raise InputError(
+                f"cannot load action plug-in {ep.name!r} ({ep.value}): {type(exc).__name__}: {exc}",
+                hint="fix or uninstall the package that provides it",
+            ) from exc
+        if isinstance(loaded, ActionSpec):
+            register(loaded)
+
+
+def get(name: str) -> ActionSpec:
+    """Look an action up by name; an unknown name lists the known ones and the closest match."""
+    _load()
+    try:
+        return _registry[name]
+    except KeyError:
+        raise InputError(unknown_action_message(name)) from None
+
+
+def unknown_action_message(name: str) -> str:
+    _load()
+    close = difflib.get_close_matches(name, _registry, n=1)
+    suggestion = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown action {name!r}: {suggestion}known actions: {', '.join(sorted(_registry))}"
+
+
+def names() -> list[str]:
+    _load()
+    return sorted(_registry)
+
+
+def all_specs() -> Iterator[ActionSpec]:
+    _load()
+    for name in sorted(_registry):
+        yield _registry[name]

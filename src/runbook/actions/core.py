@@ -1,0 +1,225 @@
+"""Built-in general actions: `shell`, `set`, `assert` and `manual`.
+
+`shell` runs a process from an argv list (values go in as separate arguments, never pasted into a
+shell string); a string command is split with shlex, not given to a shell. It is stopped on timeout
+or Ctrl-C (SIGTERM, then SIGKILL to its process group).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ..errors import ActionError
+from . import ActionContext, Params, Result, action
+
+OUTPUT_LIMIT = 64_000
+
+
+class ShellParams(Params):
+    cmd: list[str] | str = Field(
+        description="argv list (preferred) or a command line split like a shell would, without a shell"
+    )
+    cwd: str | None = Field(None, description="working directory, relative to the workspace")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+    timeout: float | None = Field(None, gt=0, description="seconds before the process is stopped")
+    parse: Literal["text", "json"] = Field("text", description="json: parse stdout as JSON into `output.json`")
+    check: bool = Field(True, description="fail when the exit code is not 0")
+    changes: bool = Field(True, description="false when the command only reads (discovery)")
+    stdin: str | None = Field(None, description="text sent to the process' standard input")
+
+    @field_validator("cmd")
+    @classmethod
+    def _not_empty(cls, value: list[str] | str) -> list[str] | str:
+        if not value:
+            raise ValueError("cmd must name a program")
+        return value
+
+
+def _argv(cmd: list[str] | str) -> list[str]:
+    if isinstance(cmd, str):
+        try:
+            return shlex.split(cmd)
+        except ValueError as exc:
+            raise ActionError(f"cannot split command {cmd!r}: {exc}", hint="give `cmd` as an argv list") from None
+    return [str(part) for part in cmd]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, then SIGKILL after a grace period."""
+    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@action(
+    "shell",
+    params=ShellParams,
+    changes=True,
+    supports_dry_run=True,
+    summary="Run a program (argv list; no shell) and capture exit code, stdout and stderr.",
+)
+def shell(params: ShellParams, ctx: ActionContext) -> Result:
+    argv = _argv(params.cmd)
+    cwd = ctx.resolve_path(params.cwd) if params.cwd else ctx.workspace_root
+    env = {**os.environ, **getattr(ctx.target, "env", {}), **params.env}
+    if ctx.dry_run and params.changes:
+        return Result(status="changed", output={"argv": argv, "dry_run": True}, message=f"would run: {shlex.join(argv)}")
+    started = time.monotonic()
+    try:
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE if params.stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group, so we can stop its children too
+        )
+    except FileNotFoundError:
+        raise ActionError(f"program not found: {argv[0]!r}", hint="install it or give its full path") from None
+    except PermissionError:
+        raise ActionError(f"program not executable: {argv[0]!r}") from None
+    timeout = params.timeout or ctx.timeout
+    deadline = None if timeout is None else started + timeout
+    stdin = params.stdin.encode() if params.stdin is not None else None
+    stdout = stderr = b""
+    while True:
+        try:
+            slice_ = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
+            stdout, stderr = process.communicate(stdin, timeout=slice_)
+            break
+        except subprocess.TimeoutExpired:
+            stdin = None
+            if ctx.stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                _stop(process)
+                stdout, stderr = process.communicate()
+                why = "interrupted" if ctx.stop.is_set() else f"timed out after {timeout:g}s"
+                raise ActionError(
+                    f"{shlex.join(argv)} {why}",
+                    output=_output(argv, process.returncode, stdout, stderr, started),
+                ) from None
+    output = _output(argv, process.returncode, stdout, stderr, started)
+    if params.parse == "json":
+        try:
+            output["json"] = json.loads(stdout or b"null")
+        except ValueError as exc:
+            raise ActionError(f"stdout of {argv[0]} is not JSON: {exc}", output=output) from None
+    if params.check and process.returncode != 0:
+        raise ActionError(
+            f"{shlex.join(argv)} exited with {process.returncode}: {_tail(output['stderr'] or output['stdout'])}",
+            output=output,
+        )
+    return Result(status="changed" if params.changes else "ok", output=output)
+
+
+def _output(argv: list[str], code: int | None, stdout: bytes, stderr: bytes, started: float) -> dict[str, Any]:
+    return {
+        "argv": argv,
+        "rc": code,
+        "stdout": stdout.decode("utf-8", "replace")[:OUTPUT_LIMIT],
+        "stderr": stderr.decode("utf-8", "replace")[:OUTPUT_LIMIT],
+        "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
+    }
+
+
+def _tail(text: str, lines: int = 3) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:]) or "(no output)"
+
+
+class SetParams(Params):
+    model_config = {"extra": "allow"}
+
+
+@action(
+    "set",
+    params=SetParams,
+    changes=False,
+    blocking=False,
+    summary="Register computed values: every key of `with` becomes a field of the output.",
+)
+def set_values(params: SetParams, ctx: ActionContext) -> Result:
+    return Result(output=dict(params.model_extra or {}))
+
+
+class Condition(Params):
+    that: Any = Field(description="a value that must be true (usually `{{ expression }}`)")
+    message: str | None = Field(None, description="what it means when it is false")
+
+
+class AssertParams(Params):
+    that: list[Condition | Any] = Field(description="conditions, each a value or {that, message}")
+
+    @field_validator("that", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return value if isinstance(value, list) else [value]
+
+
+@action(
+    "assert",
+    params=AssertParams,
+    changes=False,
+    blocking=False,
+    summary="Fail unless every condition is true; say which one was not.",
+)
+def assert_(params: AssertParams, ctx: ActionContext) -> Result:
+    failed = []
+    checked = []
+    for item in params.that:
+        value, message = (item.that, item.message) if isinstance(item, Condition) else (item, None)
+        ok = _truthy(value)
+        checked.append({"passed": ok, "message": message})
+        if not ok:
+            failed.append(message or f"condition {len(checked)} is false ({value!r})")
+    if failed:
+        raise ActionError("; ".join(failed), output={"checked": checked})
+    return Result(output={"checked": checked})
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "no", "0", "none", "off")
+    return bool(value)
+
+
+class ManualParams(Params):
+    instruction: str = Field(description="what the person must do before the run goes on")
+    prompt: str = Field("Done?", description="the question asked")
+
+
+@action(
+    "manual",
+    params=ManualParams,
+    changes=True,
+    supports_dry_run=True,
+    summary="Show an instruction and wait for a person to confirm (needs a TTY or --yes).",
+)
+def manual(params: ManualParams, ctx: ActionContext) -> Result:
+    if ctx.dry_run:
+        return Result(status="ok", output={"instruction": params.instruction, "dry_run": True})
+    if ctx.assume_yes:
+        return Result(status="changed", output={"instruction": params.instruction, "confirmed": "--yes"})
+    if ctx.confirm is None or not sys.stdin.isatty():
+        raise ActionError(
+            f"manual step needs confirmation: {params.instruction}",
+            hint="run in a terminal to confirm, or pass --yes to approve manual steps",
+        )
+    if not ctx.confirm(f"{params.instruction}\n{params.prompt}"):
+        raise ActionError(f"not confirmed: {params.instruction}")
+    return Result(status="changed", output={"instruction": params.instruction, "confirmed": "tty"})

@@ -1,0 +1,177 @@
+"""Built-in file actions: `file.replace` (text edits with a diff) and `env.set` (dotenv keys).
+
+Both are idempotent: an edit already applied reports `ok`, not `changed`, and writes nothing. Writes
+are atomic. `env.set` keeps the file's comments, blank lines and key order; values of secret keys are
+masked in the record (the file itself holds them, and `.env` is never committed).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ..atomic import atomic_write_text
+from ..errors import ActionError
+from ..secrets import MASK, is_secret_name
+from . import ActionContext, Params, Result, action
+
+
+class Replacement(Params):
+    find: str = Field(description="text (or regex with regex: true) to look for")
+    replace: str = Field(description="what it becomes")
+    regex: bool = False
+    count: int | None = Field(None, ge=1, description="expected number of matches (fail otherwise)")
+
+
+class FileReplaceParams(Params):
+    path: str = Field(description="file, relative to the workspace")
+    replacements: list[Replacement] = Field(min_length=1)
+
+
+def apply_replacements(text: str, replacements: list[Replacement], where: str) -> tuple[str, list[str]]:
+    """Apply replacements in order; return the new text and, per replacement, changed/already."""
+    states = []
+    for item in replacements:
+        pattern = item.find if item.regex else re.escape(item.find)
+        try:
+            compiled = re.compile(pattern, re.MULTILINE)
+        except re.error as exc:
+            raise ActionError(f"invalid regex {item.find!r}: {exc}") from None
+        matches = len(compiled.findall(text))
+        if matches:
+            if item.count is not None and matches != item.count:
+                raise ActionError(
+                    f"{where}: expected {item.count} match(es) of {item.find!r}, found {matches}",
+                    hint="make `find` more specific or fix `count`",
+                )
+            replacement = item.replace if item.regex else item.replace.replace("\\", "\\\\")
+            text = compiled.sub(replacement, text)
+            states.append("changed")
+        elif (item.replace and item.replace in text) or (item.regex and not item.replace):
+            states.append("already")
+        else:
+            raise ActionError(
+                f"{where}: neither the text to find nor its replacement is present: {item.find!r}",
+                hint="the file changed since the runbook was written; update `find`",
+            )
+    return text, states
+
+
+def unified_diff(before: str, after: str, label: str) -> str:
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            fromfile=f"a/{label}",
+            tofile=f"b/{label}",
+        )
+    )
+
+
+@action(
+    "file.replace",
+    params=FileReplaceParams,
+    changes=True,
+    supports_dry_run=True,
+    summary="Literal or regex replacements in a text file, with expected counts; idempotent; records a diff.",
+)
+def file_replace(params: FileReplaceParams, ctx: ActionContext) -> Result:
+    path = ctx.resolve_path(params.path)
+    try:
+        before = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ActionError(f"no such file: {params.path}") from None
+    after, states = apply_replacements(before, params.replacements, params.path)
+    if after == before:
+        return Result(status="ok", output={"path": params.path, "replacements": states}, message="already applied")
+    diff = unified_diff(before, after, params.path)
+    if not ctx.dry_run:
+        atomic_write_text(path, after)
+        ctx.changed_files.add(path)
+    return Result(
+        status="changed",
+        output={"path": params.path, "replacements": states},
+        diff=diff,
+        changes=[{"kind": "file", "path": params.path}],
+    )
+
+
+# ---------------------------------------------------------------- dotenv
+
+_ASSIGNMENT = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_.]*)\s*=")
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Keys and values of a dotenv file, parsed by python-dotenv (quotes, escapes, export)."""
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _format_value(value: str) -> str:
+    if value == "" or re.search(r"[\s#'\"\\$]", value):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
+
+
+class EnvSetParams(Params):
+    path: str = Field(".env", description="dotenv file, relative to the workspace")
+    values: dict[str, Any] = Field(description="keys to set (others are kept as they are)")
+    secret: list[str] = Field(default_factory=list, description="keys whose values are secrets")
+    comment: str | None = Field(None, description="comment written above keys that are added")
+
+
+@action(
+    "env.set",
+    params=EnvSetParams,
+    changes=True,
+    supports_dry_run=True,
+    summary="Set keys in a dotenv file, keeping comments and order; secret values masked in records.",
+)
+def env_set(params: EnvSetParams, ctx: ActionContext) -> Result:
+    path = ctx.resolve_path(params.path)
+    before = path.read_text(encoding="utf-8") if path.exists() else ""
+    current = read_dotenv(path) if path.exists() else {}
+    wanted = {k: ("" if v is None else str(v).lower() if isinstance(v, bool) else str(v)) for k, v in params.values.items()}
+    secret_keys = {k for k in wanted if k in params.secret or is_secret_name(k)}
+    for key in secret_keys:
+        ctx.redactor.add(wanted[key])
+    lines = before.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    done: set[str] = set()
+    changes = []
+    for i, line in enumerate(lines):
+        match = _ASSIGNMENT.match(line)
+        if not match or match.group("key") not in wanted:
+            continue
+        key = match.group("key")
+        done.add(key)
+        if current.get(key) != wanted[key]:
+            lines[i] = f"{match.group('lead')}{key}={_format_value(wanted[key])}\n"
+            changes.append({"kind": "env", "key": key, "action": "updated"})
+    added = [k for k in wanted if k not in done]
+    if added:
+        if lines and lines[-1].strip():
+            lines.append("\n")
+        if params.comment:
+            lines.append(f"# {params.comment}\n")
+        for key in added:
+            lines.append(f"{key}={_format_value(wanted[key])}\n")
+            changes.append({"kind": "env", "key": key, "action": "added"})
+    after = "".join(lines)
+    shown = {k: (MASK if k in secret_keys else v) for k, v in wanted.items()}
+    for change in changes:
+        change["value"] = shown[change["key"]]
+        change["path"] = params.path
+    output = {"path": params.path, "values": shown, "changed": [c["key"] for c in changes]}
+    if after == before:
+        return Result(status="ok", output=output, message="already set")
+    if not ctx.dry_run:
+        atomic_write_text(path, after)
+        ctx.changed_files.add(path)
+    return Result(status="changed", output=output, changes=changes)

@@ -1,0 +1,577 @@
+"""The estate: the Azure world the emulator plays, its YAML file format, and its loader.
+
+An estate lists subscriptions, their resource groups, the AI Foundry (Cognitive Services) accounts with
+their model deployments, and the API Management services with their APIs and operations. The packaged
+`default_estate.yaml` reproduces the phase 1.5 incident's world. Loading reports every problem with
+`file:line:col` (and "did you mean" for unknown keys) as a `ValidationFailed`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from runbook.errors import InputError, Location, Problem, ValidationFailed, relative_display
+
+__all__ = [
+    "KNOWN_CAPABILITIES",
+    "Account",
+    "Api",
+    "ApiManagementService",
+    "Deployment",
+    "Estate",
+    "Operation",
+    "ResourceGroup",
+    "Subscription",
+    "default_estate_path",
+    "generate_estate",
+    "load_estate",
+    "parse_estate",
+]
+
+#: Deployment capability flags the emulator knows; ARM shows them as `{"name": "true"}`.
+KNOWN_CAPABILITIES = (
+    "chatCompletion",
+    "completion",
+    "embeddings",
+    "imageGenerations",
+    "assistants",
+    "responses",
+    "realtime",
+    "audio",
+    "jsonObjectResponse",
+    "agentsV2",
+)
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_NAME = re.compile(r"^[^/?#\s]+$")
+_TEMPLATE_PARAM = re.compile(r"^\{([A-Za-z0-9_.-]+)\}$")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resource_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"{value!r} is not a valid resource name (no spaces, '/', '?' or '#')")
+    return value
+
+
+def _scalar_text(value: object) -> object:
+    # YAML reads `version: 2024-07-18` as a date and `version: 1` as an int; both mean text here.
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+ResourceName = Annotated[str, AfterValidator(_resource_name)]
+Text = Annotated[str, BeforeValidator(_scalar_text)]
+
+
+class Deployment(_Spec):
+    """A model deployment on an account (`Microsoft.CognitiveServices/accounts/deployments`)."""
+
+    name: ResourceName
+    model: Text
+    version: Text
+    format: str = "OpenAI"
+    sku: str = "GlobalStandard"
+    capacity: int = Field(default=10, ge=0)
+    capabilities: tuple[str, ...] | None = None
+
+
+    def effective_capabilities(self) -> tuple[str, ...]:
+        """The declared capabilities, or ones inferred from the model name when none are declared."""
+        if self.capabilities is not None:
+            return self.capabilities
+        model = self.model.lower()
+        if any(word in model for word in ("flux", "dall-e", "image")):
+            return ("imageGenerations",)
+        if "embedding" in model:
+            return ("embeddings",)
+        return ("chatCompletion",)
+
+
+class Account(_Spec):
+    """An AI Foundry / Azure OpenAI account (`Microsoft.CognitiveServices/accounts`)."""
+
+    name: ResourceName
+    kind: str = "AIServices"
+    location: str | None = None
+    sku: str = "S0"
+    tags: dict[str, str] = Field(default_factory=dict)
+    deployments: tuple[Deployment, ...] = ()
+
+
+
+class Operation(_Spec):
+    """An API Management operation: a method plus a URL template relative to the API's path."""
+
+    id: ResourceName
+    method: str
+    url_template: str
+    display_name: str | None = None
+    description: str | None = None
+
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        method = value.upper()
+        if method not in HTTP_METHODS:
+            raise ValueError(f"{value!r} is not an HTTP method; use one of {', '.join(HTTP_METHODS)}")
+        return method
+
+    @field_validator("url_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        path, _, query = value.partition("?")
+        if not path.startswith("/"):
+            raise ValueError(f"{value!r} must start with '/'")
+        for segment in path.split("/")[1:]:
+            if ("{" in segment or "}" in segment) and not _TEMPLATE_PARAM.match(segment):
+                raise ValueError(f"segment {segment!r} must be literal text or one whole '{{name}}'")
+        for pair in filter(None, query.split("&")):
+            name, eq, param = pair.partition("=")
+            if not name or not eq or not _TEMPLATE_PARAM.match(param):
+                raise ValueError(f"query part {pair!r} must look like 'name={{name}}'")
+        return value
+
+    def template_parameters(self) -> tuple[str, ...]:
+        """Names of the `{param}` placeholders, path first, then query, in order."""
+        return tuple(re.findall(r"\{([A-Za-z0-9_.-]+)\}", self.url_template))
+
+
+class Api(_Spec):
+    """An API on an API Management service, served by the gateway under `path`."""
+
+    id: ResourceName
+    display_name: str | None = None
+    path: str
+    service_url: str | None = None
+    backends: tuple[str, ...] = ()
+    subscription_required: bool = True
+    operations: tuple[Operation, ...] = ()
+
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        path = value.strip("/")
+        if any(ch in path for ch in " ?#{}"):
+            raise ValueError(f"{value!r} must be plain URL segments like 'inference/openai'")
+        return path
+
+    def effective_service_url(self) -> str | None:
+        """The backend URL ARM reports: declared, or the first backend's OpenAI endpoint."""
+        if self.service_url is not None:
+            return self.service_url
+        if self.backends:
+            return f"https://{self.backends[0]}.openai.azure.com/openai"
+        return None
+
+
+class ApiManagementService(_Spec):
+    """An API Management service (`Microsoft.ApiManagement/service`) and its gateway keys."""
+
+    name: ResourceName
+    location: str | None = None
+    sku: str = "Developer"
+    publisher_email: str = "admin@contoso.com"
+    publisher_name: str = "Contoso"
+    tags: dict[str, str] = Field(default_factory=dict)
+    subscription_key_header: str = "api-key"
+    subscription_key_query: str = "subscription-key"
+    subscription_keys: tuple[str, ...] = Field(min_length=1)
+    apis: tuple[Api, ...] = ()
+
+
+
+class ResourceGroup(_Spec):
+    """A resource group: its location is the default for the resources it holds."""
+
+    name: ResourceName
+    location: str
+    tags: dict[str, str] = Field(default_factory=dict)
+    accounts: tuple[Account, ...] = ()
+    apim: tuple[ApiManagementService, ...] = ()
+
+
+
+class Subscription(_Spec):
+    """A subscription, identified by its GUID."""
+
+    id: str
+    name: str = "lab"
+    resource_groups: tuple[ResourceGroup, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _guid(cls, value: str) -> str:
+        if not _GUID.match(value):
+            raise ValueError(
+                f"{value!r} is not a GUID; write it like 00000000-0000-0000-0000-000000000000"
+            )
+        return value.lower()
+
+
+class Estate(_Spec):
+    """The whole world the emulator serves."""
+
+    tenant: str = "00000000-0000-0000-0000-000000000001"
+    subscriptions: tuple[Subscription, ...] = Field(min_length=1)
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, value: str) -> str:
+        if not _GUID.match(value):
+            raise ValueError(f"{value!r} is not a GUID")
+        return value.lower()
+
+    def accounts(self) -> Iterator[tuple[Subscription, ResourceGroup, Account]]:
+        """Every account, with the subscription and resource group that hold it."""
+        for sub in self.subscriptions:
+            for group in sub.resource_groups:
+                for account in group.accounts:
+                    yield sub, group, account
+
+    def apim_services(self) -> Iterator[tuple[Subscription, ResourceGroup, ApiManagementService]]:
+        """Every API Management service, with the subscription and resource group that hold it."""
+        for sub in self.subscriptions:
+            for group in sub.resource_groups:
+                for service in group.apim:
+                    yield sub, group, service
+
+    def find_account(self, name: str) -> Account | None:
+        """The account called `name` (case-insensitive, as in Azure), or None."""
+        for _, _, account in self.accounts():
+            if account.name.lower() == name.lower():
+                return account
+        return None
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def default_estate_path() -> Path:
+    """The packaged default estate (the phase 1.5 lab)."""
+    return Path(str(resources.files("runbook.azure").joinpath("default_estate.yaml")))
+
+
+def load_estate(path: Path | None = None) -> Estate:
+    """Read and validate an estate file; `None` loads the packaged default."""
+    source = path if path is not None else default_estate_path()
+    shown = relative_display(source)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(
+            "estate file not found",
+            location=Location(shown),
+            hint="check the path, or omit it to use the packaged default estate",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the estate file: {exc}", location=Location(shown)) from exc
+    return parse_estate(text, source=shown)
+
+
+def parse_estate(text: str, *, source: str = "<estate>") -> Estate:
+    """Validate estate YAML `text`; `source` names the file in error locations."""
+    try:
+        document = YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Location(source, mark.line + 1, mark.column + 1) if mark else Location(source)
+        problem = " ".join(filter(None, [exc.context, exc.problem])) or str(exc)
+        raise ValidationFailed([Problem(where, f"invalid YAML: {problem}")]) from None
+    if not isinstance(document, CommentedMap):
+        raise ValidationFailed(
+            [Problem(Location(source, 1, 1), "an estate file must be a mapping with 'subscriptions:'")]
+        )
+    try:
+        estate = Estate.model_validate(document)
+    except ValidationError as exc:
+        errors = exc.errors()
+        problems = [
+            _pydantic_problem(source, document, error)
+            for error in errors
+            if not _is_echo(error, errors)
+        ]
+        raise ValidationFailed(_unique(problems)) from None
+    problems = []
+    for finding in _cross_check(estate):
+        message = finding.message
+        if finding.first is not None:
+            first = _locate(source, document, finding.first)
+            message += f" (first defined at line {first.line})"
+        problems.append(Problem(_locate(source, document, finding.loc), message))
+    if problems:
+        raise ValidationFailed(problems)
+    return estate
+
+
+def _is_echo(error: Mapping[str, Any], errors: Sequence[Mapping[str, Any]]) -> bool:
+    # A list whose items failed also reports "too short" (failed items do not count): noise.
+    if error["type"] != "too_short":
+        return False
+    loc = tuple(error["loc"])
+    return any(tuple(other["loc"])[: len(loc)] == loc and len(other["loc"]) > len(loc) for other in errors)
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: dict[str, Problem] = {}
+    for problem in problems:
+        seen.setdefault(str(problem), problem)
+    return list(seen.values())
+
+
+def _pydantic_problem(source: str, document: CommentedMap, error: Mapping[str, Any]) -> Problem:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    field = next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        message = f"unknown key '{key}'" + _suggest(key, _allowed_keys(loc[:-1]), "allowed keys")
+        return Problem(_locate(source, document, loc, at_key=True), message)
+    if kind == "missing":
+        return Problem(_locate(source, document, loc), f"missing required key '{field}'")
+    if kind == "value_error":
+        message = str(error.get("ctx", {}).get("error", error["msg"]))
+    else:
+        message = str(error["msg"])
+        message = message[0].lower() + message[1:] if message else message
+        if not isinstance(error.get("input"), Mapping | list):
+            message += f" (got {error.get('input')!r})"
+    return Problem(_locate(source, document, loc), f"{field}: {message}" if field else message)
+
+
+def _allowed_keys(loc: Sequence[int | str]) -> list[str]:
+    model: type[BaseModel] | None = Estate
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        model = _model_in(info.annotation) if info is not None else None
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (tuple, list, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _locate(
+    source: str, document: CommentedMap, loc: Sequence[int | str], *, at_key: bool = False
+) -> Location:
+    """Map a validation `loc` to the 1-based line:col of that key (or value) in the YAML tree."""
+    node: object = document
+    position: tuple[int, int] = (0, 0)
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(node, CommentedMap) and part in node:
+            position = node.lc.key(part) if (at_key and last) else node.lc.value(part)
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            position = node.lc.item(part)
+            node = node[part]
+        else:
+            if isinstance(node, CommentedMap | CommentedSeq):
+                position = (node.lc.line, node.lc.col)
+            break
+    return Location(source, position[0] + 1, position[1] + 1)
+
+
+_Loc = tuple[int | str, ...]
+
+
+@dataclass(frozen=True)
+class _Finding:
+    loc: _Loc
+    message: str
+    first: _Loc | None = None  # where the duplicated name was first defined
+
+
+def _cross_check(estate: Estate) -> list[_Finding]:
+    """Checks that span several objects: unique names, known capabilities, backends that exist."""
+    found: list[_Finding] = []
+
+    def unique(seen: dict[str, _Loc], key: str, loc: _Loc, what: str) -> None:
+        if key.lower() in seen:
+            found.append(_Finding(loc, f"duplicate {what} '{key}'", seen[key.lower()]))
+        else:
+            seen[key.lower()] = loc
+
+    account_names: dict[str, _Loc] = {}
+    apim_names: dict[str, _Loc] = {}
+    api_paths: dict[str, _Loc] = {}
+    subs: dict[str, _Loc] = {}
+    all_accounts = [account.name for _, _, account in estate.accounts()]
+    for s, sub in enumerate(estate.subscriptions):
+        s_loc: _Loc = ("subscriptions", s)
+        unique(subs, sub.id, (*s_loc, "id"), "subscription id")
+        groups: dict[str, _Loc] = {}
+        for g, group in enumerate(sub.resource_groups):
+            g_loc = (*s_loc, "resource_groups", g)
+            unique(groups, group.name, (*g_loc, "name"), "resource group")
+            for a, account in enumerate(group.accounts):
+                a_loc = (*g_loc, "accounts", a)
+                unique(account_names, account.name, (*a_loc, "name"), "account name")
+                deployments: dict[str, _Loc] = {}
+                for d, deployment in enumerate(account.deployments):
+                    d_loc = (*a_loc, "deployments", d)
+                    unique(deployments, deployment.name, (*d_loc, "name"), "deployment")
+                    for c, capability in enumerate(deployment.capabilities or ()):
+                        if capability not in KNOWN_CAPABILITIES:
+                            message = f"unknown capability '{capability}'" + _suggest(
+                                capability, KNOWN_CAPABILITIES, "known"
+                            )
+                            found.append(_Finding((*d_loc, "capabilities", c), message))
+            for m, service in enumerate(group.apim):
+                m_loc = (*g_loc, "apim", m)
+                unique(apim_names, service.name, (*m_loc, "name"), "API Management service")
+                api_ids: dict[str, _Loc] = {}
+                for p, api in enumerate(service.apis):
+                    p_loc = (*m_loc, "apis", p)
+                    unique(api_ids, api.id, (*p_loc, "id"), "API id")
+                    # one emulator gateway serves every service, so paths must differ estate-wide
+                    unique(api_paths, api.path, (*p_loc, "path"), "gateway API path")
+                    for b, backend in enumerate(api.backends):
+                        if estate.find_account(backend) is None:
+                            message = f"backend '{backend}' is not an account in this estate"
+                            message += _suggest(backend, all_accounts, "accounts")
+                            found.append(_Finding((*p_loc, "backends", b), message))
+                    operation_ids: dict[str, _Loc] = {}
+                    for o, operation in enumerate(api.operations):
+                        o_loc = (*p_loc, "operations", o, "id")
+                        unique(operation_ids, operation.id, o_loc, "operation id")
+    return found
+
+
+def _suggest(word: str, choices: Sequence[str], label: str) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    if choices and len(choices) <= 12:
+        return f"; {label}: {', '.join(choices)}"
+    return ""
+
+
+# ------------------------------------------------------------------------------------------ generation
+
+_CATALOG: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("gpt-4o-mini", "2024-07-18", "OpenAI", ("chatCompletion",)),
+    ("gpt-4o", "2024-08-06", "OpenAI", ("chatCompletion",)),
+    ("gpt-4.1", "2025-04-14", "OpenAI", ("chatCompletion",)),
+    ("gpt-4.1-mini", "2025-04-14", "OpenAI", ("chatCompletion",)),
+    ("o3", "2025-04-16", "OpenAI", ("chatCompletion",)),
+    ("text-embedding-3-small", "1", "OpenAI", ("embeddings",)),
+    ("text-embedding-3-large", "1", "OpenAI", ("embeddings",)),
+    ("FLUX-1.1-pro", "1", "Black Forest Labs", ("imageGenerations",)),
+    ("FLUX.1-Kontext-pro", "1", "Black Forest Labs", ("imageGenerations",)),
+)
+_REGIONS = ("uksouth", "eastus", "swedencentral", "westeurope", "norwayeast", "eastus2")
+
+
+def generate_estate(
+    accounts: int,
+    deployments_per_account: int,
+    *,
+    subscription_id: str = "5f3c0000-0000-4000-8000-00000000be4c",
+    resource_group: str = "bench-rg",
+    apim_name: str = "apim-bench",
+    subscription_key: str = "bench-subscription-key-not-a-secret",
+) -> Estate:
+    """A large, deterministic estate for benchmarks: `accounts` accounts of N deployments each."""
+    if accounts < 0 or deployments_per_account < 0:
+        raise InputError("generate_estate needs non-negative counts")
+    account_specs = []
+    for a in range(accounts):
+        deployments = []
+        for d in range(deployments_per_account):
+            model, version, fmt, capabilities = _CATALOG[d % len(_CATALOG)]
+            deployments.append(
+                Deployment(
+                    name=f"{model}-{d:03d}",
+                    model=model,
+                    version=version,
+                    format=fmt,
+                    capabilities=capabilities,
+                )
+            )
+        account_specs.append(
+            Account(
+                name=f"foundry{a + 1}-bench",
+                location=_REGIONS[a % len(_REGIONS)],
+                deployments=tuple(deployments),
+            )
+        )
+    api = Api(
+        id="inference-api",
+        display_name="Inference API",
+        path="inference/openai",
+        backends=tuple(spec.name for spec in account_specs),
+        operations=_OPENAI_OPERATIONS,
+    )
+    service = ApiManagementService(
+        name=apim_name, subscription_keys=(subscription_key,), apis=(api,)
+    )
+    group = ResourceGroup(
+        name=resource_group, location="uksouth", accounts=tuple(account_specs), apim=(service,)
+    )
+    return Estate(subscriptions=(Subscription(id=subscription_id, name="bench", resource_groups=(group,)),))
+
+
+_OPENAI_OPERATIONS = (
+    Operation(
+        id="ChatCompletions_Create",
+        method="POST",
+        url_template="/deployments/{deployment-id}/chat/completions?api-version={api-version}",
+        display_name="Creates a completion for the chat message",
+    ),
+    Operation(
+        id="ImageGenerations_Create",
+        method="POST",
+        url_template="/deployments/{deployment-id}/images/generations?api-version={api-version}",
+        display_name="Generates a batch of images from a text caption on a given DALLE model deployment",
+    ),
+    Operation(
+        id="embeddings_create",
+        method="POST",
+        url_template="/deployments/{deployment-id}/embeddings?api-version={api-version}",
+        display_name="Get a vector representation of a given input",
+    ),
+)

@@ -1,0 +1,337 @@
+"""The `runbook` command line: click lives here and nowhere else.
+
+Each command parses its options and calls the plain API (`runbook.api` and friends). `main()` is the
+one place that turns a `RunbookError` into a message and an exit code: 0 success, 1 a step or
+verification failed, 2 invalid input or usage, 130 interrupted. Heavy modules are imported inside the
+commands so `runbook --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+from .errors import EXIT_INPUT, EXIT_INTERRUPTED, RunbookError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class State:
+    def __init__(self, workspace: Path | None) -> None:
+        self.workspace_path = workspace
+
+    def workspace(self) -> Any:
+        from .workspace import load_workspace
+
+        return load_workspace(self.workspace_path)
+
+
+def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
+    parsed = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--var")
+        key, value = item.split("=", 1)
+        parsed[key.strip()] = value
+    return parsed
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="runbook")
+@click.option(
+    "-w",
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Workspace folder (default: the nearest folder above the current one with runbook.yaml).",
+)
+@click.pass_context
+def cli(ctx: click.Context, workspace: Path | None) -> None:
+    """Declarative, recorded incident runbooks for notebooks and Azure AI gateways.
+
+    A runbook (runbooks/phase-1.5.yaml) lists discovery, fix and verify steps. `runbook run`
+    executes them (reproducing the fault first), timestamps every step in a crash-safe run record,
+    appends to the timestamp log and writes the resolution report.
+
+    \b
+    Typical loop:
+      runbook validate              check every runbook (file:line:col errors)
+      runbook run phase-1.5         discovery -> reproduce -> fix -> verify -> report
+      runbook status                progress of every phase group
+      runbook docs build            reports, changelog, timeline and progress as a site
+
+    Exit codes: 0 success, 1 a step or verification failed, 2 invalid input, 130 interrupted.
+    """
+    ctx.obj = State(workspace)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("phase")
+@click.option("-t", "--target", help="Target from runbook.yaml (default: default_target; the sample uses `emulator`).")
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set a variable or input (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Discovery runs; fix steps show what they would change; verify is skipped. Writes nothing.")
+@click.option("--only", type=click.Choice(["discovery", "fix", "verify"]), help="Run one stage only.")
+@click.option("--from", "from_step", metavar="STEP_ID", help="Start at this step; earlier outputs come from the last record.")
+@click.option("--step", metavar="STEP_ID", help="Run exactly this step.")
+@click.option("-y", "--yes", is_flag=True, help="Approve `manual` steps without asking.")
+@click.option("--no-reproduce", is_flag=True, help="Do not run the verify steps before the fix.")
+@click.option("--resume", is_flag=True, help="Continue the latest failed or interrupted run of this phase.")
+@click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines on stdout (for CI).")
+@click.option("--no-report", is_flag=True, help="Do not write the report, changelog and timeline.")
+@click.option("--commit", is_flag=True, help="Commit the report, run record, timestamp log and changed files.")
+@click.option("--tag", is_flag=True, help="With --commit: tag the commit phase-<id>-resolved.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write reproduce/verify results as JUnit XML.")
+@click.option("-v", "--verbose", is_flag=True, help="Show diffs of changed files.")
+@click.pass_obj
+def run(
+    state: State,
+    phase: str,
+    target: str | None,
+    variables: tuple[str, ...],
+    dry_run: bool,
+    only: str | None,
+    from_step: str | None,
+    step: str | None,
+    yes: bool,
+    no_reproduce: bool,
+    resume: bool,
+    as_json: bool,
+    no_report: bool,
+    commit: bool,
+    tag: bool,
+    junit: Path | None,
+    verbose: bool,
+) -> None:
+    """Run the runbook of PHASE (`1.5` or `phase-1.5`).
+
+    Stages run in order: discovery -> reproduce (the verify steps, expected to fail before the fix)
+    -> fix -> verify. Every step is recorded in reports/runs/<phase>/<run-id>.jsonl.
+    """
+    from .api import run_phase
+    from .console import ConsolePrinter, JsonPrinter
+    from .executor import RunOptions
+
+    if tag and not commit:
+        raise click.UsageError("--tag needs --commit")
+    printer: Any = JsonPrinter() if as_json else ConsolePrinter(verbose=verbose)
+    options = RunOptions(
+        target=target,
+        vars=_parse_vars(variables),
+        dry_run=dry_run,
+        only=only,  # type: ignore[arg-type]
+        from_step=from_step,
+        step=step,
+        assume_yes=yes,
+        reproduce=False if no_reproduce else None,
+        resume=resume,
+    )
+    outputs = run_phase(
+        phase,
+        workspace=state.workspace(),
+        options=options,
+        listeners=[printer],
+        warn=printer.warning,
+        confirm=lambda text: click.confirm(text, default=False),
+        report=not no_report,
+        commit=commit,
+        tag=tag,
+        junit=junit,
+        raise_on_failure=False,
+    )
+    if not as_json:
+        for path in outputs.written:
+            click.echo(f"wrote {path}")
+        if outputs.commit:
+            click.echo(f"committed {outputs.commit[:10]}")
+    status = outputs.result.status
+    if status == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(0 if status == "success" else 1)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_obj
+def validate(state: State, paths: tuple[Path, ...]) -> None:
+    """Check runbooks without running them (default: every runbook of the workspace).
+
+    Reports every problem as file:line:col: schema and unknown keys (with "did you mean"), unknown
+    actions, action parameters, duplicate step ids, `next` naming an unknown phase, Jinja syntax.
+    Exits 2 when any problem is found.
+    """
+    from .api import validate as validate_runbooks
+    from .errors import ValidationFailed
+
+    try:
+        workspace = state.workspace()
+    except RunbookError:
+        if not paths:
+            raise
+        workspace = None
+    count, problems = validate_runbooks(paths, workspace=workspace)
+    if problems:
+        raise ValidationFailed(problems)
+    click.echo(f"{count} runbook{'s' if count != 1 else ''} valid")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of the runbook format (for yaml-language-server and editors)."""
+    from .model import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list with parameter schemas.")
+def actions(name: str | None, as_json: bool) -> None:
+    """List the actions steps can use, with their parameters (or one action's details)."""
+    from . import actions as registry
+
+    specs = [registry.get(name)] if name else list(registry.all_specs())
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {"name": s.name, "summary": s.summary, "changes": s.changes, "params": s.params.model_json_schema()}
+                    for s in specs
+                ],
+                indent=2,
+            )
+        )
+        return
+    for spec in specs:
+        click.echo(f"{spec.name:<22} {spec.summary}{'' if spec.changes else '  (read-only)'}")
+        for field_name, field in spec.params.model_fields.items():
+            required = "required" if field.is_required() else f"default {field.default!r}"
+            if field.default_factory is not None:
+                required = "optional"
+            click.echo(f"    {field.alias or field_name:<20} {field.description or ''} [{required}]")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("phase")
+@click.argument("action", type=click.Choice(["start", "complete", "fail"]))
+@click.option("-m", "--message", required=True, help="What was done (the log line's description).")
+@click.option("--cells", help="Cells fixed, comma separated (e.g. 109,130,171).")
+@click.option("--status", help="Status for complete/fail lines (default SUCCESS for complete).")
+@click.pass_obj
+def log(state: State, phase: str, action: str, message: str, cells: str | None, status: str | None) -> None:
+    """Append a hand-written line to the timestamp log, for phases done without a runbook.
+
+    Example: runbook log 1.2 complete -m "All 8 MCP servers verified"
+    """
+    from .api import log_phase
+
+    cell_list: list[Any] | None = None
+    if cells:
+        cell_list = [int(c) if c.strip().isdigit() else c.strip() for c in cells.split(",") if c.strip()]
+    entry = log_phase(state.workspace(), phase, action, message, cells=cell_list, status=status)
+    click.echo(json.dumps(entry, ensure_ascii=False))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--project", help="Project name (default: the folder name).")
+def init(directory: Path, project: str | None) -> None:
+    """Create a workspace in DIRECTORY: runbook.yaml, runbooks/, templates/, reports/, mkdocs.yml.
+
+    Refuses to overwrite any existing file.
+    """
+    from .scaffold import init_workspace
+
+    for path in init_workspace(directory, project=project):
+        click.echo(f"created {path}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("phase")
+@click.option("--title", help='Phase title, e.g. "Fix Backend Services" (default: its title in the plan).')
+@click.pass_obj
+def new(state: State, phase: str, title: str | None) -> None:
+    """Scaffold runbooks/phase-PHASE.yaml and add PHASE to the plan if it is missing."""
+    from .scaffold import new_phase
+
+    path, added = new_phase(state.workspace(), phase, title)
+    click.echo(f"created {path}")
+    if added:
+        click.echo(f"added phase {phase} to the plan in runbook.yaml")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--estate", type=click.Path(dir_okay=False, path_type=Path), help="Estate file (default: the AI-gateway lab).")
+@click.option("--arm-port", type=int, default=0, help="Port for ARM (default: a free one).")
+@click.option("--gateway-port", type=int, default=0, help="Port for the APIM gateway (default: a free one).")
+@click.option("--page-size", type=int, default=100, help="Items per ARM page (small values force paging).")
+@click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
+@click.option("--fault-rate", type=float, default=0.0, help="Share of requests answered 429/503 or dropped (0..1).")
+def emulator(
+    estate: Path | None, arm_port: int, gateway_port: int, page_size: int, latency: float, fault_rate: float
+) -> None:
+    """Serve the embedded Azure emulator on 127.0.0.1 until Ctrl-C.
+
+    It answers ARM (Cognitive Services accounts and deployments, API Management APIs and operations)
+    and the APIM gateway's Azure OpenAI routes, from an estate file.
+    """
+    from .azure.emulator import serve_forever
+
+    serve_forever(
+        estate,
+        arm_port=arm_port,
+        gateway_port=gateway_port,
+        page_size=page_size,
+        latency=latency,
+        fault_rate=fault_rate,
+        echo=click.echo,
+    )
+
+
+def _fail(error: RunbookError) -> NoReturn:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: the one place that maps errors to exit codes."""
+    try:
+        cli.main(args=argv, prog_name="runbook", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_INPUT if exc.exit_code == 2 else exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except RunbookError as exc:
+        _fail(exc)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug of ours: say so in one line; RUNBOOK_DEBUG=1 shows the traceback
+        import os
+
+        if os.environ.get("RUNBOOK_DEBUG"):
+            raise
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "  hint: this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback",
+            err=True,
+        )
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,638 @@
+"""The executor: runs one runbook's stages (discovery -> reproduce -> fix -> verify) step by step.
+
+For each step it evaluates `when`, renders parameters in the sandbox, runs the action (in a worker
+thread when it can block, so timeouts and Ctrl-C stop it cleanly), checks `expect`, retries with
+`until`, registers the output, and emits events. Listeners turn events into the run record (appended
+and fsynced as they happen), the console lines and `--json` output. The executor does not render
+reports; `api.run_phase` does that once the run is over.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from . import actions
+from .actions import ActionContext, ActionSpec, Result
+from .errors import (
+    ActionError,
+    ExpectationFailed,
+    InputError,
+    Location,
+    Problem,
+    RunbookError,
+    StepTimeout,
+    ValidationFailed,
+)
+from .loader import LoadedRunbook, schema_problems
+from .model import Expectation, Step
+from .record import iso, new_run_id, utc_now
+from .secrets import Redactor, is_secret_name
+from .templating import evaluate, render_value
+
+Only = Literal["discovery", "fix", "verify"]
+Listener = Callable[[dict[str, Any]], None]
+RunStatus = Literal["success", "failed", "interrupted"]
+STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass
+class RunOptions:
+    """What the user asked for on the command line (or through the API)."""
+
+    target: str | None = None
+    vars: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+    only: Only | None = None
+    from_step: str | None = None
+    step: str | None = None
+    assume_yes: bool = False
+    reproduce: bool | None = None  # None: as the runbook says
+    resume: bool = False
+
+
+@dataclass
+class StepOutcome:
+    stage: str
+    step: Step
+    status: str
+    output: Any = None
+    error: RunbookError | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    phase: str
+    status: RunStatus
+    record_path: Path | None
+    started_at: datetime
+    finished_at: datetime
+    outcomes: list[StepOutcome]
+    changed_files: set[Path]
+    reproduced: bool | None
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class Interrupted(Exception):
+    """Raised inside the executor when Ctrl-C arrives; turned into RunInterrupted by the API."""
+
+
+def resolve_inputs(
+    loaded: LoadedRunbook,
+    options: RunOptions,
+    environ: Mapping[str, str],
+    dotenv: Mapping[str, str],
+    target_env: Mapping[str, str],
+    target_settings: Mapping[str, Any],
+    redactor: Redactor,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Values of declared inputs: --var, then the environment, the target, .env, the default.
+
+    Returns (public values, secret values). Every missing required input is listed at once.
+    """
+    public: dict[str, Any] = {}
+    secret: dict[str, Any] = {}
+    missing: list[str] = []
+    for name, spec in loaded.runbook.inputs.items():
+        variable = spec.env or name
+        value: Any = options.vars.get(name)
+        if value is None:
+            value = environ.get(variable)
+        if value is None:
+            value = target_env.get(variable)
+        if value is None and name in target_settings:
+            value = target_settings[name]
+        if value is None:
+            value = dotenv.get(variable)
+        if value is None:
+            value = spec.default
+        if value is None and spec.required:
+            missing.append(f"{name} (env {variable})" if spec.env else name)
+            continue
+        if spec.secret:
+            if isinstance(value, str):
+                redactor.add(value)
+            secret[name] = value
+        else:
+            public[name] = value
+    if missing:
+        raise InputError(
+            f"{loaded.doc.display}: missing required inputs: {', '.join(missing)}",
+            hint="pass --var NAME=VALUE, export the variable, or add it to .env",
+        )
+    return public, secret
+
+
+class Executor:
+    """Runs one loaded runbook against an opened target."""
+
+    def __init__(
+        self,
+        loaded: LoadedRunbook,
+        *,
+        workspace_root: Path,
+        target: Any,
+        options: RunOptions,
+        redactor: Redactor,
+        variables: dict[str, Any],
+        secrets: dict[str, Any],
+        environ: Mapping[str, str],
+        listeners: list[Listener],
+        run_id: str | None = None,
+        allowed_paths: tuple[Path, ...] = (),
+        confirm: Callable[[str], bool] | None = None,
+        warn: Callable[[str], None] | None = None,
+        restored: dict[tuple[str, str], dict[str, Any]] | None = None,
+        previous_steps: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.runbook = loaded.runbook
+        self.root = workspace_root
+        self.target = target
+        self.options = options
+        self.redactor = redactor
+        self.listeners = listeners
+        self.run_id = run_id or new_run_id()
+        self.allowed_paths = allowed_paths
+        self.confirm = confirm
+        self.warn = warn or (lambda _msg: None)
+        self.restored = restored or {}
+        self.previous_steps = previous_steps or {}
+        self.run_state: dict[str, Any] = {}
+        self.changed_files: set[Path] = set()
+        self.outcomes: list[StepOutcome] = []
+        self._current_stop: threading.Event | None = None
+        self._interrupted = threading.Event()
+        public_env = {k: v for k, v in environ.items() if not is_secret_name(k) and v not in redactor}
+        self.context: dict[str, Any] = {
+            **variables,
+            "vars": dict(variables),
+            "secrets": dict(secrets),
+            "env": public_env,
+            "target": dict(getattr(target, "settings", {}) or {}),
+            "target_name": getattr(target, "name", None),
+            "phase": self.runbook.phase,
+            "run": {"id": self.run_id},
+            "steps": {},
+        }
+
+    # ------------------------------------------------------------------ events
+
+    def emit(self, event: dict[str, Any]) -> None:
+        event = self.redactor(event)
+        for listener in self.listeners:
+            listener(event)
+
+    def interrupt(self) -> None:
+        """Ask the running step to stop (Ctrl-C); the run ends as `interrupted`."""
+        self._interrupted.set()
+        if self._current_stop is not None:
+            self._current_stop.set()
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self, *, resumed: bool = False, header: dict[str, Any] | None = None) -> RunResult:
+        started = utc_now()
+        self.context["run"]["started_at"] = iso(started)
+        if resumed:
+            self.emit({"event": "run_resumed", "run_id": self.run_id, "time": iso(started), "pid": os.getpid()})
+        else:
+            self.emit(
+                {
+                    "event": "run_started",
+                    "run_id": self.run_id,
+                    "phase": self.runbook.phase,
+                    "title": self.runbook.title,
+                    "runbook": self.loaded.doc.display,
+                    "digest": self.loaded.digest,
+                    "target": getattr(self.target, "name", None),
+                    "target_settings": self.target.public_settings() if self.target is not None else {},
+                    "vars": {k: v for k, v in self.context["vars"].items()},
+                    "options": {
+                        "dry_run": self.options.dry_run,
+                        "only": self.options.only,
+                        "from": self.options.from_step,
+                        "step": self.options.step,
+                        "reproduce": self._reproduce_enabled(),
+                    },
+                    "time": iso(started),
+                    "pid": os.getpid(),
+                    "host": platform.node(),
+                    **(header or {}),
+                }
+            )
+        status: RunStatus = "success"
+        reproduced: bool | None = None
+        failed_step: str | None = None
+        try:
+            plan = self._plan()
+            failed = False
+            for stage, step, selected in plan:
+                if stage == "reproduce" and reproduced is None:
+                    reproduced = False
+                if failed or not selected:
+                    reason = "an earlier step failed" if failed else self._skip_reason(stage, step)
+                    self._record_skip(stage, step, reason)
+                    continue
+                outcome = self._run_step(stage, step)
+                if stage == "reproduce":
+                    if outcome.status == "failed":
+                        reproduced = True
+                    continue
+                if outcome.status == "failed" and not step.continue_on_error:
+                    failed = True
+                    failed_step = step.id
+                    status = "failed"
+            if reproduced is False:
+                self.emit(
+                    {
+                        "event": "note",
+                        "kind": "fault_not_reproduced",
+                        "time": iso(utc_now()),
+                        "message": "fault did not reproduce: every verify step already passed before the fix",
+                    }
+                )
+        except Interrupted:
+            status = "interrupted"
+        finally:
+            self._close_run_state()
+        finished = utc_now()
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            if outcome.stage != "reproduce":
+                counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        self.emit(
+            {
+                "event": "run_finished",
+                "run_id": self.run_id,
+                "status": status,
+                "time": iso(finished),
+                "duration_s": round((finished - started).total_seconds(), 3),
+                "counts": counts,
+                "failed_step": failed_step,
+                "reproduced": reproduced,
+                "changed_files": sorted(self._relative(p) for p in self.changed_files),
+            }
+        )
+        return RunResult(
+            run_id=self.run_id,
+            phase=self.runbook.phase,
+            status=status,
+            record_path=None,
+            started_at=started,
+            finished_at=finished,
+            outcomes=self.outcomes,
+            changed_files=set(self.changed_files),
+            reproduced=reproduced,
+            interrupted=status == "interrupted",
+        )
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
+    def _reproduce_enabled(self) -> bool:
+        if self.options.dry_run or self.options.only is not None or self.options.step or self.options.from_step:
+            return False
+        if self.options.reproduce is not None:
+            return self.options.reproduce
+        return self.runbook.reproduce and bool(self.runbook.verify)
+
+    def _plan(self) -> list[tuple[str, Step, bool]]:
+        """(stage, step, selected) in execution order."""
+        order: list[tuple[str, Step]] = []
+        order.extend(("discovery", s) for s in self.runbook.discovery)
+        if self._reproduce_enabled():
+            order.extend(("reproduce", s) for s in self.runbook.verify)
+        order.extend(("fix", s) for s in self.runbook.fix)
+        order.extend(("verify", s) for s in self.runbook.verify)
+        ids = [s.id for _, s in order]
+        for wanted in (self.options.from_step, self.options.step):
+            if wanted and wanted not in ids:
+                import difflib
+
+                close = difflib.get_close_matches(wanted, ids, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise InputError(f"no step {wanted!r} in {self.loaded.doc.display}: {hint}steps: {', '.join(dict.fromkeys(ids))}")
+        plan: list[tuple[str, Step, bool]] = []
+        reached = self.options.from_step is None
+        for stage, step in order:
+            if not reached and step.id == self.options.from_step and stage != "reproduce":
+                reached = True
+            selected = reached
+            if self.options.step is not None:
+                selected = step.id == self.options.step and stage != "reproduce"
+            if self.options.only is not None and stage != self.options.only:
+                selected = False
+            if self.options.dry_run and stage == "verify":
+                selected = False
+            plan.append((stage, step, selected))
+        return plan
+
+    def _skip_reason(self, stage: str, step: Step) -> str:
+        if self.options.dry_run and stage == "verify":
+            return "dry-run: verify does not run"
+        if self.options.only is not None:
+            return f"--only {self.options.only}"
+        if self.options.step is not None:
+            return f"--step {self.options.step}"
+        return f"before --from {self.options.from_step}"
+
+    def _record_skip(self, stage: str, step: Step, reason: str) -> None:
+        # Outputs of steps not run this time are restored from the last record that has them,
+        # so later steps can still use `steps.<id>.output` and registered names.
+        previous = self.previous_steps.get(step.id)
+        if previous is not None and stage != "reproduce" and previous.get("status") in ("ok", "changed"):
+            self._register(step, previous.get("output"), str(previous.get("status")))
+        now = iso(utc_now())
+        outcome = StepOutcome(stage, step, "skipped")
+        self.outcomes.append(outcome)
+        self.emit(
+            {
+                "event": "step_finished",
+                "stage": stage,
+                "step": step.id,
+                "title": step.label,
+                "uses": step.uses,
+                "status": "skipped",
+                "started_at": now,
+                "finished_at": now,
+                "duration_s": 0.0,
+                "reason": reason,
+            }
+        )
+
+    # ------------------------------------------------------------------ one step
+
+    def _register(self, step: Step, output: Any, status: str) -> None:
+        self.context["steps"][step.id] = {"output": output, "status": status}
+        if step.register_:
+            self.context[step.register_] = output
+
+    def _run_step(self, stage: str, step: Step) -> StepOutcome:
+        restored = self.restored.get((stage, step.id))
+        if restored is not None:
+            # --resume: this step completed in the interrupted run; keep its result.
+            if stage != "reproduce":
+                self._register(step, restored.get("output"), str(restored.get("status")))
+            outcome = StepOutcome(stage, step, str(restored.get("status")), restored.get("output"))
+            self.outcomes.append(outcome)
+            self.emit({**restored, "event": "step_restored", "time": iso(utc_now())})
+            return outcome
+        spec = actions.get(step.uses)
+        started = utc_now()
+        self.emit(
+            {
+                "event": "step_started",
+                "stage": stage,
+                "step": step.id,
+                "title": step.label,
+                "uses": step.uses,
+                "time": iso(started),
+            }
+        )
+        result: Result | None = None
+        error: RunbookError | None = None
+        status = "ok"
+        attempts = 0
+        expectations: list[dict[str, Any]] = []
+        skip_reason: str | None = None
+        try:
+            if step.when is not None and not self._truthy(step.when):
+                status, skip_reason = "skipped", f"when: {step.when}"
+            elif self.options.dry_run and spec.changes and not spec.supports_dry_run:
+                status, skip_reason = "skipped", f"dry-run: would run {spec.name}"
+            else:
+                while True:
+                    attempts += 1
+                    try:
+                        result = self._attempt(stage, step, spec)
+                        expectations = self._check(step, result.output)
+                        if step.until is not None and not self._truthy(step.until, result.output):
+                            raise ActionError(f"`until` still false: {step.until}", output=result.output)
+                        error = None
+                        break
+                    except (ActionError, InputError) as exc:
+                        error = exc
+                        if attempts > step.retries or self._interrupted.is_set():
+                            break
+                        self.warn(f"{step.id}: attempt {attempts} failed ({exc.message}); retrying in {step.delay:g}s")
+                        if self._wait(step.delay):
+                            raise Interrupted() from None
+                if error is not None:
+                    status = "failed"
+                elif result is not None:
+                    status = result.status
+        except Interrupted:
+            status = "interrupted"
+            error = RunbookError("interrupted by the user (Ctrl-C)")
+        finished = utc_now()
+        output = result.output if result is not None else getattr(error, "output", None)
+        if status in ("ok", "changed") and stage != "reproduce":
+            self._register(step, output, status)
+        elif stage != "reproduce":
+            self.context["steps"][step.id] = {"output": output, "status": status}
+        if isinstance(error, ExpectationFailed) and not expectations:
+            expectations = list(getattr(error, "expectations", []))
+        event: dict[str, Any] = {
+            "event": "step_finished",
+            "stage": stage,
+            "step": step.id,
+            "title": step.label,
+            "uses": step.uses,
+            "status": status,
+            "started_at": iso(started),
+            "finished_at": iso(finished),
+            "duration_s": round((finished - started).total_seconds(), 3),
+            "attempts": attempts,
+            "output": output,
+        }
+        if skip_reason:
+            event["reason"] = skip_reason
+        if self.options.dry_run and spec.changes:
+            event["dry_run"] = True
+        if expectations:
+            event["expectations"] = expectations
+        if result is not None:
+            if result.diff:
+                event["diff"] = result.diff
+            if result.changes:
+                event["changes"] = result.changes
+            if result.warnings:
+                event["warnings"] = result.warnings
+            if result.message:
+                event["message"] = result.message
+        if error is not None:
+            event["error"] = {"type": type(error).__name__, "message": error.message, "hint": error.hint}
+        self.emit(event)
+        outcome = StepOutcome(stage, step, status, output, error)
+        self.outcomes.append(outcome)
+        if status == "interrupted":
+            raise Interrupted()
+        return outcome
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep `seconds` unless interrupted; True when interrupted."""
+        return self._interrupted.wait(seconds)
+
+    def _truthy(self, expression: str | bool, output: Any = None) -> bool:
+        if isinstance(expression, bool):
+            return expression
+        context = self.context if output is None else {**self.context, "output": output}
+        return bool(evaluate(expression, context))
+
+    def _attempt(self, stage: str, step: Step, spec: ActionSpec) -> Result:
+        params = self._params(step, spec)
+        stop = threading.Event()
+        if self._interrupted.is_set():
+            raise Interrupted()
+        context = ActionContext(
+            workspace_root=self.root,
+            step_id=step.id,
+            stage=stage,
+            dry_run=self.options.dry_run,
+            redactor=self.redactor,
+            target=self.target,
+            timeout=step.timeout,
+            stop=stop,
+            allowed_paths=self.allowed_paths,
+            confirm=self.confirm,
+            assume_yes=self.options.assume_yes,
+            warn=lambda message: self.warn(f"{step.id}: {message}"),
+            run_state=self.run_state,
+            previous=self.previous_steps.get(step.id),
+            changed_files=self.changed_files,
+        )
+        context.run_state.setdefault("template_context", self.context)
+        if not spec.blocking and step.timeout is None:
+            return spec.func(params, context)
+        return self._in_thread(spec, params, context, step)
+
+    def _in_thread(self, spec: ActionSpec, params: Any, context: ActionContext, step: Step) -> Result:
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                box["result"] = spec.func(params, context)
+            except BaseException as exc:  # handed to the main thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        self._current_stop = context.stop
+        worker = threading.Thread(target=work, name=f"step-{step.id}", daemon=True)
+        deadline = None if step.timeout is None else time.monotonic() + step.timeout
+        try:
+            worker.start()
+            while not done.is_set():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    context.stop.set()
+                    done.wait(STOP_GRACE_SECONDS)
+                    raise StepTimeout(
+                        f"step {step.id} timed out after {step.timeout:g}s",
+                        hint="raise `timeout:` on the step, or find why it hangs",
+                    )
+                done.wait(0.2 if remaining is None else min(remaining, 0.2))
+                if self._interrupted.is_set():
+                    context.stop.set()
+                    done.wait(STOP_GRACE_SECONDS)
+                    raise Interrupted()
+        except KeyboardInterrupt:
+            self._interrupted.set()
+            context.stop.set()
+            done.wait(STOP_GRACE_SECONDS)
+            raise Interrupted() from None
+        finally:
+            self._current_stop = None
+        if "error" in box:
+            exc = box["error"]
+            if isinstance(exc, RunbookError):
+                raise exc
+            if isinstance(exc, KeyboardInterrupt):
+                raise Interrupted()
+            raise ActionError(f"{spec.name} crashed: {type(exc).__name__}: {exc}") from exc
+        result: Result = box["result"]
+        return result
+
+    def _params(self, step: Step, spec: ActionSpec) -> Any:
+        raw = {k: v for k, v in step.with_.items() if k not in spec.raw_params}
+        rendered = render_value(raw, self.context)
+        rendered.update({k: v for k, v in step.with_.items() if k in spec.raw_params})
+        try:
+            return spec.params.model_validate(rendered)
+        except ValidationError as exc:
+            stage = self._stage_of(step)
+            index = [s.id for s in getattr(self.runbook, stage)].index(step.id)
+            problems = schema_problems(exc, self.loaded.doc, [stage, index, "with"], model=spec.params)
+            raise ValidationFailed(
+                [Problem(p.location, f"{spec.name} (after rendering): {p.message}") for p in problems]
+            ) from None
+
+    def _stage_of(self, step: Step) -> str:
+        for stage, steps in self.runbook.stages():
+            if step in steps:
+                return stage
+        return "fix"
+
+    def _check(self, step: Step, output: Any) -> list[dict[str, Any]]:
+        if not step.expect:
+            return []
+        context = {**self.context, "output": output}
+        results = []
+        failed = []
+        for item in step.expect:
+            that, message = (item, None) if isinstance(item, str) else (item.that, item.message)
+            passed = bool(evaluate(that, context))
+            entry = {"that": that, "passed": passed}
+            if message:
+                entry["message"] = message
+            results.append(entry)
+            if not passed:
+                failed.append(message or that)
+        if failed:
+            error = ExpectationFailed(f"expectation failed: {'; '.join(failed)}", output=output)
+            error.expectations = results  # type: ignore[attr-defined]
+            raise error
+        return results
+
+    def _close_run_state(self) -> None:
+        for key, value in list(self.run_state.items()):
+            closer = getattr(value, "close", None)
+            if callable(closer) and key != "template_context":
+                try:
+                    closer()
+                except Exception as exc:  # cleanup must not hide the run's own result
+                    self.warn(f"closing {key}: {exc}")
+        self.run_state.clear()
+
+
+def expectation_text(item: str | Expectation) -> str:
+    return item if isinstance(item, str) else item.that
+
+
+def location_of_step(loaded: LoadedRunbook, stage: str, step_id: str) -> Location:
+    steps = getattr(loaded.runbook, stage)
+    index = [s.id for s in steps].index(step_id)
+    return loaded.step_location(stage, index)

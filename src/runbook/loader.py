@@ -1,0 +1,369 @@
+"""YAML loading with positions, and validation of runbooks into `file:line:col` problems.
+
+ruamel.yaml's round-trip loader keeps the line and column of every key and item; pydantic's error
+locations are walked back through that tree so each problem points at the text the user wrote. All
+problems of a file are collected (schema, unknown actions, action parameters, duplicate step ids,
+unknown `next` phase, Jinja syntax) before anything runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import InputError, Location, Problem, ValidationFailed, relative_display
+from .model import Runbook, Step
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class YamlDocument:
+    """A parsed YAML file: plain Python data plus the ruamel tree that knows positions."""
+
+    path: Path
+    display: str
+    text: str
+    tree: Any
+    data: Any
+
+    def location(self, loc: Sequence[str | int] = (), *, key: bool = False) -> Location:
+        return Location(self.display, *_position(self.tree, loc, key=key))
+
+
+def read_yaml(path: Path, *, root: Path | None = None) -> YamlDocument:
+    """Parse a YAML file; a syntax error becomes an InputError with file:line:col."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    display = relative_display(path, root)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{display}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{display}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{display}: cannot read: {exc.strerror}") from None
+    yaml = YAML(typ="rt")
+    try:
+        tree = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise InputError(f"invalid YAML: {what}", location=where, hint="check indentation and quoting") from None
+    except (YAMLError, RecursionError, ValueError) as exc:
+        raise InputError(f"invalid YAML: {exc}", location=Location(display)) from None
+    return YamlDocument(path=path, display=display, text=text, tree=tree, data=to_plain(tree))
+
+
+def to_plain(node: Any) -> Any:
+    """ruamel's round-trip types -> plain dict/list/str/int/float/bool/None."""
+    from ruamel.yaml.scalarfloat import ScalarFloat
+
+    if isinstance(node, Mapping):
+        return {str(k) if not isinstance(k, str | int | float | bool) else k: to_plain(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [to_plain(v) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, ScalarFloat):
+        # Keep what was written: phase 1.10 is not phase 1.1.
+        return _FloatText(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if hasattr(node, "value"):  # tagged scalars
+        return to_plain(node.value)
+    return node
+
+
+class _FloatText(float):
+    """A float that remembers its YAML spelling, so `str()` of 1.10 stays "1.10"."""
+
+    _text: str
+
+    def __new__(cls, node: Any) -> _FloatText:
+        self = super().__new__(cls, float(node))
+        text = None
+        try:
+            width, prec = node._width, node._prec
+            if width is not None and prec is not None and not node._exp:
+                text = f"{float(node):.{max(width - prec - 1, 0)}f}"
+        except AttributeError:
+            text = None
+        self._text = text or repr(float(node))
+        return self
+
+    def __str__(self) -> str:
+        return self._text
+
+
+def _position(tree: Any, loc: Sequence[str | int], *, key: bool = False) -> tuple[int | None, int | None]:
+    """Line and column (1-based) of the node at `loc`, or of the deepest ancestor that exists."""
+    line: int | None = None
+    col: int | None = None
+    node = tree
+    if hasattr(node, "lc"):
+        line, col = node.lc.line + 1, node.lc.col + 1
+    for depth, part in enumerate(loc):
+        last = depth == len(loc) - 1
+        try:
+            if isinstance(node, Mapping) and part in node:
+                pos = node.lc.key(part) if (key and last) else node.lc.value(part)
+                if pos is not None:
+                    line, col = pos[0] + 1, pos[1] + 1
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                pos = node.lc.item(part)
+                if pos is not None:
+                    line, col = pos[0] + 1, pos[1] + 1
+                node = node[part]
+            else:
+                break
+        except (AttributeError, KeyError, TypeError, IndexError):
+            break
+    return line, col
+
+
+def schema_problems(
+    exc: ValidationError | list[Any],
+    doc: YamlDocument,
+    prefix: Sequence[str | int] = (),
+    model: type[BaseModel] | None = None,
+) -> list[Problem]:
+    """Turn pydantic errors into located problems; unknown keys get a 'did you mean'."""
+    problems = []
+    errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else exc
+    for err in errors:
+        loc = [*prefix, *(p for p in err["loc"] if not _is_union_tag(p))]
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            name = str(loc[-1])
+            known = _known_fields(model, err["loc"]) if model else []
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+            message = f"unknown key {name!r}: {hint}"
+            location = doc.location(loc, key=True)
+        elif kind == "missing":
+            message = f"missing required key {str(loc[-1])!r}"
+            location = doc.location(loc[:-1])
+        else:
+            where = ".".join(str(p) for p in loc)
+            message = f"{where}: {err['msg']}"
+            location = doc.location(loc)
+        problems.append(Problem(location, message))
+    return problems
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic inserts the member type name ("str", "Expectation") into locs of union errors.
+    return isinstance(part, str) and (part[:1].isupper() or part in {"str", "int", "float", "bool"})
+
+
+def _known_fields(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    """Field names (aliases) of the model that owns the last element of `loc`."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = _field_by_alias(current, str(part))
+            current = _inner_model(field.annotation) if field is not None else None
+        elif _is_union_tag(part):
+            continue
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return []
+
+
+def _field_by_alias(model: type[BaseModel], name: str) -> Any:
+    for field_name, field in model.model_fields.items():
+        if name in (field_name, field.alias):
+            return field
+    return None
+
+
+def _inner_model(annotation: Any) -> Any:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def parse_model(model: type[M], doc: YamlDocument) -> tuple[M | None, list[Problem]]:
+    if not isinstance(doc.data, dict):
+        return None, [Problem(doc.location(), f"expected a mapping of keys at the top of {doc.display}")]
+    try:
+        return model.model_validate(doc.data), []
+    except ValidationError as exc:
+        return None, schema_problems(exc, doc, model=model)
+
+
+@dataclass
+class LoadedRunbook:
+    """A validated runbook with where it came from (for records, reports and error messages)."""
+
+    runbook: Runbook
+    path: Path
+    doc: YamlDocument
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.doc.text.encode()).hexdigest()
+
+    def step_location(self, stage: str, index: int) -> Location:
+        return self.doc.location([stage, index])
+
+
+def load_runbook(path: Path, *, root: Path | None = None, known_phases: Iterable[str] | None = None) -> LoadedRunbook:
+    """Load and fully validate a runbook; raise ValidationFailed listing every problem."""
+    doc = read_yaml(path, root=root)
+    problems = validate_document(doc, known_phases=known_phases)
+    if problems:
+        raise ValidationFailed(problems)
+    runbook = Runbook.model_validate(doc.data)
+    return LoadedRunbook(runbook=runbook, path=path, doc=doc)
+
+
+def validate_document(doc: YamlDocument, *, known_phases: Iterable[str] | None = None) -> list[Problem]:
+    """Every problem in one runbook document, in file order."""
+    problems: list[Problem] = []
+    data = doc.data
+    if not isinstance(data, dict):
+        return [Problem(doc.location(), "a runbook is a mapping with phase, title and stages")]
+    # Validate steps one by one so one bad step does not hide the others' problems.
+    step_problems: list[Problem] = []
+    seen: dict[str, Location] = {}
+    for stage in ("discovery", "fix", "verify"):
+        steps = data.get(stage)
+        if not isinstance(steps, list):
+            continue
+        for index, raw in enumerate(steps):
+            step_problems.extend(_validate_step(doc, stage, index, raw, seen))
+    # The runbook without its steps: schema of the rest.
+    stripped = {k: (v if k not in ("discovery", "fix", "verify") or not isinstance(v, list) else []) for k, v in data.items()}
+    try:
+        runbook = Runbook.model_validate(stripped)
+    except ValidationError as exc:
+        runbook = None
+        problems.extend(schema_problems(exc, doc, model=Runbook))
+    problems.extend(step_problems)
+    if runbook is not None and runbook.next and known_phases is not None:
+        phases = set(known_phases)
+        if runbook.next not in phases:
+            close = difflib.get_close_matches(runbook.next, sorted(phases), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(
+                Problem(
+                    doc.location(["next"]),
+                    f"next phase {runbook.next!r} is not in the plan: {hint}"
+                    f"add it to the plan in runbook.yaml or run `runbook new {runbook.next}`",
+                )
+            )
+    problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
+    return problems
+
+
+def _validate_step(
+    doc: YamlDocument, stage: str, index: int, raw: Any, seen: dict[str, Location]
+) -> list[Problem]:
+    from . import actions
+    from .templating import check_expression, check_syntax
+
+    prefix: list[str | int] = [stage, index]
+    if not isinstance(raw, dict):
+        return [Problem(doc.location(prefix), "a step is a mapping with id, uses and with")]
+    try:
+        step = Step.model_validate(raw)
+    except ValidationError as exc:
+        return schema_problems(exc, doc, prefix, model=Step)
+    problems: list[Problem] = []
+    if step.id in seen:
+        problems.append(
+            Problem(doc.location([*prefix, "id"]), f"duplicate step id {step.id!r} (first used at {seen[step.id]})")
+        )
+    else:
+        seen[step.id] = doc.location([*prefix, "id"])
+    try:
+        spec = actions.get(step.uses)
+    except InputError as exc:
+        problems.append(Problem(doc.location([*prefix, "uses"]), exc.message))
+        spec = None
+    # Jinja syntax in every templated string.
+    for loc, text in _strings(raw.get("with", {}), [*prefix, "with"]):
+        message = check_syntax(text)
+        if message:
+            problems.append(Problem(doc.location(loc), message))
+    for field_name in ("when", "until"):
+        value = raw.get(field_name)
+        if isinstance(value, str):
+            message = check_expression(value)
+            if message:
+                problems.append(Problem(doc.location([*prefix, field_name]), message))
+    for i, item in enumerate(step.expect):
+        text = item if isinstance(item, str) else item.that
+        message = check_expression(text)
+        if message:
+            problems.append(Problem(doc.location([*prefix, "expect", i]), message))
+    if spec is not None:
+        problems.extend(_check_params(doc, spec, raw.get("with") or {}, [*prefix, "with"]))
+    return problems
+
+
+def _check_params(doc: YamlDocument, spec: Any, params: Any, prefix: list[str | int]) -> list[Problem]:
+    """Check parameters against the action's model; templated values are checked after rendering."""
+    if not isinstance(params, dict):
+        return [Problem(doc.location(prefix), f"`with` of {spec.name} must be a mapping of parameters")]
+    try:
+        spec.params.model_validate(params)
+    except ValidationError as exc:
+        # A templated value cannot be type-checked before it is rendered; unknown/missing keys can.
+        errors = [e for e in exc.errors(include_url=False) if not _templated(params, e["loc"])]
+        return [
+            Problem(p.location, f"{spec.name}: {p.message}")
+            for p in schema_problems(errors, doc, prefix, model=spec.params)
+        ]
+    return []
+
+
+def _templated(params: Any, loc: Sequence[Any]) -> bool:
+    node = params
+    for part in loc:
+        if isinstance(node, str):
+            break
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif _is_union_tag(part):
+            continue
+        else:
+            return False
+    return isinstance(node, str) and "{{" in node
+
+
+def _strings(value: Any, loc: list[str | int]) -> Iterable[tuple[list[str | int], str]]:
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, [*loc, k])
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, [*loc, i])

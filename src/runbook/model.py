@@ -1,0 +1,181 @@
+"""The runbook schema: typed models of one phase's runbook (steps, stages, inputs, report material).
+
+Models reject unknown keys; `loader.py` turns their errors into `file:line:col` messages with a
+suggestion. `json_schema()` exports the format, including every action's parameters, for editors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+STAGES = ("discovery", "fix", "verify")
+StageName = Literal["discovery", "fix", "verify"]
+PHASE_ID = re.compile(r"^\d+(\.\d+)*$")
+STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def normalise_phase(text: str) -> str:
+    """`phase-1.5`, `Phase 1.5` and `1.5` all name phase "1.5"."""
+    value = str(text).strip()
+    lowered = value.lower()
+    for prefix in ("phase-", "phase_", "phase "):
+        if lowered.startswith(prefix):
+            value = value[len(prefix) :]
+            break
+    return value.strip()
+
+
+def phase_group(phase: str) -> str:
+    """The group a phase belongs to: "1.5" -> "1"."""
+    return phase.split(".", 1)[0]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Input(Strict):
+    """A declared input: a variable filled from --var, the environment, the target or a default."""
+
+    env: str | None = Field(None, description="environment variable (or .env key) that supplies it")
+    default: Any = Field(None, description="value used when nothing else supplies one")
+    secret: bool = Field(False, description="mask the value everywhere output leaves the process")
+    required: bool = Field(False, description="fail before any step runs when no value is found")
+    description: str | None = None
+
+
+class Expectation(Strict):
+    that: str = Field(description="a Jinja expression over `output` that must be true")
+    message: str | None = Field(None, description="what it means when it is false")
+
+
+class Step(Strict):
+    id: str = Field(description="unique in the runbook; used by --from/--step and `steps.<id>`")
+    title: str | None = None
+    uses: str = Field(description="the action to run (see `runbook actions`)")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="action parameters")
+    register_: str | None = Field(None, alias="register", description="name under which later steps see the output")
+    expect: list[str | Expectation] = Field(default_factory=list)
+    when: str | bool | None = Field(None, description="run only when this expression is true")
+    retries: int = Field(0, ge=0, le=1000)
+    delay: float = Field(1.0, ge=0)
+    until: str | None = Field(None, description="retry until this expression over `output` is true")
+    timeout: float | None = Field(None, gt=0, description="seconds before the step is stopped")
+    continue_on_error: bool = False
+    description: str | None = Field(None, description="why this step exists (shown in reports)")
+    cells: list[int | str] = Field(default_factory=list, description="cells this step concerns (reports)")
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not STEP_ID.match(value):
+            raise ValueError("step ids start with a letter or _ and use letters, digits, - and _")
+        return value
+
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | dict) else value
+
+    @property
+    def label(self) -> str:
+        return self.title or self.id
+
+
+class RootCause(Strict):
+    title: str
+    expected: str | list[str] | None = None
+    actual: str | list[str] | None = None
+    detail: str | None = None
+
+
+class CellNote(Strict):
+    cell: int | str = Field(description="cell number (as people say 'Cell 109') or id")
+    id: str | None = None
+    description: str | None = None
+    change: str | None = None
+
+
+class ChangelogLines(Strict):
+    fixed: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
+    added: list[str] = Field(default_factory=list)
+
+
+class ReportMaterial(Strict):
+    """What a person knows and the run cannot discover: authored sections of the report."""
+
+    summary: str | None = None
+    root_causes: list[RootCause] = Field(default_factory=list)
+    lessons: list[str] = Field(default_factory=list)
+    cells: list[CellNote] = Field(default_factory=list, description="the 'Cells to Fix' table")
+    expected_fix: str | None = None
+    success_criteria: list[str] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list, description="files to modify")
+    changelog: ChangelogLines = Field(default_factory=ChangelogLines)
+    notes: str | None = None
+
+
+class Runbook(Strict):
+    phase: str = Field(description='the phase this runbook resolves, e.g. "1.5"')
+    title: str
+    summary: str | None = None
+    next: str | None = Field(None, description="the phase that follows, e.g. 1.6")
+    reproduce: bool = Field(True, description="run the verify steps once before the fix")
+    vars: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, Input] = Field(default_factory=dict)
+    discovery: list[Step] = Field(default_factory=list)
+    fix: list[Step] = Field(default_factory=list)
+    verify: list[Step] = Field(default_factory=list)
+    report: ReportMaterial = Field(default_factory=ReportMaterial)
+
+    @field_validator("phase", "next", mode="before")
+    @classmethod
+    def _phase(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        text = normalise_phase(str(value))
+        if not PHASE_ID.match(text):
+            raise ValueError(f"{value!r} is not a phase id like 1.5 or phase-1.5")
+        return text
+
+    @model_validator(mode="after")
+    def _has_steps(self) -> Runbook:
+        return self
+
+    def stages(self) -> list[tuple[StageName, list[Step]]]:
+        return [("discovery", self.discovery), ("fix", self.fix), ("verify", self.verify)]
+
+    def all_steps(self) -> list[tuple[StageName, Step]]:
+        return [(stage, step) for stage, steps in self.stages() for step in steps]
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the runbook format, with each action's parameters bound to its `uses`."""
+    from . import actions
+
+    schema = Runbook.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "runbook"
+    defs = schema.setdefault("$defs", {})
+    branches = []
+    for spec in actions.all_specs():
+        params = spec.params.model_json_schema(by_alias=True)
+        for name, sub in params.pop("$defs", {}).items():
+            defs.setdefault(name, sub)
+        key = "Params_" + re.sub(r"\W", "_", spec.name)
+        params["description"] = spec.summary
+        defs[key] = params
+        branches.append(
+            {
+                "if": {"properties": {"uses": {"const": spec.name}}, "required": ["uses"]},
+                "then": {"properties": {"with": {"$ref": f"#/$defs/{key}"}}},
+            }
+        )
+    step = defs["Step"]
+    step["properties"]["uses"]["enum"] = actions.names()
+    step["allOf"] = branches
+    return schema

@@ -1,0 +1,279 @@
+"""The workspace: its config file (`runbook.yaml`), the phase plan, targets, and where things live.
+
+A workspace is a folder holding `runbook.yaml`, `runbooks/`, `templates/`, `reports/`, `mkdocs.yml`
+and the files being repaired. This module finds it, validates its config (with `file:line:col`
+errors), answers "which runbook is phase 1.5" and "what comes after 1.5", and edits the plan in place
+(keeping comments) when `runbook new` adds a phase.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from .errors import Problem, UnknownPhase, ValidationFailed, WorkspaceNotFound
+from .loader import LoadedRunbook, load_runbook, parse_model, read_yaml
+from .model import PHASE_ID, Strict, normalise_phase, phase_group
+
+CONFIG_NAME = "runbook.yaml"
+
+
+class PlanPhase(Strict):
+    id: str
+    title: str
+    cells: list[int | str] = Field(default_factory=list, description="cells the phase concerns")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _phase(cls, value: Any) -> str:
+        text = normalise_phase(str(value))
+        if not PHASE_ID.match(text):
+            raise ValueError(f"{value!r} is not a phase id like 1.5")
+        return text
+
+
+class PlanGroup(Strict):
+    group: str
+    title: str | None = None
+    phases: list[PlanPhase] = Field(default_factory=list)
+
+    @field_validator("group", mode="before")
+    @classmethod
+    def _group(cls, value: Any) -> str:
+        return str(value)
+
+
+class TargetConfig(Strict):
+    kind: Literal["emulator", "azure", "local"]
+    description: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict, description="literal settings")
+    from_env: dict[str, str] = Field(
+        default_factory=dict, description="setting name -> environment variable (or .env key)"
+    )
+    secrets: list[str] = Field(default_factory=list, description="settings that hold secrets")
+    estate: str | None = Field(None, description="emulator only: estate file (default: the lab)")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="environment for shell steps and kernels: NAME -> template over settings",
+    )
+
+
+class Paths(Strict):
+    runbooks: str = "runbooks"
+    templates: str = "templates"
+    reports: str = "reports"
+    docs: str = "docs"
+
+
+class WorkspaceConfig(Strict):
+    project: str
+    description: str | None = None
+    notebooks: list[str] = Field(default_factory=list)
+    env_file: str = ".env"
+    paths: Paths = Field(default_factory=Paths)
+    allowed_paths: list[str] = Field(default_factory=list)
+    plan: list[PlanGroup] = Field(default_factory=list)
+    default_target: str = "emulator"
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+
+
+@dataclass
+class Workspace:
+    """A loaded workspace: its root, its validated config and derived paths."""
+
+    root: Path
+    config: WorkspaceConfig
+    config_path: Path
+
+    @property
+    def runbooks_dir(self) -> Path:
+        return self.root / self.config.paths.runbooks
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / self.config.paths.templates
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / self.config.paths.reports
+
+    @property
+    def docs_dir(self) -> Path:
+        return self.root / self.config.paths.docs
+
+    @property
+    def timestamp_log(self) -> Path:
+        from .record import TIMESTAMP_LOG
+
+        return self.reports_dir / TIMESTAMP_LOG
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / self.config.env_file
+
+    @property
+    def allowed_paths(self) -> tuple[Path, ...]:
+        return tuple((self.root / p).resolve() for p in self.config.allowed_paths)
+
+    # -- the plan
+
+    @cached_property
+    def phases(self) -> dict[str, tuple[PlanGroup, PlanPhase]]:
+        return {p.id: (g, p) for g in self.config.plan for p in g.phases}
+
+    def phase_ids(self) -> list[str]:
+        """Phases of the plan, plus any runbook not (yet) in it."""
+        ids = list(self.phases)
+        ids.extend(p for p in self.runbook_files() if p not in self.phases)
+        return ids
+
+    def phase_title(self, phase: str) -> str:
+        if phase in self.phases:
+            return self.phases[phase][1].title
+        return f"Phase {phase}"
+
+    def group_of(self, phase: str) -> PlanGroup | None:
+        entry = self.phases.get(phase)
+        return entry[0] if entry else None
+
+    def next_phase(self, phase: str) -> str | None:
+        ids = [p.id for g in self.config.plan for p in g.phases]
+        if phase in ids and ids.index(phase) + 1 < len(ids):
+            return ids[ids.index(phase) + 1]
+        return None
+
+    # -- runbooks
+
+    def runbook_files(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        if self.runbooks_dir.is_dir():
+            for path in sorted(self.runbooks_dir.glob("phase-*.y*ml")):
+                found[normalise_phase(path.stem)] = path
+        return found
+
+    def runbook_path(self, phase: str) -> Path:
+        phase_id = normalise_phase(phase)
+        files = self.runbook_files()
+        if phase_id in files:
+            return files[phase_id]
+        candidates = sorted(set(files) | set(self.phases))
+        close = difflib.get_close_matches(phase_id, candidates, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        if phase_id in self.phases:
+            raise UnknownPhase(
+                f"phase {phase_id} is in the plan but has no runbook yet",
+                hint=f"create it with `runbook new {phase_id}`",
+            )
+        raise UnknownPhase(
+            f"no runbook for phase {phase!r} in {self.config.paths.runbooks}/",
+            hint=f"{hint}known phases: {', '.join(candidates) or 'none'}; `runbook new {phase_id}` creates one",
+        )
+
+    def load_runbook(self, phase_or_path: str | Path) -> LoadedRunbook:
+        path = Path(phase_or_path)
+        if not (path.suffix in (".yaml", ".yml") and (path.exists() or (self.root / path).exists())):
+            path = self.runbook_path(str(phase_or_path))
+        elif not path.is_absolute() and not path.exists():
+            path = self.root / path
+        return load_runbook(path, root=self.root, known_phases=self.phase_ids())
+
+    def read_env_file(self) -> dict[str, str]:
+        """Keys of the workspace's .env file (missing file: none)."""
+        from .actions.files import read_dotenv
+
+        return read_dotenv(self.env_file) if self.env_file.exists() else {}
+
+
+def find_root(start: Path | None = None) -> Path:
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise WorkspaceNotFound(
+        f"no {CONFIG_NAME} in {here} or any folder above it",
+        hint="run inside a workspace, pass --workspace DIR, or create one with `runbook init`",
+    )
+
+
+def load_workspace(path: Path | str | None = None) -> Workspace:
+    """Find and validate the workspace containing `path` (default: the current directory)."""
+    root = find_root(Path(path) if path else None)
+    config_path = root / CONFIG_NAME
+    doc = read_yaml(config_path, root=Path.cwd())
+    config, problems = parse_model(WorkspaceConfig, doc)
+    if config is not None:
+        problems.extend(_check_config(config, doc))
+    if problems or config is None:
+        raise ValidationFailed(problems)
+    return Workspace(root=root, config=config, config_path=config_path)
+
+
+def _check_config(config: WorkspaceConfig, doc: Any) -> list[Problem]:
+    problems = []
+    if config.targets and config.default_target not in config.targets:
+        close = difflib.get_close_matches(config.default_target, list(config.targets), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        problems.append(
+            Problem(
+                doc.location(["default_target"]),
+                f"default_target {config.default_target!r} is not a target: {hint}"
+                f"targets: {', '.join(config.targets)}",
+            )
+        )
+    seen: set[str] = set()
+    for gi, group in enumerate(config.plan):
+        for pi, phase in enumerate(group.phases):
+            if phase.id in seen:
+                problems.append(Problem(doc.location(["plan", gi, "phases", pi, "id"]), f"phase {phase.id} is listed twice"))
+            seen.add(phase.id)
+            if phase_group(phase.id) != group.group:
+                problems.append(
+                    Problem(
+                        doc.location(["plan", gi, "phases", pi, "id"]),
+                        f"phase {phase.id} is listed under group {group.group}; it belongs to group "
+                        f"{phase_group(phase.id)}",
+                    )
+                )
+    return problems
+
+
+def add_phase_to_plan(workspace: Workspace, phase: str, title: str) -> bool:
+    """Add `phase` to the plan in runbook.yaml, keeping the file's comments; False if present."""
+    import io
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    from .atomic import atomic_write_text
+
+    if phase in workspace.phases:
+        return False
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    tree = yaml.load(workspace.config_path.read_text(encoding="utf-8"))
+    plan = tree.setdefault("plan", CommentedSeq())
+    group_id = phase_group(phase)
+    group = next((g for g in plan if str(g.get("group")) == group_id), None)
+    if group is None:
+        group = CommentedMap(group=group_id, title=f"Phase {group_id}", phases=CommentedSeq())
+        plan.append(group)
+    entry = CommentedMap(id=phase, title=title)
+    phases = group.setdefault("phases", CommentedSeq())
+    position = len(phases)
+    key = [int(x) for x in phase.split(".")]
+    for i, existing in enumerate(phases):
+        if [int(x) for x in str(existing.get("id")).split(".")] > key:
+            position = i
+            break
+    phases.insert(position, entry)
+    buffer = io.StringIO()
+    yaml.dump(tree, buffer)
+    atomic_write_text(workspace.config_path, buffer.getvalue())
+    return True
+
