@@ -297,6 +297,11 @@ def emulator(
     )
 
 
+# -- commands: reports, changelog, timeline (anchor: keep this line)
+
+# -- commands: status and docs (anchor: keep this line)
+
+
 def _fail(error: RunbookError) -> NoReturn:
     click.echo(f"error: {error}", err=True)
     sys.exit(error.exit_code)

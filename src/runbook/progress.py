@@ -1,0 +1,210 @@
+"""How far each phase group is: the plan crossed with the timestamp log.
+
+This is the one function behind every progress number — the status screen, the reports' "Phase 1
+Progress: 62.5% (5/8 subphases complete)" line and the docs site — so they never disagree.
+
+A phase is `resolved` when its latest terminal line (complete/fail) is a successful `complete`;
+`failed` when that line is a failure (a later failed run of a resolved phase marks it failed again,
+and `regressed` says so); `in_progress` when a `start` came after its latest terminal line (or it
+only has starts: a run that is going, or was killed); `not_started` otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from .record import LogLine, iso, read_log
+from .workspace import Workspace
+
+State = Literal["resolved", "in_progress", "failed", "not_started"]
+STATE_LABELS: dict[str, str] = {
+    "resolved": "RESOLVED",
+    "in_progress": "IN PROGRESS",
+    "failed": "FAILED",
+    "not_started": "NOT STARTED",
+}
+
+
+@dataclass
+class PhaseProgress:
+    id: str
+    title: str
+    group: str
+    state: State = "not_started"
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    cells_fixed: list[Any] = field(default_factory=list)
+    run_id: str | None = None
+    report: str | None = None
+    has_runbook: bool = False
+    regressed: bool = False
+    resolved_at: datetime | None = None
+    runs: int = 0
+    description: str | None = None
+
+    @property
+    def label(self) -> str:
+        return STATE_LABELS[self.state]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "group": self.group,
+            "state": self.state,
+            "started_at": iso(self.started_at) if self.started_at else None,
+            "finished_at": iso(self.finished_at) if self.finished_at else None,
+            "duration_s": self.duration_s,
+            "cells_fixed": self.cells_fixed,
+            "run_id": self.run_id,
+            "report": self.report,
+            "has_runbook": self.has_runbook,
+            "regressed": self.regressed,
+            "runs": self.runs,
+        }
+
+
+@dataclass
+class GroupProgress:
+    group: str
+    title: str | None
+    phases: list[PhaseProgress]
+
+    @property
+    def total(self) -> int:
+        return len(self.phases)
+
+    @property
+    def resolved(self) -> int:
+        return sum(1 for p in self.phases if p.state == "resolved")
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.resolved / self.total if self.total else 0.0
+
+    @property
+    def percent_text(self) -> str:
+        return format_percent(self.percent)
+
+    @property
+    def line(self) -> str:
+        """`Phase 1 Progress: 62.5% (5/8 subphases complete)` — the seed's own wording."""
+        return f"Phase {self.group} Progress: {self.percent_text}% ({self.resolved}/{self.total} subphases complete)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "title": self.title,
+            "resolved": self.resolved,
+            "total": self.total,
+            "percent": round(self.percent, 1),
+            "line": self.line,
+            "phases": [p.to_dict() for p in self.phases],
+        }
+
+
+def format_percent(value: float) -> str:
+    """62.5 -> "62.5", 100.0 -> "100", 33.333 -> "33.3"."""
+    text = f"{value:.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def phase_states(lines: list[LogLine]) -> dict[str, PhaseProgress]:
+    """Fold timestamp-log lines (in file order, then time) into one state per phase."""
+    states: dict[str, PhaseProgress] = {}
+    ordered = sorted(lines, key=lambda line: (line.timestamp, line.line))
+    for line in ordered:
+        phase = states.setdefault(line.phase, PhaseProgress(id=line.phase, title="", group=line.phase.split(".")[0]))
+        if line.action == "start":
+            phase.state = "in_progress"
+            phase.started_at = line.timestamp
+            phase.finished_at = None
+            phase.duration_s = None
+            phase.run_id = line.run_id
+            phase.runs += 1
+            continue
+        if phase.state != "in_progress":
+            phase.runs += 1  # a hand-written terminal line without a start
+            phase.started_at = None
+        phase.finished_at = line.timestamp
+        phase.description = line.description
+        phase.run_id = line.run_id or phase.run_id
+        duration = line.extra.get("duration_s")
+        if isinstance(duration, int | float):
+            phase.duration_s = float(duration)
+        elif phase.started_at is not None:
+            phase.duration_s = (line.timestamp - phase.started_at).total_seconds()
+        if line.succeeded:
+            phase.state = "resolved"
+            phase.regressed = False
+            phase.resolved_at = line.timestamp
+            if line.cells_fixed:
+                phase.cells_fixed = list(line.cells_fixed)
+        else:
+            phase.regressed = phase.resolved_at is not None
+            phase.state = "failed"
+    return states
+
+
+def compute_progress(workspace: Workspace, *, log: tuple[list[LogLine], list[str]] | None = None) -> list[GroupProgress]:
+    """Progress of every phase group of the plan (phases outside the plan form their own groups)."""
+    lines, _warnings = log if log is not None else read_log(workspace.timestamp_log)
+    states = phase_states(lines)
+    runbooks = workspace.runbook_files()
+    groups: list[GroupProgress] = []
+    listed: set[str] = set()
+    for group in workspace.config.plan:
+        phases = []
+        for plan_phase in group.phases:
+            listed.add(plan_phase.id)
+            phases.append(_merge(workspace, plan_phase.id, plan_phase.title, group.group, states, runbooks))
+        groups.append(GroupProgress(group=group.group, title=group.title, phases=phases))
+    extra = [p for p in sorted(set(runbooks) | set(states), key=_phase_key) if p not in listed]
+    for phase_id in extra:
+        group_id = phase_id.split(".")[0]
+        existing = next((g for g in groups if g.group == group_id), None)
+        title = workspace.phase_title(phase_id)
+        item = _merge(workspace, phase_id, title, group_id, states, runbooks)
+        if existing is None:
+            existing = GroupProgress(group=group_id, title=None, phases=[])
+            groups.append(existing)
+        existing.phases.append(item)
+    return groups
+
+
+def _merge(
+    workspace: Workspace,
+    phase_id: str,
+    title: str,
+    group: str,
+    states: dict[str, PhaseProgress],
+    runbooks: dict[str, Path],
+) -> PhaseProgress:
+    state = states.get(phase_id) or PhaseProgress(id=phase_id, title=title, group=group)
+    state.title = title
+    state.group = group
+    state.has_runbook = phase_id in runbooks
+    report = workspace.reports_dir / f"phase-{phase_id}.md"
+    if report.exists():
+        state.report = str(report.relative_to(workspace.root))
+    return state
+
+
+def _phase_key(phase: str) -> list[int]:
+    return [int(x) if x.isdigit() else 0 for x in phase.split(".")]
+
+
+def group_of(groups: list[GroupProgress], phase: str) -> GroupProgress | None:
+    return next((g for g in groups if any(p.id == phase for p in g.phases)), None)
+
+
+def phase_progress(groups: list[GroupProgress], phase: str) -> PhaseProgress | None:
+    for group in groups:
+        for item in group.phases:
+            if item.id == phase:
+                return item
+    return None
