@@ -303,7 +303,9 @@ def emulator(
 
 
 def _fail(error: RunbookError) -> NoReturn:
-    click.echo(f"error: {error}", err=True)
+    from .errors import ValidationFailed
+
+    click.echo(str(error) if isinstance(error, ValidationFailed) else f"error: {error}", err=True)
     sys.exit(error.exit_code)
 
 

@@ -113,17 +113,16 @@ def resolve_inputs(
     missing: list[str] = []
     for name, spec in loaded.runbook.inputs.items():
         variable = spec.env or name
-        value: Any = options.vars.get(name)
-        if value is None:
-            value = environ.get(variable)
-        if value is None:
-            value = target_env.get(variable)
-        if value is None and name in target_settings:
-            value = target_settings[name]
-        if value is None:
-            value = dotenv.get(variable)
-        if value is None:
-            value = spec.default
+        candidates = (
+            options.vars.get(name),
+            environ.get(variable),
+            target_env.get(variable),
+            target_settings.get(name),
+            dotenv.get(variable),
+            spec.default,
+        )
+        # An empty environment variable counts as unset, as it does for most CLIs.
+        value: Any = next((c for c in candidates if c is not None and c != ""), None)
         if value is None and spec.required:
             missing.append(f"{name} (env {variable})" if spec.env else name)
             continue

@@ -264,16 +264,20 @@ def validate_document(doc: YamlDocument, *, known_phases: Iterable[str] | None =
         runbook = None
         problems.extend(schema_problems(exc, doc, model=Runbook))
     problems.extend(step_problems)
-    if runbook is not None and runbook.next and known_phases is not None:
+    raw_next = data.get("next")
+    if raw_next is not None and known_phases is not None:
+        from .model import normalise_phase
+
+        wanted = normalise_phase(str(raw_next))
         phases = set(known_phases)
-        if runbook.next not in phases:
-            close = difflib.get_close_matches(runbook.next, sorted(phases), n=1)
+        if wanted not in phases:
+            close = difflib.get_close_matches(wanted, sorted(phases), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             problems.append(
                 Problem(
                     doc.location(["next"]),
-                    f"next phase {runbook.next!r} is not in the plan: {hint}"
-                    f"add it to the plan in runbook.yaml or run `runbook new {runbook.next}`",
+                    f"next phase {wanted!r} is not in the plan: {hint}"
+                    f"add it to the plan in runbook.yaml or run `runbook new {wanted}`",
                 )
             )
     problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))

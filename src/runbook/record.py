@@ -48,7 +48,9 @@ def parse_time(text: str) -> datetime:
 
 
 def new_run_id(moment: datetime | None = None) -> str:
-    stamp = (moment or utc_now()).strftime("%Y%m%dT%H%M%SZ")
+    # Sortable by start time (to the millisecond), unique by the random suffix.
+    moment = moment or utc_now()
+    stamp = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
     return f"{stamp}-{_random.token_hex(3)}"
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -112,7 +112,11 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
     try:
         match = _SINGLE_EXPR.match(text)
         if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
-            return _compiled_expression(match.group("expr").strip())(**context)
+            value = _compiled_expression(match.group("expr").strip())(**context)
+            if isinstance(value, Undefined):
+                # The sandbox answers some refused accesses with an undefined value; make it fail here.
+                value._fail_with_undefined_error()
+            return value
         return _compiled_template(text).render(**context)
     except Exception as exc:
         raise _fail(exc, text) from exc
@@ -133,6 +137,9 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a condition (`when`, `until`, `expect`): bare (`x > 1`) or braced (`{{ x > 1 }}`)."""
     expr = _strip_braces(expression).strip()
     try:
-        return _compiled_expression(expr)(**context)
+        value = _compiled_expression(expr)(**context)
+        if isinstance(value, Undefined):
+            value._fail_with_undefined_error()
+        return value
     except Exception as exc:
         raise _fail(exc, expression) from exc
