@@ -19,7 +19,7 @@ import json
 import random
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import nbformat
@@ -64,11 +64,11 @@ VARIANT_NAMES: tuple[str, ...] = (*WRITERS, "large_outputs")
 _MARKDOWN = [
     "# Lab {n}: gateway checks ✅\n\nThis section calls the **APIM** gateway — café, naïve, 日本語, 🚀.",
     "## Step {n}\n\n- discover deployments\n- fix the cell\n- verify with `curl`\n",
-    "> Note: tabs\there, a backslash \\ and \"quotes\" survive.",
+    '> Note: tabs\there, a backslash \\ and "quotes" survive.',
     "",
 ]
 _CODE = [
-    'import os\nprint(f"[{n}] gateway={{os.getenv(\'APIM_GATEWAY_URL\', \'?\')}} ✅")',
+    "import os\nprint(f\"[{n}] gateway={{os.getenv('APIM_GATEWAY_URL', '?')}} ✅\")",
     "values = [i * i for i in range({n})]\nvalues[-1] if values else None\n",
     "def step_{n}(x):\n\treturn x + {n}  # tab-indented\n\nstep_{n}(1)",
     'print("emoji 🎨 and escapes \\u00e9 \\n inside a string")\nprint("done")',
@@ -114,7 +114,10 @@ def _outputs(rng: random.Random, n: int, output_bytes: int) -> list[dict[str, An
         else:
             outputs.append(
                 {
-                    "data": {"image/png": _png(rng, output_bytes * 3 // 4), "text/plain": "<Figure size 640x480>"},
+                    "data": {
+                        "image/png": _png(rng, output_bytes * 3 // 4),
+                        "text/plain": "<Figure size 640x480>",
+                    },
                     "metadata": {"needs_background": "light"},
                     "output_type": "display_data",
                 }
@@ -169,9 +172,18 @@ def _split(text: str) -> list[str]:
     return text.splitlines(keepends=True)
 
 
-def _serialised_cell(index: int, cell: dict[str, Any], writer: Writer) -> dict[str, Any]:
+def with_ids(cells: Cells, writer: Writer) -> Cells:
+    """Give the cells the ids this writer's notebooks carry (none for 4.4, some for "partial")."""
+    for index, cell in enumerate(cells):
+        cell_id = _cell_id(index, cell, writer.ids) if writer.minor >= 5 else None
+        if cell_id is not None:
+            cell["id"] = cell_id
+    return cells
+
+
+def _serialised_cell(cell: dict[str, Any], writer: Writer) -> dict[str, Any]:
     cell = copy.deepcopy(cell)
-    cell_id = cell.pop("id", None) or _cell_id(index, cell, writer.ids)
+    cell_id = cell.pop("id", None)
     if writer.source_as == "lines":
         cell["source"] = _split(cell["source"])
         for output in cell.get("outputs", []):
@@ -182,7 +194,7 @@ def _serialised_cell(index: int, cell: dict[str, Any], writer: Writer) -> dict[s
                     output["data"][mime] = _split(value)
     # Key order when keys are not sorted: the order a generator script would naturally use.
     ordered: dict[str, Any] = {"cell_type": cell["cell_type"]}
-    if cell_id is not None and writer.minor >= 5:
+    if cell_id is not None:
         ordered["id"] = cell_id
     ordered["metadata"] = cell["metadata"]
     ordered["source"] = cell["source"]
@@ -195,7 +207,7 @@ def _serialised_cell(index: int, cell: dict[str, Any], writer: Writer) -> dict[s
 def render(cells: Cells, writer: Writer) -> bytes:
     """Serialise `cells` exactly as the tool described by `writer` would."""
     doc = {
-        "cells": [_serialised_cell(i, c, writer) for i, c in enumerate(cells)],
+        "cells": [_serialised_cell(c, writer) for c in cells],
         "metadata": {
             "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
             "language_info": {"name": "python", "version": "3.11.7"},
@@ -204,7 +216,7 @@ def render(cells: Cells, writer: Writer) -> bytes:
         "nbformat_minor": writer.minor,
     }
     if writer.via_nbformat:
-        text = nbformat.writes(nbformat.from_dict(doc))
+        text: str = nbformat.writes(nbformat.from_dict(doc))  # type: ignore[no-untyped-call]
         text += "" if text.endswith("\n") else "\n"
     else:
         text = json.dumps(
@@ -235,6 +247,7 @@ def build(
     else:
         cells = sample_cells(count, seed=seed)
         writer = WRITERS[name]
+    with_ids(cells, writer)
     if edit is not None:
         edit(cells)
     return render(cells, writer)
@@ -249,4 +262,5 @@ def large_notebook(cells: int = 2000, target_bytes: int = 20_000_000, *, seed: i
     per_cell = max(target_bytes // cells, 200)
     # Half the code cells carry big outputs; two thirds of the cells are code.
     content = sample_cells(cells, seed=seed, output_bytes=int(per_cell * 1.25))
-    return render(content, replace(WRITERS["jupyterlab"]))
+    writer = WRITERS["jupyterlab"]
+    return render(with_ids(content, writer), writer)

@@ -111,7 +111,18 @@ class ActionError(RunbookError):
 
 
 class ExpectationFailed(ActionError):
-    """A step ran but its `expect` assertions did not hold."""
+    """A step ran but its `expect` assertions did not hold; `expectations` says which (recorded)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        output: object = None,
+        hint: str | None = None,
+        expectations: list[dict[str, object]] | None = None,
+    ) -> None:
+        self.expectations: list[dict[str, object]] = list(expectations or [])
+        super().__init__(message, output=output, hint=hint)
 
 
 class StepTimeout(ActionError):

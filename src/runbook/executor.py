@@ -447,12 +447,14 @@ class Executor:
             error = RunbookError("interrupted by the user (Ctrl-C)")
         finished = utc_now()
         output = result.output if result is not None else getattr(error, "output", None)
-        if status in ("ok", "changed") and stage != "reproduce":
+        # Reproduce registers too, so later verify steps see the pre-fix values they depend on;
+        # the verify stage overwrites them after the fix.
+        if status in ("ok", "changed"):
             self._register(step, output, status)
-        elif stage != "reproduce":
+        else:
             self.context["steps"][step.id] = {"output": output, "status": status}
         if isinstance(error, ExpectationFailed) and not expectations:
-            expectations = list(getattr(error, "expectations", []))
+            expectations = list(error.expectations)
         event: dict[str, Any] = {
             "event": "step_finished",
             "stage": stage,
@@ -611,9 +613,9 @@ class Executor:
             if not passed:
                 failed.append(message or that)
         if failed:
-            error = ExpectationFailed(f"expectation failed: {'; '.join(failed)}", output=output)
-            error.expectations = results  # type: ignore[attr-defined]
-            raise error
+            raise ExpectationFailed(
+                f"expectation failed: {'; '.join(failed)}", output=output, expectations=results
+            )
         return results
 
     def _close_run_state(self) -> None:

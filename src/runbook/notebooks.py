@@ -23,7 +23,7 @@ from typing import Any, Literal
 import nbformat
 from nbformat import NotebookNode
 from nbformat.v4.rwbase import rejoin_lines
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from runbook.atomic import atomic_write_bytes
 from runbook.errors import Location, NotebookError, relative_display
@@ -120,9 +120,7 @@ class CellAddress(BaseModel):
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                raise ValueError(
-                    f"pattern {self.pattern!r} is not a valid regular expression: {exc}"
-                ) from exc
+                raise ValueError(f"pattern {self.pattern!r} is not a valid regular expression: {exc}") from exc
         return self
 
     def describe(self) -> str:
@@ -241,9 +239,7 @@ def _apply_literal(text: str, rep: Replacement) -> tuple[str, ReplacementResult]
             f"replaced {found} occurrence{'s' if found != 1 else ''} of {_shorten(rep.find)}",
         )
     if already:
-        return text, ReplacementResult(
-            rep.find, "already", 0, f"already applied: {_shorten(rep.replace)} present"
-        )
+        return text, ReplacementResult(rep.find, "already", 0, f"already applied: {_shorten(rep.replace)} present")
     return text, ReplacementResult(
         rep.find,
         "failed",
@@ -265,18 +261,14 @@ def _apply_regex(text: str, rep: Replacement) -> tuple[str, ReplacementResult]:
             )
         after = pattern.sub(rep.replace, text)
         if after == text:
-            return text, ReplacementResult(
-                rep.find, "already", found, f"/{rep.find}/ matches but changes nothing"
-            )
+            return text, ReplacementResult(rep.find, "already", found, f"/{rep.find}/ matches but changes nothing")
         return after, ReplacementResult(
             rep.find, "changed", found, f"replaced {found} match{'es' if found != 1 else ''} of /{rep.find}/"
         )
     if not _GROUP_REFERENCE.search(rep.replace):
         literal = re.sub(r"\A", rep.replace, "")  # the template's text, escapes resolved
         if literal and literal in text:
-            return text, ReplacementResult(
-                rep.find, "already", 0, f"already applied: {_shorten(literal)} present"
-            )
+            return text, ReplacementResult(rep.find, "already", 0, f"already applied: {_shorten(literal)} present")
         return text, ReplacementResult(
             rep.find, "failed", 0, f"/{rep.find}/ matches nothing (and the replacement is not there either)"
         )
@@ -365,9 +357,7 @@ def _skip(text: str, pos: int) -> int:
     return match.end()
 
 
-def _scan_object(
-    text: str, pos: int, descend: str | None = None
-) -> tuple[dict[str, _Member], int, list[int]]:
+def _scan_object(text: str, pos: int, descend: str | None = None) -> tuple[dict[str, _Member], int, list[int]]:
     """Members of the JSON object starting at `pos` (a "{"), and the index after its "}".
 
     With `descend`, that member's array value is walked item by item instead of decoded in one go;
@@ -485,10 +475,8 @@ def _detect_style(text: str, start: int, layout: _Layout, doc: Mapping[str, Any]
         item_separator = between.split("\n")[0].rstrip("\r") if indent is not None else between
     else:
         item_separator = ","
-    if text.isascii():
-        ensure_ascii = _ESCAPED_NON_ASCII.search(text) is not None
-    else:
-        ensure_ascii = False
+    # Raw non-ASCII text means no escaping; an all-ASCII file escapes if it holds any \u0080+.
+    ensure_ascii = text.isascii() and _ESCAPED_NON_ASCII.search(text) is not None
     as_lines = as_string = 0
     for cell in doc.get("cells", []):
         source = cell.get("source") if isinstance(cell, dict) else None
@@ -521,11 +509,10 @@ def _joined(value: Any) -> str:
 class Notebook:
     """One notebook file, read faithfully; edits splice the text, `write()` saves atomically."""
 
-    def __init__(
-        self, path: Path, text: str, doc: dict[str, Any], *, bom: bool, disk: os.stat_result | None
-    ) -> None:
+    def __init__(self, path: Path, text: str, doc: dict[str, Any], *, bom: bool, disk: os.stat_result | None) -> None:
         self.path = path
-        self._text = text
+        self._text = text  # the text with every structural edit applied
+        self._pending: dict[int, tuple[int, int, str]] = {}  # value start -> (start, end, new text)
         self._saved_text = text
         self._doc = doc
         self._bom = bom
@@ -659,25 +646,18 @@ class Notebook:
                     hint="nbformat 4 cells are code, markdown or raw",
                 )
             source = cell.get("source", "")
-            if not (
-                isinstance(source, str)
-                or (isinstance(source, list) and all(isinstance(s, str) for s in source))
-            ):
+            if not (isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))):
                 raise self._error_at(
                     self._cell_position(index),
                     f"cell {index + 1} source is neither a string nor a list of strings",
                 )
             if not isinstance(cell.get("metadata", {}), dict):
-                raise self._error_at(
-                    self._cell_position(index), f"cell {index + 1} metadata is not an object"
-                )
+                raise self._error_at(self._cell_position(index), f"cell {index + 1} metadata is not an object")
             cell_id = cell.get("id")
             if cell_id is None:
                 continue
             if not isinstance(cell_id, str):
-                raise self._error_at(
-                    self._cell_position(index), f"cell {index + 1} id is not a string: {cell_id!r}"
-                )
+                raise self._error_at(self._cell_position(index), f"cell {index + 1} id is not a string: {cell_id!r}")
             if cell_id in seen:
                 raise self._error_at(
                     self._cell_position(index),
@@ -761,11 +741,10 @@ class Notebook:
     ) -> list[Cell]:
         """Cells named by one of id/number/tag/pattern; exactly one unless `all` (see `select`)."""
         try:
-            address = CellAddress(
-                id=id, number=number, tag=tag, pattern=pattern, all=all, cell_type=cell_type
-            )
-        except ValueError as exc:
-            raise self._error_at(None, f"bad cell address: {exc}") from None
+            address = CellAddress(id=id, number=number, tag=tag, pattern=pattern, all=all, cell_type=cell_type)
+        except ValidationError as exc:
+            reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise self._error_at(None, f"bad cell address: {reasons}") from None
         return self.select(address)
 
     def select(self, address: CellAddress) -> list[Cell]:
@@ -781,9 +760,7 @@ class Notebook:
         if address.id is not None:
             matches = [c for c in cells if c.id == address.id]
             if not matches:
-                raise self._error_at(
-                    None, f"no cell has id {address.id!r}", hint=self._near_ids(address.id, cells)
-                )
+                raise self._error_at(None, f"no cell has id {address.id!r}", hint=self._near_ids(address.id, cells))
             return matches
         if address.tag is not None:
             matches = [c for c in cells if address.tag in c.tags]
@@ -818,9 +795,7 @@ class Notebook:
             return "did you mean " + ", ".join(f"{i!r} (cell {by_id[i].number})" for i in near) + "?"
         if not by_id:
             return "this notebook's cells have no ids; address cells by number, tag or pattern"
-        return (
-            "list the cell ids with `runbook notebook cells`, or address the cell by number, tag or pattern"
-        )
+        return "list the cell ids with `runbook notebook cells`, or address the cell by number, tag or pattern"
 
     # -- edits
 
@@ -840,7 +815,9 @@ class Notebook:
             self._insert_member(index, "source", value)
         else:
             rendered = self._render_like(value, member)
-            self._splice(member.value_start, member.value_end, rendered, layout_kept=True)
+            # Kept aside and applied in one pass by dumps()/write(): a 20 MB notebook is copied once
+            # however many cells change.
+            self._pending[member.value_start] = (member.value_start, member.value_end, rendered)
         cell["source"] = value
         self._cells_cache = None
         return True
@@ -871,9 +848,7 @@ class Notebook:
             raise self._error_at(None, f"unknown cell type {cell_type!r}", hint="use code, markdown or raw")
         count = len(self)
         if not 0 <= index <= count:
-            raise self._error_at(
-                None, f"cannot insert at position {index + 1}: the notebook has {count} cells"
-            )
+            raise self._error_at(None, f"cannot insert at position {index + 1}: the notebook has {count} cells")
         if id is not None and not self.has_cell_ids:
             raise self._error_at(
                 None,
@@ -903,9 +878,7 @@ class Notebook:
                 return candidate
             salt += 1
 
-    def _new_cell(
-        self, cell_type: str, source: str, cell_id: str | None, metadata: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _new_cell(self, cell_type: str, source: str, cell_id: str | None, metadata: dict[str, Any]) -> dict[str, Any]:
         value: str | list[str] = _split_source(source) if self._style.source_as_lines else source
         fields: dict[str, Any] = {"cell_type": cell_type}
         if cell_type == "code":
@@ -953,25 +926,21 @@ class Notebook:
 
     def _insert_member(self, index: int, key: str, value: Any) -> None:
         """Add a missing member at the end of cell `index`'s object (rare: a cell without source)."""
+        self._materialize()
         layout = self._layout.cells[index]
         style = self._style
         members = sorted(layout.members.values(), key=lambda m: m.key_start)
         if not members:  # "{}": render the whole one-member object
-            self._splice(
-                layout.start, layout.end, style.render({key: value}, _line_prefix(self._text, layout.start))
-            )
+            self._splice(layout.start, layout.end, style.render({key: value}, _line_prefix(self._text, layout.start)))
             return
         last = members[-1]
         prefix = _line_prefix(self._text, last.key_start)
         piece = style.item_separator + (style.newline + prefix if style.indent is not None else "")
-        piece += (
-            json.dumps(key, ensure_ascii=style.ensure_ascii)
-            + style.key_separator
-            + style.render(value, prefix)
-        )
+        piece += json.dumps(key, ensure_ascii=style.ensure_ascii) + style.key_separator + style.render(value, prefix)
         self._splice(last.value_end, last.value_end, piece)
 
     def _insert_cell(self, index: int, cell: dict[str, Any]) -> None:
+        self._materialize()
         layout = self._layout
         text = self._text
         style = self._style
@@ -986,64 +955,76 @@ class Notebook:
                 piece = "[" + style.newline + inner + style.render(cell, inner) + style.newline + outer + "]"
             self._splice(layout.cells_open, layout.cells_close + 1, piece)
         else:
-            prefix = _line_prefix(text, cells[0].start)
-            rendered = style.render(cell, prefix)
-            if index < len(cells):
-                after_previous = cells[index - 1].end if index else layout.cells_open + 1
-                gap = text[after_previous : cells[index].start]
-                gap = gap[gap.index(",") + 1 :] if index else gap
-                self._splice(cells[index].start, cells[index].start, rendered + "," + gap)
+            rendered = style.render(cell, _line_prefix(text, cells[0].start))
+            # What separates two cells in this file, e.g. ",\n  " (taken from the file when it can be).
+            if len(cells) > 1:
+                between = text[cells[0].end : cells[1].start]
             else:
-                if len(cells) > 1:
-                    gap = text[cells[-2].end : cells[-1].start]
-                    gap = gap[gap.index(",") :]
-                else:
-                    gap = "," + text[layout.cells_open + 1 : cells[0].start]
-                self._splice(cells[-1].end, cells[-1].end, gap + rendered)
+                between = style.item_separator + text[layout.cells_open + 1 : cells[0].start]
+            if index < len(cells):
+                self._splice(cells[index].start, cells[index].start, rendered + between)
+            else:
+                self._splice(cells[-1].end, cells[-1].end, between + rendered)
         self._doc["cells"].insert(index, cell)
         self._cells_cache = None
 
-    def _splice(self, start: int, end: int, replacement: str, *, layout_kept: bool = False) -> None:
-        """Replace text[start:end]. `layout_kept`: one value changed, so offsets just shift; any
-        other splice changes the structure and the layout is rescanned when next needed."""
+    def _splice(self, start: int, end: int, replacement: str) -> None:
+        """Replace text[start:end] (a structural edit: the layout is rescanned when next needed)."""
         self._text = self._text[:start] + replacement + self._text[end:]
-        if layout_kept and self._layout_cache is not None:
-            self._layout_cache.shift(end, len(replacement) - (end - start))
-        else:
-            self._layout_cache = None
+        self._layout_cache = None
+
+    def _materialize(self) -> None:
+        """Apply the pending value replacements to the text in one pass, shifting the layout."""
+        if not self._pending:
+            return
+        edits = sorted(self._pending.values())
+        pieces: list[str] = []
+        done = 0
+        for start, end, replacement in edits:
+            pieces += (self._text[done:start], replacement)
+            done = end
+        pieces.append(self._text[done:])
+        self._text = "".join(pieces)
+        layout = self._layout_cache
+        if layout is not None:
+            for start, end, replacement in reversed(edits):  # from the end: earlier offsets stay valid
+                layout.shift(end, len(replacement) - (end - start))
+        self._pending.clear()
 
     # -- output
 
     def dumps(self) -> str:
         """The notebook's text as it would be written (identical to the file when unchanged)."""
+        self._materialize()
         return self._text
 
     @property
     def changed(self) -> bool:
-        return self._text != self._saved_text
+        """Whether the text differs from what was read (or last written)."""
+        return self.dumps() != self._saved_text
 
     def write(self) -> bool:
-        """Save atomically to `path`; False (and nothing written) when the file already holds
-        these bytes. Refuses (NotebookError) when the file changed on disk since it was read."""
+        """Save atomically to `path`; False (and nothing written) when there is nothing new to save.
+
+        Refuses (NotebookError) to overwrite a file that changed on disk since it was read.
+        """
+        if self._disk is not None and self.dumps() == self._saved_text:
+            return False
         target = self.path.resolve()  # write through a symlink, keep the link
         try:
             current: os.stat_result | None = target.stat()
         except FileNotFoundError:
             current = None
+        data = (b"\xef\xbb\xbf" if self._bom else b"") + self.dumps().encode("utf-8")
         if self._disk is not None:
-            if current is None or (current.st_mtime_ns, current.st_size) != (
-                self._disk.st_mtime_ns,
-                self._disk.st_size,
-            ):
+            seen = (self._disk.st_mtime_ns, self._disk.st_size)
+            if current is None or (current.st_mtime_ns, current.st_size) != seen:
                 raise self._error_at(
                     None,
                     "the notebook changed on disk since runbook read it; nothing was written",
                     hint="save or close the notebook in Jupyter, then run again",
                 )
-            if self._text == self._saved_text:
-                return False
-        data = (b"\xef\xbb\xbf" if self._bom else b"") + self._text.encode("utf-8")
-        if self._disk is None and current is not None and target.read_bytes() == data:
+        elif current is not None and target.read_bytes() == data:
             self._saved_text, self._disk = self._text, current
             return False
         try:

@@ -135,7 +135,12 @@ def _emulator_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     if "fault_rate" in settings:
         from .azure.emulator import FaultPlan
 
-        options["faults"] = FaultPlan(rate=float(settings["fault_rate"]))
+        plan: dict[str, Any] = {"rate": float(settings["fault_rate"])}
+        if "fault_kinds" in settings:
+            plan["kinds"] = tuple(settings["fault_kinds"])
+        if "fault_retry_after" in settings:
+            plan["retry_after"] = float(settings["fault_retry_after"])
+        options["faults"] = FaultPlan(**plan)
     return options
 
 

@@ -1,0 +1,459 @@
+"""Running chosen notebook cells, in a chosen order, in one real Jupyter kernel.
+
+Owns the kernel's whole life: start (with the caller's environment and working folder), run each
+cell under a timeout, interrupt on timeout or on the caller's stop signal, notice a dead kernel,
+and always shut it down. Each cell gives a `CellRun`: UTC start/finish, duration, status, its
+stdout/stderr, a bounded text rendering of results, and the error. Outputs are never written back
+to the notebook file; execution works on a copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import nbformat
+from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpec, KernelSpecManager, NoSuchKernel
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+from nbformat import NotebookNode
+
+from runbook.errors import NotebookError
+
+__all__ = ["CellError", "CellRun", "CellStatus", "run_cells", "run_cells_async"]
+
+CellStatus = Literal["ok", "failed", "timeout", "interrupted", "dead", "not_run", "skipped"]
+
+OUTPUT_LIMIT = 4000
+INTERRUPT_GRACE_S = 5.0  # how long an interrupted cell may take to stop before we give up on it
+_TIMEOUT_ENAME = "runbook.CellTimeout"  # marks nbclient's stand-in reply for a timed-out cell
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def utc_now() -> str:
+    """UTC now as ISO-8601 with milliseconds and `Z`, e.g. 2025-11-14T04:15:00.123Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class CellError:
+    """The exception a cell raised: name, value and a short traceback without ANSI colours."""
+
+    ename: str
+    evalue: str
+    traceback: str = ""
+
+
+@dataclass
+class CellRun:
+    """What happened to one cell. `status`:
+
+    ok, failed (raised), timeout (interrupted after `timeout` s), interrupted (stopped by the
+    caller), dead (the kernel died in it), not_run (an earlier cell killed the kernel or the run was
+    stopped), skipped (not a code cell, or empty).
+    """
+
+    index: int
+    id: str | None
+    status: CellStatus
+    setup: bool = False
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    stdout: str = ""
+    stderr: str = ""
+    text: str = ""
+    error: CellError | None = None
+    message: str = ""
+    execution_count: int | None = None
+
+    @property
+    def number(self) -> int:
+        return self.index + 1
+
+    @property
+    def label(self) -> str:
+        return f"cell {self.number} ({self.id})" if self.id else f"cell {self.number}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "skipped")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["number"] = self.number
+        return data
+
+
+@dataclass
+class _Plan:
+    index: int
+    setup: bool
+    run: CellRun = field(init=False)
+
+
+def _bounded(text: str, limit: int) -> str:
+    """`text` cut to about `limit` characters, keeping its head and tail (where errors show)."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n… [{len(text) - 2 * half} characters omitted] …\n{text[-half:]}"
+
+
+def _joined(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _image_size(value: Any) -> int:
+    """Bytes of a base64 image value (decoding is not needed to know)."""
+    body = _joined(value).replace("\n", "").strip()
+    return len(body) * 3 // 4 - (len(body) - len(body.rstrip("=")))
+
+
+def _summarise_data(data: Mapping[str, Any]) -> str:
+    """text/plain when there is one, and a short note for every image: `<image/png 1234 bytes>`."""
+    parts = [_joined(data["text/plain"])] if "text/plain" in data else []
+    for mime, value in data.items():
+        if mime.startswith("image/") and mime != "image/svg+xml":
+            parts.append(f"<{mime} {_image_size(value)} bytes>")
+        elif not parts and mime != "text/plain":
+            parts.append(f"<{mime} {len(_joined(value))} chars>")
+    return "\n".join(parts)
+
+
+def _collect(run: CellRun, outputs: Sequence[Mapping[str, Any]], limit: int) -> None:
+    stdout: list[str] = []
+    stderr: list[str] = []
+    texts: list[str] = []
+    for output in outputs:
+        kind = output.get("output_type")
+        if kind == "stream":
+            (stderr if output.get("name") == "stderr" else stdout).append(_joined(output.get("text", "")))
+        elif kind in ("execute_result", "display_data"):
+            texts.append(_summarise_data(output.get("data", {})))
+        elif kind == "error":
+            trace = _ANSI.sub("", "\n".join(output.get("traceback", [])))
+            run.error = CellError(
+                str(output.get("ename", "")), str(output.get("evalue", "")), _bounded(trace, limit // 2)
+            )
+    run.stdout = _bounded("".join(stdout), limit)
+    run.stderr = _bounded("".join(stderr), limit)
+    run.text = _bounded("\n".join(t for t in texts if t), limit)
+
+
+class _KernelSpecs(KernelSpecManager):
+    """Kernel specs as Jupyter finds them; "python3" falls back to this very interpreter."""
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        try:
+            spec: KernelSpec = super().get_kernel_spec(kernel_name)
+        except NoSuchKernel:
+            if kernel_name != NATIVE_KERNEL_NAME:
+                raise
+            from ipykernel.kernelspec import RESOURCES, get_kernel_dict
+
+            spec = KernelSpec(resource_dir=RESOURCES, **get_kernel_dict())
+        return spec
+
+
+def _execution_copy(nb: NotebookNode, plan: list[_Plan]) -> NotebookNode:
+    """A notebook holding copies of the planned cells, in run order, without old outputs."""
+    cells = []
+    for step in plan:
+        cell = copy.deepcopy(nb.cells[step.index])
+        cell["source"] = _joined(cell.get("source", ""))
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+        cell.setdefault("metadata", {})
+        cells.append(cell)
+    # from_dict, not new_notebook: no schema validation (slow on big outputs, and it warns
+    # about the missing ids of 4.4 cells, which are fine).
+    node: NotebookNode = nbformat.from_dict(  # type: ignore[no-untyped-call]
+        {
+            "nbformat": 4,
+            "nbformat_minor": nb.get("nbformat_minor", 5),
+            "metadata": copy.deepcopy(nb.get("metadata", {})),
+            "cells": cells,
+        }
+    )
+    return node
+
+
+async def run_cells_async(
+    nb: NotebookNode,
+    cells: Sequence[int],
+    *,
+    setup: Sequence[int] = (),
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60.0,
+    kernel_name: str = NATIVE_KERNEL_NAME,
+    stop: threading.Event | None = None,
+    output_limit: int = OUTPUT_LIMIT,
+    startup_timeout: float = 60.0,
+) -> list[CellRun]:
+    """The coroutine behind `run_cells` (for callers that already run an event loop)."""
+    count = len(nb.cells)
+    for index in [*setup, *cells]:
+        if not 0 <= index < count:
+            raise NotebookError(f"there is no cell {index + 1} to run: the notebook has {count} cells")
+    plan = [_Plan(i, True) for i in setup] + [_Plan(i, False) for i in cells]
+    for step in plan:
+        step.run = CellRun(step.index, nb.cells[step.index].get("id"), "not_run", setup=step.setup)
+    if stop is not None and stop.is_set():
+        for step in plan:
+            step.run.message = "the run was stopped before this cell"
+        return [step.run for step in plan]
+
+    node = _execution_copy(nb, plan)
+    kernel_env = {"PYDEVD_DISABLE_FILE_VALIDATION": "1", **os.environ, **(env or {})}
+    manager = AsyncKernelManager(kernel_name=kernel_name, kernel_spec_manager=_KernelSpecs())
+    client = NotebookClient(
+        node,
+        km=manager,
+        kernel_name=kernel_name,
+        interrupt_on_timeout=True,
+        error_on_timeout={"ename": _TIMEOUT_ENAME, "evalue": "", "traceback": []},
+        allow_errors=True,  # errors are read from the replies; no queue aborts after an error
+        record_timing=False,
+        startup_timeout=int(startup_timeout),
+        iopub_timeout=4,
+    )
+    # nbclient's `timeout` trait is an int; its per-cell hook takes any number of seconds.
+    client.timeout_func = lambda cell: timeout  # type: ignore[assignment]
+    replies: dict[int, dict[str, Any]] = {}
+
+    def remember_reply(*, cell: NotebookNode, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        replies[cell_index] = execute_reply
+
+    client.on_cell_executed = remember_reply
+
+    with tempfile.TemporaryFile(mode="w+b") as kernel_log:
+        try:
+            await _start(client, manager, kernel_env, cwd, kernel_log, kernel_name)
+            await _run_plan(client, manager, node, plan, replies, timeout, stop, output_limit, kernel_log)
+        finally:
+            await _shutdown(client, manager)
+    return [step.run for step in plan]
+
+
+async def _start(
+    client: NotebookClient,
+    manager: AsyncKernelManager,
+    env: dict[str, str],
+    cwd: Path | None,
+    log: IO[bytes],
+    kernel_name: str,
+) -> None:
+    try:
+        kwargs: dict[str, Any] = {"env": env, "stdout": log, "stderr": log}
+        if cwd is not None:
+            kwargs["cwd"] = str(cwd)
+        await client.async_start_new_kernel(**kwargs)
+        await client.async_start_new_kernel_client()
+    except NoSuchKernel:
+        raise NotebookError(
+            f"no Jupyter kernel named {kernel_name!r}",
+            hint="list kernels with `jupyter kernelspec list`, or install one with "
+            "`python -m ipykernel install --user`",
+        ) from None
+    except Exception as exc:
+        raise NotebookError(
+            f"the {kernel_name} kernel did not start: {exc}" + _log_tail(log),
+            hint="check that ipykernel is installed for the kernel's interpreter",
+        ) from exc
+
+
+def _log_tail(log: IO[bytes], lines: int = 8) -> str:
+    try:
+        log.flush()
+        log.seek(0)
+        text = log.read().decode("utf-8", errors="replace").strip()
+    except (OSError, ValueError):
+        return ""
+    # ipykernel's start-up chatter (transport warnings) says nothing about why a kernel died.
+    tail = [line for line in text.splitlines() if line.strip() and "without encryption" not in line][-lines:]
+    return ("\nkernel output:\n  " + "\n  ".join(tail)) if tail else ""
+
+
+async def _run_plan(
+    client: NotebookClient,
+    manager: AsyncKernelManager,
+    node: NotebookNode,
+    plan: list[_Plan],
+    replies: dict[int, dict[str, Any]],
+    timeout: float,
+    stop: threading.Event | None,
+    limit: int,
+    log: IO[bytes],
+) -> None:
+    executed = 0
+    for position, step in enumerate(plan):
+        run, cell = step.run, node.cells[position]
+        if stop is not None and stop.is_set():
+            run.message = "the run was stopped before this cell"
+            continue
+        if cell.get("cell_type") != "code" or not cell.source.strip():
+            run.status = "skipped"
+            run.message = "not a code cell" if cell.get("cell_type") != "code" else "empty cell"
+            continue
+        run.started_at = utc_now()
+        began = time.monotonic()
+        task = asyncio.ensure_future(client.async_execute_cell(cell, position, execution_count=executed + 1))
+        # A cancelled run (Ctrl-C) leaves the task failing when the kernel is shut down: mark its
+        # exception as seen so asyncio does not print it.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        executed += 1
+        try:
+            stopped = await _watch(task, manager, stop)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        dead = False
+        try:
+            await task
+        except DeadKernelError:  # also what nbclient raises for a cell we gave up on after a stop
+            dead = True
+        run.finished_at = utc_now()
+        run.duration_s = round(time.monotonic() - began, 3)
+        _collect(run, cell.get("outputs", []), limit)
+        reply = replies.get(position, {}).get("content", {})
+        run.execution_count = reply.get("execution_count")
+        if stopped:
+            run.status = "interrupted"
+            run.message = f"{run.label} was interrupted: the run was stopped" + (
+                f" (it did not stop within {INTERRUPT_GRACE_S:g} s; the kernel was shut down)" if dead else ""
+            )
+            for later in plan[position + 1 :]:
+                later.run.message = "the run was stopped before this cell"
+            return
+        if dead:
+            code = await _exit_code(manager)
+            run.status = "dead"
+            run.message = (
+                f"the kernel died while running {run.label}"
+                + (f" (exit code {code})" if code is not None else "")
+                + "; the cells after it were not run"
+                + _log_tail(log)
+            )
+            for later in plan[position + 1 :]:
+                later.run.message = f"not run: the kernel died in {run.label}"
+            return
+        if reply.get("status") == "error" and reply.get("ename") == _TIMEOUT_ENAME:
+            run.status = "timeout"
+            run.error = CellError("TimeoutError", f"cell did not finish within {timeout:g} s", "")
+            run.message = f"{run.label} timed out after {timeout:g} s; the kernel was interrupted"
+        elif reply.get("status") in ("error", "aborted") or run.error is not None:
+            run.status = "failed"
+            if run.error is None:
+                run.error = CellError(str(reply.get("ename", "Error")), str(reply.get("evalue", reply.get("status"))))
+            run.message = f"{run.label} failed: {run.error.ename}: {run.error.evalue}"
+        else:
+            run.status = "ok"
+
+
+async def _watch(task: asyncio.Future[Any], manager: AsyncKernelManager, stop: threading.Event | None) -> bool:
+    """Wait for `task`; when `stop` is set, interrupt the kernel (and give up on the cell if it
+    does not stop within the grace period). True if the cell was stopped this way."""
+    interrupted_at: float | None = None
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.1)
+        if done:
+            return interrupted_at is not None
+        if stop is None or not stop.is_set():
+            continue
+        if interrupted_at is None:
+            interrupted_at = time.monotonic()
+            with contextlib.suppress(RuntimeError):  # no kernel: the execution fails by itself
+                await manager.interrupt_kernel()
+        elif time.monotonic() - interrupted_at > INTERRUPT_GRACE_S:
+            task.cancel()
+            return True
+
+
+async def _exit_code(manager: AsyncKernelManager) -> int | None:
+    provisioner = manager.provisioner
+    if provisioner is None:
+        return None
+    try:
+        code = await provisioner.poll()
+    except Exception:
+        return None
+    return code if isinstance(code, int) else None
+
+
+async def _shutdown(client: NotebookClient, manager: AsyncKernelManager) -> None:
+    """Stop the channels and the kernel process, whatever state they are in."""
+    kc = client.kc
+    if kc is not None:
+        kc.stop_channels()
+        client.kc = None
+    with contextlib.suppress(Exception):  # a dead kernel may refuse; it is killed below anyway
+        if manager.has_kernel:
+            await manager.shutdown_kernel(now=True)
+    provisioner = manager.provisioner
+    if provisioner is not None and getattr(provisioner, "process", None) is not None:
+        with contextlib.suppress(Exception):
+            await provisioner.kill()
+    with contextlib.suppress(Exception):
+        await manager.cleanup_resources()
+
+
+def run_cells(
+    nb: NotebookNode,
+    cells: Sequence[int],
+    *,
+    setup: Sequence[int] = (),
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60.0,
+    kernel_name: str = NATIVE_KERNEL_NAME,
+    stop: threading.Event | None = None,
+    output_limit: int = OUTPUT_LIMIT,
+    startup_timeout: float = 60.0,
+) -> list[CellRun]:
+    """Run `setup` cells, then `cells` (0-based indices, in the order given) in one new kernel.
+
+    `env` is added to this process's environment for the kernel; `cwd` is its working folder
+    (Jupyter uses the notebook's folder). Each cell may run `timeout` seconds; a cell over time is
+    interrupted and the next cells still run. If the kernel dies, that cell is "dead" and the rest
+    "not_run". Setting `stop` interrupts the running cell and ends the run. The kernel is always
+    shut down, also on KeyboardInterrupt. Returns one CellRun per planned cell, setup first.
+    """
+    work = run_cells_async(
+        nb,
+        cells,
+        setup=setup,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        kernel_name=kernel_name,
+        stop=stop,
+        output_limit=output_limit,
+        startup_timeout=startup_timeout,
+    )
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    # Called from inside an event loop: run the kernel on a loop of its own in a worker thread.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-kernel") as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
+if sys.platform == "win32":  # pragma: no cover - zmq needs the selector loop on Windows
+    asyncio.set_event_loop_policy(asyncio.WindowsSelectorEventLoopPolicy())  # type: ignore[attr-defined]
