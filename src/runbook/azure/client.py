@@ -1,0 +1,598 @@
+"""The one HTTP layer for Azure Resource Manager and the data plane (the APIM gateway).
+
+Responsible for: timeouts; bounded retries with exponential backoff and jitter on 429/5xx and on
+dropped or refused connections, honouring `Retry-After`; ARM paging (`nextLink`); concurrent fan-out
+over many resources (asyncio + a semaphore); turning failures into `AzureError`s whose message names
+the endpoint and the status and whose hint names the missing role or key. Actions use it through
+`run_sync`, which runs the async work on its own event loop in the step's worker thread and
+cancels it promptly when the step is stopped (timeout or Ctrl-C).
+
+It knows nothing about runbooks: credentials come from `credentials.py`, settings from the actions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import random
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from ..errors import ActionError, AzureError, SecurityViolation
+from ..secrets import MASK, is_secret_name
+
+if TYPE_CHECKING:
+    import httpx
+
+T = TypeVar("T")
+R = TypeVar("R")
+Plane = Literal["arm", "data"]
+JsonObject = dict[str, Any]
+
+DEFAULT_ARM_URL = "https://management.azure.com"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_ATTEMPTS = 5
+DEFAULT_CONCURRENCY = 16
+# Statuses worth another try: throttling, timeouts and server-side failures.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# A nextLink chain longer than this is a loop or a broken server, not a real listing.
+MAX_PAGES = 10_000
+USER_AGENT = "incident-runbook/0.1 (+runbook azure client)"
+# Query parameters that look secret by name but are not (ARM paging tokens).
+_PUBLIC_QUERY = frozenset({"$skiptoken", "skiptoken", "api-version"})
+_SECRET_QUERY = frozenset({"sig", "code", "signature"})
+
+
+# ------------------------------------------------------------------------------------ configuration
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry. Waits: `Retry-After` when given, else backoff with jitter."""
+
+    attempts: int = DEFAULT_ATTEMPTS
+    backoff: float = 0.5  # first backoff in seconds; doubles per attempt
+    backoff_cap: float = 8.0
+    max_wait: float = 30.0  # no single wait is longer, whatever Retry-After says
+    statuses: frozenset[int] = RETRY_STATUSES
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_wait)
+        ceiling = min(self.backoff_cap, self.backoff * 2.0 ** (attempt - 1))
+        # "equal jitter": at least half the backoff, so retries do not stampede nor spin
+        return min(ceiling / 2 + random.uniform(0, ceiling / 2), self.max_wait)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What the client needs from a target's settings (see `targets.py`), with defaults.
+
+    Optional tuning settings: `http_timeout` (seconds per request), `http_attempts`,
+    `http_backoff` (first backoff, seconds), `http_max_wait` (cap of one wait), `concurrency`.
+    """
+
+    arm_url: str = DEFAULT_ARM_URL
+    gateway_url: str | None = None
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    apim_service: str | None = None
+    inference_api_path: str | None = None
+    api_key: str | None = None
+    credential: str = "default"
+    timeout: float = DEFAULT_TIMEOUT
+    concurrency: int = DEFAULT_CONCURRENCY
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any] | None) -> Endpoints:
+        values = dict(settings or {})
+
+        def text(name: str) -> str | None:
+            value = values.get(name)
+            return str(value) if value not in (None, "") else None
+
+        def number(name: str, default: float) -> float:
+            value = values.get(name)
+            try:
+                return float(value) if value not in (None, "") else default
+            except (TypeError, ValueError):
+                raise ActionError(
+                    f"target setting {name}={value!r} is not a number", hint="fix it in runbook.yaml"
+                ) from None
+
+        policy = RetryPolicy(
+            attempts=max(1, int(number("http_attempts", DEFAULT_ATTEMPTS))),
+            backoff=max(0.0, number("http_backoff", 0.5)),
+            max_wait=max(0.0, number("http_max_wait", 30.0)),
+        )
+        return cls(
+            arm_url=(text("arm_url") or DEFAULT_ARM_URL).rstrip("/"),
+            gateway_url=(text("gateway_url") or "").rstrip("/") or None,
+            subscription_id=text("subscription_id"),
+            resource_group=text("resource_group"),
+            apim_service=text("apim_service"),
+            inference_api_path=text("inference_api_path"),
+            api_key=text("api_key"),
+            credential=text("credential") or "default",
+            timeout=max(0.1, number("http_timeout", DEFAULT_TIMEOUT)),
+            concurrency=max(1, int(number("concurrency", DEFAULT_CONCURRENCY))),
+            policy=policy,
+        )
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+# What each environment variable is called, for hints that say exactly what to set.
+SETTING_VARIABLES = {
+    "subscription_id": "AZURE_SUBSCRIPTION_ID",
+    "resource_group": "RESOURCE_GROUP",
+    "apim_service": "APIM_SERVICE_NAME",
+    "gateway_url": "APIM_GATEWAY_URL",
+    "api_key": "APIM_API_KEY",
+}
+
+
+def display_url(url: str) -> str:
+    """`url` as shown in messages: secret-looking query values (keys, SAS signatures) masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.query:
+        return url
+    pairs = [
+        (name, MASK if _secret_query(name) else value) for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(pairs, safe="$*")))
+
+
+def _secret_query(name: str) -> bool:
+    lowered = name.lower()
+    if lowered in _PUBLIC_QUERY:
+        return False
+    return lowered in _SECRET_QUERY or is_secret_name(lowered)
+
+
+def error_body(payload: object) -> tuple[str | None, str | None]:
+    """(code, message) of an ARM/OpenAI `{"error": {...}}` or an APIM `{"statusCode", "message"}`."""
+    if not isinstance(payload, dict):
+        return None, None
+    error = payload.get("error")
+    if isinstance(error, dict):
+        code = error.get("code")
+        message = error.get("message")
+        return (str(code) if code is not None else None, str(message) if message is not None else None)
+    if isinstance(error, str):
+        return None, error
+    message = payload.get("message") or payload.get("Message")
+    return None, str(message) if message is not None else None
+
+
+def _required_role(url: str) -> str:
+    lowered = url.lower()
+    if "/microsoft.apimanagement/" in lowered:
+        return "needs the Reader role on the resource group (or API Management Service Reader)"
+    if "/microsoft.cognitiveservices/" in lowered:
+        return "needs the Reader role on the resource group (or Cognitive Services Contributor)"
+    return "needs the Reader role on the subscription or the resource group"
+
+
+def failure_hint(plane: Plane, status: int | None, code: str | None, url: str = "") -> str | None:
+    """What to do about a failed answer: the role, key or setting that is missing."""
+    if status is None:
+        return "check the URL and the network (for the emulator target: is it running?)"
+    if plane == "arm":
+        if status == 401:
+            return (
+                "the Azure token was rejected: run `az login` again, or check AZURE_TENANT_ID, "
+                "AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and the tenant"
+            )
+        if status == 403:
+            return f"the signed-in identity {_required_role(url)}"
+        if code == "SubscriptionNotFound":
+            return "check AZURE_SUBSCRIPTION_ID and that your identity can see it (`az account list`)"
+        if code == "ResourceGroupNotFound":
+            return "check the resource group (target setting resource_group, env RESOURCE_GROUP)"
+        if code in ("ResourceNotFound", "ParentResourceNotFound"):
+            return "check the name; azure.accounts, azure.deployments and azure.apim.apis list what exists"
+        if code in ("InvalidApiVersionParameter", "NoRegisteredProviderFound"):
+            return "use an api-version this resource type supports (the message lists them)"
+    else:
+        if status == 401:
+            return "the APIM subscription key is missing or wrong: set APIM_API_KEY"
+        if status == 403:
+            return (
+                "the key's subscription has no access to this API, or (with auth: entra) the identity "
+                "needs the Cognitive Services OpenAI User role"
+            )
+        if code == "DeploymentNotFound":
+            return (
+                "no deployment of that name behind the gateway: list them with azure.deployments "
+                "(deployment names are not model names)"
+            )
+        if status == 404:
+            return "check the path against the API's operations (azure.apim.operations)"
+    if status == 429:
+        return "throttled: wait and run again, or lower `concurrency`"
+    if status >= 500:
+        return "the service kept failing: try again later"
+    return None
+
+
+def response_error(method: str, url: str, response: httpx.Response, *, plane: Plane, attempts: int = 1) -> AzureError:
+    """An `AzureError` for a failed answer: endpoint, status, ARM code and message, and a hint."""
+    try:
+        payload: object = response.json()
+    except ValueError:
+        payload = None
+    code, message = error_body(payload)
+    if message is None:
+        text = response.text.strip()
+        message = (text[:300] + "…") if len(text) > 300 else text or response.reason_phrase
+    status = f"{response.status_code} {code}" if code else str(response.status_code)
+    where = f"{method} {display_url(url)}"
+    if attempts > 1:
+        text = f"{where} failed after {attempts} attempts: last status {status}: {message}"
+    else:
+        text = f"{where}: {status}: {message}"
+    error = AzureError(text, hint=failure_hint(plane, response.status_code, code, url))
+    error.status = response.status_code  # type: ignore[attr-defined]
+    error.code = code  # type: ignore[attr-defined]
+    return error
+
+
+class Stopped(ActionError):
+    """The step was stopped (timeout or Ctrl-C) while waiting on Azure."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped while waiting on Azure (the step timed out or was interrupted)")
+
+
+# ----------------------------------------------------------------------------------------- client
+
+
+@dataclass
+class Exchange:
+    """A finished request: the final response and how it went."""
+
+    method: str
+    url: str
+    response: httpx.Response
+    attempts: int
+    elapsed_ms: float  # the final attempt only
+    total_ms: float  # all attempts and waits
+
+
+RetryListener = Callable[[str], None]
+
+
+class AzureClient:
+    """Async HTTP with retries, paging helpers and bounded fan-out. Use `async with`."""
+
+    def __init__(
+        self,
+        *,
+        policy: RetryPolicy | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        stop: threading.Event | None = None,
+        on_retry: RetryListener | None = None,
+    ) -> None:
+        self.policy = policy or RetryPolicy()
+        self.timeout = timeout
+        self.concurrency = max(1, concurrency)
+        self.stop = stop or threading.Event()
+        self.on_retry = on_retry
+        self._http: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> AzureClient:
+        import httpx
+
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+            limits=httpx.Limits(max_connections=self.concurrency + 4, max_keepalive_connections=self.concurrency),
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+        )
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise RuntimeError("AzureClient is not open: use `async with AzureClient(...)`")
+        return self._http
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        plane: Plane,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        attempts: int | None = None,
+        retry_statuses: frozenset[int] | None = None,
+        timeout: float | None = None,
+        follow_redirects: bool = False,
+    ) -> Exchange:
+        """Send with retries. Returns the last answer, whatever its status (callers judge it).
+
+        Raises `AzureError` only when no answer came back after every attempt (refused, dropped,
+        timed out), and `Stopped` when the step is stopped.
+        """
+        import httpx
+
+        tries = max(1, attempts if attempts is not None else self.policy.attempts)
+        statuses = self.policy.statuses if retry_statuses is None else retry_statuses
+        started = time.monotonic()
+        shown = f"{method} {display_url(str(httpx.URL(url, params=params) if params else url))}"
+        last_problem = ""
+        for attempt in range(1, tries + 1):
+            if self.stop.is_set():
+                raise Stopped()
+            sent = time.monotonic()
+            try:
+                response = await self.http.request(
+                    method,
+                    url,
+                    headers=headers,
+                    params=params,
+                    json=json,
+                    content=content,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    follow_redirects=follow_redirects,
+                )
+            except httpx.TransportError as exc:
+                last_problem = _transport_problem(exc)
+                if attempt == tries:
+                    noun = "attempt" if tries == 1 else "attempts"
+                    raise AzureError(
+                        f"{shown} failed after {tries} {noun}: last status: no answer ({last_problem})",
+                        hint=failure_hint(plane, None, None),
+                    ) from None
+                await self._wait(attempt, tries, None, shown, last_problem)
+                continue
+            elapsed_ms = round((time.monotonic() - sent) * 1000, 1)
+            if response.status_code in statuses and attempt < tries:
+                await self._wait(attempt, tries, retry_after(response.headers), shown, str(response.status_code))
+                continue
+            return Exchange(
+                method=method,
+                url=str(response.request.url),
+                response=response,
+                attempts=attempt,
+                elapsed_ms=elapsed_ms,
+                total_ms=round((time.monotonic() - started) * 1000, 1),
+            )
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def _wait(self, attempt: int, tries: int, after: float | None, shown: str, why: str) -> None:
+        delay = self.policy.delay(attempt, after)
+        if self.on_retry is not None:
+            self.on_retry(f"{shown}: {why}; retrying in {delay:.2f}s (attempt {attempt + 1}/{tries})")
+        if self.stop.is_set():
+            raise Stopped()
+        await asyncio.sleep(delay)
+
+    async def fan_out(
+        self, items: Sequence[T], work: Callable[[T], Awaitable[R]], *, limit: int | None = None
+    ) -> list[R]:
+        """Run `work(item)` for every item, at most `limit` at a time; results in item order.
+
+        The first failure cancels the others and is raised as itself (not as an ExceptionGroup).
+        """
+        semaphore = asyncio.Semaphore(max(1, limit or self.concurrency))
+
+        async def one(item: T) -> R:
+            async with semaphore:
+                return await work(item)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(item)) for item in items]
+        except BaseExceptionGroup as failed:
+            raise _first_leaf(failed) from None
+        return [task.result() for task in tasks]
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
+
+
+def _transport_problem(exc: Exception) -> str:
+    detail = str(exc).strip() or "no detail"
+    return f"{type(exc).__name__}: {detail}"
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds asked for by `retry-after-ms`, `x-ms-retry-after-ms` or `Retry-After` (seconds or date)."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        value = lowered.get(name)
+        if value:
+            with contextlib.suppress(ValueError):
+                return max(0.0, float(value) / 1000)
+    value = lowered.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+# ------------------------------------------------------------------------------------------- ARM
+
+
+class ArmClient:
+    """ARM reads over an `AzureClient`: one resource, or a whole paged listing."""
+
+    def __init__(self, client: AzureClient, base_url: str, token: str) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+    def url(self, path: str) -> str:
+        """An absolute URL for an ARM path (`/subscriptions/...`); absolute URLs must stay on ARM."""
+        if path.startswith(("http://", "https://")):
+            self._same_origin(path)
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def _same_origin(self, url: str) -> None:
+        base, other = urlsplit(self.base_url), urlsplit(url)
+        if (base.scheme, base.netloc.lower()) != (other.scheme, other.netloc.lower()):
+            raise SecurityViolation(
+                f"refusing to send the ARM token to {display_url(url)}: it is not {self.base_url}",
+                hint="a nextLink or resource URL pointing elsewhere is a misbehaving server or proxy",
+            )
+
+    async def get(self, path: str, api_version: str) -> JsonObject:
+        """GET one resource (or one page) and return its JSON object."""
+        return await self._get_json(self.url(path), {"api-version": api_version})
+
+    async def list(self, path: str, api_version: str) -> list[JsonObject]:
+        """Every item of a listing, following `nextLink` until it is absent, null or empty."""
+        items: list[JsonObject] = []
+        url = self.url(path)
+        params: dict[str, str] | None = {"api-version": api_version}
+        seen: set[str] = set()
+        for _page in range(MAX_PAGES):
+            if self.client.stop.is_set():
+                raise Stopped()
+            payload = await self._get_json(url, params)
+            value = payload.get("value")
+            if value is None:
+                value = []
+            if not isinstance(value, list):
+                raise AzureError(f"GET {display_url(url)}: the answer's `value` is not a list")
+            items.extend(item for item in value if isinstance(item, dict))
+            next_link = payload.get("nextLink")
+            if not next_link:  # absent, null or "": the last page (zero items with a link is valid)
+                return items
+            next_link = urljoin(url, str(next_link))
+            self._same_origin(next_link)
+            if next_link in seen:
+                raise AzureError(f"GET {display_url(url)}: paging loops (nextLink repeats {display_url(next_link)})")
+            seen.add(next_link)
+            url = next_link
+            # nextLink carries the api-version (and skip token) itself; add it only when missing
+            params = None if "api-version=" in next_link.lower() else {"api-version": api_version}
+        raise AzureError(f"GET {display_url(url)}: more than {MAX_PAGES} pages; giving up")
+
+    async def _get_json(self, url: str, params: Mapping[str, str] | None) -> JsonObject:
+        exchange = await self.client.send("GET", url, plane="arm", headers=self._headers, params=params)
+        response = exchange.response
+        if response.status_code >= 400:
+            raise response_error("GET", exchange.url, response, plane="arm", attempts=exchange.attempts)
+        try:
+            payload = response.json()
+        except ValueError:
+            raise AzureError(
+                f"GET {display_url(exchange.url)}: {response.status_code} but the body is not JSON",
+                hint="is arm_url really Azure Resource Manager?",
+            ) from None
+        if not isinstance(payload, dict):
+            raise AzureError(f"GET {display_url(exchange.url)}: expected a JSON object")
+        return payload
+
+
+# ------------------------------------------------------------------------------------- sync facade
+
+_POLL_SECONDS = 0.05
+
+
+def run_sync(
+    work: Callable[[AzureClient], Awaitable[T]],
+    *,
+    stop: threading.Event | None = None,
+    policy: RetryPolicy | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_retry: RetryListener | None = None,
+) -> T:
+    """Run `work(client)` to completion on a fresh event loop; stop it promptly when `stop` is set.
+
+    Meant for actions, which run in a worker thread without a loop. Called where a loop already
+    runs, the work gets a thread of its own.
+    """
+    stop_event = stop or threading.Event()
+
+    async def main() -> T:
+        async with AzureClient(
+            policy=policy, timeout=timeout, concurrency=concurrency, stop=stop_event, on_retry=on_retry
+        ) as client:
+            task = asyncio.ensure_future(work(client))
+            while not task.done():
+                await asyncio.wait({task}, timeout=_POLL_SECONDS)
+                if stop_event.is_set() and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                    raise Stopped()
+            return task.result()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    box: dict[str, Any] = {}
+
+    def in_thread() -> None:
+        try:
+            box["result"] = asyncio.run(main())
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=in_thread, name="runbook-azure-client", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    result: T = box["result"]
+    return result
+
+
+def same_origin(url: str, base: str | None) -> bool:
+    """True when `url` is on the origin of `base` (scheme, host and port) and under its path."""
+    if not base:
+        return False
+    a, b = urlsplit(url), urlsplit(base)
+    if (a.scheme, a.netloc.lower()) != (b.scheme, b.netloc.lower()):
+        return False
+    prefix = b.path.rstrip("/")
+    return not prefix or a.path == prefix or a.path.startswith(prefix + "/")
+
+
+_ARM_ID = re.compile(r"^/subscriptions/[^/]+(/.*)?$|^/providers/.+$", re.IGNORECASE)
+
+
+def is_arm_id(value: str) -> bool:
+    """True for an ARM resource id (`/subscriptions/...` or `/providers/...`)."""
+    return bool(_ARM_ID.match(value))
