@@ -1,0 +1,393 @@
+"""Built-in notebook actions: discover cells, edit them faithfully, insert cells, run cells in a kernel.
+
+The notebook layer (`runbook.notebooks`) does the byte-faithful reading and writing and
+`runbook.kernel` the execution; these actions turn them into recorded steps. Every record names
+both the number and the id of each cell touched, and a step that addresses a cell by number warns
+when the id it found differs from the one its last run recorded (numbers drift as cells are added).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ..errors import ActionError, NotebookError
+from ..notebooks import Cell, CellAddress, Notebook, Replacement
+from . import ActionContext, Params, Result, action
+
+CellRef = int | str | CellAddress
+
+
+def to_address(ref: CellRef) -> CellAddress:
+    """`15` -> number 15; `"cell_14_f21837aa"` -> that id; a mapping -> as written."""
+    if isinstance(ref, CellAddress):
+        return ref
+    if isinstance(ref, int):
+        return CellAddress(number=ref)
+    text = str(ref).strip()
+    if text.isdigit():
+        return CellAddress(number=int(text))
+    return CellAddress(id=text)
+
+
+class NotebookParams(Params):
+    path: str = Field(description="the notebook, relative to the workspace")
+
+
+def _open(ctx: ActionContext, path: str) -> tuple[Path, Notebook]:
+    resolved = ctx.resolve_path(path)
+    try:
+        return resolved, Notebook.read(resolved)
+    except FileNotFoundError:
+        raise ActionError(f"no such notebook: {path}") from None
+    except NotebookError as exc:
+        raise ActionError(exc.message, hint=exc.hint) from None
+
+
+def _address(ctx: ActionContext, nb: Notebook, ref: CellRef) -> Cell:
+    address = to_address(ref)
+    try:
+        cell = nb.address(address)
+    except NotebookError as exc:
+        raise ActionError(exc.message, hint=exc.hint) from None
+    if address.number is not None:
+        _warn_on_drift(ctx, cell)
+    return cell
+
+
+def _warn_on_drift(ctx: ActionContext, cell: Cell) -> None:
+    previous = ctx.previous or {}
+    output = previous.get("output") if isinstance(previous, dict) else None
+    before = output.get("cell") if isinstance(output, dict) else None
+    if isinstance(before, dict) and before.get("id") and cell.id and before["id"] != cell.id:
+        ctx.warn(
+            f"cell {cell.number} is now {cell.id}; last run it was {before['id']}: cells moved, "
+            "address this cell by id or tag"
+        )
+
+
+def _cell_ref(cell: Cell) -> dict[str, Any]:
+    return {"number": cell.number, "id": cell.id, "type": cell.cell_type}
+
+
+# ---------------------------------------------------------------- notebook.cells
+
+
+class CellsParams(NotebookParams):
+    pattern: str | None = Field(None, description="regex searched in each cell's source (multiline)")
+    cell_type: Literal["code", "markdown", "raw"] | None = Field(None, description="only cells of this type")
+    tag: str | None = Field(None, description="only cells with this tag")
+    ignore_case: bool = False
+    max_lines: int = Field(20, ge=0, description="matching lines kept per cell")
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+@action(
+    "notebook.cells",
+    params=CellsParams,
+    changes=False,
+    summary="Find cells by pattern, type or tag: number, id, type, tags and matching lines (with groups).",
+)
+def notebook_cells(params: CellsParams, ctx: ActionContext) -> Result:
+    _path, nb = _open(ctx, params.path)
+    regex = re.compile(params.pattern, re.IGNORECASE if params.ignore_case else 0) if params.pattern else None
+    found = []
+    for cell in nb.cells:
+        if params.cell_type and cell.cell_type != params.cell_type:
+            continue
+        if params.tag and params.tag not in cell.tags:
+            continue
+        matches = []
+        if regex is not None:
+            for number, line in enumerate(cell.source.splitlines(), start=1):
+                hit = regex.search(line)
+                if hit:
+                    matches.append({"line": number, "text": line.strip()[:200], "groups": list(hit.groups())})
+            if not matches:
+                continue
+        found.append({**_cell_ref(cell), "tags": list(cell.tags), "matches": matches[: params.max_lines]})
+    return Result(
+        output={
+            "notebook": params.path,
+            "cells": found,
+            "count": len(found),
+            "numbers": [c["number"] for c in found],
+            "cell_count": len(nb),
+        }
+    )
+
+
+# ---------------------------------------------------------------- notebook.edit
+
+
+class EditParams(NotebookParams):
+    cell: CellRef = Field(description="the cell: a number, an id, or {id|number|tag|pattern: …}")
+    replacements: list[Replacement] = Field(min_length=1, description="find/replace pairs, applied in order")
+    description: str | None = Field(None, description="what the change does (for the report)")
+
+
+def _excerpts(diff: str) -> tuple[str, str]:
+    removed = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    return "\n".join(removed), "\n".join(added)
+
+
+def _cell_change(params_path: str, cell: Cell, status: str, description: str | None, diff: str) -> dict[str, Any]:
+    before, after = _excerpts(diff)
+    return {
+        "kind": "cell",
+        "path": params_path,
+        "number": cell.number,
+        "id": cell.id,
+        "status": status,
+        "description": description,
+        "before": before,
+        "after": after,
+    }
+
+
+@action(
+    "notebook.edit",
+    params=EditParams,
+    changes=True,
+    supports_dry_run=True,
+    summary="Replacements in one cell; idempotent (already applied -> ok); byte-faithful atomic write; records a diff.",
+)
+def notebook_edit(params: EditParams, ctx: ActionContext) -> Result:
+    path, nb = _open(ctx, params.path)
+    cell = _address(ctx, nb, params.cell)
+    outcome = nb.edit_cell(cell.index, params.replacements)
+    output = {
+        "notebook": params.path,
+        "cell": _cell_ref(cell),
+        "status": outcome.status,
+        "replacements": [{"find": r.find, "status": r.status, "occurrences": r.occurrences} for r in outcome.results],
+    }
+    if outcome.status == "failed":
+        raise ActionError(f"{params.path}: {cell.label}: {outcome.message}", output=output)
+    if outcome.status == "already":
+        return Result(status="ok", output=output, message=f"{cell.label}: already applied")
+    if not ctx.dry_run:
+        try:
+            nb.write()
+        except NotebookError as exc:
+            raise ActionError(exc.message, hint=exc.hint, output=output) from None
+        ctx.changed_files.add(path)
+    return Result(
+        status="changed",
+        output=output,
+        diff=outcome.diff,
+        changes=[_cell_change(params.path, cell, "changed", params.description, outcome.diff)],
+        message=cell.label,
+    )
+
+
+# ---------------------------------------------------------------- notebook.set_source
+
+
+class SetSourceParams(NotebookParams):
+    cell: CellRef = Field(description="the cell: a number, an id, or {id|number|tag|pattern: …}")
+    source: str | None = Field(None, description="the new source, inline")
+    source_file: str | None = Field(None, description="or a file (relative to the workspace) holding it")
+    description: str | None = None
+
+
+@action(
+    "notebook.set_source",
+    params=SetSourceParams,
+    changes=True,
+    supports_dry_run=True,
+    summary="Replace a whole cell's source from inline text or a file; no-op when it already matches.",
+)
+def notebook_set_source(params: SetSourceParams, ctx: ActionContext) -> Result:
+    if (params.source is None) == (params.source_file is None):
+        raise ActionError("notebook.set_source needs exactly one of `source` and `source_file`")
+    text = params.source
+    if params.source_file is not None:
+        text = ctx.resolve_path(params.source_file).read_text(encoding="utf-8")
+    assert text is not None
+    path, nb = _open(ctx, params.path)
+    cell = _address(ctx, nb, params.cell)
+    before = cell.source
+    output = {"notebook": params.path, "cell": _cell_ref(cell)}
+    if before == text:
+        return Result(status="ok", output={**output, "status": "already"}, message=f"{cell.label}: already applied")
+    from ..notebooks import cell_diff
+
+    diff = cell_diff(before, text, cell.label)
+    nb.set_source(cell.index, text)
+    if not ctx.dry_run:
+        nb.write()
+        ctx.changed_files.add(path)
+    return Result(
+        status="changed",
+        output={**output, "status": "changed"},
+        diff=diff,
+        changes=[_cell_change(params.path, cell, "changed", params.description, diff)],
+        message=cell.label,
+    )
+
+
+# ---------------------------------------------------------------- notebook.insert
+
+
+class InsertParams(NotebookParams):
+    cell: CellRef = Field(description="the cell to insert next to")
+    position: Literal["before", "after"] = "after"
+    cell_type: Literal["code", "markdown", "raw"] = "code"
+    source: str = Field(description="the new cell's source")
+    id: str | None = Field(None, description="id for the new cell (4.5+ notebooks only)")
+    description: str | None = None
+
+
+@action(
+    "notebook.insert",
+    params=InsertParams,
+    changes=True,
+    supports_dry_run=True,
+    summary="Insert a new cell before/after an addressed cell; ok when that cell is already there.",
+)
+def notebook_insert(params: InsertParams, ctx: ActionContext) -> Result:
+    path, nb = _open(ctx, params.path)
+    anchor = _address(ctx, nb, params.cell)
+    index = anchor.index + (1 if params.position == "after" else 0)
+    neighbour = nb.cells[index] if params.position == "after" and index < len(nb) else None
+    if params.position == "before" and anchor.index > 0:
+        neighbour = nb.cells[anchor.index - 1]
+    if neighbour is not None and neighbour.source == params.source and neighbour.cell_type == params.cell_type:
+        return Result(status="ok", output={"notebook": params.path, "cell": _cell_ref(neighbour), "status": "already"},
+                      message=f"{neighbour.label}: already inserted")
+    try:
+        cell = nb.insert(index, params.cell_type, params.source, id=params.id)
+    except NotebookError as exc:
+        raise ActionError(exc.message, hint=exc.hint) from None
+    if not ctx.dry_run:
+        nb.write()
+        ctx.changed_files.add(path)
+    diff = "".join(f"+{line}\n" for line in params.source.splitlines())
+    return Result(
+        status="changed",
+        output={"notebook": params.path, "cell": _cell_ref(cell), "status": "inserted", "anchor": _cell_ref(anchor)},
+        diff=f"--- /dev/null\n+++ b/{cell.label} (new)\n{diff}",
+        changes=[_cell_change(params.path, cell, "inserted", params.description, "+" + params.source)],
+        message=f"inserted {cell.label}",
+    )
+
+
+# ---------------------------------------------------------------- notebook.run
+
+
+class CellExpectation(Params):
+    cell: CellRef = Field(description="the cell this expectation is about")
+    no_error: bool = Field(True, description="the cell must not raise")
+    output_contains: list[str] = Field(default_factory=list, description="texts its output must contain")
+    output_matches: list[str] = Field(default_factory=list, description="regexes its output must match")
+
+
+class RunParams(NotebookParams):
+    cells: list[CellRef] = Field(min_length=1, description="cells to execute, in this order")
+    setup: list[CellRef] = Field(default_factory=list, description="cells run first (loaders, imports)")
+    timeout: float = Field(120.0, gt=0, description="seconds per cell before it is interrupted")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment for the kernel")
+    kernel: str = Field("python3", description="kernel name")
+    expect: list[CellExpectation] = Field(
+        default_factory=list, description="per-cell expectations (default: every cell runs without error)"
+    )
+
+
+@action(
+    "notebook.run",
+    params=RunParams,
+    changes=False,
+    summary="Execute chosen cells in one real Jupyter kernel with per-cell timeouts, timestamps and expectations.",
+)
+def notebook_run(params: RunParams, ctx: ActionContext) -> Result:
+    from ..kernel import run_cells
+
+    path, nb = _open(ctx, params.path)
+    setup = [_address(ctx, nb, ref) for ref in params.setup]
+    cells = [_address(ctx, nb, ref) for ref in params.cells]
+    env = {**getattr(ctx.target, "env", {}), **params.env}
+    try:
+        runs = run_cells(
+            nb.as_nbformat(),
+            [c.index for c in cells],
+            setup=[c.index for c in setup],
+            env=env,
+            cwd=path.parent,
+            timeout=params.timeout,
+            kernel_name=params.kernel,
+            stop=ctx.stop,
+        )
+    except NotebookError as exc:
+        raise ActionError(exc.message, hint=exc.hint) from None
+    results = [run.to_dict() for run in runs]
+    for item in results:
+        item["output"] = "\n".join(part for part in (item.get("stdout"), item.get("text")) if part)
+    by_index = {run.index: item for run, item in zip(runs, results, strict=True) if not run.setup}
+    problems = []
+    expectations = params.expect or [CellExpectation(cell=c.number) for c in cells]
+    checked = []
+    for expectation in expectations:
+        cell = _address(ctx, nb, expectation.cell)
+        item = by_index.get(cell.index)
+        if item is None:
+            problems.append(f"{cell.label} was not among the cells run")
+            continue
+        failed = _failed_expectations(expectation, item)
+        checked.append({"cell": cell.number, "id": cell.id, "passed": not failed, "failed": failed})
+        problems.extend(f"{cell.label}: {text}" for text in failed)
+    for run, item in zip(runs, results, strict=True):
+        if run.setup and run.status not in ("ok", "skipped"):
+            problems.append(f"setup {run.label} {run.status}: {_error_text(item)}")
+    dead = next((r for r in runs if r.status == "dead"), None)
+    output = {
+        "notebook": params.path,
+        "cells": results,
+        "expectations": checked,
+        "ok": not problems,
+        "summary": {s: sum(1 for r in runs if r.status == s) for s in sorted({r.status for r in runs})},
+    }
+    if dead is not None:
+        raise ActionError(
+            f"the kernel died while running {dead.label}: {dead.message}",
+            hint="the cell crashed the Python process (os._exit, a native crash, out of memory)",
+            output=output,
+        )
+    if problems:
+        raise ActionError("; ".join(problems), output=output)
+    return Result(output=output, message=f"{len(cells)} cell(s) ran")
+
+
+def _error_text(item: dict[str, Any]) -> str:
+    error = item.get("error") or {}
+    if error:
+        return f"{error.get('ename')}: {error.get('evalue')}"
+    return str(item.get("message") or item.get("status"))
+
+
+def _failed_expectations(expectation: CellExpectation, item: dict[str, Any]) -> list[str]:
+    failed = []
+    status = item.get("status")
+    if expectation.no_error and status not in ("ok", "skipped"):
+        failed.append(f"{status}: {_error_text(item)}")
+    text = str(item.get("output") or "")
+    for wanted in expectation.output_contains:
+        if wanted not in text:
+            failed.append(f"output does not contain {wanted!r}")
+    for pattern in expectation.output_matches:
+        if not re.search(pattern, text, re.MULTILINE):
+            failed.append(f"output does not match {pattern!r}")
+    return failed
