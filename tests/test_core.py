@@ -668,3 +668,57 @@ def test_sigkill_mid_step_leaves_a_readable_record(local_workspace: Path) -> Non
     assert steps["discovery:second"]["output"]["stdout"] == "two\n"
     assert "fix:sleepy" not in steps
     assert [e["step"] for e in record.events if e["event"] == "step_started"][-1] == "sleepy"
+
+
+def test_committed_schema_is_current() -> None:
+    from runbook.model import json_schema
+
+    committed = json.loads((Path(__file__).parent.parent / "runbook.schema.json").read_text())
+    assert committed == json.loads(json.dumps(json_schema())), "run `runbook schema -o runbook.schema.json`"
+
+
+def test_third_party_actions_load_from_entry_points(tmp_path: Path, local_workspace: Path) -> None:
+    """A package that declares a `runbook.actions` entry point adds an action (no code change here)."""
+    plugin = tmp_path / "plugin"
+    (plugin / "lab_actions").mkdir(parents=True)
+    (plugin / "lab_actions" / "__init__.py").write_text(
+        textwrap.dedent(
+            """\
+            from runbook.actions import Params, Result, action
+
+            class GreetParams(Params):
+                name: str
+
+            @action("lab.greet", params=GreetParams, changes=False, summary="Say hello.")
+            def greet(params, ctx):
+                return Result(output={"greeting": f"hello {params.name}"})
+            """
+        )
+    )
+    dist = plugin / "lab_actions-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lab-actions\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[runbook.actions]\nlab = lab_actions\n")
+    write_runbook(
+        local_workspace,
+        "1.1",
+        """\
+        phase: "1.1"
+        title: t
+        fix:
+          - {id: hi, uses: lab.greet, with: {name: lab}}
+        """,
+    )
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from runbook.cli import main; "
+        "main(['-w', sys.argv[2], 'run', '1.1', '--json'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(plugin), str(local_workspace)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    step = next(e for e in events if e.get("event") == "step_finished")
+    assert step["output"] == {"greeting": "hello lab"}
+    unknown = invoke(["validate"], cwd=local_workspace)  # without the plug-in on the path
+    assert unknown.exit_code == 2 and "unknown action 'lab.greet'" in unknown.stderr

@@ -1,9 +1,9 @@
 """The estate: the Azure world the emulator plays, its YAML file format, and its loader.
 
-An estate lists subscriptions, their resource groups, the AI Foundry (Cognitive Services) accounts with
-their model deployments, and the API Management services with their APIs and operations. The packaged
-`default_estate.yaml` reproduces the phase 1.5 incident's world. Loading reports every problem with
-`file:line:col` (and "did you mean" for unknown keys) as a `ValidationFailed`, never a traceback.
+An estate lists subscriptions, their resource groups, the AI Foundry (Cognitive Services) accounts
+with their model deployments, and the API Management services with their APIs and operations. The
+packaged `default_estate.yaml` reproduces the phase 1.5 incident's world. Loading reports every
+problem with `file:line:col` (and "did you mean" for unknown keys) as a `ValidationFailed`.
 """
 
 from __future__ import annotations
@@ -104,9 +104,8 @@ class Deployment(_Spec):
     capacity: int = Field(default=10, ge=0)
     capabilities: tuple[str, ...] | None = None
 
-
     def effective_capabilities(self) -> tuple[str, ...]:
-        """The declared capabilities, or ones inferred from the model name when none are declared."""
+        """The declared capabilities, or, when none are declared, ones inferred from the model."""
         if self.capabilities is not None:
             return self.capabilities
         model = self.model.lower()
@@ -128,7 +127,6 @@ class Account(_Spec):
     deployments: tuple[Deployment, ...] = ()
 
 
-
 class Operation(_Spec):
     """An API Management operation: a method plus a URL template relative to the API's path."""
 
@@ -137,7 +135,6 @@ class Operation(_Spec):
     url_template: str
     display_name: str | None = None
     description: str | None = None
-
 
     @field_validator("method")
     @classmethod
@@ -178,7 +175,6 @@ class Api(_Spec):
     subscription_required: bool = True
     operations: tuple[Operation, ...] = ()
 
-
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
@@ -211,7 +207,6 @@ class ApiManagementService(_Spec):
     apis: tuple[Api, ...] = ()
 
 
-
 class ResourceGroup(_Spec):
     """A resource group: its location is the default for the resources it holds."""
 
@@ -220,7 +215,6 @@ class ResourceGroup(_Spec):
     tags: dict[str, str] = Field(default_factory=dict)
     accounts: tuple[Account, ...] = ()
     apim: tuple[ApiManagementService, ...] = ()
-
 
 
 class Subscription(_Spec):
@@ -234,14 +228,33 @@ class Subscription(_Spec):
     @classmethod
     def _guid(cls, value: str) -> str:
         if not _GUID.match(value):
-            raise ValueError(
-                f"{value!r} is not a GUID; write it like 00000000-0000-0000-0000-000000000000"
-            )
+            raise ValueError(f"{value!r} is not a GUID; write it like 00000000-0000-0000-0000-000000000000")
         return value.lower()
 
 
 class Estate(_Spec):
-    """The whole world the emulator serves."""
+    """The whole world the emulator serves. In YAML (see `default_estate.yaml` for a full one)::
+
+    tenant: <guid>                      # optional
+    subscriptions:
+      - id: <guid>
+        name: lab
+        resource_groups:
+          - name: lab-master-lab
+            location: uksouth
+            accounts:                   # Microsoft.CognitiveServices/accounts
+              - name: foundry1-...
+                kind: AIServices        # location defaults to the group's
+                deployments:
+                  - {name, model, version, format, sku, capacity, capabilities: [...]}
+            apim:                       # Microsoft.ApiManagement/service
+              - name: apim-...
+                subscription_key_header: api-key
+                subscription_keys: [...]
+                apis:
+                  - {id, display_name, path, backends: [account names], operations:
+                     [{id, method, url_template, display_name}]}
+    """
 
     tenant: str = "00000000-0000-0000-0000-000000000001"
     subscriptions: tuple[Subscription, ...] = Field(min_length=1)
@@ -275,7 +288,7 @@ class Estate(_Spec):
         return None
 
 
-# --------------------------------------------------------------------------------------------- loading
+# ----------------------------------------------------------------------------------------- loading
 
 
 def default_estate_path() -> Path:
@@ -307,8 +320,11 @@ def parse_estate(text: str, *, source: str = "<estate>") -> Estate:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(source, mark.line + 1, mark.column + 1) if mark else Location(source)
-        problem = " ".join(filter(None, [exc.context, exc.problem])) or str(exc)
-        raise ValidationFailed([Problem(where, f"invalid YAML: {problem}")]) from None
+        message = f"invalid YAML: {exc.problem or exc}"
+        if exc.context and exc.context_mark is not None:
+            started = exc.context_mark
+            message += f" ({exc.context}, from line {started.line + 1} column {started.column + 1})"
+        raise ValidationFailed([Problem(where, message)]) from None
     if not isinstance(document, CommentedMap):
         raise ValidationFailed(
             [Problem(Location(source, 1, 1), "an estate file must be a mapping with 'subscriptions:'")]
@@ -317,11 +333,7 @@ def parse_estate(text: str, *, source: str = "<estate>") -> Estate:
         estate = Estate.model_validate(document)
     except ValidationError as exc:
         errors = exc.errors()
-        problems = [
-            _pydantic_problem(source, document, error)
-            for error in errors
-            if not _is_echo(error, errors)
-        ]
+        problems = [_pydantic_problem(source, document, error) for error in errors if not _is_echo(error, errors)]
         raise ValidationFailed(_unique(problems)) from None
     problems = []
     for finding in _cross_check(estate):
@@ -394,9 +406,7 @@ def _model_in(annotation: object) -> type[BaseModel] | None:
     return None
 
 
-def _locate(
-    source: str, document: CommentedMap, loc: Sequence[int | str], *, at_key: bool = False
-) -> Location:
+def _locate(source: str, document: CommentedMap, loc: Sequence[int | str], *, at_key: bool = False) -> Location:
     """Map a validation `loc` to the 1-based line:col of that key (or value) in the YAML tree."""
     node: object = document
     position: tuple[int, int] = (0, 0)
@@ -490,7 +500,7 @@ def _suggest(word: str, choices: Sequence[str], label: str) -> str:
     return ""
 
 
-# ------------------------------------------------------------------------------------------ generation
+# -------------------------------------------------------------------------------------- generation
 
 _CATALOG: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("gpt-4o-mini", "2024-07-18", "OpenAI", ("chatCompletion",)),
@@ -546,12 +556,8 @@ def generate_estate(
         backends=tuple(spec.name for spec in account_specs),
         operations=_OPENAI_OPERATIONS,
     )
-    service = ApiManagementService(
-        name=apim_name, subscription_keys=(subscription_key,), apis=(api,)
-    )
-    group = ResourceGroup(
-        name=resource_group, location="uksouth", accounts=tuple(account_specs), apim=(service,)
-    )
+    service = ApiManagementService(name=apim_name, subscription_keys=(subscription_key,), apis=(api,))
+    group = ResourceGroup(name=resource_group, location="uksouth", accounts=tuple(account_specs), apim=(service,))
     return Estate(subscriptions=(Subscription(id=subscription_id, name="bench", resource_groups=(group,)),))
 
 
@@ -566,7 +572,7 @@ _OPENAI_OPERATIONS = (
         id="ImageGenerations_Create",
         method="POST",
         url_template="/deployments/{deployment-id}/images/generations?api-version={api-version}",
-        display_name="Generates a batch of images from a text caption on a given DALLE model deployment",
+        display_name="Generates a batch of images from a text caption",
     ),
     Operation(
         id="embeddings_create",

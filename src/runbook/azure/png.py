@@ -1,8 +1,8 @@
 """Real, tiny PNG images for the emulator's image generation: deterministic from the prompt.
 
-Only the standard library is used (zlib + struct). The picture is a two-colour diagonal gradient whose
-colours come from a hash of the prompt and the image index, so the same request always yields the same
-bytes and different prompts yield visibly different images.
+Only the standard library is used (zlib + struct). The picture is a two-colour diagonal gradient
+whose colours come from a hash of the prompt and the image index, so the same request always yields
+the same bytes and different prompts yield visibly different images.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class PngHeader:
 
 
 def render_png(prompt: str, *, width: int = 64, height: int = 64, index: int = 0) -> bytes:
-    """Return an 8-bit RGB PNG of `width` x `height` pixels, a gradient seeded by `prompt` and `index`."""
+    """An 8-bit RGB PNG of `width` x `height` pixels: a gradient seeded by `prompt` and `index`."""
     if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
         raise ValueError(f"image size {width}x{height} is outside 1..{_MAX_SIDE} pixels per side")
     digest = hashlib.sha256(f"{index}\0{prompt}".encode()).digest()
@@ -43,15 +43,12 @@ def render_png(prompt: str, *, width: int = 64, height: int = 64, index: int = 0
             rows.extend(round(a + (b - a) * t) for a, b in zip(start, end, strict=True))
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPE_RGB, 0, 0, 0)
     return (
-        PNG_SIGNATURE
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(bytes(rows), 9))
-        + _chunk(b"IEND", b"")
+        PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + _chunk(b"IEND", b"")
     )
 
 
 def read_png_header(data: bytes) -> PngHeader:
-    """Check the PNG signature and the IHDR chunk (with its CRC); raise ValueError when not a PNG."""
+    """Check the PNG signature and the IHDR chunk (and its CRC); ValueError when not a PNG."""
     if not data.startswith(PNG_SIGNATURE):
         raise ValueError("not a PNG: the 8-byte signature is missing")
     if len(data) < 33:
