@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import invoke
 
+from conftest import invoke
 from runbook.api import RunOptions, run_phase
 from runbook.errors import InputError, RunFailed, ValidationFailed
 from runbook.record import read_log, read_record, record_paths

@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO, git, invoke
 
+from conftest import REPO, git, invoke
 from runbook.record import read_log, read_record, record_paths
 
 NOTEBOOK = Path("notebooks/master-ai-gateway-fix-MCP.ipynb")
@@ -104,7 +104,6 @@ def test_second_run_changes_nothing(fixed: tuple[Path, object], tmp_path: Path) 
 def test_the_runbook_adapts_to_a_different_image_deployment(tmp_path: Path) -> None:
     """Never assume model names: another estate's image model lands in the cells and .env."""
     from conftest import copy_sample
-
     from runbook.azure.estate import default_estate_path
 
     root = copy_sample(tmp_path / "lab")

@@ -93,9 +93,12 @@ def _previous_steps(workspace: Workspace, phase: str) -> dict[str, dict[str, Any
     latest: dict[str, dict[str, Any]] = {}
     for path in record_paths(workspace.reports_dir, phase)[-20:]:
         for event in read_record(path).events:
-            if event.get("event") in ("step_finished", "step_restored") and event.get("stage") != "reproduce":
-                if event.get("status") in ("ok", "changed"):
-                    latest[str(event.get("step"))] = event
+            if (
+                event.get("event") in ("step_finished", "step_restored")
+                and event.get("stage") != "reproduce"
+                and event.get("status") in ("ok", "changed")
+            ):
+                latest[str(event.get("step"))] = event
     return latest
 
 
@@ -323,7 +326,7 @@ def _loc(path: Path) -> Any:
 
 
 def check_all(workspace: Workspace) -> None:
-    count, problems = validate(workspace=workspace)
+    _count, problems = validate(workspace=workspace)
     if problems:
         raise ValidationFailed(problems)
 

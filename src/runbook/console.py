@@ -112,7 +112,7 @@ class JsonPrinter:
         self.stream.flush()
 
     def warning(self, message: str) -> None:
-        self(({"event": "warning", "message": message}))
+        self({"event": "warning", "message": message})
 
 
 def _clock(stamp: str) -> str:

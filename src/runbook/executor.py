@@ -224,7 +224,7 @@ class Executor:
                     "digest": self.loaded.digest,
                     "target": getattr(self.target, "name", None),
                     "target_settings": self.target.public_settings() if self.target is not None else {},
-                    "vars": {k: v for k, v in self.context["vars"].items()},
+                    "vars": dict(self.context["vars"]),
                     "options": {
                         "dry_run": self.options.dry_run,
                         "only": self.options.only,

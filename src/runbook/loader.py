@@ -113,19 +113,20 @@ def _position(tree: Any, loc: Sequence[str | int], *, key: bool = False) -> tupl
     """Line and column (1-based) of the node at `loc`, or of the deepest ancestor that exists."""
     line: int | None = None
     col: int | None = None
-    node = tree
+    node: Any = tree
     if hasattr(node, "lc"):
         line, col = node.lc.line + 1, node.lc.col + 1
     for depth, part in enumerate(loc):
         last = depth == len(loc) - 1
         try:
+            lc: Any = getattr(node, "lc", None)
             if isinstance(node, Mapping) and part in node:
-                pos = node.lc.key(part) if (key and last) else node.lc.value(part)
+                pos = lc.key(part) if (key and last) else lc.value(part)
                 if pos is not None:
                     line, col = pos[0] + 1, pos[1] + 1
                 node = node[part]
             elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-                pos = node.lc.item(part)
+                pos = lc.item(part)
                 if pos is not None:
                     line, col = pos[0] + 1, pos[1] + 1
                 node = node[part]
@@ -259,9 +260,8 @@ def validate_document(doc: YamlDocument, *, known_phases: Iterable[str] | None =
     # The runbook without its steps: schema of the rest.
     stripped = {k: (v if k not in ("discovery", "fix", "verify") or not isinstance(v, list) else []) for k, v in data.items()}
     try:
-        runbook = Runbook.model_validate(stripped)
+        Runbook.model_validate(stripped)
     except ValidationError as exc:
-        runbook = None
         problems.extend(schema_problems(exc, doc, model=Runbook))
     problems.extend(step_problems)
     raw_next = data.get("next")
@@ -351,9 +351,7 @@ def _templated(params: Any, loc: Sequence[Any]) -> bool:
     for part in loc:
         if isinstance(node, str):
             break
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
             node = node[part]
         elif _is_union_tag(part):
             continue

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from ..errors import ActionError
 from . import ActionContext, Params, Result, action
@@ -143,7 +143,7 @@ def _tail(text: str, lines: int = 3) -> str:
 
 
 class SetParams(Params):
-    model_config = {"extra": "allow"}
+    model_config = ConfigDict(extra="allow")
 
 
 @action(

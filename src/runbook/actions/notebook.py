@@ -337,16 +337,16 @@ def notebook_run(params: RunParams, ctx: ActionContext) -> Result:
     for item in results:
         item["output"] = "\n".join(part for part in (item.get("stdout"), item.get("text")) if part)
     by_index = {run.index: item for run, item in zip(runs, results, strict=True) if not run.setup}
-    problems = []
+    problems: list[str] = []
     expectations = params.expect or [CellExpectation(cell=c.number) for c in cells]
     checked = []
     for expectation in expectations:
         cell = _address(ctx, nb, expectation.cell)
-        item = by_index.get(cell.index)
-        if item is None:
+        found = by_index.get(cell.index)
+        if found is None:
             problems.append(f"{cell.label} was not among the cells run")
             continue
-        failed = _failed_expectations(expectation, item)
+        failed = _failed_expectations(expectation, found)
         checked.append({"cell": cell.number, "id": cell.id, "passed": not failed, "failed": failed})
         problems.extend(f"{cell.label}: {text}" for text in failed)
     for run, item in zip(runs, results, strict=True):
