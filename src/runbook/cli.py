@@ -299,7 +299,177 @@ def emulator(
 
 # -- commands: reports, changelog, timeline (anchor: keep this line)
 
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("phase")
+@click.option("--run", "run_id", metavar="RUN_ID", help="The run to render (id or unique prefix; default: the latest).")
+@click.option("--template", metavar="NAME", help="Template name (workspace templates/ first, then the defaults).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write here; `-` for stdout. Default: reports/phase-PHASE.md (markdown), stdout (junit).",
+)
+@click.option("--format", "fmt", type=click.Choice(["markdown", "junit"]), default="markdown", show_default=True)
+@click.option("--commit", is_flag=True, help="Commit the report and its run record (nothing else).")
+@click.option("--tag", is_flag=True, help="With --commit: tag a resolved run's commit phase-<id>-resolved.")
+@click.pass_obj
+def report(
+    state: State,
+    phase: str,
+    run_id: str | None,
+    template: str | None,
+    output: Path | None,
+    fmt: str,
+    commit: bool,
+    tag: bool,
+) -> None:
+    """Render the resolution report of PHASE from a stored run record (default: its latest run)."""
+    from .reports import report_phase
+
+    if tag and not commit:
+        raise click.UsageError("--tag needs --commit")
+    result = report_phase(
+        state.workspace(), phase, run_id=run_id, template=template, fmt=fmt, output=output, commit=commit, tag=tag
+    )
+    if result.path is None:
+        click.echo(result.text, nl=False)
+    else:
+        click.echo(f"wrote {result.path}")
+    if result.commit:
+        click.echo(f"committed {result.commit[:10]}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.pass_obj
+def changelog(state: State) -> None:
+    """(Re)write CHANGELOG.md: one section per day from resolved phases; text above the marker is kept."""
+    from .reports import write_changelog
+
+    click.echo(f"wrote {write_changelog(state.workspace())}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.pass_obj
+def timeline(state: State) -> None:
+    """(Re)write TIMELINE.md: every phase's start, end and duration (UTC), from the timestamp log."""
+    from .reports import write_timeline
+
+    click.echo(f"wrote {write_timeline(state.workspace())}")
+
+
 # -- commands: status and docs (anchor: keep this line)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("phase", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (the same numbers as the text).")
+@click.pass_obj
+def status(state: State, phase: str | None, as_json: bool) -> None:
+    """Show the progress of every phase group, or one PHASE with its runs.
+
+    Progress comes from the timestamp log: "Phase 1 Progress: 62.5% (5/8 subphases complete)".
+    Unreadable timestamp-log lines are skipped with a warning naming file:line (on stderr).
+    """
+    from . import status as screens
+
+    workspace = state.workspace()
+    view = screens.phase_status(workspace, phase) if phase else screens.workspace_status(workspace)
+    for warning in view.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False))
+        return
+    colour = screens.use_colour(sys.stdout)
+    if isinstance(view, screens.PhaseStatus):
+        click.echo(screens.render_phase(view, colour=colour), nl=False)
+    else:
+        click.echo(screens.render_status(view, colour=colour), nl=False)
+
+
+@cli.group(context_settings=CONTEXT)
+def docs() -> None:
+    """Generate the documentation site: progress, reports, runs, changelog, timeline, reference."""
+
+
+@docs.command("build", context_settings=CONTEXT)
+@click.option("--site-dir", type=click.Path(file_okay=False, path_type=Path), help="Where to build the site (default: site/).")
+@click.pass_obj
+def docs_build(state: State, site_dir: Path | None) -> None:
+    """Write the generated pages into docs/, then run `mkdocs build --strict`.
+
+    Fails (exit 1) with mkdocs's warnings when the strict build has any.
+    """
+    from .docs import build_site, generate_docs
+
+    workspace = state.workspace()
+    pages = generate_docs(workspace, commands=command_reference())
+    click.echo(f"generated {len(pages)} pages in {workspace.config.paths.docs}/")
+    built = build_site(workspace, site_dir)
+    click.echo(f"built the site in {built}")
+
+
+@docs.command("serve", context_settings=CONTEXT)
+@click.option("--port", type=int, default=8000, show_default=True, help="Port on 127.0.0.1.")
+@click.pass_obj
+def docs_serve(state: State, port: int) -> None:
+    """Write the generated pages, then preview the site with `mkdocs serve` on 127.0.0.1."""
+    from .docs import generate_docs, serve_site
+
+    workspace = state.workspace()
+    generate_docs(workspace, commands=command_reference())
+    serve_site(workspace, port=port)
+
+
+def command_reference() -> list[dict[str, Any]]:
+    """Every command with its usage, help and parameters, as plain data for the generated CLI reference."""
+    import inspect
+
+    commands: list[dict[str, Any]] = []
+
+    def walk(command: click.Command, parent: click.Context | None, path: list[str]) -> None:
+        ctx = click.Context(command, info_name=path[-1], parent=parent)
+        params = []
+        for param in command.get_params(ctx):
+            if isinstance(param, click.Option) and "--help" in param.opts:
+                continue
+            option = param if isinstance(param, click.Option) else None
+            default = param.to_info_dict().get("default")
+            if option is not None and option.is_flag and not default:
+                default = None
+            params.append(
+                {
+                    "kind": "option" if option else "argument",
+                    "name": param.name,
+                    "opts": [*param.opts, *param.secondary_opts],
+                    "metavar": None if option and option.is_flag else param.make_metavar(ctx),
+                    "type": param.type.name,
+                    "choices": list(getattr(param.type, "choices", []) or []),
+                    "required": param.required,
+                    "multiple": param.multiple,
+                    "is_flag": bool(option and option.is_flag),
+                    "default": None if callable(default) else default,
+                    "help": (option.help if option else None) or "",
+                }
+            )
+        commands.append(
+            {
+                "name": " ".join(path),
+                "usage": " ".join([*path, *command.collect_usage_pieces(ctx)]),
+                "help": inspect.cleandoc(command.help or ""),
+                "short_help": command.get_short_help_str(limit=200),
+                "params": params,
+                "subcommands": sorted(command.list_commands(ctx)) if isinstance(command, click.Group) else [],
+            }
+        )
+        if isinstance(command, click.Group):
+            for name in sorted(command.list_commands(ctx)):
+                sub = command.get_command(ctx, name)
+                if sub is not None and not sub.hidden:
+                    walk(sub, ctx, [*path, name])
+
+    walk(cli, None, ["runbook"])
+    return commands
 
 
 def _fail(error: RunbookError) -> NoReturn:
