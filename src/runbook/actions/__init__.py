@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from ..errors import InputError, SecurityViolation
 
@@ -32,6 +33,18 @@ BUILTIN_MODULES = (
     "runbook.actions.notebook",
 )
 ENTRY_POINT_GROUP = "runbook.actions"
+
+
+def _valid_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
+    return value
+
+
+# A parameter that holds a regular expression, checked when the runbook is validated.
+Regex = Annotated[str, AfterValidator(_valid_regex)]
 
 
 class Params(BaseModel):

@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 from ..azure.client import SETTING_VARIABLES, ArmClient, AzureClient, Endpoints, is_arm_id, run_sync
 from ..azure.credentials import ARM_SCOPE, token_provider
 from ..errors import ActionError, AzureError
-from . import ActionContext, Params, Result, action
+from . import ActionContext, Params, Regex, Result, action
 from .http import bound_json
 
 T = TypeVar("T")
@@ -371,17 +371,7 @@ def azure_apim_apis(params: ApimParams, ctx: ActionContext) -> Result:
 
 class OperationsParams(ApimParams):
     api: str = Field(description="the API's name (id), e.g. inference-api")
-    match: str | None = Field(None, description="regex searched in url_template and display_name")
-
-    @field_validator("match")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"bad regex {value!r}: {exc}") from None
-        return value
+    match: Regex | None = Field(None, description="regex searched in url_template and display_name")
 
 
 @action(

@@ -12,11 +12,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ..errors import ActionError, NotebookError
 from ..notebooks import Cell, CellAddress, Notebook, Replacement
-from . import ActionContext, Params, Result, action
+from . import ActionContext, Params, Regex, Result, action
 
 CellRef = int | str | CellAddress
 
@@ -77,21 +77,11 @@ def _cell_ref(cell: Cell) -> dict[str, Any]:
 
 
 class CellsParams(NotebookParams):
-    pattern: str | None = Field(None, description="regex searched in each cell's source (multiline)")
+    pattern: Regex | None = Field(None, description="regex searched in each cell's source (multiline)")
     cell_type: Literal["code", "markdown", "raw"] | None = Field(None, description="only cells of this type")
     tag: str | None = Field(None, description="only cells with this tag")
     ignore_case: bool = False
     max_lines: int = Field(20, ge=0, description="matching lines kept per cell")
-
-    @field_validator("pattern")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return value
 
 
 @action(
