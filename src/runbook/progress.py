@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,7 +65,10 @@ class PhaseProgress:
             "report": self.report,
             "has_runbook": self.has_runbook,
             "regressed": self.regressed,
+            "resolved_at": iso(self.resolved_at) if self.resolved_at else None,
             "runs": self.runs,
+            "label": self.label,
+            "description": self.description,
         }
 
 
@@ -102,6 +106,7 @@ class GroupProgress:
             "resolved": self.resolved,
             "total": self.total,
             "percent": round(self.percent, 1),
+            "percent_text": self.percent_text,
             "line": self.line,
             "phases": [p.to_dict() for p in self.phases],
         }
@@ -116,7 +121,7 @@ def format_percent(value: float) -> str:
 def phase_states(lines: list[LogLine]) -> dict[str, PhaseProgress]:
     """Fold timestamp-log lines (in file order, then time) into one state per phase."""
     states: dict[str, PhaseProgress] = {}
-    ordered = sorted(lines, key=lambda line: (line.timestamp, line.line))
+    ordered = sorted(lines, key=attrgetter("timestamp", "line"))
     for line in ordered:
         phase = states.setdefault(line.phase, PhaseProgress(id=line.phase, title="", group=line.phase.split(".")[0]))
         if line.action == "start":
@@ -128,13 +133,16 @@ def phase_states(lines: list[LogLine]) -> dict[str, PhaseProgress]:
             phase.runs += 1
             continue
         if phase.state != "in_progress":
-            phase.runs += 1  # a hand-written terminal line without a start
+            # A hand-written terminal line without a start: nothing of an earlier run carries over.
+            phase.runs += 1
             phase.started_at = None
+            phase.duration_s = None
+            phase.run_id = None
         phase.finished_at = line.timestamp
         phase.description = line.description
         phase.run_id = line.run_id or phase.run_id
         duration = line.extra.get("duration_s")
-        if isinstance(duration, int | float):
+        if isinstance(duration, int | float) and not isinstance(duration, bool):
             phase.duration_s = float(duration)
         elif phase.started_at is not None:
             phase.duration_s = (line.timestamp - phase.started_at).total_seconds()
@@ -142,8 +150,9 @@ def phase_states(lines: list[LogLine]) -> dict[str, PhaseProgress]:
             phase.state = "resolved"
             phase.regressed = False
             phase.resolved_at = line.timestamp
-            if line.cells_fixed:
-                phase.cells_fixed = list(line.cells_fixed)
+            cells = [cell for cell in line.cells_fixed if cell not in (None, "", (), [])]
+            if cells:
+                phase.cells_fixed = cells
         else:
             phase.regressed = phase.resolved_at is not None
             phase.state = "failed"

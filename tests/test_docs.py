@@ -1,0 +1,222 @@
+"""`runbook docs build` on a copy of the sample workspace: the real strict mkdocs build, nav, references."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from conftest import invoke
+from runbook import actions
+from runbook.cli import command_reference
+from runbook.docs import LinkMap, generate_docs, run_spans, site_nav
+from runbook.progress import compute_progress
+from runbook.record import read_log
+from runbook.workspace import load_workspace
+
+REPORT = """\
+# Phase 1.5 - Image Generation Deployment Resolution
+
+**Status**: RESOLVED ✅ ([run record](runs/1.5/20251114T041500000Z-abc123.jsonl),
+[changelog](../CHANGELOG.md), notebook [cells](../notebooks/master-ai-gateway-fix-MCP.ipynb))
+
+## Cells to Fix
+
+| Cell | Description | Change Required |
+|------|-------------|-----------------|
+| 107 | Deployment discovery | Update to find FLUX models |
+| 109 | Image config/validation | Set FLUX-1.1-pro as default |
+
+```python
+print("[not a link](nowhere.md)")
+```
+"""
+
+
+def nav_pages(nav: list) -> list[str]:
+    pages: list[str] = []
+    for entry in nav:
+        for value in entry.values():
+            pages.extend(nav_pages(value) if isinstance(value, list) else [value])
+    return pages
+
+
+def read_mkdocs(root: Path) -> dict:
+    return YAML(typ="rt").load((root / "mkdocs.yml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def logged(sample: Path) -> Path:
+    """The sample with phases 1.1-1.5 resolved, 1.6 failed, a report and a changelog."""
+    for phase in ("1.1", "1.2", "1.3", "1.4"):
+        assert invoke(["log", phase, "complete", "-m", f"phase {phase} verified"], cwd=sample).exit_code == 0
+    assert invoke(["log", "1.5", "start", "-m", "discovery"], cwd=sample).exit_code == 0
+    assert invoke(["log", "1.5", "complete", "-m", "FLUX", "--cells", "109,130,171"], cwd=sample).exit_code == 0
+    assert invoke(["log", "1.6", "fail", "-m", "cell 154 still 500s"], cwd=sample).exit_code == 0
+    (sample / "reports" / "phase-1.5.md").write_text(REPORT, encoding="utf-8")
+    (sample / "CHANGELOG.md").write_text(
+        "# Changelog\n\n## [Unreleased]\n\n### Fixed\n\n- Image generation uses FLUX ([phase 1.5](reports/phase-1.5.md))\n",
+        encoding="utf-8",
+    )
+    return sample
+
+
+def build(root: Path) -> str:
+    result = invoke(["docs", "build", "--site-dir", str(root / "site")], cwd=root)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_strict_build_passes_without_a_warning_and_the_nav_reaches_every_phase(logged: Path) -> None:
+    output = build(logged)
+    assert "WARNING" not in output
+    assert (logged / "site" / "index.html").is_file()
+
+    workspace = load_workspace(logged)
+    phase_ids = [p.id for g in compute_progress(workspace) for p in g.phases]
+    assert phase_ids == ["1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7", "1.8"]
+    config = read_mkdocs(logged)
+    pages = nav_pages(config["nav"])
+    assert [next(iter(entry)) for entry in config["nav"]] == [
+        "Home",
+        "Phases",
+        "Runs",
+        "Changelog",
+        "Timeline",
+        "Guide",
+        "Reference",
+    ]
+    for phase in phase_ids:
+        assert f"phases/phase-{phase}.md" in pages and f"runs/phase-{phase}.md" in pages
+        assert (logged / "site" / "phases" / f"phase-{phase}" / "index.html").is_file()
+    every_page = sorted(p.relative_to(logged / "docs").as_posix() for p in (logged / "docs").rglob("*.md"))
+    assert sorted(pages) == every_page  # nothing omitted, nothing missing
+
+
+def test_the_actions_reference_lists_every_registered_action_and_parameter(logged: Path) -> None:
+    build(logged)
+    text = (logged / "docs" / "reference" / "actions.md").read_text(encoding="utf-8")
+    sections = re.split(r"^## ", text, flags=re.M)[1:]
+    documented = {re.match(r"`([^`]+)`", s).group(1): s for s in sections}  # type: ignore[union-attr]
+    assert sorted(documented) == actions.names()
+    for spec in actions.all_specs():
+        section = documented[spec.name]
+        assert spec.summary.split("`")[0].strip() in section
+        assert ("Read-only" in section) == (not spec.changes)
+        for name, info in spec.params.model_fields.items():
+            assert f"| `{info.alias or name}` |" in section, (spec.name, name)
+
+
+def test_the_cli_reference_lists_every_command(logged: Path) -> None:
+    build(logged)
+    text = (logged / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
+    names = [command["name"] for command in command_reference()]
+    assert {"runbook status", "runbook docs build", "runbook docs serve", "runbook log"} <= set(names)
+    for name in names:
+        assert f"## `{name}`" in text
+    assert "`--site-dir`" in text and "`--json`" in text
+
+
+def test_the_home_page_shows_the_numbers_of_runbook_status(logged: Path) -> None:
+    build(logged)
+    data = json.loads(invoke(["status", "--json"], cwd=logged).stdout)
+    (group,) = data["groups"]
+    home = (logged / "docs" / "index.md").read_text(encoding="utf-8")
+    assert group["line"] == "Phase 1 Progress: 62.5% (5/8 subphases complete)"
+    assert f"**{group['line']}**" in home
+    assert 'aria-valuenow="62.5"' in home and "62.5% (5/8 subphases complete)</span>" in home
+    html = (logged / "site" / "index.html").read_text(encoding="utf-8")
+    assert "62.5% (5/8 subphases complete)" in html and 'href="phases/phase-1.5/"' in html
+
+
+def test_copied_reports_get_their_links_fixed(logged: Path) -> None:
+    build(logged)
+    page = (logged / "docs" / "phases" / "phase-1.5.md").read_text(encoding="utf-8")
+    assert "[run record](../runs/phase-1.5.md)" in page
+    assert "[changelog](../changelog.md)" in page
+    assert "cells (`notebooks/master-ai-gateway-fix-MCP.ipynb`)" in page  # not in the site: shown as a path
+    assert 'print("[not a link](nowhere.md)")' in page  # code is left alone
+    changelog = (logged / "docs" / "changelog.md").read_text(encoding="utf-8")
+    assert "([phase 1.5](phases/phase-1.5.md))" in changelog
+    stub = (logged / "docs" / "phases" / "phase-1.7.md").read_text(encoding="utf-8")
+    assert "No resolution report yet" in stub and "runbook new 1.7" in stub
+
+
+def test_a_broken_link_fails_the_build_with_mkdocs_warning(logged: Path) -> None:
+    (logged / "docs" / "guide" / "broken.md").parent.mkdir(exist_ok=True)
+    (logged / "docs" / "guide" / "broken.md").write_text("# Broken\n\n[gone](nowhere.md)\n", encoding="utf-8")
+    result = invoke(["docs", "build", "--site-dir", str(logged / "site")], cwd=logged)
+    assert result.exit_code == 1
+    assert "WARNING" in result.stderr and "nowhere.md" in result.stderr
+
+
+def test_hand_written_pages_join_the_nav_and_the_rest_of_mkdocs_yml_is_kept(logged: Path) -> None:
+    build(logged)
+    config_path = logged / "mkdocs.yml"
+    config_path.write_text(
+        config_path.read_text(encoding="utf-8") + "# my comment\nextra:\n  owner: gateway-team\n", encoding="utf-8"
+    )
+    (logged / "docs" / "reliability.md").write_text("# Reliability\n\nKill -9 safe.\n", encoding="utf-8")
+    (logged / "docs" / "guide" / "zz-faq.md").write_text("# FAQ\n\nAsk.\n", encoding="utf-8")
+    (logged / "docs" / "phases" / "phase-9.9.md").write_text("# stale\n", encoding="utf-8")
+    build(logged)
+    config = read_mkdocs(logged)
+    guide = next(entry["Guide"] for entry in config["nav"] if "Guide" in entry)
+    assert {"Reliability": "reliability.md"} in guide and {"FAQ": "guide/zz-faq.md"} in guide
+    assert config["extra"]["owner"] == "gateway-team"
+    assert "# my comment" in config_path.read_text(encoding="utf-8")
+    assert not (logged / "docs" / "phases" / "phase-9.9.md").exists()
+
+
+def test_generating_twice_gives_byte_identical_pages(logged: Path) -> None:
+    workspace = load_workspace(logged)
+    first = {p: p.read_bytes() for p in generate_docs(workspace)}
+    config = (logged / "mkdocs.yml").read_bytes()
+    second = {p: p.read_bytes() for p in generate_docs(workspace)}
+    assert first == second and (logged / "mkdocs.yml").read_bytes() == config
+
+
+def test_the_timeline_has_a_gantt_of_phase_runs(logged: Path) -> None:
+    build(logged)
+    timeline = (logged / "docs" / "timeline.md").read_text(encoding="utf-8")
+    assert "```mermaid\ngantt\n" in timeline
+    assert "section Phase 1" in timeline and "1.5 Image Generation Deployment : done," in timeline
+    assert "1.6 Backend Services : milestone, crit," in timeline
+    lines, _ = read_log(logged / "reports" / "timestamps" / "execution-log.jsonl")
+    spans = run_spans(lines)
+    assert [s.outcome for s in spans if s.phase == "1.5"] == ["resolved"]
+
+
+def test_link_map_leaves_urls_and_anchors_alone(sample: Path) -> None:
+    links = LinkMap(load_workspace(sample))
+    source = sample / "reports" / "phase-1.5.md"
+    text = "[a](https://example.com/x) [b](#cells) [c](`code`) `[d](phase-1.4.md)` [e](phase-1.4.md#root-causes)\n"
+    out = links.rewrite(text, source, "phases/phase-1.5.md")
+    assert out == (
+        "[a](https://example.com/x) [b](#cells) [c](`code`) `[d](phase-1.4.md)` [e](phase-1.4.md#root-causes)\n"
+    )
+
+
+def test_the_nav_of_an_empty_docs_dir(tmp_path: Path) -> None:
+    assert site_nav(tmp_path, []) == [{"Home": "index.md"}, {"Changelog": "changelog.md"}, {"Timeline": "timeline.md"}]
+
+
+def test_the_repository_reference_pages_and_nav_are_current() -> None:
+    """This repository's committed reference pages match the code, and its nav lists every page.
+
+    So the reference cannot drift, and a plain `mkdocs build --strict` in the repository works.
+    """
+    from conftest import REPO
+    from runbook.docs import actions_reference, cli_reference
+
+    docs = REPO / "docs"
+    fix = "run `runbook docs build` at the repository root and commit docs/ and mkdocs.yml"
+    assert (docs / "reference" / "actions.md").read_text(encoding="utf-8") == actions_reference(
+        list(actions.all_specs())
+    ), fix
+    assert (docs / "reference" / "cli.md").read_text(encoding="utf-8") == cli_reference(command_reference()), fix
+    pages = sorted(p.relative_to(docs).as_posix() for p in docs.rglob("*.md"))
+    assert sorted(nav_pages(read_mkdocs(REPO)["nav"])) == pages, fix
