@@ -130,3 +130,36 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert (root / NOTEBOOK).read_bytes() == before
     assert not (root / ".env").exists()
     assert not (root / "reports" / "runs").exists()
+
+
+def test_commit_holds_exactly_the_intended_files(tmp_path: Path) -> None:
+    """`runbook run phase-1.5 --commit` on a fresh clone: one commit, the run's files only."""
+    from conftest import copy_sample, git_init
+
+    root = copy_sample(tmp_path / "lab")
+    git_init(root)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "the incident before its fix")
+    (root / "notes.txt").write_text("unrelated, unstaged\n")
+    (root / "staged.txt").write_text("unrelated, staged\n")
+    git(root, "add", "staged.txt")
+    result = invoke(["run", "phase-1.5", "--commit", "--tag"], cwd=root)
+    assert result.exit_code == 0, result.output
+    assert git(root, "rev-list", "--count", "HEAD").strip() == "2"
+    files = set(git(root, "show", "--name-only", "--format=", "HEAD").split())
+    record = record_paths(root / "reports", "1.5")[-1].relative_to(root)
+    assert files == {
+        "CHANGELOG.md",
+        "TIMELINE.md",
+        "reports/phase-1.5.md",
+        "reports/timestamps/execution-log.jsonl",
+        str(record),
+        str(NOTEBOOK),
+    }
+    message = git(root, "log", "-1", "--format=%B")
+    assert message.startswith("phase-1.5: Image Generation Deployment Resolution (resolved)")
+    assert record.stem in message and "cell_14_f21837aa" in message
+    assert git(root, "tag", "--list").split() == ["phase-1.5-resolved"]
+    status = git(root, "status", "--porcelain")
+    assert "A  staged.txt" in status and "?? notes.txt" in status
+    assert ".env" not in git(root, "ls-files").split() and (root / ".env").exists()
