@@ -8,15 +8,20 @@ refused, and an undefined name is an error instead of an empty string. A string 
 
 from __future__ import annotations
 
+import copy
 import json
+import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
+from jinja2.optimizer import Optimizer
+from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import _PassArg
 
 from .errors import SecurityViolation, TemplateError
 
@@ -58,6 +63,8 @@ def environment() -> SandboxedEnvironment:
 
 def check_syntax(text: str) -> str | None:
     """Return a syntax error message for a template string, or None when it parses."""
+    if "{" not in text:
+        return None  # no block can start without `{`: plain text always parses (and is most strings)
     try:
         environment().parse(text)
     except TemplateSyntaxError as exc:
@@ -81,7 +88,175 @@ def _strip_braces(text: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _compiled_expression(expr: str) -> Any:
+    direct = _direct_expression(expr)
+    if direct is not None:
+        return direct
     return environment().compile_expression(expr, undefined_to_none=False)
+
+
+# Compiling an expression to Python costs about 1 ms (Jinja generates a module and `compile()`s
+# it), and a runbook has one or more distinct expressions per step, so most are evaluated straight
+# from Jinja's own parse tree instead: names, constants, literals, `.attr` and `[key]` through the
+# same sandboxed `environment.getattr`/`getitem` the compiled code calls, operators, comparisons,
+# `a if b else c`, and filters/tests that take no context, after the compiler's own constant folding.
+# That is exactly the Python the compiler would generate for these nodes. Anything else (calls,
+# slices, context filters…) is compiled. bench/templating_equivalence.py checks the two agree.
+_BINARY: dict[type[nodes.Node], Callable[[Any, Any], Any]] = {
+    nodes.Add: operator.add,
+    nodes.Sub: operator.sub,
+    nodes.Mul: operator.mul,
+    nodes.Div: operator.truediv,
+    nodes.FloorDiv: operator.floordiv,
+    nodes.Pow: operator.pow,
+    nodes.Mod: operator.mod,
+}
+_UNARY: dict[type[nodes.Node], Callable[[Any], Any]] = {nodes.Neg: operator.neg, nodes.Pos: operator.pos}
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "lt": operator.lt,
+    "lteq": operator.le,
+    "in": lambda a, b: a in b,
+    "notin": lambda a, b: a not in b,
+}
+# `self` is a template reference and `result` the compiled expression's own output variable.
+_COMPILED_NAMES = frozenset({"self", "result"})
+Evaluator = Callable[[Mapping[str, Any]], Any]
+
+
+class _Compile(Exception):
+    """The expression uses something the direct evaluator leaves to Jinja's compiler."""
+
+
+def _direct_expression(expr: str) -> Callable[..., Any] | None:
+    """A callable like `compile_expression(expr)`'s, or None when the expression must be compiled."""
+    env = environment()
+    if env.is_async or env.intercepted_binops or env.intercepted_unops or env.autoescape:
+        return None
+    try:
+        parser = Parser(env, expr, state="variable")
+        node = parser.parse_expression()
+        if not parser.stream.eos:
+            return None  # the compiler raises the syntax error
+        node.set_environment(env)
+        node = Optimizer(env).visit(node, nodes.EvalContext(env))
+        run = _evaluator(node, env)
+    except Exception:  # a syntax error, a constant that fails to fold, or a node left to the compiler
+        return None
+
+    def call(**context: Any) -> Any:
+        return run(context)
+
+    return call
+
+
+def _evaluator(node: Any, env: SandboxedEnvironment) -> Evaluator:
+    """A function of the template context that evaluates `node` as the compiled code would."""
+    kind = type(node)
+    if kind is nodes.Const:
+        value = node.value
+        if isinstance(value, list | dict | set):  # a folded literal: the compiled code builds a new one
+            return lambda _ctx: copy.deepcopy(value)
+        return lambda _ctx: value
+    if kind is nodes.Name:
+        if node.ctx != "load" or node.name in _COMPILED_NAMES:
+            raise _Compile()
+        name, names, undefined = node.name, env.globals, env.undefined
+
+        def load(ctx: Mapping[str, Any]) -> Any:
+            if name in ctx:
+                return ctx[name]
+            if name in names:
+                return names[name]
+            return undefined(name=name)
+
+        return load
+    if kind is nodes.Getattr:
+        target, attr, getattr_ = _evaluator(node.node, env), node.attr, env.getattr
+        return lambda ctx: getattr_(target(ctx), attr)
+    if kind is nodes.Getitem:
+        if isinstance(node.arg, nodes.Slice):
+            raise _Compile()
+        target, key, getitem = _evaluator(node.node, env), _evaluator(node.arg, env), env.getitem
+        return lambda ctx: getitem(target(ctx), key(ctx))
+    if kind in _BINARY:
+        op, left, right = _BINARY[kind], _evaluator(node.left, env), _evaluator(node.right, env)
+        return lambda ctx: op(left(ctx), right(ctx))
+    if kind in _UNARY:
+        unary, operand = _UNARY[kind], _evaluator(node.node, env)
+        return lambda ctx: unary(operand(ctx))
+    if kind is nodes.And:
+        left, right = _evaluator(node.left, env), _evaluator(node.right, env)
+        return lambda ctx: left(ctx) and right(ctx)
+    if kind is nodes.Or:
+        left, right = _evaluator(node.left, env), _evaluator(node.right, env)
+        return lambda ctx: left(ctx) or right(ctx)
+    if kind is nodes.Not:
+        operand = _evaluator(node.node, env)
+        return lambda ctx: not operand(ctx)
+    if kind is nodes.Compare:
+        return _compare(node, env)
+    if kind is nodes.CondExpr:
+        if node.expr2 is None:
+            raise _Compile()
+        test, yes, no = _evaluator(node.test, env), _evaluator(node.expr1, env), _evaluator(node.expr2, env)
+        return lambda ctx: yes(ctx) if test(ctx) else no(ctx)
+    if kind is nodes.Concat:
+        parts = [_evaluator(part, env) for part in node.nodes]
+        return lambda ctx: "".join(map(str, tuple(part(ctx) for part in parts)))
+    if kind in (nodes.Tuple, nodes.List):
+        if getattr(node, "ctx", "load") != "load":
+            raise _Compile()
+        items = [_evaluator(item, env) for item in node.items]
+        build: Callable[[Any], Any] = tuple if kind is nodes.Tuple else list
+        return lambda ctx: build([item(ctx) for item in items])
+    if kind is nodes.Dict:
+        pairs = [(_evaluator(p.key, env), _evaluator(p.value, env)) for p in node.items]
+        return lambda ctx: {key(ctx): value(ctx) for key, value in pairs}
+    if kind in (nodes.Filter, nodes.Test):
+        return _filter_or_test(node, env)
+    raise _Compile()
+
+
+def _compare(node: Any, env: SandboxedEnvironment) -> Evaluator:
+    first = _evaluator(node.expr, env)
+    steps = [(_COMPARE[operand.op], _evaluator(operand.expr, env)) for operand in node.ops]
+
+    def compare(ctx: Mapping[str, Any]) -> Any:
+        # Python's chained comparison: `a < b < c` is `a < b and b < c`, b evaluated once.
+        left, result = first(ctx), True
+        for op, operand in steps:
+            right = operand(ctx)
+            result = op(left, right)
+            if not result:
+                return result
+            left = right
+        return result
+
+    return compare
+
+
+def _filter_or_test(node: Any, env: SandboxedEnvironment) -> Evaluator:
+    table = env.filters if isinstance(node, nodes.Filter) else env.tests
+    func: Any = table.get(node.name)
+    if func is None or node.node is None or node.dyn_args is not None or node.dyn_kwargs is not None:
+        raise _Compile()
+    passed = _PassArg.from_obj(func)
+    if passed not in (None, _PassArg.environment):
+        raise _Compile()
+    value = _evaluator(node.node, env)
+    args = [_evaluator(arg, env) for arg in node.args]
+    kwargs: list[tuple[str, Evaluator]] = [(kw.key, _evaluator(kw.value, env)) for kw in node.kwargs]
+    lead = (env,) if passed is _PassArg.environment else ()
+
+    def apply(ctx: Mapping[str, Any]) -> Any:
+        subject = value(ctx)
+        positional = [arg(ctx) for arg in args]
+        return func(*lead, subject, *positional, **{key: kw(ctx) for key, kw in kwargs})
+
+    return apply
 
 
 @lru_cache(maxsize=4096)
@@ -89,7 +264,7 @@ def _compiled_template(text: str) -> Any:
     return environment().from_string(text)
 
 
-def _fail(exc: Exception, source: str) -> TemplateError:
+def _fail(exc: Exception, source: str) -> TemplateError | SecurityViolation:
     if isinstance(exc, SecurityError):
         return SecurityViolation(
             f"template refused by the sandbox: {exc} (in {source!r})",

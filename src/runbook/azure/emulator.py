@@ -1440,6 +1440,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # Python's default backlog of 5 drops connection attempts when a step fans out over 16+ accounts.
+    request_queue_size = 128
 
     def __init__(
         self,

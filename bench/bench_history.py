@@ -1,0 +1,203 @@
+"""History: `runbook status` and the generated docs pages on a workspace with a long history.
+
+A generated workspace has 200 phases (20 groups of 10) and N runs per phase, written directly: a
+`start` and a `complete`/`fail` line in the timestamp log per run, and a small run record per run
+(run_started, three step_finished, run_finished). `runbook status` runs as a subprocess (what a user
+waits for) and in-process (`status.workspace_status` + `render_status`) on N = 50 (10,000 runs);
+`docs.generate_docs` (the pages only; mkdocs itself is excluded) runs on a fresh docs folder at
+N = 10, 25 and 50 to show how it grows with the number of runs. There is no peer. Targets: status
+under 0.5 s; doc generation linear in the number of runs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from common import Row, Section, median, quiet_env, runbook_command, time_call, time_command
+
+NAME = "history"
+TITLE = "History: status and docs"
+GROUPS, PHASES_PER_GROUP = 20, 10
+RUN_COUNTS = (10, 25, 50)
+STATUS_BUDGET_S = 0.5
+LINEARITY_TOLERANCE = 0.2  # the middle point may sit this far (relative) from the line through the ends
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def make_workspace(root: Path, runs_per_phase: int) -> Path:
+    """Write the config, the timestamp log and the run records of a long history."""
+    root.mkdir(parents=True)
+    (root / "runbooks").mkdir()
+    plan = []
+    for g in range(1, GROUPS + 1):
+        phases = "\n".join(
+            f'      - {{id: "{g}.{p}", title: "Phase {g}.{p} of the benchmark"}}'
+            for p in range(1, PHASES_PER_GROUP + 1)
+        )
+        plan.append(f'  - group: "{g}"\n    title: Group {g}\n    phases:\n{phases}')
+    (root / "runbook.yaml").write_text(
+        "project: History benchmark\nplan:\n"
+        + "\n".join(plan)
+        + "\ndefault_target: local\ntargets:\n  local:\n    kind: local\n",
+        encoding="utf-8",
+    )
+    log_lines: list[str] = []
+    moment = datetime(2025, 1, 1, tzinfo=UTC)
+    for run in range(runs_per_phase):
+        for g in range(1, GROUPS + 1):
+            for p in range(1, PHASES_PER_GROUP + 1):
+                phase = f"{g}.{p}"
+                moment += timedelta(seconds=7)
+                run_id = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z-{run:06x}"
+                finished = moment + timedelta(seconds=3)
+                ok = (run + g + p) % 7 != 0
+                status = "success" if ok else "failed"
+                log_lines.append(
+                    json.dumps(
+                        {
+                            "timestamp": _iso(moment),
+                            "phase": phase,
+                            "action": "start",
+                            "description": f"Phase {phase}: run started",
+                            "run_id": run_id,
+                        }
+                    )
+                )
+                log_lines.append(
+                    json.dumps(
+                        {
+                            "timestamp": _iso(finished),
+                            "phase": phase,
+                            "action": "complete" if ok else "fail",
+                            "description": f"Phase {phase}: {'resolved' if ok else 'failed at step verify'}",
+                            "status": "SUCCESS" if ok else "FAILED",
+                            "run_id": run_id,
+                            "duration_s": 3.0,
+                            **({"cells_fixed": [p, p + 10]} if ok else {}),
+                        }
+                    )
+                )
+                folder = root / "reports" / "runs" / phase
+                folder.mkdir(parents=True, exist_ok=True)
+                events = [
+                    {
+                        "event": "run_started",
+                        "run_id": run_id,
+                        "phase": phase,
+                        "title": f"Phase {phase}",
+                        "target": "local",
+                        "time": _iso(moment),
+                    },
+                    *(
+                        {
+                            "event": "step_finished",
+                            "stage": stage,
+                            "step": f"{stage}-step",
+                            "uses": "shell",
+                            "status": "ok" if ok or stage != "verify" else "failed",
+                            "started_at": _iso(moment),
+                            "finished_at": _iso(finished),
+                            "duration_s": 1.0,
+                        }
+                        for stage in ("discovery", "fix", "verify")
+                    ),
+                    {
+                        "event": "run_finished",
+                        "run_id": run_id,
+                        "status": status,
+                        "time": _iso(finished),
+                        "duration_s": 3.0,
+                        "counts": {"ok": 3} if ok else {"ok": 2, "failed": 1},
+                        "failed_step": None if ok else "verify-step",
+                    },
+                ]
+                (folder / f"{run_id}.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    timestamps = root / "reports" / "timestamps"
+    timestamps.mkdir(parents=True)
+    (timestamps / "execution-log.jsonl").write_text("\n".join(log_lines) + "\n", encoding="utf-8")
+    return root
+
+
+def time_status(root: Path, repeat: int) -> tuple[float, float]:
+    """(median seconds of `runbook status` as a subprocess, median seconds in-process)."""
+    from runbook.status import render_status, workspace_status
+    from runbook.workspace import load_workspace
+
+    subprocess_s = median(time_command([*runbook_command(), "status"], repeat=repeat, cwd=root, env=quiet_env()))
+
+    def in_process() -> None:
+        render_status(workspace_status(load_workspace(root)))
+
+    in_process()
+    return subprocess_s, median(time_call(in_process, repeat=repeat))
+
+
+def time_docs(root: Path, repeat: int) -> float:
+    from runbook.docs import generate_docs
+    from runbook.workspace import load_workspace
+
+    def fresh() -> None:
+        shutil.rmtree(root / "docs", ignore_errors=True)
+
+    def generate() -> None:
+        generate_docs(load_workspace(root))
+
+    fresh()
+    generate()  # warm-up: imports, template compilation
+    return median(time_call(generate, repeat=repeat, setup=fresh))
+
+
+def run(quick: bool) -> Section:
+    section = Section(NAME, TITLE)
+    repeat = 3 if quick else 7
+    docs_s: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="runbook-bench-") as tmp:
+        started = time.perf_counter()
+        roots = {n: make_workspace(Path(tmp) / f"ws-{n}", n) for n in RUN_COUNTS}
+        written = time.perf_counter() - started
+        status_sub, status_in = time_status(roots[max(RUN_COUNTS)], repeat)
+        for n, root in roots.items():
+            docs_s[n] = time_docs(root, repeat)
+
+    phases = GROUPS * PHASES_PER_GROUP
+    most = max(RUN_COUNTS)
+    section.add(
+        Row(
+            f"runbook status, {phases} phases x {most} runs (subprocess)",
+            status_sub,
+            unit="s",
+            target=f"< {STATUS_BUDGET_S:g} s",
+            met=status_sub < STATUS_BUDGET_S,
+        )
+    )
+    section.add(Row("status, in-process (workspace_status + render_status)", status_in * 1000))
+    for n in RUN_COUNTS:
+        section.add(Row(f"generate_docs, {phases} phases x {n} runs ({phases * n:,} records)", docs_s[n], unit="s"))
+    low, mid, high = RUN_COUNTS
+    slope = (docs_s[high] - docs_s[low]) / (high - low)
+    predicted = docs_s[low] + slope * (mid - low)
+    deviation = abs(docs_s[mid] - predicted) / docs_s[mid]
+    per_run_ms = slope / phases * 1000
+    section.add(
+        Row(
+            "generate_docs: cost of one more run record",
+            per_run_ms,
+            target=f"linear (middle point within {LINEARITY_TOLERANCE:.0%} of the line)",
+            met=deviation <= LINEARITY_TOLERANCE and slope > 0,
+            note=f"fixed part {max(docs_s[low] - slope * low, 0):.2f} s; middle point off the line by {deviation:.0%}",
+        )
+    )
+    section.notes.append(
+        f"writing the three workspaces ({phases * sum(RUN_COUNTS):,} records, {2 * phases * sum(RUN_COUNTS):,} "
+        f"log lines) took {written:.1f} s and is not counted. The overview reads only the timestamp log "
+        f"({2 * phases * most:,} lines here) and directory listings; the docs read every run record."
+    )
+    return section

@@ -1,0 +1,233 @@
+"""Shared plumbing of the benchmarks: timing, the commands under test, results and their table.
+
+Every benchmark module exposes `NAME`, `TITLE` and `run(quick: bool) -> Section`. A `Section` holds
+rows of figures (runbook's median, the peer's median measured in the same run, their ratio, the
+target and whether it is met) and free-text notes; `bench/run.py` prints them and writes them into
+BENCHMARKS.md. Nothing here asserts a wall-clock limit: benchmarks print figures, tests never time.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = REPO / "tests"
+BIN = Path(sys.executable).parent
+
+
+def runbook_command() -> list[str]:
+    """The `runbook` console script next to this interpreter (not a pyenv/asdf shim, which adds its
+    own ~60 ms of shell start-up that is not runbook's); `python -m runbook.cli` as a fallback."""
+    script = BIN / "runbook"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "runbook.cli"]
+
+
+def peer_command(name: str) -> list[str] | None:
+    """A peer's console script (ansible-playbook…): next to this interpreter, else on PATH."""
+    script = BIN / name
+    if script.exists():
+        return [str(script)]
+    found = shutil.which(name)
+    return [found] if found else None
+
+
+def quiet_env(**extra: str) -> dict[str, str]:
+    """The environment for commands under test: no colour, no pager, nothing from the caller's RUNBOOK_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    env.update(NO_COLOR="1", **extra)
+    return env
+
+
+# ---------------------------------------------------------------- timing
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def time_call(func: Callable[[], Any], *, repeat: int, setup: Callable[[], Any] | None = None) -> list[float]:
+    """Wall time of `func()` `repeat` times; `setup()` runs before each, untimed."""
+    times = []
+    for _ in range(repeat):
+        if setup is not None:
+            setup()
+        started = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every child process waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    cpu: list[float] | None = None,
+) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+    """Run a command to completion; (wall seconds, result). A failing command is an error.
+
+    With `cpu`, the CPU seconds of the command and every process it waited for are appended to it:
+    unlike the wall time, that figure barely moves when other work shares the machine.
+    """
+    cpu_before = children_cpu()
+    started = time.perf_counter()
+    result = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, timeout=timeout, check=False)
+    elapsed = time.perf_counter() - started
+    if cpu is not None:
+        cpu.append(children_cpu() - cpu_before)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).decode("utf-8", "replace")[-2000:]
+        raise RuntimeError(f"{' '.join(argv)} exited with {result.returncode}:\n{tail}")
+    return elapsed, result
+
+
+def time_command(
+    argv: Sequence[str],
+    *,
+    repeat: int,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    setup: Callable[[], Any] | None = None,
+    warmup: int = 1,
+    timeout: float = 600,
+    cpu: list[float] | None = None,
+) -> list[float]:
+    """Wall times of `repeat` runs of a command (after `warmup` untimed runs that fill the OS caches);
+    their CPU times go to `cpu` when given."""
+    for _ in range(warmup):
+        if setup is not None:
+            setup()
+        run_command(argv, cwd=cwd, env=env, timeout=timeout)
+    times = []
+    for _ in range(repeat):
+        if setup is not None:
+            setup()
+        elapsed, _result = run_command(argv, cwd=cwd, env=env, timeout=timeout, cpu=cpu)
+        times.append(elapsed)
+    return times
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class Row:
+    """One measured figure, and (when there is one) the peer's figure measured in the same run."""
+
+    what: str
+    value: float
+    unit: str = "ms"
+    peer: str | None = None
+    peer_value: float | None = None
+    # "lower is better" figures: ratio = peer / runbook (how many times faster runbook is)
+    target: str | None = None
+    met: bool | None = None
+    note: str | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.peer_value is None or not self.value:
+            return None
+        return self.peer_value / self.value
+
+
+@dataclass
+class Section:
+    name: str
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        return row
+
+
+def fmt(value: float | None, unit: str = "ms") -> str:
+    if value is None or value != value:  # None or NaN
+        return "-"
+    if unit == "ms":
+        return f"{value:,.1f} ms" if value < 100 else f"{value:,.0f} ms"
+    if unit == "s":
+        return f"{value:,.2f} s"
+    if unit == "MB":
+        return f"{value:,.1f} MB"
+    if unit == "x":
+        return f"{value:,.2f}x"
+    return f"{value:,.3g} {unit}".strip()
+
+
+def table(section: Section) -> list[str]:
+    """Markdown table of a section: | measurement | runbook | peer | peer | ratio | target | met |"""
+    lines = [
+        "| measurement | runbook | peer | peer value | peer / runbook | target | met |",
+        "|---|--:|---|--:|--:|---|:-:|",
+    ]
+    for row in section.rows:
+        ratio = row.ratio
+        met = "-" if row.met is None else ("yes" if row.met else "**no**")
+        what = row.what + (f" ({row.note})" if row.note else "")
+        lines.append(
+            f"| {what} | {fmt(row.value, row.unit)} | {row.peer or '-'} | "
+            f"{fmt(row.peer_value, row.unit) if row.peer_value is not None else '-'} | "
+            f"{f'{ratio:,.1f}x' if ratio is not None else '-'} | {row.target or '-'} | {met} |"
+        )
+    return lines
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    import platform
+
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    try:  # Linux PSI: the share of time some task waited for a CPU
+        cpu_wait = Path("/proc/pressure/cpu").read_text(encoding="ascii").split()[2].split("=")[1] + "%"
+    except (OSError, IndexError):
+        cpu_wait = "?"
+    return {
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load": load,
+        "cpu_wait": cpu_wait,
+    }
+
+
+def package_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def sample_copy(dest: Path) -> Path:
+    """A copy of the sample workspace (the repository root), made by the tests' own helper."""
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    from conftest import copy_sample  # type: ignore[import-not-found]
+
+    result: Path = copy_sample(dest)
+    return result

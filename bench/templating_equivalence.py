@@ -1,0 +1,139 @@
+"""Correctness guard for the executor's expression fast path (not a timing): direct == compiled.
+
+`runbook.templating` evaluates most step expressions straight from Jinja's parse tree instead of
+compiling them (see `_direct_expression`). This checks, on a fixed corpus of tricky expressions and a
+few thousand random ones, that the direct evaluator and Jinja's `compile_expression` give the same
+value, or the same exception type and message, in the same sandboxed environment. `bench/run.py`
+runs it before the executor benchmark; it also runs on its own: `python3 bench/templating_equivalence.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+import sys
+from typing import Any
+
+from jinja2 import Undefined
+
+from runbook.templating import _direct_expression, environment
+
+# fmt: off
+CORPUS = [
+    "x", "nothing", "range", "dict", "lipsum is defined", "self", "result", "loop", "x.real",
+    "d.a", "d.missing", "d['a']", "d[k]", "l[0]", "l[10]", "l[-1]", "l[1:2]", "s.upper", "d.items",
+    "d.__class__", "s.__class__.__mro__", "l.__len__", "x.__class__", "s.format", "d.__dict__",
+    "x + 1", "x / 0", "x // 2", "x ** 2", "x % 3", "-x", "+x", "s * 3", "s + 1", "nothing + 1",
+    "x == 1", "1 < x < 3", "0 < x < 1", "x in l", "'a' not in s", "nothing == 1", "x > 'a'", "1 < 2 < nothing",
+    "x and y", "nothing or 1", "not x", "not nothing", "none", "true", "false", "True", "None",
+    "[1, x, 'a']", "(1,)", "()", "{'a': x, 'b': [y]}", "(x, y)", "{}", "[]",
+    "x if y else z", "x if nothing else z", "x if y", "nothing if y else z",
+    "'a' ~ x ~ 'b'", "'a' ~ nothing", "s ~ l",
+    "l | length", "l | first", "s | upper", "nothing | default(5)", "x | default(5)", "l | join(',')",
+    "l | map('upper') | list", "d | tojson", "l | sum", "x | int", "'12' | int + 1", "s | regex_search('b')",
+    "d | to_json", "d | to_json(indent=2)", "l | unknown_filter", "s | replace('a', 'b')", "s | truncate(3)",
+    "x is defined", "nothing is defined", "nothing is undefined", "x is number", "s is regex('a')",
+    "x is divisibleby 2", "none is none", "x is unknown_test", "l is iterable", "d is mapping",
+    "range(3)", "d.items()", "s.upper()", "x.__class__.__subclasses__()", "dict(a=1)",
+    "'%s-%d' % (s, x)", "'{0.__class__}'.format(x)", "l[0] + l[1] * (x - y) / 2",
+    "d.a.b", "d['missing']['deeper']", "steps.first.output.rc == 0", "steps['first'].status in ['ok', 'changed']",
+    "output.rc == 0 and 'ready' in output.stdout", "1 +", "x y", "", "{{ x }}", "x |",
+]
+
+CONTEXTS: list[dict[str, Any]] = []
+CONTEXT: dict[str, Any] = {
+    "x": 2,
+    "y": 0,
+    "z": "zed",
+    "s": "abc",
+    "k": "a",
+    "l": ["p", "q", "r"],
+    "d": {"a": 1, "b": {"c": [1, 2]}},
+    "steps": {"first": {"output": {"rc": 0, "stdout": "ready\n"}, "status": "ok"}},
+    "output": {"rc": 0, "stdout": "all ready"},
+}
+# Same names, other types: empties, None, floats, a sandbox-sensitive object.
+OTHER_CONTEXT: dict[str, Any] = {
+    "x": 1.5,
+    "y": None,
+    "z": "",
+    "s": "",
+    "k": 0,
+    "l": [],
+    "d": {"a": None},
+    "steps": {"first": {"output": {"rc": 1, "stdout": ""}, "status": "failed"}},
+    "output": None,
+}
+CONTEXTS.extend([CONTEXT, OTHER_CONTEXT])
+
+ATOMS = ["x", "y", "z", "s", "k", "l", "d", "nothing", "1", "0", "2.5", "'a'", "none", "true", "false",
+         "d.a", "d.b.c", "l[0]", "d[k]", "steps.first.output.rc", "output.stdout", "[x, 1]", "(y,)", "{'q': s}"]
+BINARY = ["+", "-", "*", "/", "//", "%", "**", "~", "==", "!=", "<", "<=", ">", ">=", "in", "not in", "and", "or"]
+POSTFIX = ["| length", "| default(3)", "| upper", "| first", "| int", "| string", "| list", "| abs",
+           "is defined", "is none", "is string", "is number", ".real", "[0]", "['a']"]
+# fmt: on
+
+
+def random_expression(rng: random.Random, depth: int = 0) -> str:
+    roll = rng.random()
+    if depth > 3 or roll < 0.3:
+        return rng.choice(ATOMS)
+    if roll < 0.65:
+        return f"{random_expression(rng, depth + 1)} {rng.choice(BINARY)} {random_expression(rng, depth + 1)}"
+    if roll < 0.75:
+        return f"not {random_expression(rng, depth + 1)}"
+    if roll < 0.85:
+        a, b, c = (random_expression(rng, depth + 1) for _ in range(3))
+        return f"({a} if {b} else {c})"
+    return f"({random_expression(rng, depth + 1)}) {rng.choice(POSTFIX)}"
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+
+
+def outcome(func: Any, context: dict[str, Any]) -> tuple[str, str]:
+    try:
+        value = func(**copy.deepcopy(context))
+    except Exception as exc:
+        return "error", f"{type(exc).__name__}: {exc}"
+    if isinstance(value, Undefined):
+        return "undefined", f"{type(value).__name__}: {value._undefined_message}"
+    return "value", f"{type(value).__name__}: {_ADDRESS.sub('', repr(value))}"
+
+
+def check(expressions: list[str]) -> tuple[int, list[str]]:
+    """(expressions evaluated directly, mismatches)."""
+    env = environment()
+    direct_count = 0
+    mismatches = []
+    for expr in expressions:
+        direct = _direct_expression(expr)
+        if direct is None:
+            continue
+        direct_count += 1
+        try:
+            compiled = env.compile_expression(expr, undefined_to_none=False)
+        except Exception as exc:
+            mismatches.append(f"{expr!r}: direct evaluator accepted what the compiler refuses ({exc})")
+            continue
+        for context in CONTEXTS:
+            got, want = outcome(direct, context), outcome(compiled, context)
+            if got != want:
+                mismatches.append(f"{expr!r}: direct {got} != compiled {want}")
+    return direct_count, mismatches
+
+
+def run(count: int = 3000, seed: int = 1) -> tuple[int, int, list[str]]:
+    rng = random.Random(seed)
+    expressions = CORPUS + [random_expression(rng) for _ in range(count)]
+    direct, mismatches = check(expressions)
+    return len(expressions), direct, mismatches
+
+
+if __name__ == "__main__":
+    total, direct, bad = run()
+    print(f"{total} expressions, {direct} evaluated directly, {len(bad)} mismatches")
+    for line in bad[:40]:
+        print("  " + line)
+    sys.exit(1 if bad else 0)
