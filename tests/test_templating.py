@@ -7,9 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from templating_equivalence import CORPUS, check, run  # noqa: E402
+from templating_equivalence import CORPUS, check, run
 
-from runbook.templating import render_string  # noqa: E402
+from runbook.templating import render_string
 
 
 def test_direct_evaluation_equals_compiled_jinja() -> None:
