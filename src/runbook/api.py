@@ -22,11 +22,15 @@ from .loader import LoadedRunbook, read_yaml, validate_document
 from .lock import WorkspaceLock
 from .model import normalise_phase
 from .record import (
+    TERMINAL_ACTIONS,
     RecordWriter,
+    RunRecord,
     append_log,
     iso,
     log_entry,
     new_run_id,
+    parse_time,
+    read_log,
     read_record,
     record_paths,
     utc_now,
@@ -70,9 +74,11 @@ def _restorable(workspace: Workspace, phase: str) -> tuple[Path, dict[tuple[str,
     """The latest unfinished run of `phase` and the step results it completed."""
     for path in reversed(record_paths(workspace.reports_dir, phase)):
         record = read_record(path)
-        if record.status == "success":
+        if record.status == "success" and (_partial(record) or _logged(workspace, record.run_id, TERMINAL_ACTIONS)):
             return None
-        if record.status in ("failed", "interrupted", "incomplete"):
+        # A success whose end never reached the timestamp log (killed right after its last event)
+        # is resumable too: every step is restored, and the end is logged and the report written.
+        if record.status in ("success", "failed", "interrupted", "incomplete"):
             done: dict[tuple[str, str], dict[str, Any]] = {}
             for event in record.events:
                 if event.get("event") not in ("step_finished", "step_restored"):
@@ -86,6 +92,35 @@ def _restorable(workspace: Workspace, phase: str) -> tuple[Path, dict[tuple[str,
                     done.pop(key, None)
             return path, done
     return None
+
+
+def _partial(record: RunRecord) -> bool:
+    options = record.started.get("options") or {}
+    return bool(options.get("only") or options.get("step"))
+
+
+def _logged(workspace: Workspace, run_id: str, actions: tuple[str, ...]) -> bool:
+    """True when the timestamp log has a line of one of `actions` for `run_id`."""
+    lines, _warnings = read_log(workspace.timestamp_log)
+    return any(line.run_id == run_id and line.action in actions for line in lines)
+
+
+def _start_logger(ws: Workspace, loaded: LoadedRunbook, run_id: str, started_at: str | None) -> Listener:
+    """Log the phase's `start` line once the record holds the run's first event, never before it,
+    so a crash cannot leave a timestamp-log line for a run that has no record to resume."""
+    done = False
+
+    def listener(event: dict[str, Any]) -> None:
+        nonlocal done
+        if done or event.get("event") not in ("run_started", "run_resumed"):
+            return
+        done = True
+        phase_id = loaded.runbook.phase
+        moment = parse_time(started_at) if started_at else None
+        title = f"Phase {phase_id} - {loaded.runbook.title}: run started"
+        append_log(ws.timestamp_log, log_entry(phase_id, "start", title, moment=moment, run_id=run_id))
+
+    return listener
 
 
 def _previous_steps(workspace: Workspace, phase: str) -> dict[str, dict[str, Any]]:
@@ -158,7 +193,8 @@ def run_phase(
         if resume_from is None:
             raise InputError(
                 f"nothing to resume for phase {phase_id}: its latest run finished successfully or none exists",
-                hint=f"run it again with `runbook run {phase_id}`",
+                hint=f"run it again with `runbook run {phase_id}`; `runbook report {phase_id}` rewrites the "
+                "latest run's report",
             )
 
     from .targets import open_target
@@ -177,18 +213,26 @@ def run_phase(
                 variables[key] = value
         record_path: Path | None = None
         all_listeners: list[Listener] = list(listeners)
+        started_at: str | None = None
+        has_header = False
         if resume_from is not None:
             record_path = resume_from[0]
             repaired = _repair_torn_tail(record_path)
             if repaired:
                 warn(f"{record_path}: cut a torn last line left by the interrupted run")
-            run_id = read_record(record_path).run_id
+            previous = read_record(record_path)
+            run_id = previous.run_id
+            has_header = bool(previous.started)
+            started_at = previous.started.get("time")
         else:
             run_id = new_run_id()
             if not options.dry_run:
                 record_path = ws.reports_dir / "runs" / phase_id / f"{run_id}.jsonl"
         if record_path is not None:
             all_listeners.insert(0, RecordWriter(record_path).write)
+        logging = record_path is not None and options.only is None and options.step is None
+        if logging and (resume_from is None or not _logged(ws, run_id, ("start",))):
+            all_listeners.insert(1, _start_logger(ws, loaded, run_id, started_at))
         executor = Executor(
             loaded,
             workspace_root=ws.root,
@@ -206,14 +250,9 @@ def run_phase(
             restored=resume_from[1] if resume_from else None,
             previous_steps=_previous_steps(ws, phase_id),
         )
-        logging = record_path is not None and options.only is None and options.step is None
-        if logging and resume_from is None:
-            append_log(
-                ws.timestamp_log,
-                log_entry(phase_id, "start", f"Phase {phase_id} - {loaded.runbook.title}: run started", run_id=run_id),
-            )
         with _interrupts_to(executor):
-            result = executor.run(resumed=resume_from is not None)
+            # A record killed before its first line was whole gets the full header on resume.
+            result = executor.run(resumed=has_header)
         result.record_path = record_path
         if logging:
             _log_end(ws, loaded, result)

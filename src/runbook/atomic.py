@@ -6,8 +6,34 @@ A crash at any point leaves either the old file or the new one, never half of ei
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
+
+KILL_AT_VARIABLE = "RUNBOOK_TEST_KILL_AT"
+_crash_counts: dict[str, int] = {}
+_crash_lock = threading.Lock()
+
+
+def crash_point(name: str, fd: int | None = None, data: bytes = b"") -> None:
+    """Test hook for the crash harness (tests/test_crash.py); does nothing unless the variable is set.
+
+    With RUNBOOK_TEST_KILL_AT=NAME:N the process SIGKILLs itself at the N-th point called NAME
+    (`record-append`: a run-record or timestamp-log line; `atomic-write`: a file written atomically),
+    after writing the first half of `data` to `fd`: the worst a crash can leave, a torn line or a
+    half-written temporary file.
+    """
+    wanted = os.environ.get(KILL_AT_VARIABLE)
+    if not wanted:
+        return
+    with _crash_lock:
+        _crash_counts[name] = count = _crash_counts.get(name, 0) + 1
+    if wanted == f"{name}:{count}":
+        if fd is not None and data:
+            os.write(fd, data[: len(data) // 2])
+            os.fsync(fd)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -22,6 +48,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            crash_point("atomic-write", handle.fileno(), data)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

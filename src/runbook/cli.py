@@ -148,6 +148,14 @@ def run(
         if outputs.commit:
             click.echo(f"committed {outputs.commit[:10]}")
     status = outputs.result.status
+    if status != "success" and outputs.record_path is not None:
+        again = f"`runbook run {outputs.result.phase} --resume`"
+        click.echo(
+            f"  hint: continue with {again} (completed steps are not run again)"
+            if status == "interrupted"
+            else f"  hint: fix what failed, then continue with {again} (completed steps are not run again)",
+            err=True,
+        )
     if status == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(0 if status == "success" else 1)

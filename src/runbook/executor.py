@@ -209,6 +209,8 @@ class Executor:
     # ------------------------------------------------------------------ the run
 
     def run(self, *, resumed: bool = False, header: dict[str, Any] | None = None) -> RunResult:
+        # A bad --from/--step is an input error before the run starts, not a run left unfinished.
+        plan = self._plan()
         started = utc_now()
         self.context["run"]["started_at"] = iso(started)
         if resumed:
@@ -242,15 +244,14 @@ class Executor:
         reproduced: bool | None = None
         failed_step: str | None = None
         try:
-            plan = self._plan()
             failed = False
             for stage, step, selected in plan:
-                if stage == "reproduce" and reproduced is None:
-                    reproduced = False
                 if failed or not selected:
                     reason = "an earlier step failed" if failed else self._skip_reason(stage, step)
                     self._record_skip(stage, step, reason)
                     continue
+                if stage == "reproduce" and reproduced is None:
+                    reproduced = False  # a reproduce step runs: from now on the fault may show
                 outcome = self._run_step(stage, step)
                 if stage == "reproduce":
                     if outcome.status == "failed":
@@ -394,6 +395,10 @@ class Executor:
             # --resume: this step completed in the interrupted run; keep its result.
             if stage != "reproduce":
                 self._register(step, restored.get("output"), str(restored.get("status")))
+                # Files it changed belong to this run too (a resumed `--commit` must commit them).
+                for change in restored.get("changes") or []:
+                    if isinstance(change, dict) and isinstance(change.get("path"), str):
+                        self.changed_files.add(self.root / change["path"])
             outcome = StepOutcome(stage, step, str(restored.get("status")), restored.get("output"))
             self.outcomes.append(outcome)
             self.emit({**restored, "event": "step_restored", "time": iso(utc_now())})
@@ -417,7 +422,13 @@ class Executor:
         expectations: list[dict[str, Any]] = []
         skip_reason: str | None = None
         try:
-            if step.when is not None and not self._truthy(step.when):
+            try:
+                skip = step.when is not None and not self._truthy(step.when)
+            except RunbookError as exc:  # a `when` that cannot be evaluated fails the step, recorded
+                skip, error = False, exc
+            if error is not None:
+                status = "failed"
+            elif skip:
                 status, skip_reason = "skipped", f"when: {step.when}"
             elif self.options.dry_run and spec.changes and not spec.supports_dry_run:
                 status, skip_reason = "skipped", f"dry-run: would run {spec.name}"
@@ -526,7 +537,12 @@ class Executor:
         )
         context.run_state.setdefault("template_context", self.context)
         if not spec.blocking and step.timeout is None:
-            return spec.func(params, context)
+            try:
+                return spec.func(params, context)
+            except RunbookError:
+                raise
+            except Exception as exc:  # the same as in a worker thread: a failed step, not a dead run
+                raise ActionError(f"{spec.name} crashed: {type(exc).__name__}: {exc}") from exc
         return self._in_thread(spec, params, context, step)
 
     def _in_thread(self, spec: ActionSpec, params: Any, context: ActionContext, step: Step) -> Result:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ def read_yaml(path: Path, *, root: Path | None = None) -> YamlDocument:
     """Parse a YAML file; a syntax error becomes an InputError with file:line:col."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     display = relative_display(path, root)
     try:
@@ -48,19 +50,36 @@ def read_yaml(path: Path, *, root: Path | None = None) -> YamlDocument:
     except FileNotFoundError:
         raise InputError(f"{display}: no such file") from None
     except UnicodeDecodeError as exc:
-        raise InputError(f"{display}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        head = path.read_bytes()[: exc.start]
+        where = Location(display, head.count(b"\n") + 1, exc.start - (head.rfind(b"\n") + 1) + 1)
+        raise InputError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", location=where, hint="save the file as UTF-8"
+        ) from None
     except OSError as exc:
         raise InputError(f"{display}: cannot read: {exc.strerror}") from None
     yaml = YAML(typ="rt")
     try:
-        tree = yaml.load(text)
+        with warnings.catch_warnings():
+            # ruamel warns on stderr (e.g. a redefined anchor, which YAML allows); the CLI speaks
+            # only in located problems.
+            warnings.simplefilter("ignore")
+            tree = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise InputError(f"invalid YAML: {what}", location=where, hint="check indentation and quoting") from None
+    except ReaderError as exc:
+        # A character YAML does not allow (NUL, other control characters): point at it.
+        before = text[: max(exc.position, 0)]
+        where = Location(display, before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1)
+        raise InputError(
+            f"invalid YAML: {exc.reason} (character {exc.character!r})",
+            location=where,
+            hint="remove the control character",
+        ) from None
     except (YAMLError, RecursionError, ValueError) as exc:
-        raise InputError(f"invalid YAML: {exc}", location=Location(display)) from None
+        raise InputError(f"invalid YAML: {exc}", location=Location(display, 1, 1)) from None
     return YamlDocument(path=path, display=display, text=text, tree=tree, data=to_plain(tree))
 
 
@@ -114,8 +133,8 @@ def _position(tree: Any, loc: Sequence[str | int], *, key: bool = False) -> tupl
     line: int | None = None
     col: int | None = None
     node: Any = tree
-    if hasattr(node, "lc"):
-        line, col = node.lc.line + 1, node.lc.col + 1
+    if hasattr(node, "lc") and node.lc.line is not None:  # tagged scalars have no position
+        line, col = node.lc.line + 1, (node.lc.col or 0) + 1
     for depth, part in enumerate(loc):
         last = depth == len(loc) - 1
         try:
@@ -149,6 +168,8 @@ def schema_problems(
     for err in errors:
         loc = [*prefix, *(p for p in err["loc"] if not _is_union_tag(p))]
         kind = err["type"]
+        if kind in ("extra_forbidden", "missing") and (not loc or loc[-1] != (err["loc"] or [None])[-1]):
+            loc.append(err["loc"][-1] if err["loc"] else "")  # a key that looks like a union tag ("None")
         if kind == "extra_forbidden":
             name = str(loc[-1])
             known = _known_fields(model, err["loc"]) if model else []
@@ -160,7 +181,7 @@ def schema_problems(
             message = f"missing required key {str(loc[-1])!r}"
             location = doc.location(loc[:-1])
         else:
-            where = ".".join(str(p) for p in loc)
+            where = ".".join(str(p) if str(p).isprintable() else repr(p) for p in loc)
             message = f"{where}: {err['msg']}"
             location = doc.location(loc)
         problems.append(Problem(location, message))
@@ -209,7 +230,7 @@ def _inner_model(annotation: Any) -> Any:
 
 def parse_model(model: type[M], doc: YamlDocument) -> tuple[M | None, list[Problem]]:
     if not isinstance(doc.data, dict):
-        return None, [Problem(doc.location(), f"expected a mapping of keys at the top of {doc.display}")]
+        return None, [Problem(_top(doc), f"expected a mapping of keys at the top of {doc.display}")]
     try:
         return model.model_validate(doc.data), []
     except ValidationError as exc:
@@ -242,12 +263,22 @@ def load_runbook(path: Path, *, root: Path | None = None, known_phases: Iterable
     return LoadedRunbook(runbook=runbook, path=path, doc=doc)
 
 
+def _top(doc: YamlDocument) -> Location:
+    """Where the document starts; for an empty file or a bare scalar, its first line of content."""
+    where = doc.location()
+    if where.line is None:
+        lines = doc.text.splitlines()
+        first = next((n for n, t in enumerate(lines, 1) if t.strip() and not t.lstrip().startswith("#")), 1)
+        where = Location(doc.display, first, 1)
+    return where
+
+
 def validate_document(doc: YamlDocument, *, known_phases: Iterable[str] | None = None) -> list[Problem]:
     """Every problem in one runbook document, in file order."""
     problems: list[Problem] = []
     data = doc.data
     if not isinstance(data, dict):
-        return [Problem(doc.location(), "a runbook is a mapping with phase, title and stages")]
+        return [Problem(_top(doc), "a runbook is a mapping with phase, title and stages")]
     # Validate steps one by one so one bad step does not hide the others' problems.
     step_problems: list[Problem] = []
     seen: dict[str, Location] = {}
@@ -281,7 +312,11 @@ def validate_document(doc: YamlDocument, *, known_phases: Iterable[str] | None =
                 )
             )
     problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
-    return problems
+    # One problem, one line: keys and values quoted from the file may hold line breaks.
+    return [Problem(p.location, p.message.translate(_LINE_BREAKS)) for p in problems]
+
+
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 def _validate_step(

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .atomic import crash_point
 from .errors import InputError, Location
 
 RUNS_DIR = "runs"
@@ -60,9 +61,16 @@ def _append_line(path: Path, obj: dict[str, Any], *, durable: bool = True) -> No
     line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     # O_APPEND: each event is one write(2), so concurrent readers never see two lines interleaved.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line.encode("utf-8"))
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # A torn last line (a crash mid-append) stays a line of its own, skipped by readers,
+            # instead of swallowing this one.
+            line = "\n" + line
+        data = line.encode("utf-8")
+        crash_point("record-append", fd, data)
+        os.write(fd, data)
         if durable:
             os.fsync(fd)
     finally:

@@ -129,18 +129,27 @@ def _start_emulator(workspace: Workspace, config: TargetConfig, session: TargetS
 
 def _emulator_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    for key in ("page_size", "latency", "seed"):
-        if key in settings:
-            options[key] = settings[key]
-    if "fault_rate" in settings:
-        from .azure.emulator import FaultPlan
+    try:
+        for key, kind in (("page_size", int), ("latency", float), ("seed", int)):
+            if key in settings:
+                options[key] = kind(settings[key])
+        if "fault_rate" in settings:
+            from .azure.emulator import FaultPlan
 
-        plan: dict[str, Any] = {"rate": float(settings["fault_rate"])}
-        if "fault_kinds" in settings:
-            plan["kinds"] = tuple(settings["fault_kinds"])
-        if "fault_retry_after" in settings:
-            plan["retry_after"] = float(settings["fault_retry_after"])
-        options["faults"] = FaultPlan(**plan)
+            plan: dict[str, Any] = {"rate": float(settings["fault_rate"])}
+            for key, field_name in (("fault_kinds", "kinds"), ("fault_servers", "servers")):
+                if key in settings:  # "fault_servers": which of "arm" and "gateway" misbehave
+                    value = settings[key]
+                    plan[field_name] = (str(value),) if isinstance(value, str | int) else tuple(str(v) for v in value)
+            if "fault_retry_after" in settings:
+                plan["retry_after"] = float(settings["fault_retry_after"])
+            options["faults"] = FaultPlan(**plan)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"emulator target settings: {exc}",
+            hint="page_size and seed are integers; latency, fault_rate and fault_retry_after numbers; "
+            "fault_kinds and fault_servers lists",
+        ) from None
     return options
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from ..atomic import atomic_write_text
-from ..errors import ActionError
+from ..errors import ActionError, InputError, Location
 from ..secrets import MASK, is_secret_name
 from . import ActionContext, Params, Result, action
 
@@ -109,7 +109,14 @@ def read_dotenv(path: Path) -> dict[str, str]:
     """Keys and values of a dotenv file, parsed by python-dotenv (quotes, escapes, export)."""
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    try:
+        return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    except UnicodeDecodeError as exc:
+        head = path.read_bytes()[: exc.start]
+        where = Location(str(path), head.count(b"\n") + 1, exc.start - (head.rfind(b"\n") + 1) + 1)
+        raise InputError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", location=where, hint="save the file as UTF-8"
+        ) from None
 
 
 def _format_value(value: str) -> str:
