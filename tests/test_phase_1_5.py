@@ -163,3 +163,20 @@ def test_commit_holds_exactly_the_intended_files(tmp_path: Path) -> None:
     status = git(root, "status", "--porcelain")
     assert "A  staged.txt" in status and "?? notes.txt" in status
     assert ".env" not in git(root, "ls-files").split() and (root / ".env").exists()
+
+
+def test_a_failed_verify_renders_a_failed_report(tmp_path: Path) -> None:
+    """An http.request whose expectations fail in verify: exit 1, and the report says FAILED and why."""
+    from conftest import copy_sample
+
+    root = copy_sample(tmp_path / "lab")
+    runbook = root / "runbooks" / "phase-1.5.yaml"
+    text = runbook.read_text(encoding="utf-8")
+    runbook.write_text(text.replace("        status: 200\n", "        status: 201\n", 1), encoding="utf-8")
+    result = invoke(["run", "1.5"], cwd=root)
+    assert result.exit_code == 1, result.output
+    assert "--resume" in result.stderr
+    report = (root / "reports" / "phase-1.5.md").read_text(encoding="utf-8")
+    assert "**Status**: FAILED" in report
+    assert "## What Failed" in report and "gateway-probe" in report
+    assert "status" in report and "201" in report

@@ -137,6 +137,7 @@ def test_resume_runs_only_what_did_not_complete(local_workspace: Path) -> None:
     assert not warnings
     report = (local_workspace / "reports" / "phase-1.1.md").read_text(encoding="utf-8")
     assert record.run_id in report and "RESOLVED" in report
+    assert "**Resumed**: 1 time with `--resume`; 1 completed step restored from the record" in report
     assert report.count("| count |") <= 1  # one row per step, not one per attempt
 
     again = invoke(["run", "1.1", "--resume"], cwd=local_workspace)

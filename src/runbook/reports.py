@@ -1108,6 +1108,7 @@ def _run_info(
         "resolved": status == "success" and not partial,
         "partial": partial,
         "resumed": resumed,
+        "restored": sum(1 for e in record.events if e.get("event") == "step_restored"),
         "target": started.get("target"),
         "runbook": started.get("runbook") or loaded.doc.display,
         "digest": digest,
