@@ -108,12 +108,7 @@ BROKEN_ESTATES = {
 }
 
 
-ESTATE_KINDS = [
-    pytest.param(kind, marks=pytest.mark.xfail(strict=True, reason="azure/estate.py does not catch ruamel's ReaderError"))
-    if kind == "control character"
-    else kind
-    for kind in BROKEN_ESTATES
-]
+ESTATE_KINDS = list(BROKEN_ESTATES)
 
 
 @pytest.mark.parametrize("kind", ESTATE_KINDS)

@@ -40,10 +40,6 @@ class YamlDocument:
 
 def read_yaml(path: Path, *, root: Path | None = None) -> YamlDocument:
     """Parse a YAML file; a syntax error becomes an InputError with file:line:col."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-    from ruamel.yaml.reader import ReaderError
-
     display = relative_display(path, root)
     try:
         text = path.read_text(encoding="utf-8")
@@ -57,6 +53,16 @@ def read_yaml(path: Path, *, root: Path | None = None) -> YamlDocument:
         ) from None
     except OSError as exc:
         raise InputError(f"{display}: cannot read: {exc.strerror}") from None
+    tree = parse_yaml_text(text, display)
+    return YamlDocument(path=path, display=display, text=text, tree=tree, data=to_plain(tree))
+
+
+def parse_yaml_text(text: str, display: str) -> Any:
+    """Parse YAML text with ruamel's round-trip loader; every failure is a located InputError."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
+
     yaml = YAML(typ="rt")
     try:
         with warnings.catch_warnings():
@@ -67,7 +73,10 @@ def read_yaml(path: Path, *, root: Path | None = None) -> YamlDocument:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
-        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        what = str(exc.problem or exc)
+        if exc.context and exc.context_mark is not None:
+            started = exc.context_mark
+            what += f" ({exc.context}, from line {started.line + 1} column {started.column + 1})"
         raise InputError(f"invalid YAML: {what}", location=where, hint="check indentation and quoting") from None
     except ReaderError as exc:
         # A character YAML does not allow (NUL, other control characters): point at it.
@@ -80,7 +89,7 @@ def read_yaml(path: Path, *, root: Path | None = None) -> YamlDocument:
         ) from None
     except (YAMLError, RecursionError, ValueError) as exc:
         raise InputError(f"invalid YAML: {exc}", location=Location(display, 1, 1)) from None
-    return YamlDocument(path=path, display=display, text=text, tree=tree, data=to_plain(tree))
+    return tree
 
 
 def to_plain(node: Any) -> Any:

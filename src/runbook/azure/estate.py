@@ -28,9 +28,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
 from runbook.errors import InputError, Location, Problem, ValidationFailed, relative_display
 
@@ -315,16 +313,12 @@ def load_estate(path: Path | None = None) -> Estate:
 
 def parse_estate(text: str, *, source: str = "<estate>") -> Estate:
     """Validate estate YAML `text`; `source` names the file in error locations."""
+    from runbook.loader import parse_yaml_text
+
     try:
-        document = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Location(source, mark.line + 1, mark.column + 1) if mark else Location(source)
-        message = f"invalid YAML: {exc.problem or exc}"
-        if exc.context and exc.context_mark is not None:
-            started = exc.context_mark
-            message += f" ({exc.context}, from line {started.line + 1} column {started.column + 1})"
-        raise ValidationFailed([Problem(where, message)]) from None
+        document = parse_yaml_text(text, source)
+    except InputError as exc:
+        raise ValidationFailed([Problem(exc.location or Location(source), exc.message.split(": ", 1)[-1])]) from None
     if not isinstance(document, CommentedMap):
         raise ValidationFailed(
             [Problem(Location(source, 1, 1), "an estate file must be a mapping with 'subscriptions:'")]
