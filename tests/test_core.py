@@ -425,6 +425,7 @@ def test_shell_values_are_arguments_not_commands(local_workspace: Path) -> None:
         fix:
           - {id: echo, uses: shell, with: {cmd: [printf, "%s|", "{{ hostile }}"]}}
           - {id: line, uses: shell, with: {cmd: "printf '%s|' 'a b' c"}}
+          - {id: templated-line, uses: shell, with: {cmd: "printf '%s|' {{ hostile }} {{ 'x y' | upper }}"}}
           - {id: js, uses: shell, with: {cmd: [echo, '{"a": [1, 2]}'], parse: json}}
         """,
     )
@@ -436,6 +437,8 @@ def test_shell_values_are_arguments_not_commands(local_workspace: Path) -> None:
     steps = finished(records(local_workspace, "1.1")[0])
     assert steps["fix:echo"]["output"]["stdout"] == f"; rm -rf {canary} #|"
     assert steps["fix:line"]["output"]["stdout"] == "a b|c|"
+    # In a command string too, a rendered value is one argument: split first, render after.
+    assert steps["fix:templated-line"]["output"]["argv"] == ["printf", "%s|", f"; rm -rf {canary} #", "X Y"]
     assert steps["fix:js"]["output"]["json"] == {"a": [1, 2]}
 
 

@@ -534,8 +534,8 @@ class Executor:
             run_state=self.run_state,
             previous=self.previous_steps.get(step.id),
             changed_files=self.changed_files,
+            render=lambda value: render_value(value, self.context),
         )
-        context.run_state.setdefault("template_context", self.context)
         if not spec.blocking and step.timeout is None:
             try:
                 return spec.func(params, context)
@@ -637,7 +637,7 @@ class Executor:
     def _close_run_state(self) -> None:
         for key, value in list(self.run_state.items()):
             closer = getattr(value, "close", None)
-            if callable(closer) and key != "template_context":
+            if callable(closer):
                 try:
                     closer()
                 except Exception as exc:  # cleanup must not hide the run's own result

@@ -87,6 +87,8 @@ class ActionContext:
     # The last record of this step in earlier runs (for drift warnings, e.g. cell ids).
     previous: Mapping[str, Any] | None = None
     changed_files: set[Path] = field(default_factory=set)
+    # Renders a value with the step's template context (for parameters listed in `raw_params`).
+    render: Callable[[Any], Any] = lambda value: value
 
     def resolve_path(self, value: str | Path) -> Path:
         """Resolve a path against the workspace; refuse one that leaves it (unless allowed)."""

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
@@ -44,13 +46,36 @@ class ShellParams(Params):
         return value
 
 
-def _argv(cmd: list[str] | str) -> list[str]:
-    if isinstance(cmd, str):
-        try:
-            return shlex.split(cmd)
-        except ValueError as exc:
-            raise ActionError(f"cannot split command {cmd!r}: {exc}", hint="give `cmd` as an argv list") from None
-    return [str(part) for part in cmd]
+_EXPRESSION = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+
+
+def _argv(cmd: list[str] | str, render: Callable[[Any], Any]) -> list[str]:
+    """The argv of a `shell` step: split the command *before* rendering, then render each word.
+
+    So a rendered value is always exactly one argument: `{{ name }}` holding `; rm -rf ~` or
+    `a b` stays one word. A list is rendered item by item; a string that is one `{{ expr }}`
+    rendering to a list gives that list.
+    """
+    if isinstance(cmd, list):
+        return [str(render(part)) for part in cmd]
+    whole = _EXPRESSION.fullmatch(cmd.strip())
+    if whole is not None:
+        value = render(cmd.strip())
+        if isinstance(value, list):
+            return [str(part) for part in value]
+    # Hide template expressions from shlex (they may hold spaces and quotes), split, render words.
+    hidden: list[str] = []
+
+    def hide(match: re.Match[str]) -> str:
+        hidden.append(match.group(0))
+        return f"\x00{len(hidden) - 1}\x00"
+
+    try:
+        words = shlex.split(_EXPRESSION.sub(hide, cmd))
+    except ValueError as exc:
+        raise ActionError(f"cannot split command {cmd!r}: {exc}", hint="give `cmd` as an argv list") from None
+    placeholder = re.compile("\x00(\\d+)\x00")
+    return [str(render(placeholder.sub(lambda m: hidden[int(m.group(1))], word))) for word in words]
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -72,10 +97,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     params=ShellParams,
     changes=True,
     supports_dry_run=True,
+    raw_params=("cmd",),
     summary="Run a program (argv list; no shell) and capture exit code, stdout and stderr.",
 )
 def shell(params: ShellParams, ctx: ActionContext) -> Result:
-    argv = _argv(params.cmd)
+    argv = _argv(params.cmd, ctx.render)
     cwd = ctx.resolve_path(params.cwd) if params.cwd else ctx.workspace_root
     env = {**os.environ, **getattr(ctx.target, "env", {}), **params.env}
     if ctx.dry_run and params.changes:
