@@ -593,7 +593,7 @@ def test_log_appends_hand_written_lines(local_workspace: Path) -> None:
     result = invoke(["log", "1.2", "complete", "-m", "All 8 MCP servers verified", "--cells", "3,5"], cwd=local_workspace)
     assert result.exit_code == 0, result.output
     lines, warnings = read_log(log)
-    assert lines[0].extra == {"who": "me"}
+    assert lines[0].extra == {"who": "me"} and lines[0].cells_fixed == ()
     assert lines[1].phase == "1.2" and lines[1].cells_fixed == (3, 5) and lines[1].succeeded
     assert len(warnings) == 1 and ":2:" in warnings[0]
     assert invoke(["log", "9.9", "start", "-m", "x"], cwd=local_workspace).exit_code == 2

@@ -240,7 +240,8 @@ def _parse_log_line(raw: bytes, number: int) -> LogLine:
         action=action,
         description=str(obj.get("description", "")),
         status=str(obj["status"]) if obj.get("status") is not None else None,
-        cells_fixed=tuple(cells) if isinstance(cells, list) else (cells,),
+        # No cells_fixed (or an empty one) is no cells, not a tuple holding an empty tuple.
+        cells_fixed=tuple(cells) if isinstance(cells, list) else (() if cells in (None, "", ()) else (cells,)),
         run_id=str(obj["run_id"]) if obj.get("run_id") else None,
         extra={k: v for k, v in obj.items() if k not in known},
         line=number,
