@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,10 @@ def test_help_loads_only_the_cli_and_its_errors() -> None:
     modules, _ = imported_after(["--help"])
     ours = sorted(m for m in modules if m == "runbook" or m.startswith("runbook."))
     assert ours == ["runbook", "runbook.cli", "runbook.errors"]
+
+
+def test_validate_does_not_import_the_kernel_stack() -> None:
+    """Validating runbooks needs the action registry, not nbformat/nbclient (only execution does)."""
+    modules, output = imported_after(["-w", str(Path(__file__).resolve().parent.parent), "validate"])
+    assert "runbook valid" in output
+    assert [m for m in heavy(modules) if m.split(".")[0] in ("nbformat", "nbclient")] == []

@@ -18,15 +18,15 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import nbformat
-from nbformat import NotebookNode
-from nbformat.v4.rwbase import rejoin_lines
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from runbook.atomic import atomic_write_bytes
 from runbook.errors import Location, NotebookError, relative_display
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 __all__ = [
     "Cell",
@@ -1037,6 +1037,10 @@ class Notebook:
 
     def as_nbformat(self) -> NotebookNode:
         """A separate `NotebookNode` copy (sources joined) for execution; changing it changes nothing here."""
+        # nbformat (and jsonschema under it) costs ~0.1 s to import; only execution needs it.
+        import nbformat
+        from nbformat.v4.rwbase import rejoin_lines
+
         # from_dict builds new dicts and lists all the way down: the copy shares nothing mutable
         node: NotebookNode = nbformat.from_dict(self._doc)  # type: ignore[no-untyped-call]
         rejoin_lines(node)  # type: ignore[no-untyped-call]
