@@ -6,6 +6,7 @@ Messages name what failed and end with what to do about it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,6 +169,17 @@ class GitError(RunbookError):
 
 class NotebookError(InputError):
     """A notebook cannot be read, addressed or written as asked."""
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, quote: bool = True) -> str:
+    """`"did you mean 'x'? "` for the closest of `choices`, or `""` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    if not close:
+        return ""
+    shown = repr(close[0]) if quote else close[0]
+    return f"did you mean {shown}? "
 
 
 def relative_display(path: Path, root: Path | None = None) -> str:

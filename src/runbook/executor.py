@@ -32,6 +32,7 @@ from .errors import (
     RunbookError,
     StepTimeout,
     ValidationFailed,
+    did_you_mean,
 )
 from .loader import LoadedRunbook, schema_problems
 from .model import Expectation, Step
@@ -329,10 +330,7 @@ class Executor:
         ids = [s.id for _, s in order]
         for wanted in (self.options.from_step, self.options.step):
             if wanted and wanted not in ids:
-                import difflib
-
-                close = difflib.get_close_matches(wanted, ids, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
+                hint = did_you_mean(wanted, ids)
                 raise InputError(f"no step {wanted!r} in {self.loaded.doc.display}: {hint}steps: {', '.join(dict.fromkeys(ids))}")
         plan: list[tuple[str, Step, bool]] = []
         reached = self.options.from_step is None

@@ -8,7 +8,6 @@ unknown `next` phase, Jinja syntax) before anything runs.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import InputError, Location, Problem, ValidationFailed, relative_display
+from .errors import InputError, Location, Problem, ValidationFailed, did_you_mean, relative_display
 from .model import Runbook, Step
 
 M = TypeVar("M", bound=BaseModel)
@@ -182,8 +181,7 @@ def schema_problems(
         if kind == "extra_forbidden":
             name = str(loc[-1])
             known = _known_fields(model, err["loc"]) if model else []
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+            hint = did_you_mean(name, known).strip() or f"known keys: {', '.join(known)}"
             message = f"unknown key {name!r}: {hint}"
             location = doc.location(loc, key=True)
         elif kind == "missing":
@@ -311,8 +309,7 @@ def validate_document(doc: YamlDocument, *, known_phases: Iterable[str] | None =
         wanted = normalise_phase(str(raw_next))
         phases = set(known_phases)
         if wanted not in phases:
-            close = difflib.get_close_matches(wanted, sorted(phases), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(wanted, sorted(phases))
             problems.append(
                 Problem(
                     doc.location(["next"]),

@@ -8,14 +8,13 @@ that phase's run records. Run summaries (`phase_runs`) are shared with the docs 
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import UnknownPhase
+from .errors import UnknownPhase, did_you_mean
 from .model import normalise_phase
 from .progress import GroupProgress, PhaseProgress, compute_progress
 from .record import LogLine, RunRecord, iso, read_log, read_record, record_paths
@@ -124,8 +123,7 @@ def phase_status(workspace: Workspace, phase: str) -> PhaseStatus:
                     warnings=[*warnings, *run_warnings],
                 )
     known = [item.id for group in groups for item in group.phases]
-    close = difflib.get_close_matches(phase_id, known, n=1)
-    hint = f"did you mean {close[0]}? " if close else ""
+    hint = did_you_mean(phase_id, known, quote=False)
     raise UnknownPhase(
         f"no phase {phase!r} in the plan or the timestamp log",
         hint=f"{hint}known phases: {', '.join(known) or 'none'}",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .errors import InputError, SecurityViolation
+from .errors import InputError, SecurityViolation, did_you_mean
 from .secrets import Redactor, is_secret_name
 from .workspace import TargetConfig, Workspace
 
@@ -48,10 +48,7 @@ def target_config(workspace: Workspace, name: str | None) -> tuple[str, TargetCo
     if chosen not in targets:
         if not targets and chosen == "emulator":
             return chosen, TargetConfig(kind="emulator")
-        import difflib
-
-        close = difflib.get_close_matches(chosen, list(targets), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(chosen, targets)
         raise InputError(
             f"unknown target {chosen!r}: {hint}targets in runbook.yaml: {', '.join(targets) or 'none'}"
         )

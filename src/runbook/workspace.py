@@ -8,7 +8,6 @@ errors), answers "which runbook is phase 1.5" and "what comes after 1.5", and ed
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .errors import Problem, UnknownPhase, ValidationFailed, WorkspaceNotFound
+from .errors import Problem, UnknownPhase, ValidationFailed, WorkspaceNotFound, did_you_mean
 from .loader import LoadedRunbook, load_runbook, parse_model, read_yaml
 from .model import PHASE_ID, Strict, normalise_phase, phase_group
 
@@ -162,8 +161,7 @@ class Workspace:
         if phase_id in files:
             return files[phase_id]
         candidates = sorted(set(files) | set(self.phases))
-        close = difflib.get_close_matches(phase_id, candidates, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
+        hint = did_you_mean(phase_id, candidates, quote=False)
         if phase_id in self.phases:
             raise UnknownPhase(
                 f"phase {phase_id} is in the plan but has no runbook yet",
@@ -216,8 +214,7 @@ def load_workspace(path: Path | str | None = None) -> Workspace:
 def _check_config(config: WorkspaceConfig, doc: Any) -> list[Problem]:
     problems = []
     if config.targets and config.default_target not in config.targets:
-        close = difflib.get_close_matches(config.default_target, list(config.targets), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(config.default_target, config.targets)
         problems.append(
             Problem(
                 doc.location(["default_target"]),

@@ -8,7 +8,6 @@ actions with `@action`) or an `ActionSpec`. An unknown name is an error that lis
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import re
 import threading
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from ..errors import InputError, SecurityViolation
+from ..errors import InputError, SecurityViolation, did_you_mean
 
 if TYPE_CHECKING:
     from ..secrets import Redactor
@@ -210,9 +209,7 @@ def get(name: str) -> ActionSpec:
 
 def unknown_action_message(name: str) -> str:
     _load()
-    close = difflib.get_close_matches(name, _registry, n=1)
-    suggestion = f"did you mean {close[0]!r}? " if close else ""
-    return f"unknown action {name!r}: {suggestion}known actions: {', '.join(sorted(_registry))}"
+    return f"unknown action {name!r}: {did_you_mean(name, _registry)}known actions: {', '.join(sorted(_registry))}"
 
 
 def names() -> list[str]:

@@ -11,7 +11,6 @@ parameters may override.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,7 @@ from pydantic import Field, field_validator
 
 from ..azure.client import SETTING_VARIABLES, ArmClient, AzureClient, Endpoints, is_arm_id, run_sync
 from ..azure.credentials import ARM_SCOPE, token_provider
-from ..errors import ActionError, AzureError
+from ..errors import ActionError, AzureError, did_you_mean
 from . import ActionContext, Params, Regex, Result, action
 from .http import bound_json
 
@@ -256,8 +255,7 @@ def _chosen_accounts(available: list[dict[str, Any]], wanted: list[str] | None, 
             chosen.append(row)
     if unknown:
         names = [str(row["name"]) for row in available]
-        close = difflib.get_close_matches(unknown[0], names, n=1)
-        suggestion = f"did you mean {close[0]!r}? " if close else ""
+        suggestion = did_you_mean(unknown[0], names)
         raise AzureError(
             f"no account {', '.join(map(repr, unknown))} in {where}: {suggestion}"
             f"accounts: {', '.join(names) or 'none'}",

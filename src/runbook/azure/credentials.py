@@ -17,7 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CredentialError, InputError
+from ..errors import CredentialError, InputError, did_you_mean
 
 if TYPE_CHECKING:
     from ..actions import ActionContext
@@ -38,10 +38,7 @@ class TokenProvider:
 
     def __init__(self, kind: str = "default", *, redactor: Redactor | None = None) -> None:
         if kind not in CREDENTIAL_KINDS:
-            import difflib
-
-            close = difflib.get_close_matches(kind, CREDENTIAL_KINDS, n=1)
-            suggestion = f"did you mean {close[0]!r}? " if close else ""
+            suggestion = did_you_mean(kind, CREDENTIAL_KINDS)
             raise InputError(
                 f"unknown credential {kind!r} in the target settings: {suggestion}"
                 f"use one of {', '.join(CREDENTIAL_KINDS)}"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import difflib
 import hashlib
 import ipaddress
 import json
@@ -52,7 +51,7 @@ from runbook.azure.estate import (
     load_estate,
 )
 from runbook.azure.png import render_png
-from runbook.errors import InputError, RunbookError
+from runbook.errors import InputError, RunbookError, did_you_mean
 
 __all__ = [
     "FAULT_KINDS",
@@ -1582,9 +1581,7 @@ def _inference_api_path(service: ApiManagementService) -> str:
 
 
 def _choices(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    prefix = f"did you mean '{close[0]}'? " if close else ""
-    return f"{prefix}choose from {', '.join(choices)}"
+    return f"{did_you_mean(word, choices)}choose from {', '.join(choices)}"
 
 
 if __name__ == "__main__":
