@@ -392,6 +392,13 @@ def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_warning(local_worksp
     assert f"pid {os.getpid()}, phase 1.3, started 2025-11-14T04:15:00.000Z" in held.stderr
     assert lock.exists()
 
+    # Even a run with nothing to do (`--resume` after a success) clears a dead holder's lock first.
+    lock.write_text(json.dumps({"pid": dead.pid, "phase": "1.1", "started_at": "2025-11-14T04:15:00.000Z"}))
+    nothing = invoke(["run", "1.1", "--resume"], cwd=local_workspace)
+    assert nothing.exit_code == 2 and "nothing to resume" in nothing.stderr
+    assert "taking over a stale lock" in nothing.stdout
+    assert not lock.exists()
+
 
 # ------------------------------------------------------------------ sandbox
 

@@ -187,21 +187,22 @@ def run_phase(
         if (spec is not None and spec.secret) or is_secret_name(key):
             redactor.add(value)
 
-    resume_from: tuple[Path, dict[tuple[str, str], dict[str, Any]]] | None = None
-    if options.resume:
-        resume_from = _restorable(ws, phase_id)
-        if resume_from is None:
-            raise InputError(
-                f"nothing to resume for phase {phase_id}: its latest run finished successfully or none exists",
-                hint=f"run it again with `runbook run {phase_id}`; `runbook report {phase_id}` rewrites the "
-                "latest run's report",
-            )
-
     from .targets import open_target
 
+    # The lock comes first: what to resume is decided under it, and a lock left by a killed run is
+    # taken over (with a warning) by whatever `runbook run` comes next, even one with nothing to do.
     lock = None if options.dry_run else WorkspaceLock(ws.root, phase_id, warn).acquire()
     target = None
     try:
+        resume_from: tuple[Path, dict[tuple[str, str], dict[str, Any]]] | None = None
+        if options.resume:
+            resume_from = _restorable(ws, phase_id)
+            if resume_from is None:
+                raise InputError(
+                    f"nothing to resume for phase {phase_id}: its latest run finished successfully or none exists",
+                    hint=f"run it again with `runbook run {phase_id}`; `runbook report {phase_id}` rewrites the "
+                    "latest run's report",
+                )
         target = open_target(ws, options.target, redactor, environ=environ)
         variables = dict(loaded.runbook.vars)
         public_inputs, secret_inputs = resolve_inputs(
