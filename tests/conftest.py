@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,30 +33,19 @@ def invoke(args: list[str], *, cwd: Path | None = None, env: dict[str, str] | No
 
     from runbook.cli import main
 
-    runner = CliRunner()
+    @click.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+    @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+    def entry(argv: tuple[str, ...]) -> None:
+        main(list(argv))
+
     old = Path.cwd()
     if cwd is not None:
         os.chdir(cwd)
     try:
-        result = runner.invoke(_entry, args, env=env, catch_exceptions=False, obj=main)
+        result = CliRunner().invoke(entry, args, env=env, catch_exceptions=False)
     finally:
         os.chdir(old)
     return CliResult(result.exit_code, result.stdout, result.stderr)
-
-
-def _entry_main(args: list[str]) -> None:
-    from runbook.cli import main
-
-    main(args)
-
-
-import click  # noqa: E402
-
-
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def _entry(args: tuple[str, ...]) -> None:
-    _entry_main(list(args))
 
 
 def copy_sample(dest: Path, *, with_reports: bool = False) -> Path:

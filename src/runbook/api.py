@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, Problem, RunFailed, RunInterrupted, ValidationFailed
+from .errors import InputError, Location, Problem, RunFailed, RunInterrupted
 from .executor import Executor, Listener, RunOptions, RunResult, resolve_inputs
 from .loader import LoadedRunbook, read_yaml, validate_document
 from .lock import WorkspaceLock
@@ -26,14 +26,12 @@ from .record import (
     RecordWriter,
     RunRecord,
     append_log,
-    iso,
     log_entry,
     new_run_id,
     parse_time,
     read_log,
     read_record,
     record_paths,
-    utc_now,
 )
 from .secrets import Redactor, is_secret_name
 from .workspace import Workspace, load_workspace
@@ -353,22 +351,12 @@ def validate(paths: Iterable[Path] = (), *, workspace: Workspace | None = None) 
         try:
             doc = read_yaml(path, root=Path.cwd() if root is None else None)
         except InputError as exc:
-            problems.append(Problem(exc.location or _loc(path), exc.message.split(": ", 1)[-1] if exc.location else exc.message))
+            problems.append(Problem(exc.location or Location(str(path)), exc.message.split(": ", 1)[-1] if exc.location else exc.message))
             continue
         problems.extend(validate_document(doc, known_phases=known))
     return len(files), problems
 
 
-def _loc(path: Path) -> Any:
-    from .errors import Location
-
-    return Location(str(path))
-
-
-def check_all(workspace: Workspace) -> None:
-    _count, problems = validate(workspace=workspace)
-    if problems:
-        raise ValidationFailed(problems)
 
 
 # ---------------------------------------------------------------- log, init, new
@@ -396,6 +384,3 @@ def log_phase(
     append_log(workspace.timestamp_log, entry)
     return entry
 
-
-def now_iso() -> str:
-    return iso(utc_now())

@@ -27,7 +27,6 @@ from .errors import (
     ActionError,
     ExpectationFailed,
     InputError,
-    Location,
     Problem,
     RunbookError,
     StepTimeout,
@@ -35,7 +34,7 @@ from .errors import (
     did_you_mean,
 )
 from .loader import LoadedRunbook, schema_problems
-from .model import Expectation, Step
+from .model import Step
 from .record import iso, new_run_id, utc_now
 from .secrets import Redactor, is_secret_name
 from .templating import evaluate, render_value
@@ -643,11 +642,3 @@ class Executor:
         self.run_state.clear()
 
 
-def expectation_text(item: str | Expectation) -> str:
-    return item if isinstance(item, str) else item.that
-
-
-def location_of_step(loaded: LoadedRunbook, stage: str, step_id: str) -> Location:
-    steps = getattr(loaded.runbook, stage)
-    index = [s.id for s in steps].index(step_id)
-    return loaded.step_location(stage, index)

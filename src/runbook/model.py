@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 STAGES = ("discovery", "fix", "verify")
 StageName = Literal["discovery", "fix", "verify"]
@@ -141,10 +141,6 @@ class Runbook(Strict):
         if not PHASE_ID.match(text):
             raise ValueError(f"{value!r} is not a phase id like 1.5 or phase-1.5")
         return text
-
-    @model_validator(mode="after")
-    def _has_steps(self) -> Runbook:
-        return self
 
     def stages(self) -> list[tuple[StageName, list[Step]]]:
         return [("discovery", self.discovery), ("fix", self.fix), ("verify", self.verify)]

@@ -210,10 +210,3 @@ def _phase_key(phase: str) -> list[int]:
 def group_of(groups: list[GroupProgress], phase: str) -> GroupProgress | None:
     return next((g for g in groups if any(p.id == phase for p in g.phases)), None)
 
-
-def phase_progress(groups: list[GroupProgress], phase: str) -> PhaseProgress | None:
-    for group in groups:
-        for item in group.phases:
-            if item.id == phase:
-                return item
-    return None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets as _random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -247,8 +246,3 @@ def _parse_log_line(raw: bytes, number: int) -> LogLine:
         line=number,
     )
 
-
-def iter_events(paths: list[Path]) -> Iterator[tuple[Path, dict[str, Any]]]:
-    for path in paths:
-        for event in read_record(path).events:
-            yield path, event

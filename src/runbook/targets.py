@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -163,9 +162,3 @@ def _refuse_clear_text(session: TargetSession) -> None:
                 hint="use https:// (plain http is allowed only for 127.0.0.1/localhost)",
             )
 
-
-def workspace_relative(workspace: Workspace, path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(workspace.root.resolve()))
-    except ValueError:
-        return str(path)
