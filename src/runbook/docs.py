@@ -38,12 +38,12 @@ from .progress import GroupProgress, PhaseProgress, compute_progress
 from .record import LogLine, read_log
 from .status import (
     format_cells,
-    format_duration,
     format_moment,
     last_run,
     phase_runs,
     state_text,
 )
+from .text import code, duration_text
 from .workspace import Workspace
 
 if typing.TYPE_CHECKING:
@@ -198,17 +198,6 @@ def _outside_code(text: str, change: Callable[[str], str]) -> str:
         last = match.end()
     pieces.append(change(text[last:]))
     return "".join(pieces)
-
-
-def code(text: str) -> str:
-    """An inline code span holding `text` (backticks inside are handled).
-
-    Pipes need no escape: Python-Markdown's tables do not split inside code spans.
-    """
-    body = text
-    fence = "``" if "`" in body else "`"
-    pad = " " if body.startswith("`") or body.endswith("`") else ""
-    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -372,7 +361,7 @@ def home_page(workspace: Workspace, groups: list[GroupProgress], warnings: list[
                     f"[{md_text(phase.title, table=True)}]({phase_page_path(phase.id)})",
                     state_badge(phase),
                     format_moment(last_run(phase)),
-                    format_duration(phase.duration_s),
+                    duration_text(phase.duration_s),
                     md_text(format_cells(phase.cells_fixed), table=True),
                     report,
                     runs,
@@ -412,7 +401,7 @@ def phase_page(workspace: Workspace, phase: PhaseProgress, links: LinkMap) -> st
     facts = [
         ["State", state_badge(phase)],
         ["Last run (UTC)", format_moment(last_run(phase))],
-        ["Duration", format_duration(phase.duration_s)],
+        ["Duration", duration_text(phase.duration_s)],
         ["Cells fixed", md_text(format_cells(phase.cells_fixed), table=True)],
     ]
     return (
@@ -439,7 +428,7 @@ def runs_page(workspace: Workspace, phase: PhaseProgress, log: list[LogLine]) ->
                 f'<span class="rb-run rb-run--{run.status}">{run.status}</span>'
                 + (f" at {code(run.failed_step)}" if run.failed_step else ""),
                 format_moment(run.started_at),
-                format_duration(run.duration_s),
+                duration_text(run.duration_s),
                 step_counts(run.steps),
             ]
             for run in reversed(runs)
@@ -510,7 +499,7 @@ def timeline_page(workspace: Workspace, phases: list[PhaseProgress], lines: list
                 md_text(titles.get(span.phase, ""), table=True),
                 format_moment(span.start),
                 format_moment(span.end),
-                format_duration(span.duration_s),
+                duration_text(span.duration_s),
                 span.outcome,
             ]
             for span in spans
@@ -796,7 +785,7 @@ def _command_anchor(name: str) -> str:
 def _param_row(param: dict[str, Any]) -> list[str]:
     opts = param.get("opts") or [param.get("name", "")]
     if param.get("kind") == "argument":
-        shown = code(str(param.get("metavar") or str(param.get("name", "")).upper()))
+        shown: str = code(str(param.get("metavar") or str(param.get("name", "")).upper()))
     else:
         shown = ", ".join(code(opt) for opt in opts)
     if param.get("choices"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -41,6 +41,7 @@ from .loader import LoadedRunbook, read_yaml
 from .model import Runbook, Step
 from .progress import compute_progress, group_of, phase_states
 from .record import LogLine, RunRecord, parse_time, read_log, read_record, record_paths
+from .text import Markdown, clean_text, code, duration_text, fence, md_cell, md_table, utc_text
 from .workspace import Workspace
 
 __all__ = [
@@ -104,7 +105,6 @@ STEP_ICONS = {
     "not_run": "⏭️",
 }
 COMMIT_WORDS = {"success": "resolved", "failed": "failed", "interrupted": "interrupted", "incomplete": "incomplete"}
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _HTTP_CODE = re.compile(r"\b([45]\d{2})\b")
 _STEP_PREFIX = re.compile(r"^\s*(?:(?:update|fix|edit|change)\s+)?cell\s+\d+\s*[-:–—]\s*", re.IGNORECASE)
@@ -112,109 +112,6 @@ _CELL_LABEL = re.compile(r"cell\s+(\d+)(?:\s*\(([^)]+)\))?", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- markdown building blocks
-
-
-class Markdown(str):
-    """Text that already is markdown (code spans, emphasis, links): tables keep its formatting."""
-
-    __slots__ = ()
-
-
-def _longest_run(text: str, char: str = "`") -> int:
-    return max((len(run) for run in re.findall(re.escape(char) + "+", text)), default=0)
-
-
-def clean_text(value: Any) -> str:
-    """Text for a report: ANSI colour codes (notebook tracebacks) removed, line ends normalised."""
-    return _ANSI.sub("", str(value)).replace("\r\n", "\n").replace("\r", "\n")
-
-
-def code(value: Any) -> Markdown:
-    """An inline code span that survives any backticks inside `value` (one line)."""
-    text = " ".join(clean_text(value).split("\n"))
-    if not text:
-        return Markdown("*(empty)*")
-    ticks = "`" * (_longest_run(text) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or (text.startswith(" ") and text.endswith(" ")) else ""
-    return Markdown(f"{ticks}{pad}{text}{pad}{ticks}")
-
-
-def md_cell(value: Any) -> str:
-    """One table cell: `|` escaped, line breaks as <br>; plain text also has backticks and `<` escaped.
-
-    A `Markdown` value keeps its formatting (only its pipes are escaped, as GFM tables require even
-    inside code spans).
-    """
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, Markdown):
-        text = re.sub(r"(?<!\\)\|", r"\\|", clean_text(value).strip())
-    else:
-        text = clean_text(value).strip()
-        text = text.replace("\\", "\\\\").replace("`", "\\`").replace("<", "\\<").replace("|", "\\|")
-    return "<br>".join(line.strip() for line in text.split("\n"))
-
-
-def md_table(rows: Iterable[Sequence[Any]], headers: Sequence[Any]) -> Markdown:
-    """A GFM table; every cell goes through `md_cell`. Short rows are padded."""
-    width = len(headers)
-    lines = [
-        "| " + " | ".join(md_cell(h) for h in headers) + " |",
-        "|" + "|".join("---" for _ in headers) + "|",
-    ]
-    for row in rows:
-        cells = [md_cell(c) for c in list(row)[:width]]
-        cells.extend("" for _ in range(width - len(cells)))
-        lines.append("| " + " | ".join(cells) + " |")
-    return Markdown("\n".join(lines))
-
-
-def fence(text: Any, lang: str = "") -> Markdown:
-    """A fenced code block whose fence is longer than any backtick run inside `text`."""
-    body = clean_text(text).rstrip("\n")
-    ticks = "`" * max(3, _longest_run(body) + 1)
-    return Markdown(f"{ticks}{lang}\n{body}\n{ticks}")
-
-
-def duration_text(seconds: Any) -> str:
-    """Human durations: "4 ms", "1.2 s", "42 s", "3 minutes 5 s", "20 minutes", "2 h 5 minutes"."""
-    if seconds is None or isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        return "—"
-    value = max(float(seconds), 0.0)
-    if value < 0.1:
-        return f"{round(value * 1000)} ms"
-    if value < 10:
-        return f"{value:.1f} s"
-    if value < 59.5:
-        return f"{round(value)} s"
-    if value < 3570:
-        minutes, rest = divmod(round(value), 60)
-        text = f"{minutes} minute{'s' if minutes != 1 else ''}"
-        if rest and minutes < 10:
-            text += f" {rest} s"
-        return text
-    hours, minutes = divmod(round(value / 60), 60)
-    return f"{hours} h" + (f" {minutes} minute{'s' if minutes != 1 else ''}" if minutes else "")
-
-
-def utc_text(value: Any) -> str:
-    """A recorded time as UTC ISO-8601 to the second: 2025-11-14T04:15:00Z."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = parse_time(str(value))
-        except ValueError:
-            return str(value)
-    return _iso_seconds(moment)
-
-
-def _iso_seconds(moment: datetime) -> str:
-    return parse_time(moment.isoformat()).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def excerpt(value: Any, *, lines: int = EXCERPT_LINES, tail: bool = False) -> str:
@@ -2010,8 +1907,8 @@ def _attempts(lines: Sequence[LogLine], titles: Mapping[str, str]) -> list[dict[
         rows.append(
             {
                 "phase": attempt["phase"],
-                "started_at": _iso_seconds(start.timestamp) if start else "—",
-                "finished_at": _iso_seconds(end.timestamp) if end else "—",
+                "started_at": utc_text(start.timestamp) if start else "—",
+                "finished_at": utc_text(end.timestamp) if end else "—",
                 "result": f"{attempt['icon']} {attempt['result']}",
                 "duration": duration_text(duration),
                 "duration_s": duration,
