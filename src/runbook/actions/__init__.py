@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from ..errors import ActionError, InputError, SecurityViolation, did_you_mean
-from .outputs import NOT_DECLARED, Output, OutputField, check, checking, describe
+from .outputs import NOT_DECLARED, Output, check, checking, describe
+from .outputs import OutputField as OutputField  # re-exported: describe_outputs() returns them
 
 if TYPE_CHECKING:
     from ..secrets import Redactor

@@ -22,8 +22,8 @@ from ..azure.client import SETTING_VARIABLES, ArmClient, AzureClient, Endpoints,
 from ..azure.credentials import ARM_SCOPE, token_provider
 from ..errors import ActionError, AzureError, did_you_mean
 from . import ActionContext, Params, Regex, Result, action
-from .outputs import Output
 from .http import bound_json
+from .outputs import Output
 
 T = TypeVar("T")
 COGNITIVE_API_VERSION = "2025-06-01"
