@@ -201,7 +201,7 @@ def test_plugin_without_declared_output_still_works(local_workspace: Path) -> No
     assert shown.exit_code == 0 and "output: Output not declared." in shown.stdout
     listed = json.loads(invoke(["actions", "--json"]).stdout)
     free = next(item for item in listed if item["name"] == "plugin.free")
-    assert free["output"] == [] and free["output_note"] == "Output not declared."
+    assert free["output"] == [] and free["output_note"] == "Output not declared." and free["output_schema"] is None
 
 
 # ------------------------------------------------------------------------- every family, for real
@@ -316,6 +316,9 @@ def test_actions_command_lists_output_fields() -> None:
     paths = {f["path"]: f for f in by_name["notebook.cells"]["output"]}
     assert paths["cells[].matches[].groups"]["description"]
     assert by_name["set"]["output_note"].startswith("Each key of `with`")
+    schema = by_name["azure.deployments"]["output_schema"]
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["additionalProperties"] is False and "deployments" in schema["required"]
 
 
 def test_schema_carries_outputs_and_stays_valid() -> None:

@@ -243,6 +243,7 @@ def _action_json(spec: Any) -> dict[str, Any]:
         "params": spec.params.model_json_schema(),
         "output": [item.to_dict() for item in registry.describe_outputs(spec.name)],
         "output_note": registry.output_note(spec.name),
+        "output_schema": spec.output.model_json_schema(by_alias=True) if spec.output is not None else None,
     }
 
 
