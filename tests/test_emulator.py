@@ -256,6 +256,17 @@ def test_arm_unknown_group_and_subscription(emu: Emulator, arm: httpx.Client) ->
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "SubscriptionNotFound")
 
 
+def test_arm_refuses_a_bad_skip_token(emu: Emulator, arm: httpx.Client) -> None:
+    url = f"{rg_path(emu)}/providers/Microsoft.CognitiveServices/accounts"
+    response = arm.get(url, params={"api-version": API_VERSION, "$skipToken": "page-two"})
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "InvalidSkipToken",
+        "message": "The skip token 'page-two' is not valid.",
+    }
+    assert emu.requests[-1].operation == "Accounts_ListByResourceGroup"
+
+
 def test_arm_is_read_only(emu: Emulator, arm: httpx.Client) -> None:
     url = f"{rg_path(emu)}/providers/Microsoft.CognitiveServices/accounts/{FOUNDRY1}/deployments/dall-e-3"
     response = arm.put(url, params={"api-version": API_VERSION}, json={})
@@ -339,6 +350,20 @@ def test_images_on_a_chat_model_are_not_supported(gateway: httpx.Client) -> None
     response = gateway.post(image_url("gpt-4o"), params={"api-version": DATA_VERSION}, json={"prompt": "x"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "OperationNotSupported"
+
+
+def test_chunked_request_bodies_are_read(gateway: httpx.Client) -> None:
+    def body() -> Iterator[bytes]:  # an iterator makes httpx send Transfer-Encoding: chunked
+        yield b'{"messages": [{"role": "user", '
+        yield b'"content": "sent in chunks"}]}'
+
+    response = gateway.post(
+        "/inference/openai/deployments/gpt-4o-mini/chat/completions",
+        params={"api-version": DATA_VERSION},
+        content=body(),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"].endswith(": sent in chunks")
 
 
 def test_chat_and_embeddings_shapes(gateway: httpx.Client) -> None:
