@@ -1,6 +1,6 @@
 """The ARM protocol around the resource table: authentication, api-version, routing, paging, ARM errors.
 
-`ArmSite` answers a request by finding its row in a table of `ArmRoute`s (see `arm_resources.ROUTES`):
+`ArmSite` answers a request by finding its row in a table of `ArmRoute`s (`arm_resources.ROUTES`):
 it checks the bearer token and `api-version` first, matches the path case-insensitively as ARM does,
 answers 405 when the path is known but the method is not, and pages list results with `nextLink` and
 `$skipToken`. A handler gets an `ArmCall` and returns a resource (a dict), a list (paged here), or a
@@ -84,12 +84,14 @@ class ArmSite:
         self,
         estate: Estate,
         routes: Sequence[ArmRoute],
+        serves: str,
         page_size: int,
         base_url: Callable[[], str],
         gateway_url: Callable[[], str],
     ) -> None:
         self.estate = estate
         self.routes = tuple(routes)
+        self.serves = serves  # what `routes` cover, in words, for the InvalidResourceType message
         self.page_size = page_size
         self.base_url = base_url
         self.gateway_url = gateway_url
@@ -127,9 +129,7 @@ class ArmSite:
         return arm_error(
             404,
             "InvalidResourceType",
-            f"The emulator does not serve '{request.method} {request.path}'. It answers reads "
-            "of subscriptions, resource groups, Microsoft.CognitiveServices accounts and "
-            "deployments, and Microsoft.ApiManagement services, APIs and operations.",
+            f"The emulator does not serve '{request.method} {request.path}'. It answers {self.serves}.",
         )
 
     def _call(self, route: ArmRoute, params: dict[str, str], request: Request, api_version: str) -> Response:

@@ -1,10 +1,11 @@
 """What ARM serves: the table of resource types (`ROUTES`), their handlers and the estate lookups.
 
-Adding a resource type is adding rows here: one `ArmRoute` per operation (method, lower-case path
-pattern, handler), a handler that finds the estate's objects with the lookups below and returns its
-shape from `arm_shapes`. Lists return a list (paged by `ArmSite`); gets return a dict; a handler may
-return a full `Response` (a write's 201/202 with headers); ARM errors are raised as `ArmFailureError`.
-ARM names are case-insensitive: compare with `.lower()` and echo them as the client wrote them.
+Adding a resource type is adding rows here: one `ArmRoute` per operation (name, method, lower-case
+path pattern, handler), a handler that finds the estate's objects with the lookups below and returns
+its shape from `arm_shapes`, and its words in `SERVES`. Lists return a list (paged by `ArmSite`);
+gets return a dict; a handler may return a full `Response` (a write's 201/202 with headers); ARM
+errors are raised as `ArmFailureError`. ARM names are case-insensitive: compare with `.lower()` and
+echo them as the client wrote them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from runbook.azure.emulator import arm_shapes as shapes
 from runbook.azure.emulator.arm import ArmCall, ArmFailureError, ArmRoute, not_found
+from runbook.azure.emulator.arm_shapes import (
+    account_item,
+    api_item,
+    deployment_item,
+    group_item,
+    operation_item,
+    service_item,
+    subscription_item,
+)
 from runbook.azure.emulator.transport import Json
 from runbook.azure.estate import (
     Account,
@@ -24,7 +33,7 @@ from runbook.azure.estate import (
     Subscription,
 )
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "SERVES"]
 
 # -------------------------------------------------------------------------------------- lookups
 
@@ -84,39 +93,39 @@ def named(items: Sequence[_Named], name: str) -> _Named | None:
 
 
 def _subscriptions(call: ArmCall) -> list[Json]:
-    return [shapes.subscription_item(call.estate, sub) for sub in call.estate.subscriptions]
+    return [subscription_item(call.estate, sub) for sub in call.estate.subscriptions]
 
 
 def _subscription_get(call: ArmCall) -> Json:
-    return shapes.subscription_item(call.estate, subscription(call))
+    return subscription_item(call.estate, subscription(call))
 
 
 def _groups(call: ArmCall) -> list[Json]:
     sub = subscription(call)
-    return [shapes.group_item(sub, rg) for rg in sub.resource_groups]
+    return [group_item(sub, rg) for rg in sub.resource_groups]
 
 
 def _group_get(call: ArmCall) -> Json:
-    return shapes.group_item(*group(call))
+    return group_item(*group(call))
 
 
 def _accounts_in_subscription(call: ArmCall) -> list[Json]:
     sub = subscription(call)
-    return [shapes.account_item(sub, rg, item) for rg in sub.resource_groups for item in rg.accounts]
+    return [account_item(sub, rg, item) for rg in sub.resource_groups for item in rg.accounts]
 
 
 def _accounts_in_group(call: ArmCall) -> list[Json]:
     sub, rg = group(call)
-    return [shapes.account_item(sub, rg, item) for item in rg.accounts]
+    return [account_item(sub, rg, item) for item in rg.accounts]
 
 
 def _account_get(call: ArmCall) -> Json:
-    return shapes.account_item(*account(call))
+    return account_item(*account(call))
 
 
 def _deployments(call: ArmCall) -> list[Json]:
     sub, rg, acct = account(call)
-    return [shapes.deployment_item(sub, rg, acct, item) for item in acct.deployments]
+    return [deployment_item(sub, rg, acct, item) for item in acct.deployments]
 
 
 def _deployment_get(call: ArmCall) -> Json:
@@ -124,42 +133,42 @@ def _deployment_get(call: ArmCall) -> Json:
     found = named(acct.deployments, call.params["deployment"])
     if found is None:
         raise not_found(rg, f"Microsoft.CognitiveServices/accounts/{acct.name}/deployments/{call.params['deployment']}")
-    return shapes.deployment_item(sub, rg, acct, found)
+    return deployment_item(sub, rg, acct, found)
 
 
 def _services_in_subscription(call: ArmCall) -> list[Json]:
     sub = subscription(call)
-    return [shapes.service_item(sub, rg, svc, call.gateway_url) for rg in sub.resource_groups for svc in rg.apim]
+    return [service_item(sub, rg, svc, call.gateway_url) for rg in sub.resource_groups for svc in rg.apim]
 
 
 def _services_in_group(call: ArmCall) -> list[Json]:
     sub, rg = group(call)
-    return [shapes.service_item(sub, rg, svc, call.gateway_url) for svc in rg.apim]
+    return [service_item(sub, rg, svc, call.gateway_url) for svc in rg.apim]
 
 
 def _service_get(call: ArmCall) -> Json:
-    return shapes.service_item(*service(call), call.gateway_url)
+    return service_item(*service(call), call.gateway_url)
 
 
 def _apis(call: ArmCall) -> list[Json]:
     sub, rg, svc = service(call)
-    return [shapes.api_item(sub, rg, svc, item) for item in svc.apis]
+    return [api_item(sub, rg, svc, item) for item in svc.apis]
 
 
 def _api_get(call: ArmCall) -> Json:
-    return shapes.api_item(*api(call))
+    return api_item(*api(call))
 
 
 def _operations(call: ArmCall) -> list[Json]:
     sub, rg, svc, found = api(call)
-    return [shapes.operation_item(sub, rg, svc, found, op) for op in found.operations]
+    return [operation_item(sub, rg, svc, found, op) for op in found.operations]
 
 
 def _operation_get(call: ArmCall) -> Json:
     sub, rg, svc, found = api(call)
     for op in found.operations:
         if op.id.lower() == call.params["op"].lower():
-            return shapes.operation_item(sub, rg, svc, found, op)
+            return operation_item(sub, rg, svc, found, op)
     raise ArmFailureError(404, "ResourceNotFound", "Operation not found.")
 
 
@@ -190,4 +199,10 @@ ROUTES: tuple[ArmRoute, ...] = (
     ArmRoute("Api_Get", "GET", _RG + _APIM + "/{svc}/apis/{api}", _api_get),
     ArmRoute("ApiOperation_ListByApi", "GET", _RG + _APIM + "/{svc}/apis/{api}/operations", _operations, apim=True),
     ArmRoute("ApiOperation_Get", "GET", _RG + _APIM + "/{svc}/apis/{api}/operations/{op}", _operation_get),
+)
+
+#: What `ROUTES` cover, in the words of the `InvalidResourceType` answer: keep it in step with the table.
+SERVES = (
+    "reads of subscriptions, resource groups, Microsoft.CognitiveServices accounts and deployments, "
+    "and Microsoft.ApiManagement services, APIs and operations"
 )

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from runbook.azure.emulator import dataplane
+from runbook.azure.emulator.dataplane import CAPABILITY_OF, KINDS, answer, openai_error
 from runbook.azure.emulator.state import ImageStore
 from runbook.azure.emulator.transport import Request, Response, apim_error, arm_error, json_response
 from runbook.azure.estate import Account, Api, ApiManagementService, Deployment, Estate, Operation
@@ -61,7 +61,7 @@ class _CompiledOperation:
                 break
             tail.insert(0, text)
         names = tuple(pair.partition("=")[0] for pair in query.split("&") if pair)
-        return cls(operation, tuple(segments), names, deployment_param, dataplane.KINDS.get("/".join(tail)))
+        return cls(operation, tuple(segments), names, deployment_param, KINDS.get("/".join(tail)))
 
     def match(self, method: str, segments: Sequence[str], request: Request) -> dict[str, str] | None:
         if method != self.operation.method or len(segments) != len(self.segments):
@@ -142,15 +142,15 @@ class GatewaySite:
         try:
             body = json.loads(request.body or b"{}")
         except ValueError as exc:
-            return dataplane.openai_error(400, f"The request body is not valid JSON: {exc}", operation=name)
+            return openai_error(400, f"The request body is not valid JSON: {exc}", operation=name)
         if not isinstance(body, dict):
-            return dataplane.openai_error(400, "The request body must be a JSON object.", operation=name)
+            return openai_error(400, "The request body must be a JSON object.", operation=name)
         deployment_name = params.get(op.deployment_param) if op.deployment_param else body.get("model")
         found = _find_deployment(entry.backends, deployment_name)
         if found is None:
             return arm_error(404, "DeploymentNotFound", _DEPLOYMENT_NOT_FOUND, operation=name)
         account, deployment = found
-        capability = dataplane.CAPABILITY_OF[op.kind]
+        capability = CAPABILITY_OF[op.kind]
         if capability not in deployment.effective_capabilities():
             return arm_error(
                 400,
@@ -161,7 +161,7 @@ class GatewaySite:
                 "https://go.microsoft.com/fwlink/?linkid=2197993.",
                 operation=name,
             )
-        response = dataplane.answer(op.kind, deployment, body, self._store_image)
+        response = answer(op.kind, deployment, body, self._store_image)
         response.operation = name
         response.headers.extend([("x-ms-region", account.location or ""), ("apim-request-id", str(uuid.uuid4()))])
         return response

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from runbook.azure.emulator.arm import ArmSite
-from runbook.azure.emulator.arm_resources import ROUTES
+from runbook.azure.emulator.arm_resources import ROUTES, SERVES
 from runbook.azure.emulator.faults import FaultDraw, FaultPlan, fault_response
 from runbook.azure.emulator.gateway import GatewaySite
 from runbook.azure.emulator.state import ImageStore, RequestLog, RequestLogEntry
@@ -61,7 +61,7 @@ class Emulator:
         self._servers: dict[str, HTTPServer] = {}
         self._threads: list[threading.Thread] = []
         self._urls: dict[str, str] = {}
-        self._arm = ArmSite(estate, ROUTES, page_size, lambda: self.arm_url, lambda: self.gateway_url)
+        self._arm = ArmSite(estate, ROUTES, SERVES, page_size, lambda: self.arm_url, lambda: self.gateway_url)
         self._gateway = GatewaySite(estate, lambda: self.gateway_url, ImageStore())
 
     # -- lifecycle
