@@ -383,6 +383,7 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
     Unreadable timestamp-log lines are skipped with a warning naming file:line (on stderr).
     """
     from . import status as screens
+    from .text import use_colour
 
     workspace = state.workspace()
     view = screens.phase_status(workspace, phase) if phase else screens.workspace_status(workspace)
@@ -391,7 +392,7 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False))
         return
-    colour = screens.use_colour(sys.stdout)
+    colour = use_colour(sys.stdout)
     if isinstance(view, screens.PhaseStatus):
         click.echo(screens.render_phase(view, colour=colour), nl=False)
     else:
