@@ -204,12 +204,9 @@ def progress_bar(resolved: int, total: int, *, width: int | None = None) -> str:
     return "[" + "#" * filled + "-" * (size - filled) + "]"
 
 
-def format_duration(seconds: float | None) -> str:
-    """The reports' and the site's duration text (`runbook.text.duration_text`); unknown -> "-"."""
-    return "-" if seconds is None else duration_text(seconds)
-
-
-# A UTC time as `2025-11-14 04:35:00Z` (whole seconds); unknown -> "-". One time format: runbook.text.
+# The reports' and the site's texts (runbook.text), so the screen and the pages agree:
+# durations "6.0 s", "1 minute 15 s" (unknown "—"); times `2025-11-14 04:35:00Z` (unknown "-").
+format_duration = duration_text
 format_moment = utc_short
 
 
