@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+import runbook.docs
 from conftest import invoke
 from runbook import actions
 from runbook.cli import command_reference
@@ -275,6 +276,9 @@ def test_the_site_and_runbook_status_show_the_same_duration_for_the_same_run(sam
     )  # the report copied into the site says the same
 
 
+DOCS_PACKAGE = Path(runbook.docs.__file__).parent
+
+
 def _imported_modules(path: Path, package: str) -> set[str]:
     """Every module `path` imports (also inside functions and TYPE_CHECKING blocks), resolved to full names."""
     found: set[str] = set()
@@ -294,8 +298,7 @@ def _imported_modules(path: Path, package: str) -> set[str]:
 
 
 def test_no_module_of_the_docs_package_imports_the_cli() -> None:
-    folder = Path(resources.files("runbook.docs"))  # type: ignore[arg-type]
-    modules = sorted(folder.glob("*.py"))
+    modules = sorted(DOCS_PACKAGE.glob("*.py"))
     assert {path.stem for path in modules} >= {"__init__", "site", "pages", "links", "reference", "nav", "runner"}
     for path in modules:
         imported = _imported_modules(path, "runbook.docs")
@@ -309,9 +312,9 @@ def test_the_stylesheet_is_one_package_resource_written_into_the_site(logged: Pa
 
     source = resources.files("runbook.docs").joinpath("assets", "runbook.css").read_text(encoding="utf-8")
     assert ".rb-progress" in source and stylesheet_text() == source
-    fix = "run `runbook docs build` at the repository root and commit docs/assets/runbook.css"
+    fix = "run `runbook docs build` in a copy of the repository and commit its docs/assets/runbook.css"
     assert (REPO / "docs" / "assets" / "runbook.css").read_text(encoding="utf-8") == source, fix
     generate_docs(load_workspace(logged), commands=command_reference())
     assert (logged / "docs" / "assets" / "runbook.css").read_text(encoding="utf-8") == source
-    for module in Path(resources.files("runbook.docs")).glob("*.py"):  # type: ignore[arg-type]
+    for module in DOCS_PACKAGE.glob("*.py"):
         assert ".rb-progress" not in module.read_text(encoding="utf-8"), f"CSS belongs in the resource: {module}"
