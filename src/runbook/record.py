@@ -22,6 +22,7 @@ import secrets as _random
 from collections.abc import Callable, KeysView
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -344,10 +345,10 @@ class RunRecord:
         header = self.run_started
         return header.options if header is not None else RunOptionsRecord()
 
-    @property
+    @cached_property
     def raw_events(self) -> list[dict[str, Any]]:
         """Compatibility: every event as the JSON object on its line (for reports.py until it moves
-        to the typed events)."""
+        to the typed events). Computed once per record read."""
         return [event.as_record() for event in self.events]
 
     @property
