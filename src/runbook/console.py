@@ -22,7 +22,6 @@ from .record import (
     StepResult,
     StepStarted,
 )
-
 from .text import paint as _paint
 from .text import use_colour
 
