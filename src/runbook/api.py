@@ -265,7 +265,7 @@ def run_phase(
     if record_path is not None and report:
         outputs.written.extend(_publish(ws, loaded, record_path, junit))
     if record_path is not None and commit:
-        from .gitops import commit_run
+        from .publish import commit_run
 
         outputs.commit = commit_run(ws, loaded, read_record(record_path), [record_path, ws.timestamp_log, *outputs.written, *result.changed_files], tag=tag)
     if raise_on_failure:
@@ -311,9 +311,9 @@ def _log_end(ws: Workspace, loaded: LoadedRunbook, result: RunResult) -> None:
 
 def _publish(ws: Workspace, loaded: LoadedRunbook, record_path: Path, junit: Path | None) -> list[Path]:
     """Report, changelog, timeline (and JUnit when asked) for a finished run."""
-    from . import reports
+    from .publish import publish_run
 
-    return reports.publish_run(ws, loaded, record_path, junit=junit)
+    return publish_run(ws, loaded, record_path, junit=junit)
 
 
 class _interrupts_to:
