@@ -485,7 +485,8 @@ def fleet_run(
     scheduler: str | None,
 ) -> None:
     """Run PHASE in every member of the fleet (or those --members selects)."""
-    from .fleet import FleetOptions, load_fleet, plan_fleet, run_fleet
+    from .fleet.coordinator import FleetOptions, plan_fleet, run_fleet
+    from .fleet.model import load_fleet
     from .fleet.report import event_line
 
     options = FleetOptions(
@@ -519,7 +520,7 @@ def fleet_run(
 @click.pass_obj
 def fleet_status(obj: tuple[State, Path], phase: str, run_id: str | None, as_json: bool) -> None:
     """Per-member status of a fleet run of PHASE, read from its fleet record (works while it runs)."""
-    from .fleet import load_fleet
+    from .fleet.model import load_fleet
     from .fleet.record import latest_fleet_record
     from .fleet.report import fleet_view, render_status
     from .model import normalise_phase
@@ -537,7 +538,7 @@ def fleet_status(obj: tuple[State, Path], phase: str, run_id: str | None, as_jso
 @click.pass_obj
 def fleet_report(obj: tuple[State, Path], phase: str, run_id: str | None, as_json: bool) -> None:
     """Write the fleet report of PHASE (markdown + SVG chart next to its fleet record)."""
-    from .fleet import load_fleet
+    from .fleet.model import load_fleet
     from .fleet.record import latest_fleet_record
     from .fleet.report import fleet_view, write_report
     from .model import normalise_phase

@@ -11,9 +11,25 @@ a demo fleet from the sample workspace.
 
 from __future__ import annotations
 
-from .coordinator import FleetOptions, FleetOutcome, FleetPlan, parse_limit, plan_fleet, run_fleet
-from .model import FLEET_FILE, LoadedFleet, MemberSpec, fleet_schema, load_fleet, write_schema
+from importlib import import_module
+from typing import Any
 
+# Names are imported on first use, so `python -m runbook.fleet.member` (how a Dask worker starts a
+# member) does not import its own module twice, and `runbook --help` imports none of this.
+_EXPORTS = {
+    "FLEET_FILE": "model",
+    "LoadedFleet": "model",
+    "MemberSpec": "model",
+    "fleet_schema": "model",
+    "load_fleet": "model",
+    "write_schema": "model",
+    "FleetOptions": "coordinator",
+    "FleetOutcome": "coordinator",
+    "FleetPlan": "coordinator",
+    "parse_limit": "coordinator",
+    "plan_fleet": "coordinator",
+    "run_fleet": "coordinator",
+}
 __all__ = [
     "FLEET_FILE",
     "FleetOptions",
@@ -28,3 +44,9 @@ __all__ = [
     "run_fleet",
     "write_schema",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -163,6 +163,10 @@ def plan_fleet(fleet: LoadedFleet, phase: str, options: FleetOptions) -> FleetPl
     concurrency = parse_limit(options.max_concurrency if options.max_concurrency is not None else rate.max_concurrency, total, "--max-concurrency", minimum=1)
     max_errors = parse_limit(options.max_errors if options.max_errors is not None else rate.max_errors, total, "--max-errors")
     per_subscription = options.per_subscription or rate.per_subscription
+    if options.engine == "dask" and not options.scheduler:
+        raise InputError("--engine dask needs --scheduler tcp://HOST:PORT", hint="e.g. --scheduler tcp://127.0.0.1:8786")
+    if options.engine == "local" and options.scheduler:
+        raise InputError("--scheduler goes with --engine dask", hint="add --engine dask, or drop --scheduler")
     return FleetPlan(
         fleet=fleet,
         phase=phase_id,
@@ -233,27 +237,31 @@ def run_fleet(plan: FleetPlan, listeners: Iterable[Listener] = ()) -> FleetOutco
     started = time.monotonic()
     names = [m.name for m in plan.members]
     engine_name = plan.options.engine
-    if plan.previous is None:
-        emit(FleetStarted(fleet_run_id=plan.fleet_run_id, fleet=plan.fleet.config.fleet, phase=plan.phase,
-                          fleet_file=str(plan.fleet.path), engine=engine_name, members=names, options=plan.describe()))
-    else:
-        emit(FleetResumed(fleet_run_id=plan.fleet_run_id, engine=engine_name, members=names, options=plan.describe()))
     statuses: dict[str, str] = {}
     pending: list[tuple[MemberSpec, MemberJob]] = []
+    done_before: list[tuple[MemberSpec, dict[str, Any]]] = []
     finished_before = plan.previous.members() if plan.previous else {}
     for spec in plan.members:
         job = member_job(plan, spec)
         recorded = _recorded(plan, job) if plan.previous is not None else None
         if recorded is None:
             pending.append((spec, job))
-            continue
+        else:
+            done_before.append((spec, recorded))
+    # The engine opens before the first line is written: an unreachable scheduler leaves no record.
+    engine = open_engine(engine_name, scheduler=plan.options.scheduler, fleet_run_id=plan.fleet_run_id,
+                         max_concurrency=plan.max_concurrency, per_subscription=plan.per_subscription) if pending else None
+    if plan.previous is None:
+        emit(FleetStarted(fleet_run_id=plan.fleet_run_id, fleet=plan.fleet.config.fleet, phase=plan.phase,
+                          fleet_file=str(plan.fleet.path), engine=engine_name, members=names, options=plan.describe()))
+    else:
+        emit(FleetResumed(fleet_run_id=plan.fleet_run_id, engine=engine_name, members=names, options=plan.describe()))
+    for spec, recorded in done_before:
         statuses[spec.name] = recorded["status"]
         earlier = finished_before.get(spec.name)
         if earlier is None or earlier.finished is None or earlier.finished.get("run_id") != recorded.get("run_id"):
             emit(MemberFinished(member=spec.name, **_fields(recorded)))
         emit(MemberSkipped(member=spec.name, reason=f"its run {recorded.get('run_id')} finished earlier ({recorded['status']})"))
-    engine = open_engine(engine_name, scheduler=plan.options.scheduler, fleet_run_id=plan.fleet_run_id,
-                         max_concurrency=plan.max_concurrency, per_subscription=plan.per_subscription) if pending else None
     running: dict[Any, tuple[MemberSpec, float]] = {}
     errors = 0
     halted = interrupted = False

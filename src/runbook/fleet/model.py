@@ -7,8 +7,8 @@ environment variables that hold secrets, vars). `generate:` entries list members
 a range (`member-{n:02d}` for n in 1..12). Loading goes through the project's YAML loader, so every
 problem is reported as `file:line:col` with a "did you mean" for unknown keys, all at once.
 
-`fleet_schema()` is the JSON Schema of the format; `python -m runbook.fleet.model` rewrites the
-committed `fleet.schema.json` from it (a test checks that the two agree).
+`fleet_schema()` is the JSON Schema of the format; `write_schema(Path("fleet.schema.json"))`
+rewrites the committed schema file from it (tests/test_fleet.py checks that the two agree).
 """
 
 from __future__ import annotations
@@ -332,9 +332,3 @@ def write_schema(path: Path) -> bool:
 
     return write_if_changed(path, schema_text())
 
-
-if __name__ == "__main__":  # pragma: no cover - `python -m runbook.fleet.model [PATH]`
-    import sys
-
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(SCHEMA_FILE)
-    print(f"{'wrote' if write_schema(target) else 'unchanged'} {target}")
