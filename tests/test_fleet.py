@@ -328,8 +328,15 @@ def test_resume_after_sigkill_of_the_coordinator(tmp_path: Path) -> None:
         [sys.executable, "-m", "runbook.cli", "fleet", "run", "1.5", "--yes", "--max-concurrency", "2"],
         cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
+    def mid_run() -> bool:  # some members done, and a healthy one half-way through its run
+        return _finished_count(tmp_path) >= 3 and any(
+            r.status == "incomplete" and r.events and r.events[-1].get("event") != "run_started"
+            for member in (tmp_path / "members").iterdir() if member.name not in BROKEN_NAMES
+            for r in _member_records(member)
+        )
+
     try:
-        _wait_for(lambda: _finished_count(tmp_path) >= 4, 240, "four members to finish")
+        _wait_for(mid_run, 240, "a member half-way through its run")
     finally:
         coordinator.send_signal(signal.SIGKILL)
         coordinator.wait()
@@ -338,14 +345,16 @@ def test_resume_after_sigkill_of_the_coordinator(tmp_path: Path) -> None:
     record = read_fleet_record(_fleet_record(tmp_path))
     assert record.finished is None  # the coordinator died mid-run
     interrupted = {m.name for m in record.members().values() if m.status == "running"}
+    # Those killed after their run record began are continued; one killed while its process started has no record.
+    begun = {name for name in interrupted if _member_records(tmp_path / "members" / name)}
 
     resumed = invoke(["fleet", "run", "1.5", "--resume", "--yes", "--max-concurrency", "2", "--json"], cwd=tmp_path)
     assert resumed.exit_code == 1, resumed.output
     events = [json.loads(line) for line in resumed.stdout.splitlines()]
     modes = {e["member"]: e["mode"] for e in events if e["event"] == "member_finished"}
-    for name in interrupted - BROKEN_NAMES:
-        if name in modes:
-            assert modes[name] in ("resume", "recorded"), (name, modes[name])
+    assert begun - BROKEN_NAMES, "the kill was meant to catch a healthy member mid-run"
+    for name in begun - BROKEN_NAMES:
+        assert modes[name] in ("resume", "recorded"), (name, modes[name])
     view = json.loads(invoke(["fleet", "status", "1.5", "--json"], cwd=tmp_path).stdout)
     assert view["totals"]["success"] == 9 and view["totals"]["failed"] == 3, view["totals"]
     _assert_members_done_once(tmp_path)
