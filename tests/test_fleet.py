@@ -400,9 +400,16 @@ def test_dask_cluster_survives_a_killed_worker(tmp_path: Path) -> None:
             cwd=root, env=env, stdout=(logs / "coordinator.out").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         processes.append(coordinator)
-        _wait_for(lambda: _finished_count(root) >= 3, 300, "three members to finish on the cluster")
-        running = [m for m in read_fleet_record(_fleet_record(root)).members().values() if m.status == "running"]
-        assert running, "expected members running when the worker is killed"
+        def both_mid_run() -> bool:  # two members running on the two workers, each with a run record begun
+            if _finished_count(root) < 2:
+                return False
+            running = [m.name for m in read_fleet_record(_fleet_record(root)).members().values() if m.status == "running"]
+            return len(running) == 2 and all(
+                any(r.status == "incomplete" and len(r.events) > 1 for r in _member_records(root / "members" / name))
+                for name in running
+            )
+
+        _wait_for(both_mid_run, 300, "two members half-way through their runs on the cluster")
         os.killpg(workers[0].pid, signal.SIGKILL)  # the worker, its nanny and the member run it holds
         rc = coordinator.wait(timeout=420)
         assert rc == 1, (logs / "coordinator.out").read_text()[-3000:]
@@ -420,4 +427,6 @@ def test_dask_cluster_survives_a_killed_worker(tmp_path: Path) -> None:
                 os.killpg(process.pid, signal.SIGKILL)
     view = json.loads(invoke(["fleet", "status", "1.5", "--json"], cwd=root).stdout)
     assert view["totals"]["success"] == 9 and view["totals"]["failed"] == 3, view
+    # The member the lost worker held was rescheduled by Dask and continued from its record.
+    assert any(m["mode"] == "resume" and m["attempts"] >= 2 for m in view["members"]), view["members"]
     _assert_members_done_once(root)
