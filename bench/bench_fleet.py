@@ -92,9 +92,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16])
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--with-kernel", action="store_true")
+    parser.add_argument("--start-method", choices=["forkserver", "spawn"], default="forkserver",
+                        help="how the local engine starts member processes")
     args = parser.parse_args()
+    from runbook.fleet import engines
+
+    engines.START_METHOD = args.start_method
     print(f"fleet benchmark: {args.members} members, emulator latency {args.latency * 1000:.0f} ms, "
-          f"{'with' if args.with_kernel else 'without'} kernel steps, {os.cpu_count()} cores, "
+          f"{'with' if args.with_kernel else 'without'} kernel steps, {args.start_method}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         folder = Path(tmp)

@@ -3,10 +3,13 @@
 Both run `member.run_member` in a fresh interpreter per member and hand its result dict back; the
 coordinator decides *when* a member starts (rate control), an engine only *where*.
 
-- **local**: `concurrent.futures.ProcessPoolExecutor` with the `spawn` start method and
-  `max_tasks_per_child=1`: every member gets a new interpreter (no state inherited from the
-  coordinator by fork, none carried from one member to the next), its result comes back as a Python
-  object (no output to parse), and a crashing member cannot take the coordinator down.
+- **local**: `concurrent.futures.ProcessPoolExecutor` with `max_tasks_per_child=1`: every member gets
+  a process of its own (none carried from one member to the next), its result comes back as a Python
+  object (no output to parse), and a crashing member cannot take the coordinator down. The start
+  method is `forkserver` with runbook's modules preloaded: each member is forked from a clean server
+  process that has imported the code and done nothing else (so nothing of the coordinator's state,
+  threads or open emulators is inherited, as with `spawn`), which saves every member ~0.7 s of CPU
+  spent on imports. `spawn` is the fallback where forkserver does not exist.
 - **dask**: `distributed.Client(address).submit(task, retries=N)`. The task takes leases of
   `distributed.Semaphore`s (one per fleet run, one per subscription) so the limits hold across every
   worker — and across a resumed coordinator whose predecessor's tasks still run on the cluster — then
@@ -33,6 +36,10 @@ from ..errors import InputError
 from .member import MemberJob, run_member
 
 ENGINES = ("local", "dask")
+START_METHOD = "forkserver"
+#: Imported once by the fork server, so member processes start with the code already loaded.
+PRELOAD = ["runbook.fleet.member", "runbook.api", "runbook.targets", "runbook.executor", "runbook.actions",
+           "runbook.azure.emulator", "runbook.reports", "httpx", "jinja2", "pydantic", "git"]
 
 
 class Engine(Protocol):
@@ -52,12 +59,16 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, start_method: str | None = None) -> None:
         import multiprocessing
 
-        self.pool = ProcessPoolExecutor(
-            max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1
-        )
+        method = start_method or START_METHOD
+        if method not in multiprocessing.get_all_start_methods():
+            method = "spawn"
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            context.set_forkserver_preload(PRELOAD)
+        self.pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, max_tasks_per_child=1)
 
     def submit(self, job: MemberJob) -> Future[dict[str, Any]]:
         return self.pool.submit(run_member, job)
