@@ -26,6 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
+# Member processes (and the local engine's fork server) are new interpreters: they need it too.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
 
 from runbook.fleet.coordinator import FleetOptions, plan_fleet, run_fleet  # noqa: E402
 from runbook.fleet.generate import generate_fleet  # noqa: E402
