@@ -304,6 +304,11 @@ def redact_event(event: RunEvent, redactor: Callable[[Any], Any]) -> RunEvent:
     return type(event).model_validate({**data, "event": event.event})
 
 
+def append_durably(path: Path, obj: dict[str, Any]) -> None:
+    """Append one JSON line to a record (run or fleet) and make it durable before returning."""
+    _append_line(path, obj, durable=True)
+
+
 class RecordWriter:
     """Appends the events of one run to its record file."""
 
