@@ -189,7 +189,7 @@ def run_phase(
 
     # The lock comes first: what to resume is decided under it, and a lock left by a killed run is
     # taken over (with a warning) by whatever `runbook run` comes next, even one with nothing to do.
-    lock = None if options.dry_run else WorkspaceLock(ws.root, phase_id, warn).acquire()
+    lock = None if options.dry_run else WorkspaceLock(ws.root, phase_id, warn, break_lock=options.break_lock).acquire()
     target = None
     try:
         resume_from: tuple[Path, dict[tuple[str, str], dict[str, Any]]] | None = None

@@ -80,6 +80,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Approve `manual` steps without asking.")
 @click.option("--no-reproduce", is_flag=True, help="Do not run the verify steps before the fix.")
 @click.option("--resume", is_flag=True, help="Continue the latest failed or interrupted run of this phase.")
+@click.option("--break-lock", is_flag=True, help="Take over a workspace lock that names a run on another host.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines on stdout (for CI).")
 @click.option("--no-report", is_flag=True, help="Do not write the report, changelog and timeline.")
 @click.option("--commit", is_flag=True, help="Commit the report, run record, timestamp log and changed files.")
@@ -99,6 +100,7 @@ def run(
     yes: bool,
     no_reproduce: bool,
     resume: bool,
+    break_lock: bool,
     as_json: bool,
     no_report: bool,
     commit: bool,
@@ -128,6 +130,7 @@ def run(
         assume_yes=yes,
         reproduce=False if no_reproduce else None,
         resume=resume,
+        break_lock=break_lock,
     )
     outputs = run_phase(
         phase,

@@ -58,6 +58,7 @@ class RunOptions:
     assume_yes: bool = False
     reproduce: bool | None = None  # None: as the runbook says
     resume: bool = False
+    break_lock: bool = False  # take over a lock that names another host
 
 
 @dataclass
