@@ -9,6 +9,7 @@ commands so `runbook --help` stays fast.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -37,8 +38,32 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
         if "=" not in item:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--var")
         key, value = item.split("=", 1)
+        if not _NAME.fullmatch(key.strip()):
+            raise click.BadParameter(
+                f"{item!r}: {key.strip()!r} is not a variable name (letters, digits and _, not starting with a digit)",
+                param_hint="--var",
+            )
         parsed[key.strip()] = value
     return parsed
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A cell is named by its number (as people write them: 109) or its nbformat id.
+_CELL = re.compile(r"[0-9]+|(?=[^,]*[A-Za-z_])[A-Za-z0-9_-]{1,64}")
+
+
+def _parse_cells(text: str) -> list[Any]:
+    cells: list[Any] = []
+    for piece in text.split(","):
+        item = piece.strip()
+        if not _CELL.fullmatch(item):
+            raise click.BadParameter(
+                f"{item!r} in {text!r} is not a cell number or id; write numbers and ids separated by commas, "
+                "e.g. --cells 109,130,cell_14_f21837aa",
+                param_hint="--cells",
+            )
+        cells.append(int(item) if item.isdigit() else item)
+    return cells
 
 
 @click.group(context_settings=CONTEXT)
@@ -245,9 +270,7 @@ def log(state: State, phase: str, action: str, message: str, cells: str | None, 
     """
     from .api import log_phase
 
-    cell_list: list[Any] | None = None
-    if cells:
-        cell_list = [int(c) if c.strip().isdigit() else c.strip() for c in cells.split(",") if c.strip()]
+    cell_list = _parse_cells(cells) if cells is not None else None
     entry = log_phase(state.workspace(), phase, action, message, cells=cell_list, status=status)
     click.echo(json.dumps(entry, ensure_ascii=False))
 
@@ -492,6 +515,12 @@ def _fail(error: RunbookError) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: the one place that maps errors to exit codes."""
+    import signal
+
+    from . import _interrupted_while_starting
+
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
     try:
         cli.main(args=argv, prog_name="runbook", standalone_mode=False)
     except click.exceptions.Abort:
