@@ -5,7 +5,7 @@ When the process is the `runbook` command itself, a Ctrl-C that lands while Pyth
 the CLI exits quietly with 130 (`runbook.cli.main` restores Python's handler before doing any work).
 """
 
-import _signal  # the C module: importing `signal` pulls in enum and takes ~10 ms, a window of its own
+import _signal  # type: ignore[import-not-found]  # the C module: importing `signal` pulls in enum and takes ~10 ms, a window of its own
 import os as _os  # already loaded by the interpreter
 import sys as _sys
 
