@@ -144,6 +144,7 @@ def run(
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
+    _RUNNING["phase"] = phase
     printer: Any = JsonPrinter() if as_json else ConsolePrinter(verbose=verbose)
     options = RunOptions(
         target=target,
@@ -534,20 +535,39 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except RunbookError as exc:
         _fail(exc)
+    except OSError as exc:
+        from .errors import STORAGE_ERRNOS, storage_error
+
+        if exc.errno not in STORAGE_ERRNOS:
+            _internal_error(exc)
+        _fail(storage_error(exc, resume=_resume_command()))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug of ours: say so in one line; RUNBOOK_DEBUG=1 shows the traceback
-        import os
-
-        if os.environ.get("RUNBOOK_DEBUG"):
-            raise
-        click.echo(
-            f"internal error: {type(exc).__name__}: {exc}\n"
-            "  hint: this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback",
-            err=True,
-        )
-        sys.exit(1)
+        _internal_error(exc)
     sys.exit(0)
+
+
+def _internal_error(exc: Exception) -> NoReturn:
+    import os
+
+    if os.environ.get("RUNBOOK_DEBUG"):
+        raise exc
+    click.echo(
+        f"internal error: {type(exc).__name__}: {exc}\n"
+        "  hint: this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback",
+        err=True,
+    )
+    sys.exit(1)
+
+
+_RUNNING: dict[str, str] = {}  # the phase of the `run` command in progress, for the resume hint
+
+
+def _resume_command() -> str | None:
+    """`runbook run PHASE --resume` when the failed command was a run of PHASE."""
+    phase = _RUNNING.get("phase")
+    return f"runbook run {phase} --resume" if phase else None
 
 
 if __name__ == "__main__":  # pragma: no cover

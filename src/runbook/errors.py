@@ -171,6 +171,36 @@ class NotebookError(InputError):
     """A notebook cannot be read, addressed or written as asked."""
 
 
+class StorageError(RunbookError):
+    """The disk refused a write (full, read-only, over quota): what was written before is intact."""
+
+
+# errno values that mean "the storage refused", not "runbook has a bug".
+STORAGE_ERRNOS = frozenset({28, 30, 122, 13, 1})  # ENOSPC, EROFS, EDQUOT, EACCES, EPERM
+
+
+def storage_error(exc: OSError, *, resume: str | None = None) -> StorageError:
+    """A clear error for a refused write, saying that nothing already recorded was lost and how to go on."""
+    import errno
+    import os
+
+    reasons = {
+        errno.ENOSPC: "no space left on the device",
+        errno.EROFS: "the file system is read-only",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "the operation is not permitted",
+    }
+    reason = reasons.get(exc.errno or 0, exc.strerror or str(exc))
+    where = f" writing {relative_display(Path(os.fsdecode(exc.filename)))}" if exc.filename else ""
+    next_step = f"then `{resume}` continues where it stopped" if resume else "then run the command again"
+    return StorageError(
+        f"{reason}{where}: nothing already recorded was lost (run records are appended and synced step by "
+        "step; reports, notebooks and logs are replaced atomically or not at all)",
+        hint=f"free some space or make the folder writable, {next_step}",
+    )
+
+
 def did_you_mean(word: str, choices: Iterable[str], *, quote: bool = True) -> str:
     """`"did you mean 'x'? "` for the closest of `choices`, or `""` when none is close."""
     import difflib
