@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import invoke
 
+from conftest import invoke
 from runbook.record import read_record, record_paths
 
 MANY_STEPS = 'phase: "1.1"\ntitle: t\nfix:\n' + "".join(
