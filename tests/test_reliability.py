@@ -633,7 +633,9 @@ def test_canary_secrets_never_leave_the_process(tmp_path: Path) -> None:
     (tmp_path / "estate.yaml").write_text(estate.replace("emulator-apim-key-0000-not-a-secret", CANARIES["apim"]))
     config = root / "runbook.yaml"
     config.write_text(
-        config.read_text().replace("    kind: emulator\n", f"    kind: emulator\n    estate: {tmp_path / 'estate.yaml'}\n", 1)
+        # The estate holds the canary key, so it lives outside the repository (named in allowed_paths).
+        f"allowed_paths: [{tmp_path}]\n"
+        + config.read_text().replace("    kind: emulator\n", f"    kind: emulator\n    estate: {tmp_path / 'estate.yaml'}\n", 1)
     )
     (root / ".env").write_text(f"# lab secrets\nLAB_SERVICE_PASSWORD={CANARIES['dotenv']}\n")
     write_runbook(root, "1.6", LEAKY)
