@@ -75,6 +75,16 @@ def git_init(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _check_action_outputs() -> Iterator[None]:
+    """Every action the suite runs must return only the output fields it declares."""
+    os.environ["RUNBOOK_CHECK_OUTPUTS"] = "1"
+    yield
+    from runbook.actions.outputs import contract_violations
+
+    assert not contract_violations(), "\n".join(contract_violations())
+
+
 @pytest.fixture
 def sample(tmp_path: Path) -> Path:
     """A fresh copy of the sample workspace (no .env, no reports)."""

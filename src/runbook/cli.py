@@ -231,22 +231,19 @@ def schema(output: Path | None) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("name", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable list with parameter schemas.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list with parameter schemas and output fields.")
 def actions(name: str | None, as_json: bool) -> None:
-    """List the actions steps can use, with their parameters (or one action's details)."""
+    """List the actions steps can use, with their parameters and output fields (or one action's details).
+
+    Output fields are what a step's `register` name gives later steps: `deployments[].model` is
+    the `model` of each item of the list `deployments`, `by_account.*[].name` the `name` of each
+    item of each value of the mapping `by_account`.
+    """
     from . import actions as registry
 
     specs = [registry.get(name)] if name else list(registry.all_specs())
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {"name": s.name, "summary": s.summary, "changes": s.changes, "params": s.params.model_json_schema()}
-                    for s in specs
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps([_action_json(spec) for spec in specs], indent=2))
         return
     for spec in specs:
         click.echo(f"{spec.name:<22} {spec.summary}{'' if spec.changes else '  (read-only)'}")
@@ -255,6 +252,28 @@ def actions(name: str | None, as_json: bool) -> None:
             if field.default_factory is not None:
                 required = "optional"
             click.echo(f"    {field.alias or field_name:<20} {field.description or ''} [{required}]")
+        note = registry.output_note(spec.name)
+        click.echo(f"  output: {note}" if note else "  output:")
+        fields = registry.describe_outputs(spec.name)
+        path_width = max((len(item.path) for item in fields), default=0)
+        type_width = max((len(item.type) for item in fields), default=0)
+        for item in fields:
+            optional = "" if item.required else " [optional]"
+            click.echo(f"    {item.path:<{path_width}}  {item.type:<{type_width}}  {item.description}{optional}")
+
+
+def _action_json(spec: Any) -> dict[str, Any]:
+    from . import actions as registry
+
+    return {
+        "name": spec.name,
+        "summary": spec.summary,
+        "changes": spec.changes,
+        "params": spec.params.model_json_schema(),
+        "output": [item.to_dict() for item in registry.describe_outputs(spec.name)],
+        "output_note": registry.output_note(spec.name),
+        "output_schema": spec.output.model_json_schema(by_alias=True) if spec.output is not None else None,
+    }
 
 
 @cli.command(context_settings=CONTEXT)

@@ -1,7 +1,8 @@
 """The runbook schema: typed models of one phase's runbook (steps, stages, inputs, report material).
 
 Models reject unknown keys; `loader.py` turns their errors into `file:line:col` messages with a
-suggestion. `json_schema()` exports the format, including every action's parameters, for editors.
+suggestion. `json_schema()` exports the format, including every action's parameters (and, as the
+`x-runbook-output` annotation, its declared output), for editors.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ class Runbook(Strict):
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the runbook format, with each action's parameters bound to its `uses`."""
     from . import actions
+    from .actions import outputs
 
     schema = Runbook.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -163,7 +165,16 @@ def json_schema() -> dict[str, Any]:
         for name, sub in params.pop("$defs", {}).items():
             defs.setdefault(name, sub)
         key = "Params_" + re.sub(r"\W", "_", spec.name)
-        params["description"] = spec.summary
+        params["description"] = f"{spec.summary}\n\n{outputs.summary(spec.output)}"
+        if spec.output is not None:
+            # What the step gives later steps (through `register`): an annotation, not a constraint.
+            output = outputs.json_schema(spec.output)
+            for name, sub in output.pop("$defs", {}).items():
+                if defs.setdefault(name, sub) != sub:
+                    raise ValueError(f"two different models named {name} in the JSON Schema")
+            output_key = "Output_" + re.sub(r"\W", "_", spec.name)
+            defs[output_key] = output
+            params["x-runbook-output"] = {"$ref": f"#/$defs/{output_key}"}
         defs[key] = params
         branches.append(
             {

@@ -4,21 +4,27 @@ Built-in actions live in the modules of this package and are registered on first
 `runbook --help` imports none of them). Third-party packages add actions through the
 `runbook.actions` entry-point group: each entry point names a module (importing it registers its
 actions with `@action`) or an `ActionSpec`. An unknown name is an error that lists the known ones.
+Each action declares its output model (`output=`, see `runbook.actions.outputs`); calls through the
+registry check the returned output against it when `RUNBOOK_CHECK_OUTPUTS=1` (the test suite).
+A plug-in without a declared output still works; it is listed as "output not declared".
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from ..errors import InputError, SecurityViolation, did_you_mean
+from ..errors import ActionError, InputError, SecurityViolation, did_you_mean
+from .outputs import NOT_DECLARED, Output, check, checking, describe
+from .outputs import OutputField as OutputField  # re-exported: describe_outputs() returns them
 
 if TYPE_CHECKING:
     from ..secrets import Redactor
@@ -124,6 +130,8 @@ class ActionSpec:
     # Actions that may wait (processes, HTTP, kernels) run in a worker thread so timeouts and
     # Ctrl-C can stop them; pure ones (set, assert) run inline.
     blocking: bool = True
+    # The model of what the action returns (None: a plug-in that declares nothing).
+    output: type[Output] | None = None
 
 
 _registry: dict[str, ActionSpec] = {}
@@ -142,6 +150,7 @@ def action(
     supports_dry_run: bool = False,
     raw_params: tuple[str, ...] = (),
     blocking: bool = True,
+    output: type[Output] | None = None,
 ) -> Callable[[F], F]:
     """Register the decorated function as action `name`."""
 
@@ -156,6 +165,7 @@ def action(
                 supports_dry_run=supports_dry_run,
                 raw_params=raw_params,
                 blocking=blocking,
+                output=output,
             )
         )
         return func
@@ -164,7 +174,27 @@ def action(
 
 
 def register(spec: ActionSpec) -> None:
+    if spec.output is not None:
+        spec = replace(spec, func=_contract_checked(spec.name, spec.func, spec.output))
     _registry[spec.name] = spec
+
+
+def _contract_checked(name: str, func: ActionFunc, model: type[Output]) -> ActionFunc:
+    """`func`, validating what it returns (or fails with) against `model` when checking is on."""
+
+    @functools.wraps(func)
+    def run(params: Any, ctx: ActionContext) -> Result:
+        if not checking():
+            return func(params, ctx)
+        try:
+            result = func(params, ctx)
+        except ActionError as exc:
+            check(name, model, exc.output, failed=True)
+            raise
+        check(name, model, result.output)
+        return result
+
+    return run
 
 
 def _load() -> None:
@@ -221,3 +251,25 @@ def all_specs() -> Iterator[ActionSpec]:
     _load()
     for name in sorted(_registry):
         yield _registry[name]
+
+
+def describe_outputs(name: str) -> list[OutputField]:
+    """The output fields of action `name` (path, type, description), nested ones included.
+
+    Empty for an action that declares no output, and for `set` (its output is its `with` keys);
+    `output_note(name)` says which in words.
+    """
+    spec = get(name)
+    if spec.output is None or spec.output.echoes_with:
+        return []
+    return describe(spec.output)
+
+
+def output_note(name: str) -> str | None:
+    """A sentence for actions whose output is not a fixed list of fields, else None."""
+    spec = get(name)
+    if spec.output is None:
+        return NOT_DECLARED
+    if spec.output.echoes_with:
+        return "Each key of `with` becomes a field of the output."
+    return None

@@ -23,6 +23,7 @@ from ..azure.credentials import ARM_SCOPE, token_provider
 from ..errors import ActionError, AzureError, did_you_mean
 from . import ActionContext, Params, Regex, Result, action
 from .http import bound_json
+from .outputs import Output
 
 T = TypeVar("T")
 COGNITIVE_API_VERSION = "2025-06-01"
@@ -104,6 +105,25 @@ class AccountsParams(Scope):
     api_version: str = COGNITIVE_API_VERSION
 
 
+class AccountRow(Output):
+    name: str | None = Field(description="the account's name")
+    kind: str | None = Field(description="AIServices, OpenAI…")
+    location: str | None = Field(description="the Azure region")
+    endpoint: str | None = Field(description="the account's endpoint URL")
+    provisioning_state: str | None = Field(description="Succeeded, Failed…")
+    resource_group: str | None = Field(description="the resource group it lives in")
+    id: str = Field(description="its ARM resource id")
+
+
+class AccountsOutput(Output):
+    scope: Literal["resource_group", "subscription"] = Field(description="what was listed")
+    subscription_id: str = Field(description="the subscription searched")
+    resource_group: str | None = Field(description="the resource group searched (null for the subscription)")
+    accounts: list[AccountRow] = Field(description="the accounts found (after the `kind` filter)")
+    names: list[str | None] = Field(description="their names, in the same order")
+    count: int = Field(description="how many accounts were found")
+
+
 def _account_row(item: dict[str, Any]) -> dict[str, Any]:
     props = _props(item)
     resource_id = str(item.get("id") or "")
@@ -138,6 +158,7 @@ def _where(params: Scope, ctx: ActionContext, name: str, *, subscription_wide: b
     "azure.accounts",
     params=AccountsParams,
     changes=False,
+    output=AccountsOutput,
     summary="List Cognitive Services / AI Foundry accounts of the resource group (or subscription).",
 )
 def azure_accounts(params: AccountsParams, ctx: ActionContext) -> Result:
@@ -187,6 +208,50 @@ class DeploymentsParams(Scope):
         if value is not None:
             compile_pattern(value)
         return value
+
+
+class DeploymentRow(Output):
+    account: str | None = Field(description="the account that holds the deployment")
+    location: str | None = Field(description="the account's region")
+    name: str | None = Field(description="the deployment's name (what URLs and SDK calls use)")
+    model: str | None = Field(description="the model deployed, e.g. FLUX.1-Kontext-pro")
+    version: str | None = Field(description="the model's version")
+    format: str | None = Field(description="the model's format (publisher), e.g. OpenAI")
+    sku: str | None = Field(description="the SKU name, e.g. GlobalStandard")
+    capacity: int | None = Field(description="the SKU capacity")
+    provisioning_state: str | None = Field(description="Succeeded, Failed…")
+    capabilities: list[str] = Field(description="capabilities that are true (imageGenerations, chatCompletion…)")
+    image: bool = Field(description="an image-generation model (by capability or known model name)")
+
+
+class AccountDeployment(Output):
+    name: str | None = Field(description="the deployment's name")
+    model: str | None = Field(description="the model deployed")
+    version: str | None = Field(description="the model's version")
+    image: bool = Field(description="an image-generation model")
+
+
+class DeploymentFilters(Output):
+    model: str | None = Field(None, description="the `model` pattern, when given")
+    name: str | None = Field(None, description="the `name` pattern, when given")
+    capability: str | None = Field(None, description="the `capability`, when given")
+    image_only: bool | None = Field(None, description="true when only image deployments were kept")
+
+
+class DeploymentsOutput(Output):
+    subscription_id: str = Field(description="the subscription searched")
+    resource_group: str | None = Field(description="the resource group searched (null for the subscription)")
+    filters: DeploymentFilters = Field(description="the filters applied")
+    deployments: list[DeploymentRow] = Field(description="every deployment that passed the filters, by account")
+    by_account: dict[str, list[AccountDeployment]] = Field(
+        description="account name -> its deployments that passed the filters (empty list: none)"
+    )
+    accounts: list[str] = Field(description="the accounts searched")
+    accounts_with_match: list[str] = Field(description="accounts with at least one matching deployment")
+    accounts_without_match: list[str] = Field(description="accounts with none")
+    image_deployments: list[str] = Field(description="`account/deployment` of every image deployment found")
+    count: int = Field(description="how many deployments passed the filters")
+    total: int = Field(description="how many deployments the accounts have in all")
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
@@ -268,6 +333,7 @@ def _chosen_accounts(available: list[dict[str, Any]], wanted: list[str] | None, 
     "azure.deployments",
     params=DeploymentsParams,
     changes=False,
+    output=DeploymentsOutput,
     summary="List model deployments of accounts (concurrently), mark image models, filter by model/capability.",
 )
 def azure_deployments(params: DeploymentsParams, ctx: ActionContext) -> Result:
@@ -334,6 +400,40 @@ class ApimParams(Scope):
     api_version: str = APIM_API_VERSION
 
 
+class ApiRow(Output):
+    id: str | None = Field(description="the API's ARM resource id")
+    name: str | None = Field(description="the API's name (id), e.g. inference-api")
+    display_name: str | None = Field(description="its display name")
+    path: str | None = Field(description="the path under the gateway URL, e.g. inference")
+    service_url: str | None = Field(description="the backend URL it forwards to")
+    protocols: list[str] = Field(description="https, http…")
+    subscription_required: bool | None = Field(description="whether calls need a subscription key")
+
+
+class ApisOutput(Output):
+    service: str = Field(description="the API Management service")
+    apis: list[ApiRow] = Field(description="its APIs")
+    count: int = Field(description="how many APIs it has")
+
+
+class OperationRow(Output):
+    id: str | None = Field(description="the operation's ARM resource id")
+    name: str | None = Field(description="the operation's name (id)")
+    display_name: str | None = Field(description="its display name")
+    method: str | None = Field(description="the HTTP method, e.g. POST")
+    url_template: str | None = Field(
+        description="the URL template, e.g. /openai/deployments/{deployment-id}/images/generations"
+    )
+    template_parameters: list[str | None] = Field(description="names of the template's parameters")
+
+
+class OperationsOutput(Output):
+    api: str = Field(description="the API whose operations were listed")
+    operations: list[OperationRow] = Field(description="the operations that passed `match`")
+    count: int = Field(description="how many passed `match`")
+    total: int = Field(description="how many operations the API has")
+
+
 def _service_path(params: ApimParams, ctx: ActionContext, name: str) -> str:
     subscription_id, resource_group = _where(params, ctx, name, subscription_wide=False)
     service = _need(params.service or _endpoints(ctx).apim_service, "apim_service", name)
@@ -345,6 +445,7 @@ def _service_path(params: ApimParams, ctx: ActionContext, name: str) -> str:
     "azure.apim.apis",
     params=ApimParams,
     changes=False,
+    output=ApisOutput,
     summary="List the APIs of the target's API Management service (path, backend URL, protocols).",
 )
 def azure_apim_apis(params: ApimParams, ctx: ActionContext) -> Result:
@@ -376,6 +477,7 @@ class OperationsParams(ApimParams):
     "azure.apim.operations",
     params=OperationsParams,
     changes=False,
+    output=OperationsOutput,
     summary="List an APIM API's operations (method, URL template); `match` filters by regex.",
 )
 def azure_apim_operations(params: OperationsParams, ctx: ActionContext) -> Result:
@@ -419,10 +521,19 @@ class ResourceParams(Params):
         return value
 
 
+class ResourceOutput(Output):
+    id: str = Field(description="the resource id read")
+    api_version: str = Field(description="the api-version used")
+    name: str | None = Field(description="the resource's name")
+    type: str | None = Field(description="the resource's type, e.g. Microsoft.CognitiveServices/accounts")
+    json_: Any = Field(alias="json", description="the resource's JSON, bounded (long strings cut)")
+
+
 @action(
     "azure.resource",
     params=ResourceParams,
     changes=False,
+    output=ResourceOutput,
     summary="GET any ARM resource by id and api-version; record its JSON (bounded).",
 )
 def azure_resource(params: ResourceParams, ctx: ActionContext) -> Result:

@@ -22,6 +22,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from ..errors import ActionError
 from . import ActionContext, Params, Result, action
+from .outputs import Output
 
 OUTPUT_LIMIT = 64_000
 
@@ -44,6 +45,16 @@ class ShellParams(Params):
         if not value:
             raise ValueError("cmd must name a program")
         return value
+
+
+class ShellOutput(Output):
+    argv: list[str] = Field(description="the program and its arguments, as run (rendered)")
+    rc: int | None = Field(None, description="exit code (absent under --dry-run)")
+    stdout: str | None = Field(None, description="standard output, first 64,000 characters")
+    stderr: str | None = Field(None, description="standard error, first 64,000 characters")
+    elapsed_ms: float | None = Field(None, description="how long the process ran, in milliseconds")
+    json_: Any = Field(None, alias="json", description="stdout parsed as JSON (with parse: json)")
+    dry_run: bool | None = Field(None, description="true when the command was only shown (--dry-run)")
 
 
 _EXPRESSION = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
@@ -98,6 +109,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     changes=True,
     supports_dry_run=True,
     raw_params=("cmd",),
+    output=ShellOutput,
     summary="Run a program (argv list; no shell) and capture exit code, stdout and stderr.",
 )
 def shell(params: ShellParams, ctx: ActionContext) -> Result:
@@ -172,11 +184,19 @@ class SetParams(Params):
     model_config = ConfigDict(extra="allow")
 
 
+class SetOutput(Output):
+    """The output of `set` is its `with`: each key becomes a field."""
+
+    model_config = ConfigDict(extra="allow")
+    echoes_with = True
+
+
 @action(
     "set",
     params=SetParams,
     changes=False,
     blocking=False,
+    output=SetOutput,
     summary="Register computed values: every key of `with` becomes a field of the output.",
 )
 def set_values(params: SetParams, ctx: ActionContext) -> Result:
@@ -197,11 +217,21 @@ class AssertParams(Params):
         return value if isinstance(value, list) else [value]
 
 
+class CheckedCondition(Output):
+    passed: bool = Field(description="whether the condition held")
+    message: str | None = Field(description="the condition's message, if it has one")
+
+
+class AssertOutput(Output):
+    checked: list[CheckedCondition] = Field(description="each condition, in order")
+
+
 @action(
     "assert",
     params=AssertParams,
     changes=False,
     blocking=False,
+    output=AssertOutput,
     summary="Fail unless every condition is true; say which one was not.",
 )
 def assert_(params: AssertParams, ctx: ActionContext) -> Result:
@@ -229,11 +259,20 @@ class ManualParams(Params):
     prompt: str = Field("Done?", description="the question asked")
 
 
+class ManualOutput(Output):
+    instruction: str = Field(description="the instruction shown")
+    confirmed: Literal["tty", "--yes"] | None = Field(
+        None, description="how it was confirmed: at the terminal, or by --yes (absent under --dry-run)"
+    )
+    dry_run: bool | None = Field(None, description="true when the instruction was only shown (--dry-run)")
+
+
 @action(
     "manual",
     params=ManualParams,
     changes=True,
     supports_dry_run=True,
+    output=ManualOutput,
     summary="Show an instruction and wait for a person to confirm (needs a TTY or --yes).",
 )
 def manual(params: ManualParams, ctx: ActionContext) -> Result:

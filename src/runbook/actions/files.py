@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -18,6 +18,7 @@ from ..atomic import atomic_write_text
 from ..errors import ActionError, InputError, Location
 from ..secrets import MASK, is_secret_name
 from . import ActionContext, Params, Result, action
+from .outputs import Output
 
 
 class Replacement(Params):
@@ -30,6 +31,13 @@ class Replacement(Params):
 class FileReplaceParams(Params):
     path: str = Field(description="file, relative to the workspace")
     replacements: list[Replacement] = Field(min_length=1)
+
+
+class FileReplaceOutput(Output):
+    path: str = Field(description="the file, as given")
+    replacements: list[Literal["changed", "already"]] = Field(
+        description="per replacement, in order: changed now, or already applied"
+    )
 
 
 def apply_replacements(text: str, replacements: list[Replacement], where: str) -> tuple[str, list[str]]:
@@ -77,6 +85,7 @@ def unified_diff(before: str, after: str, label: str) -> str:
     params=FileReplaceParams,
     changes=True,
     supports_dry_run=True,
+    output=FileReplaceOutput,
     summary="Literal or regex replacements in a text file, with expected counts; idempotent; records a diff.",
 )
 def file_replace(params: FileReplaceParams, ctx: ActionContext) -> Result:
@@ -132,11 +141,18 @@ class EnvSetParams(Params):
     comment: str | None = Field(None, description="comment written above keys that are added")
 
 
+class EnvSetOutput(Output):
+    path: str = Field(description="the dotenv file, as given")
+    values: dict[str, str] = Field(description="every key asked for and its value (secret ones masked)")
+    changed: list[str] = Field(description="keys added or updated by this step (empty when already set)")
+
+
 @action(
     "env.set",
     params=EnvSetParams,
     changes=True,
     supports_dry_run=True,
+    output=EnvSetOutput,
     summary="Set keys in a dotenv file, keeping comments and order; secret values masked in records.",
 )
 def env_set(params: EnvSetParams, ctx: ActionContext) -> Result:

@@ -47,6 +47,7 @@ from ..azure.client import (
 from ..errors import ActionError, ExpectationFailed, SecurityViolation
 from ..secrets import is_secret_name
 from . import ActionContext, Params, Result, action
+from .outputs import Output
 
 if TYPE_CHECKING:
     import httpx
@@ -137,6 +138,34 @@ class HttpRequestParams(Params):
         return self
 
 
+class HttpError(Output):
+    code: str | None = Field(description="the error code of the answer's body (error.code)")
+    message: str | None = Field(description="the error message of the answer's body (error.message)")
+
+
+class HttpRequestOutput(Output):
+    method: str = Field(description="the HTTP method sent")
+    url: str = Field(description="the URL called (query secrets masked)")
+    status: int = Field(description="the response status code")
+    reason: str = Field(description="the status' reason phrase")
+    ok: bool = Field(description="true when the status is below 400")
+    elapsed_ms: float = Field(description="milliseconds the final attempt took")
+    total_ms: float = Field(description="milliseconds of all attempts and waits")
+    attempts: int = Field(description="how many attempts were made (retries included)")
+    headers: dict[str, str] = Field(description="response headers, lower-cased; credentials and `date` left out")
+    content_type: str | None = Field(description="the response's content-type")
+    body_bytes: int = Field(description="size of the response body in bytes")
+    json_: Any = Field(
+        None, alias="json", description="the JSON body, bounded: long strings cut, base64 payloads summarised"
+    )
+    json_paths: dict[str, Any] | None = Field(
+        None, description="leaf values of the JSON body by path (`data[0].b64_json`), the first 200"
+    )
+    error: HttpError | None = Field(None, description="the error body of a status >= 400 answer, when it has one")
+    text: str | None = Field(None, description="a text (non-JSON) body, bounded")
+    binary: str | None = Field(None, description="a binary body's summary: type, size and sha256")
+
+
 # ----------------------------------------------------------------------------------------- action
 
 
@@ -144,6 +173,7 @@ class HttpRequestParams(Params):
     "http.request",
     params=HttpRequestParams,
     changes=False,
+    output=HttpRequestOutput,
     summary="Send one HTTP request (APIM key or Entra token), check `expect`, record a bounded answer.",
 )
 def http_request(params: HttpRequestParams, ctx: ActionContext) -> Result:

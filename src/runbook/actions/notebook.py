@@ -17,6 +17,7 @@ from pydantic import Field
 from ..errors import ActionError, NotebookError
 from ..notebooks import Cell, CellAddress, Notebook, Replacement
 from . import ActionContext, Params, Regex, Result, action
+from .outputs import Output
 
 CellRef = int | str | CellAddress
 
@@ -35,6 +36,101 @@ def to_address(ref: CellRef) -> CellAddress:
 
 class NotebookParams(Params):
     path: str = Field(description="the notebook, relative to the workspace")
+
+
+# ---------------------------------------------------------------- declared outputs
+
+
+class CellRefOutput(Output):
+    number: int = Field(description="the cell's number, counting from 1 as people say 'Cell 15'")
+    id: str | None = Field(description="the cell's id (nbformat 4.5+), e.g. cell_14_f21837aa")
+    type: Literal["code", "markdown", "raw"] = Field(description="the cell's type")
+
+
+class LineMatch(Output):
+    line: int = Field(description="line number in the cell, from 1")
+    text: str = Field(description="the matching line, stripped, first 200 characters")
+    groups: list[str | None] = Field(description="the pattern's capture groups on that line")
+
+
+class FoundCell(CellRefOutput):
+    tags: list[str] = Field(description="the cell's tags")
+    matches: list[LineMatch] = Field(description="lines matching `pattern` (empty without one), up to max_lines")
+
+
+class CellsOutput(Output):
+    notebook: str = Field(description="the notebook, as given")
+    cells: list[FoundCell] = Field(description="the cells found, in notebook order")
+    count: int = Field(description="how many cells were found")
+    numbers: list[int] = Field(description="their numbers")
+    cell_count: int = Field(description="how many cells the notebook has")
+
+
+class ReplacementOutput(Output):
+    find: str = Field(description="the text looked for")
+    status: Literal["changed", "already", "failed"] = Field(description="what happened to it")
+    occurrences: int = Field(description="how many times it was found")
+
+
+class EditOutput(Output):
+    notebook: str = Field(description="the notebook, as given")
+    cell: CellRefOutput = Field(description="the cell edited")
+    status: Literal["changed", "already", "failed"] = Field(description="changed, already applied, or failed")
+    replacements: list[ReplacementOutput] = Field(description="each replacement, in order")
+
+
+class SetSourceOutput(Output):
+    notebook: str = Field(description="the notebook, as given")
+    cell: CellRefOutput = Field(description="the cell whose source was set")
+    status: Literal["changed", "already"] = Field(description="changed, or already had that source")
+
+
+class InsertOutput(Output):
+    notebook: str = Field(description="the notebook, as given")
+    cell: CellRefOutput = Field(description="the new cell (or the one already there)")
+    status: Literal["inserted", "already"] = Field(description="inserted, or already there")
+    anchor: CellRefOutput | None = Field(None, description="the cell it was inserted next to (when inserted)")
+
+
+class CellErrorOutput(Output):
+    ename: str = Field(description="the exception's class, e.g. KeyError")
+    evalue: str = Field(description="the exception's message")
+    traceback: str = Field(description="a short traceback without ANSI colours")
+
+
+class CellRunOutput(Output):
+    index: int = Field(description="the cell's index, from 0")
+    number: int = Field(description="the cell's number, from 1")
+    id: str | None = Field(description="the cell's id")
+    status: Literal["ok", "failed", "timeout", "interrupted", "dead", "not_run", "skipped"] = Field(
+        description="how the cell ended"
+    )
+    setup: bool = Field(description="true for a `setup` cell")
+    started_at: str | None = Field(description="UTC time it started (ISO 8601)")
+    finished_at: str | None = Field(description="UTC time it finished")
+    duration_s: float | None = Field(description="seconds it ran")
+    stdout: str = Field(description="what it printed, bounded")
+    stderr: str = Field(description="what it wrote to stderr, bounded")
+    text: str = Field(description="its text/plain results, bounded")
+    output: str = Field(description="stdout and text together (what `output_contains` searches)")
+    error: CellErrorOutput | None = Field(description="the exception it raised, if any")
+    message: str = Field(description="why it did not run or end normally")
+    execution_count: int | None = Field(description="the kernel's execution count")
+
+
+class CellExpectationOutput(Output):
+    cell: int = Field(description="the cell's number")
+    id: str | None = Field(description="the cell's id")
+    passed: bool = Field(description="whether every expectation on it held")
+    failed: list[str] = Field(description="the ones that did not")
+
+
+class RunOutput(Output):
+    notebook: str = Field(description="the notebook, as given")
+    cells: list[CellRunOutput] = Field(description="every cell run (setup cells first), in order")
+    expectations: list[CellExpectationOutput] = Field(description="each cell's expectations and result")
+    ok: bool = Field(description="true when every expectation held")
+    summary: dict[str, int] = Field(description="cell status -> how many cells ended so")
 
 
 def _open(ctx: ActionContext, path: str) -> tuple[Path, Notebook]:
@@ -88,6 +184,7 @@ class CellsParams(NotebookParams):
     "notebook.cells",
     params=CellsParams,
     changes=False,
+    output=CellsOutput,
     summary="Find cells by pattern, type or tag: number, id, type, tags and matching lines (with groups).",
 )
 def notebook_cells(params: CellsParams, ctx: ActionContext) -> Result:
@@ -153,6 +250,7 @@ def _cell_change(params_path: str, cell: Cell, status: str, description: str | N
     params=EditParams,
     changes=True,
     supports_dry_run=True,
+    output=EditOutput,
     summary="Replacements in one cell; idempotent (already applied -> ok); byte-faithful atomic write; records a diff.",
 )
 def notebook_edit(params: EditParams, ctx: ActionContext) -> Result:
@@ -199,6 +297,7 @@ class SetSourceParams(NotebookParams):
     params=SetSourceParams,
     changes=True,
     supports_dry_run=True,
+    output=SetSourceOutput,
     summary="Replace a whole cell's source from inline text or a file; no-op when it already matches.",
 )
 def notebook_set_source(params: SetSourceParams, ctx: ActionContext) -> Result:
@@ -247,6 +346,7 @@ class InsertParams(NotebookParams):
     params=InsertParams,
     changes=True,
     supports_dry_run=True,
+    output=InsertOutput,
     summary="Insert a new cell before/after an addressed cell; ok when that cell is already there.",
 )
 def notebook_insert(params: InsertParams, ctx: ActionContext) -> Result:
@@ -301,6 +401,7 @@ class RunParams(NotebookParams):
     "notebook.run",
     params=RunParams,
     changes=False,
+    output=RunOutput,
     summary="Execute chosen cells in one real Jupyter kernel with per-cell timeouts, timestamps and expectations.",
 )
 def notebook_run(params: RunParams, ctx: ActionContext) -> Result:
