@@ -487,7 +487,7 @@ def test_file_replace_regex_count_and_missing_text(local_workspace: Path) -> Non
         """,
     )
     result = invoke(["run", "1.1"], cwd=local_workspace)
-    assert result.exit_code == 1 and "expected 2 match(es)" in result.stdout
+    assert result.exit_code == 1 and "expected 2 matches" in result.stdout
     assert (local_workspace / "f.txt").read_text() == "a1 a2 a3\n"
 
 
