@@ -1,15 +1,17 @@
 """What a run shows in the terminal: one line per step, a closing summary, or JSON lines for CI.
 
-Colour only on a TTY (and never when NO_COLOR is set). Every event reaching here has already been
-redacted by the executor.
+Colour follows `runbook.text.use_colour` (a terminal; NO_COLOR off, FORCE_COLOR/CLICOLOR_FORCE on).
+Every event reaching here has already been redacted by the executor.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any, TextIO
+
+from .text import paint as _paint
+from .text import use_colour
 
 COLOURS = {
     "ok": "32",
@@ -29,13 +31,12 @@ class ConsolePrinter:
         self.stream = stream or sys.stdout
         tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.tty = tty
-        self.colour = (tty and "NO_COLOR" not in os.environ) if colour is None else colour
+        self.colour = use_colour(self.stream) if colour is None else colour
         self.verbose = verbose
         self._live = False
 
     def paint(self, text: str, status: str) -> str:
-        code = COLOURS.get(status)
-        return f"\033[{code}m{text}\033[0m" if self.colour and code else text
+        return _paint(text, COLOURS.get(status), self.colour)
 
     def write(self, line: str) -> None:
         if self._live:

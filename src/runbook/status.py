@@ -8,16 +8,17 @@ that phase's run records. Run summaries (`phase_runs`) are shared with the docs 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from .errors import UnknownPhase, did_you_mean
 from .model import normalise_phase
 from .progress import GroupProgress, PhaseProgress, compute_progress
 from .record import LogLine, RunRecord, iso, read_log, read_record, record_paths
+from .text import duration_text, utc_short
+from .text import paint as _paint
 from .workspace import Workspace
 
 BAR_MAX_WIDTH = 40
@@ -203,26 +204,10 @@ def progress_bar(resolved: int, total: int, *, width: int | None = None) -> str:
     return "[" + "#" * filled + "-" * (size - filled) + "]"
 
 
-def format_duration(seconds: float | None) -> str:
-    """0.42 -> "0.42s", 75 -> "1m 15s", 3900 -> "1h 05m"; unknown -> "-"."""
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m {whole % 60:02d}s"
-    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
-
-
-def format_moment(moment: datetime | str | None) -> str:
-    """A UTC time as `2025-11-14 04:35:00Z` (whole seconds); unknown -> "-"."""
-    if moment is None:
-        return "-"
-    text = iso(moment) if isinstance(moment, datetime) else moment
-    return f"{text[:10]} {text[11:19]}Z" if len(text) >= 19 else text
+# The reports' and the site's texts (runbook.text), so the screen and the pages agree:
+# durations "6.0 s", "1 minute 15 s" (unknown "—"); times `2025-11-14 04:35:00Z` (unknown "-").
+format_duration = duration_text
+format_moment = utc_short
 
 
 def format_cells(cells: list[Any] | tuple[Any, ...]) -> str:
@@ -237,15 +222,6 @@ def state_text(phase: PhaseProgress) -> str:
 
 def last_run(phase: PhaseProgress) -> datetime | None:
     return phase.finished_at or phase.started_at
-
-
-def use_colour(stream: TextIO) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set."""
-    return bool(getattr(stream, "isatty", None) and stream.isatty()) and "NO_COLOR" not in os.environ
-
-
-def _paint(text: str, code: str | None, colour: bool) -> str:
-    return f"\033[{code}m{text}\033[0m" if colour and code else text
 
 
 def _table(header: list[str], rows: list[list[str]], colours: list[str | None], colour: bool) -> list[str]:
