@@ -45,3 +45,21 @@ def test_short_secrets_are_masked_as_whole_tokens() -> None:
     redactor = Redactor(["abc"])
     assert redactor.text("key=abc&x=1") == f"key={MASK}&x=1"
     assert redactor.text("abcdef labcx") == "abcdef labcx"  # not inside longer words
+
+
+def test_a_secret_straddling_the_shell_output_bound_is_masked_whole(local_workspace) -> None:  # type: ignore[no-untyped-def]
+    from conftest import invoke
+    from runbook.actions.core import OUTPUT_LIMIT
+
+    secret = "cnry-straddle-5f1e9a7d3c"
+    pad = OUTPUT_LIMIT - len(secret) // 2
+    (local_workspace / "runbooks" / "phase-1.1.yaml").write_text(
+        'phase: "1.1"\ntitle: t\ninputs:\n  token: {secret: true}\nfix:\n'
+        "  - id: echo\n    uses: shell\n    with:\n"
+        f"      cmd: [python3, -c, \"import sys; sys.stdout.write('x' * {pad} + sys.argv[1])\", '{{{{ secrets.token }}}}']\n"
+    )
+    result = invoke(["run", "1.1", "--var", f"token={secret}"], cwd=local_workspace)
+    assert result.exit_code == 0, result.output
+    written = "".join(p.read_text() for p in (local_workspace / "reports").rglob("*") if p.is_file())
+    half = secret[: len(secret) // 2]
+    assert half not in written and secret not in written

@@ -223,6 +223,8 @@ def http_request(params: HttpRequestParams, ctx: ActionContext) -> Result:
         on_retry=ctx.warn,
     )
     is_json, payload, text = _decode(exchange.response)
+    # Mask before bounding: a secret straddling the bound must not leave half of itself in the record.
+    payload, text = ctx.redactor(payload), ctx.redactor.text(text) if isinstance(text, str) else text
     output = ctx.redactor(_output(exchange, is_json, payload, text, params.max_body_chars))
     results = check_expectations(params, exchange, payload, text)
     unmet = [r for r in results if not r["passed"]]
