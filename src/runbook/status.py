@@ -144,35 +144,26 @@ def phase_runs(workspace: Workspace, phase: str) -> tuple[list[RunSummary], list
 
 def run_summary(record: RunRecord, root: Path) -> RunSummary:
     """Status, times and step counts of one run record (a record cut short counts what it has)."""
-    started = record.started
-    finished = record.finished
-    started_at = _text(started.get("time"))
-    finished_at = _text(finished.get("time")) if finished else None
-    duration: float | None = None
-    if finished and isinstance(finished.get("duration_s"), int | float):
-        duration = float(finished["duration_s"])
+    started = record.run_started
+    finished = record.run_finished
     steps = dict.fromkeys(STEP_COUNTS, 0)
-    counts = finished.get("counts") if finished else None
-    if isinstance(counts, dict):
-        for name, value in counts.items():
-            if isinstance(value, int):
-                steps[str(name)] = value
+    if finished is not None and finished.counts is not None:
+        steps.update(finished.counts)
     else:
-        for event in record.events:
-            if event.get("event") in ("step_finished", "step_restored") and event.get("stage") != "reproduce":
-                name = str(event.get("status"))
-                steps[name] = steps.get(name, 0) + 1
+        for event in record.step_outcomes():
+            if event.stage != "reproduce":
+                steps[event.status] = steps.get(event.status, 0) + 1
     return RunSummary(
         run_id=record.run_id,
         phase=record.phase,
         status=record.status,
-        started_at=started_at,
-        finished_at=finished_at,
-        duration_s=duration,
+        started_at=started.time if started is not None else None,
+        finished_at=finished.time if finished is not None else None,
+        duration_s=float(finished.duration_s) if finished is not None and finished.duration_s is not None else None,
         steps=steps,
         record=_relative(record.path, root),
-        target=_text(started.get("target")),
-        failed_step=_text(finished.get("failed_step")) if finished else None,
+        target=started.target if started is not None else None,
+        failed_step=finished.failed_step if finished is not None else None,
     )
 
 
@@ -312,10 +303,6 @@ def render_phase(status: PhaseStatus, *, colour: bool = False) -> str:
     else:
         out.append("Timestamp log: no lines for this phase")
     return "\n".join(out) + "\n"
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def _relative(path: Path, root: Path) -> str:
