@@ -111,7 +111,16 @@ class ActionError(RunbookError):
         super().__init__(message, hint=hint)
 
 
-class ExpectationFailed(ActionError):
+class CheckFailed(ActionError):
+    """A check did not hold: an expectation, an HTTP status, an assertion, a cell that raised.
+
+    The step's outcome is *failed* — evidence about the system. Every other `ActionError` is an
+    *error*: the runbook or the machine is wrong (undefined name, no such cell, a crash, a timeout),
+    which says nothing about the fault.
+    """
+
+
+class ExpectationFailed(CheckFailed):
     """A step ran but its `expect` assertions did not hold; `expectations` says which (recorded)."""
 
     def __init__(

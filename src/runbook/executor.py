@@ -25,6 +25,7 @@ from . import actions
 from .actions import ActionContext, ActionSpec, Result
 from .errors import (
     ActionError,
+    CheckFailed,
     ExpectationFailed,
     InputError,
     Problem,
@@ -84,6 +85,7 @@ class StepOutcome:
     status: str
     output: Any = None
     error: RunbookError | None = None
+    signature: dict[str, Any] | None = None  # reproduce: the expected failure signature, expected vs seen
 
 
 @dataclass
@@ -275,17 +277,23 @@ class Executor:
             failed = False
             for stage, step, selected in plan:
                 if failed or not selected:
-                    reason = "an earlier step failed" if failed else self._skip_reason(stage, step)
+                    reason = self._after_failure_reason(failed_step) if failed else self._skip_reason(stage, step)
                     self._record_skip(stage, step, reason)
                     continue
                 if stage == "reproduce" and reproduced is None:
                     reproduced = False  # a reproduce step runs: from now on the fault may show
                 outcome = self._run_step(stage, step)
                 if stage == "reproduce":
-                    if outcome.status == "failed":
-                        reproduced = True
+                    verdict = self._reproduce_verdict(step, outcome)
+                    if verdict is None:
+                        reproduced = True if outcome.status == "failed" else reproduced
+                        continue
+                    # The runbook could not check the fault (an error, or a failure unlike the fault):
+                    # stop before any fix, so nothing is changed on evidence that is not there.
+                    self.emit(Note(kind=verdict[0], time=iso(utc_now()), message=verdict[1]))
+                    failed, failed_step, status = True, step.id, "failed"
                     continue
-                if outcome.status == "failed" and not step.continue_on_error:
+                if outcome.status in ("failed", "error") and not step.continue_on_error:
                     failed = True
                     failed_step = step.id
                     status = "failed"
@@ -330,6 +338,48 @@ class Executor:
             reproduced=reproduced,
             interrupted=status == "interrupted",
         )
+
+    def _after_failure_reason(self, failed_step: str | None) -> str:
+        for outcome in reversed(self.outcomes):
+            if outcome.step.id == failed_step and outcome.stage == "reproduce":
+                return "the fault could not be checked before the fix"
+        return "an earlier step failed"
+
+    def _reproduce_verdict(self, step: Step, outcome: StepOutcome) -> tuple[str, str] | None:
+        """None when the reproduce step is evidence (failed as the fault does, or passed); else why not."""
+        if outcome.status == "error":
+            message = outcome.error.message if outcome.error is not None else "the step could not run"
+            return (
+                "reproduce_error",
+                f"the runbook could not check the fault: step {step.id} errored before the fix ({message}); "
+                "no fix was applied",
+            )
+        if outcome.status == "failed" and outcome.signature is not None and not outcome.signature["matched"]:
+            unmet = [r["that"] for r in outcome.signature["results"] if not r["passed"]]
+            return (
+                "reproduce_mismatch",
+                f"step {step.id} failed before the fix, but not the way the fault does (expected failure "
+                f"signature not met: {'; '.join(unmet)}); no fix was applied",
+            )
+        return None
+
+    def _signature(self, stage: str, step: Step, status: str, output: Any) -> dict[str, Any] | None:
+        """Reproduce: does the failure match the step's expected failure signature?"""
+        if stage != "reproduce" or step.reproduce is None or status != "failed":
+            return None
+        context = {**self.context, "output": output}
+        results = []
+        for item in step.reproduce.expect:
+            that, message = (item, None) if isinstance(item, str) else (item.that, item.message)
+            try:
+                passed = bool(evaluate(that, context))
+            except RunbookError:
+                passed = False
+            entry: dict[str, Any] = {"that": that, "passed": passed}
+            if message:
+                entry["message"] = message
+            results.append(entry)
+        return {"matched": all(r["passed"] for r in results), "results": results}
 
     def _relative(self, path: Path) -> str:
         try:
@@ -443,8 +493,8 @@ class Executor:
         """`when:` and dry-run: True when the step runs; otherwise `tries` says skipped or failed."""
         try:
             skip = step.when is not None and not self._truthy(step.when)
-        except RunbookError as exc:  # a `when` that cannot be evaluated fails the step, recorded
-            tries.status, tries.error = "failed", exc
+        except RunbookError as exc:  # a `when` that cannot be evaluated: the runbook is wrong, recorded
+            tries.status, tries.error = "error", exc
             return False
         if skip:
             tries.status, tries.reason = "skipped", f"when: {step.when}"
@@ -462,7 +512,7 @@ class Executor:
                 tries.result = self._attempt(stage, step, spec)
                 tries.expectations = self._check(step, tries.result.output)
                 if step.until is not None and not self._truthy(step.until, tries.result.output):
-                    raise ActionError(f"`until` still false: {step.until}", output=tries.result.output)
+                    raise CheckFailed(f"`until` still false: {step.until}", output=tries.result.output)
                 tries.error = None
                 break
             except (ActionError, InputError) as exc:
@@ -473,7 +523,9 @@ class Executor:
                 if self._wait(step.delay):
                     raise Interrupted() from None
         if tries.error is not None:
-            tries.status = "failed"
+            # A check that did not hold is evidence (failed); anything else means the runbook or the
+            # machine is wrong (error).
+            tries.status = "failed" if isinstance(tries.error, CheckFailed) else "error"
         elif tries.result is not None:
             tries.status = tries.result.status
 
@@ -484,6 +536,7 @@ class Executor:
         output = result.output if result is not None else getattr(error, "output", None)
         # Reproduce registers too, so later verify steps see the pre-fix values they depend on;
         # the verify stage overwrites them after the fix.
+        signature = self._signature(stage, step, status, output)
         if status in ("ok", "changed"):
             self._register(step, output, status)
         else:
@@ -500,10 +553,11 @@ class Executor:
                 duration_s=round((finished - started).total_seconds(), 3),
                 attempts=tries.attempts,
                 output=output,
+                **({"signature": signature} if signature is not None else {}),
                 **self._evidence(spec, tries),
             )
         )
-        outcome = StepOutcome(stage, step, status, output, error)
+        outcome = StepOutcome(stage, step, status, output, error, signature)
         self.outcomes.append(outcome)
         if status == "interrupted":
             raise Interrupted()

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from ..errors import ActionError
+from ..errors import ActionError, CheckFailed
 from . import ActionContext, Params, Result, action
 from .outputs import Output
 
@@ -159,7 +159,7 @@ def shell(params: ShellParams, ctx: ActionContext) -> Result:
         except ValueError as exc:
             raise ActionError(f"stdout of {argv[0]} is not JSON: {exc}", output=output) from None
     if params.check and process.returncode != 0:
-        raise ActionError(
+        raise CheckFailed(
             f"{shlex.join(argv)} exited with {process.returncode}: {_tail(output['stderr'] or output['stdout'])}",
             output=output,
         )
@@ -247,7 +247,7 @@ def assert_(params: AssertParams, ctx: ActionContext) -> Result:
         if not ok:
             failed.append(message or f"condition {len(checked)} is false ({value!r})")
     if failed:
-        raise ActionError("; ".join(failed), output={"checked": checked})
+        raise CheckFailed("; ".join(failed), output={"checked": checked})
     return Result(output={"checked": checked})
 
 
