@@ -29,6 +29,7 @@ COLOURS = {
     "ok": "32",
     "changed": "33",
     "failed": "31",
+    "error": "31;1",
     "skipped": "90",
     "interrupted": "35",
     "success": "32",

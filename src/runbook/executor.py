@@ -499,10 +499,31 @@ class Executor:
         if skip:
             tries.status, tries.reason = "skipped", f"when: {step.when}"
             return False
-        if self.options.dry_run and spec.changes and not spec.supports_dry_run:
-            tries.status, tries.reason = "skipped", f"dry-run: would run {spec.name}"
-            return False
+        if self.options.dry_run and not spec.supports_dry_run:
+            would = self._would_change(step, spec)
+            if would is not None:
+                tries.status, tries.reason = "skipped", would
+                return False
         return True
+
+    def _would_change(self, step: Step, spec: ActionSpec) -> str | None:
+        """Under --dry-run: what the step would do when it may change something, else None (it runs).
+
+        A step's `changes: false` says it only reads; otherwise the action decides, from its rendered
+        parameters where that matters (an HTTP DELETE changes, a GET does not). Parameters that cannot
+        be rendered yet count as changing: dry-run never guesses in favour of sending.
+        """
+        if step.changes is False:
+            return None
+        if step.changes is None and not spec.changes and spec.changes_when is None:
+            return None
+        try:
+            params = self._params(step, spec)
+        except RunbookError:
+            return f"dry-run: would run {spec.name} (its parameters cannot be rendered before earlier steps run)"
+        if step.changes is None and not spec.changes_for(params):
+            return None
+        return f"dry-run: would run {spec.name}: {self.redactor.text(_describe_params(params))}"
 
     def _attempts(self, stage: str, step: Step, spec: ActionSpec, tries: _Tries) -> None:
         """Run the action until it passes `expect` and `until`, at most 1 + `retries` times."""
@@ -571,7 +592,7 @@ class Executor:
             expectations = list(error.expectations)
         fields: dict[str, Any] = {
             "reason": tries.reason,
-            "dry_run": True if self.options.dry_run and spec.changes else None,
+            "dry_run": True if self.options.dry_run and (spec.changes or tries.reason) else None,
             "expectations": expectations,
         }
         if result is not None:
@@ -727,3 +748,13 @@ class Executor:
         self.run_state.clear()
 
 
+def _describe_params(params: Any, limit: int = 200) -> str:
+    """A one-line view of rendered parameters for a dry-run line (`DELETE https://…`, or compact JSON)."""
+    import json
+
+    method, url = getattr(params, "method", None), getattr(params, "url", None)
+    if isinstance(method, str) and isinstance(url, str):
+        return f"{method.upper()} {url}"
+    data = params.model_dump(by_alias=True, exclude_defaults=True) if hasattr(params, "model_dump") else params
+    text = json.dumps(data, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -83,6 +83,11 @@ class Step(Strict):
     continue_on_error: bool = False
     description: str | None = Field(None, description="why this step exists (shown in reports)")
     cells: list[int | str] = Field(default_factory=list, description="cells this step concerns (reports)")
+    changes: bool | None = Field(
+        None,
+        description="whether the step changes anything (default: the action decides); `false` lets a read-only "
+        "step (e.g. notebook.run of cells that only read) run under --dry-run",
+    )
     reproduce: Reproduce | None = Field(
         None, description="verify steps: the expected failure signature before the fix (see Reproduce)"
     )

@@ -24,7 +24,7 @@ from .workspace import Workspace
 BAR_MAX_WIDTH = 40
 STATE_COLOURS = {"resolved": "32", "in_progress": "33", "failed": "31", "not_started": "90"}
 RUN_COLOURS = {"success": "32", "failed": "31", "interrupted": "35", "incomplete": "33"}
-STEP_COUNTS = ("ok", "changed", "failed", "skipped")
+STEP_COUNTS = ("ok", "changed", "failed", "error", "skipped")
 
 
 # ---------------------------------------------------------------- what the screens show

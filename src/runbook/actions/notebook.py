@@ -400,7 +400,9 @@ class RunParams(NotebookParams):
 @action(
     "notebook.run",
     params=RunParams,
-    changes=False,
+    # Cells can do anything (the lab's environment cell writes master-lab.env): executing them is a
+    # change unless the step says `changes: false`.
+    changes=True,
     output=RunOutput,
     summary="Execute chosen cells in one real Jupyter kernel with per-cell timeouts, timestamps and expectations.",
 )
