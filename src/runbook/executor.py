@@ -9,8 +9,10 @@ reports; `api.run_phase` does that once the run is over.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -53,7 +55,7 @@ from .record import (
     redact_event,
     utc_now,
 )
-from .secrets import Redactor, is_secret_name
+from .secrets import MASK, Redactor, is_secret_name
 from .templating import evaluate, render_value
 
 Only = Literal["discovery", "fix", "verify"]
@@ -203,7 +205,9 @@ class Executor:
         self.run_id = run_id or new_run_id()
         self.allowed_paths = allowed_paths
         self.confirm = confirm
-        self.warn = warn or (lambda _msg: None)
+        sink = warn or (lambda _msg: None)
+        # Warnings (retries above all) quote errors, URLs and outputs: they pass the redactor like events.
+        self.warn: Callable[[str], None] = lambda message: sink(redactor.text(message))
         self.restored = restored or {}
         self.previous_steps = previous_steps or {}
         self.run_state: dict[str, Any] = {}
@@ -275,7 +279,16 @@ class Executor:
         failed_step: str | None = None
         try:
             failed = False
-            for stage, step, selected in plan:
+            for stage, step, planned in plan:
+                selected = planned
+                if not failed and not selected and stage != "reproduce":
+                    try:
+                        # --from/--step: a read-only step whose recorded output was masked runs again
+                        selected = self._masked_and_needed(stage, step, from_record=False)
+                    except InputError as exc:
+                        self._error_step(stage, step, exc)
+                        failed, failed_step, status = True, step.id, "failed"
+                        continue
                 if failed or not selected:
                     reason = self._after_failure_reason(failed_step) if failed else self._skip_reason(stage, step)
                     self._record_skip(stage, step, reason)
@@ -431,6 +444,46 @@ class Executor:
             return f"--step {self.options.step}"
         return f"before --from {self.options.from_step}"
 
+    def _masked_and_needed(self, stage: str, step: Step, *, from_record: bool) -> bool:
+        """A recorded output that was redacted cannot be handed to later steps: it holds `***`, not the secret.
+
+        True when the step must run again instead (it only reads, and a later step uses its output).
+        A step that changes things is not re-run behind the user's back: that is a clear error.
+        """
+        previous = self.restored.get((stage, step.id)) if from_record else self.previous_steps.get(step.id)
+        if previous is None or stage == "reproduce" or not previous.succeeded:
+            return False
+        if MASK not in json.dumps(previous.output, default=str) or not self._used_later(step):
+            return False
+        spec = actions.get(step.uses)
+        if spec.changes and spec.changes_when is None and step.changes is not False:
+            raise InputError(
+                f"step {step.id}'s recorded output was masked (it held a secret) and later steps use it, but the "
+                f"step changes things ({spec.name}), so it is not run again behind your back",
+                hint=f"run the phase again without --resume/--from/--step, or mark {step.id} `changes: false` "
+                "if it only reads",
+            )
+        self.warn(f"{step.id}: its recorded output was masked (it held a secret); running it again (it only reads)")
+        return True
+
+    def _used_later(self, step: Step) -> bool:
+        """Whether any template of the runbook names this step's output (by `steps.<id>` or its register)."""
+        text = self.loaded.doc.text
+        if re.search(rf"steps\s*(?:\.\s*{re.escape(step.id)}\b|\[\s*['\"]{re.escape(step.id)}['\"])", text):
+            return True
+        if step.register_:
+            uses = re.findall(rf"(?<![\w.]){re.escape(step.register_)}\b", text)
+            return len(uses) > 1  # more than the `register:` line itself
+        return False
+
+    def _error_step(self, stage: str, step: Step, error: RunbookError) -> StepOutcome:
+        """Record `step` as an error without running it (the runbook cannot go on as asked)."""
+        started = utc_now()
+        self.emit(StepStarted(stage=stage, step=step.id, title=step.label, uses=step.uses, time=iso(started)))
+        tries = _Tries()
+        tries.status, tries.error = "error", error
+        return self._finish(stage, step, actions.get(step.uses), started, tries)
+
     def _record_skip(self, stage: str, step: Step, reason: str) -> None:
         # Outputs of steps not run this time are restored from the last record that has them,
         # so later steps can still use `steps.<id>.output` and registered names.
@@ -465,7 +518,12 @@ class Executor:
         """One step: restored from the interrupted run, or gated, attempted and finished."""
         restored = self.restored.get((stage, step.id))
         if restored is not None:
-            return self._restore(stage, step, restored)
+            try:
+                rerun = self._masked_and_needed(stage, step, from_record=True)
+            except InputError as exc:
+                return self._error_step(stage, step, exc)
+            if not rerun:
+                return self._restore(stage, step, restored)
         spec = actions.get(step.uses)
         started = utc_now()
         self.emit(StepStarted(stage=stage, step=step.id, title=step.label, uses=step.uses, time=iso(started)))
