@@ -305,6 +305,7 @@ class Executor:
                     # stop before any fix, so nothing is changed on evidence that is not there.
                     self.emit(Note(kind=verdict[0], time=iso(utc_now()), message=verdict[1]))
                     failed, failed_step, status = True, step.id, "failed"
+                    reproduced = None  # the fault was not checked: neither reproduced nor not
                     continue
                 if outcome.status in ("failed", "error") and not step.continue_on_error:
                     failed = True

@@ -279,7 +279,7 @@ def render_phase(status: PhaseStatus, *, colour: bool = False) -> str:
     out.append("")
     if status.runs:
         out.append(f"Runs ({len(status.runs)}):")
-        header = ["RUN ID", "TARGET", "STATUS", "STARTED", "DURATION", "OK", "CHANGED", "FAILED", "SKIPPED"]
+        header = ["RUN ID", "TARGET", "STATUS", "STARTED", "DURATION", *(name.upper() for name in STEP_COUNTS)]
         rows = [
             [
                 run.run_id,
