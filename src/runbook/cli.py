@@ -9,6 +9,7 @@ commands so `runbook --help` stays fast.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -40,8 +41,32 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
         if "=" not in item:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--var")
         key, value = item.split("=", 1)
+        if not _NAME.fullmatch(key.strip()):
+            raise click.BadParameter(
+                f"{item!r}: {key.strip()!r} is not a variable name (letters, digits and _, not starting with a digit)",
+                param_hint="--var",
+            )
         parsed[key.strip()] = value
     return parsed
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A cell is named by its number (as people write them: 109) or its nbformat id.
+_CELL = re.compile(r"[0-9]+|(?=[^,]*[A-Za-z_])[A-Za-z0-9_-]{1,64}")
+
+
+def _parse_cells(text: str) -> list[Any]:
+    cells: list[Any] = []
+    for piece in text.split(","):
+        item = piece.strip()
+        if not _CELL.fullmatch(item):
+            raise click.BadParameter(
+                f"{item!r} in {text!r} is not a cell number or id; write numbers and ids separated by commas, "
+                "e.g. --cells 109,130,cell_14_f21837aa",
+                param_hint="--cells",
+            )
+        cells.append(int(item) if item.isdigit() else item)
+    return cells
 
 
 @click.group(context_settings=CONTEXT)
@@ -83,6 +108,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Approve `manual` steps without asking.")
 @click.option("--no-reproduce", is_flag=True, help="Do not run the verify steps before the fix.")
 @click.option("--resume", is_flag=True, help="Continue the latest failed or interrupted run of this phase.")
+@click.option("--break-lock", is_flag=True, help="Take over a workspace lock that names a run on another host.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines on stdout (for CI).")
 @click.option("--no-report", is_flag=True, help="Do not write the report, changelog and timeline.")
 @click.option("--commit", is_flag=True, help="Commit the report, run record, timestamp log and changed files.")
@@ -102,6 +128,7 @@ def run(
     yes: bool,
     no_reproduce: bool,
     resume: bool,
+    break_lock: bool,
     as_json: bool,
     no_report: bool,
     commit: bool,
@@ -120,6 +147,7 @@ def run(
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
+    _RUNNING["phase"] = phase
     printer: Any = JsonPrinter() if as_json else ConsolePrinter(verbose=verbose)
     options = RunOptions(
         target=target,
@@ -131,6 +159,7 @@ def run(
         assume_yes=yes,
         reproduce=False if no_reproduce else None,
         resume=resume,
+        break_lock=break_lock,
     )
     outputs = run_phase(
         phase,
@@ -264,9 +293,7 @@ def log(state: State, phase: str, action: str, message: str, cells: str | None, 
     """
     from .api import log_phase
 
-    cell_list: list[Any] | None = None
-    if cells:
-        cell_list = [int(c) if c.strip().isdigit() else c.strip() for c in cells.split(",") if c.strip()]
+    cell_list = _parse_cells(cells) if cells is not None else None
     entry = log_phase(state.workspace(), phase, action, message, cells=cell_list, status=status)
     click.echo(json.dumps(entry, ensure_ascii=False))
 
@@ -700,6 +727,12 @@ def _fail(error: RunbookError) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: the one place that maps errors to exit codes."""
+    import signal
+
+    from . import _interrupted_while_starting
+
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
     try:
         cli.main(args=argv, prog_name="runbook", standalone_mode=False)
     except click.exceptions.Abort:
@@ -713,20 +746,39 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except RunbookError as exc:
         _fail(exc)
+    except OSError as exc:
+        from .errors import STORAGE_ERRNOS, storage_error
+
+        if exc.errno not in STORAGE_ERRNOS:
+            _internal_error(exc)
+        _fail(storage_error(exc, resume=_resume_command()))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug of ours: say so in one line; RUNBOOK_DEBUG=1 shows the traceback
-        import os
-
-        if os.environ.get("RUNBOOK_DEBUG"):
-            raise
-        click.echo(
-            f"internal error: {type(exc).__name__}: {exc}\n"
-            "  hint: this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback",
-            err=True,
-        )
-        sys.exit(1)
+        _internal_error(exc)
     sys.exit(0)
+
+
+def _internal_error(exc: Exception) -> NoReturn:
+    import os
+
+    if os.environ.get("RUNBOOK_DEBUG"):
+        raise exc
+    click.echo(
+        f"internal error: {type(exc).__name__}: {exc}\n"
+        "  hint: this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback",
+        err=True,
+    )
+    sys.exit(1)
+
+
+_RUNNING: dict[str, str] = {}  # the phase of the `run` command in progress, for the resume hint
+
+
+def _resume_command() -> str | None:
+    """`runbook run PHASE --resume` when the failed command was a run of PHASE."""
+    phase = _RUNNING.get("phase")
+    return f"runbook run {phase} --resume" if phase else None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -208,6 +208,8 @@ class _StepResult(_Event):
     warnings: list[str] | None = None
     message: str | None = None
     error: StepErrorRecord | None = None
+    # reproduce stage, when the step declares its expected failure: what was expected and seen.
+    signature: dict[str, Any] | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -62,7 +62,7 @@ verify:
     uses: assert
     with:
       that:
-        - that: "{{{{ steps['fix-it'].output.fixed }}}}"
+        - that: "{{{{ steps['fix-it'] is defined and steps['fix-it'].output.fixed }}}}"
           message: the fix was applied
 report:
   root_causes: []
