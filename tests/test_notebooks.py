@@ -273,6 +273,7 @@ def test_cells_carry_number_id_tags_and_outputs(lab: Path) -> None:
         "id": cell.id,
         "cell_type": "code",
         "tags": ["image-test"],
+        "fingerprint": cell.fingerprint,
     }
     assert len(notebook) == 30 and (notebook.nbformat, notebook.nbformat_minor) == (4, 5)
 
