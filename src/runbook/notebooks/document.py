@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
 __all__ = ["Notebook"]
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class Notebook:
@@ -220,8 +223,11 @@ class Notebook:
 
     @property
     def has_cell_ids(self) -> bool:
-        """Whether this format version has cell ids (4.5 and later)."""
-        return (self.nbformat, self.nbformat_minor) >= (4, 5)
+        """Whether new cells get ids: nbformat 4.5 and later, or a 4.4 notebook whose cells already
+        carry ids (editors add them; the file's own convention decides)."""
+        if (self.nbformat, self.nbformat_minor) >= (4, 5):
+            return True
+        return any(isinstance(c, dict) and isinstance(c.get("id"), str) for c in self._doc["cells"])
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -389,8 +395,9 @@ class Notebook:
     ) -> Cell:
         """Insert a new cell before position `index` (`len(nb)` appends) and return it.
 
-        In nbformat 4.5+ the cell gets `id` or a generated `cell_<index>_<8 hex>`; a 4.4 notebook
-        never gets ids (asking for one is an error).
+        When the notebook has cell ids (`has_cell_ids`) the cell gets `id` or a generated one in the
+        style of the ids already there (a uuid among uuids, else `cell_<index>_<8 hex>`); a 4.4
+        notebook without any ids gets none (asking for one is an error).
         """
         if cell_type not in CELL_TYPES:
             raise self._error_at(None, f"unknown cell type {cell_type!r}", hint="use code, markdown or raw")
@@ -400,7 +407,8 @@ class Notebook:
         if id is not None and not self.has_cell_ids:
             raise self._error_at(
                 None,
-                f"nbformat {self.nbformat}.{self.nbformat_minor} notebooks have no cell ids",
+                f"nbformat {self.nbformat}.{self.nbformat_minor} notebooks have no cell ids (and no cell of "
+                "this one has one)",
                 hint="insert the cell without an id, or upgrade the notebook to 4.5 in Jupyter",
             )
         existing = {c.id for c in self.cells if c.id}
@@ -418,16 +426,24 @@ class Notebook:
     @staticmethod
     def _new_id(index: int, cell_type: str, source: str, existing: set[str]) -> str:
         # Deterministic (same edit, same id) so generated files stay reproducible.
+        uuids = sum(1 for i in existing if _UUID.match(i))
         salt = 0
         while True:
-            digest = hashlib.sha256(f"{index}\0{cell_type}\0{source}\0{salt}".encode()).hexdigest()[:8]
-            candidate = f"cell_{index}_{digest}"
+            seed = f"{index}\0{cell_type}\0{source}\0{salt}".encode("utf-8", "surrogatepass")
+            digest = hashlib.sha256(seed).hexdigest()
+            if existing and uuids * 2 > len(existing):
+                candidate = str(uuid.UUID(digest[:32]))
+            else:
+                candidate = f"cell_{index}_{digest[:8]}"
             if candidate not in existing:
                 return candidate
             salt += 1
 
     def _new_cell(self, cell_type: str, source: str, cell_id: str | None, metadata: dict[str, Any]) -> dict[str, Any]:
-        value: str | list[str] = split_source(source) if self._style.source_as_lines else source
+        style = self._style
+        value: str | list[str] = source
+        if style.source_as_lines:
+            value = split_source(source) if style.lines_per_item else ([source] if source else [])
         fields: dict[str, Any] = {"cell_type": cell_type}
         if cell_type == "code":
             fields["execution_count"] = None

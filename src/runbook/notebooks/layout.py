@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 WHITESPACE = re.compile(r"[ \t\n\r]*")
-_ESCAPED_NON_ASCII = re.compile(r"(?<!\\)(?:\\\\)*\\u(?:00[89a-fA-F][0-9a-fA-F]|0[1-9a-fA-F]|[1-9a-fA-F])")
+_NON_ASCII_ESCAPE = re.compile(r"\\u(?:00[89a-fA-F][0-9a-fA-F]|0[1-9a-fA-F]|[1-9a-fA-F])")
 DECODER = json.JSONDecoder()
 scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
@@ -207,6 +207,8 @@ class Style:
     newline: str
     source_as_lines: bool  # new cells get a list of lines (else one string)
     lines_per_item: bool  # a multi-line source list holds one line per item (else all in one item)
+    upper_hex: bool = False  # escapes are written like \u00E9 (the file's first one with a letter says)
+    escape_slash: bool = False  # "/" is written as an escape
 
     def render(self, value: Any, prefix: str) -> str:
         """`value` as this file writes it, for a spot whose line starts with `prefix`."""
@@ -218,6 +220,7 @@ class Style:
         )
         if not self.ensure_ascii:  # lone surrogates stay escapes (raw they are not UTF-8)
             text = escape_surrogates(text)
+        text = respell(text, upper_hex=self.upper_hex, escape_slash=self.escape_slash)
         if self.indent is None:
             return text
         return text.replace("\n", self.newline + prefix)
@@ -229,6 +232,50 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def escape_surrogates(text: str) -> str:
     """`text` with every lone surrogate written as a `\\uXXXX` escape."""
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_LOWER_ESCAPE_OR_PAIR = re.compile(r"(\\\\)|\\u([0-9a-f]{4})")
+
+
+def respell(raw: str, *, upper_hex: bool, escape_slash: bool) -> str:
+    """JSON text as json.dumps wrote it, respelt: uppercase hex escapes, and/or "/" escaped."""
+    if escape_slash:  # in notebook JSON a "/" can only be inside a string
+        raw = raw.replace("/", "\\/")
+    if upper_hex:
+        raw = _LOWER_ESCAPE_OR_PAIR.sub(lambda m: m.group(1) or "\\u" + m.group(2).upper(), raw)
+    return raw
+
+
+def _find_escape(text: str, needle: str, start: int = 0) -> int:
+    """Offset of the first `needle` (starting with a backslash) that is an escape, not the tail of
+    an escaped backslash; -1 if none. (str.find, not a regex: a regex with a look-behind tries every
+    position of a 20 MB text.)"""
+    pos = text.find(needle, start)
+    while pos >= 0:
+        before = pos - 1
+        while before >= 0 and text[before] == "\\":
+            before -= 1
+        if (pos - 1 - before) % 2 == 0:
+            return pos
+        pos = text.find(needle, pos + 1)
+    return -1
+
+
+def _escapes_non_ascii(text: str) -> bool:
+    """Whether the text holds an escape of a character above U+007F (a real one, see _find_escape)."""
+    return any(_find_escape(text, "\\u", match.start()) == match.start() for match in _NON_ASCII_ESCAPE.finditer(text))
+
+
+def _hex_letter(text: str, tries: int = 1000) -> str:
+    """The first hex letter of the file's first few `\\uXXXX` escapes ("" if none has one)."""
+    pos = _find_escape(text, "\\u")
+    while pos >= 0 and tries:
+        letters = [c for c in text[pos + 2 : pos + 6] if c in "abcdefABCDEF"]
+        if letters:
+            return letters[0]
+        tries -= 1
+        pos = _find_escape(text, "\\u", pos + 2)
+    return ""
 
 
 def detect_style(text: str, start: int, layout: Layout, doc: Mapping[str, Any]) -> Style:
@@ -245,7 +292,7 @@ def detect_style(text: str, start: int, layout: Layout, doc: Mapping[str, Any]) 
     else:
         item_separator = ","
     # Raw non-ASCII text means no escaping; an all-ASCII file escapes if it holds any \u0080+.
-    ensure_ascii = text.isascii() and _ESCAPED_NON_ASCII.search(text) is not None
+    ensure_ascii = text.isascii() and _escapes_non_ascii(text)
     as_lines = as_string = per_line = one_item = 0
     for cell in doc.get("cells", []):
         source = cell.get("source") if isinstance(cell, dict) else None
@@ -257,8 +304,17 @@ def detect_style(text: str, start: int, layout: Layout, doc: Mapping[str, Any]) 
                 one_item += 1
         elif isinstance(source, str) and source:
             as_string += 1
+    hex_letter = _hex_letter(text)
     return Style(
-        indent, item_separator, key_separator, ensure_ascii, newline, as_lines >= as_string, per_line >= one_item
+        indent,
+        item_separator,
+        key_separator,
+        ensure_ascii,
+        newline,
+        as_lines >= as_string,
+        per_line >= one_item,
+        upper_hex=hex_letter.isupper(),
+        escape_slash=_find_escape(text, "\\/") >= 0,
     )
 
 

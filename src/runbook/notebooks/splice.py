@@ -19,12 +19,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .layout import Style, array_items, escape_surrogates, line_prefix, scanstring, split_source
+from .layout import Style, array_items, escape_surrogates, line_prefix, respell, scanstring, split_source
 
 # One decoded character per escape (a surrogate pair is one character); runs of plain characters.
 _UNITS = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\.|[^\\]+")
 _HEX_ESCAPE = re.compile(r"\\u[0-9a-fA-F]{4}")
-_LOWER_ESCAPE_OR_PAIR = re.compile(r"(\\\\)|\\u([0-9a-f]{4})")
 # What str.splitlines() breaks at ("\r\n" ends in "\n").
 _BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
@@ -73,14 +72,12 @@ class _RawString:
         return letters == letters.upper()
 
 
-def encode(text: str, *, ensure_ascii: bool, upper_hex: bool = False) -> str:
+def encode(text: str, *, ensure_ascii: bool, upper_hex: bool = False, escape_slash: bool = False) -> str:
     """`text` as the content of a JSON string literal (no quotes); lone surrogates always escaped."""
     raw = json.dumps(text, ensure_ascii=ensure_ascii)[1:-1]
     if not ensure_ascii:
         raw = escape_surrogates(raw)
-    if upper_hex:
-        raw = _LOWER_ESCAPE_OR_PAIR.sub(lambda m: m.group(1) or "\\u" + m.group(2).upper(), raw)
-    return raw
+    return respell(raw, upper_hex=upper_hex, escape_slash=escape_slash)
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -188,8 +185,13 @@ def splice_source(
 
     # Raw spelling of the affected text: old spelling for head and tail, fresh for the middle.
     hints = [raws[k].upper_hex() for k in range(i, j)] or [r.upper_hex() for r in raws]
-    upper = next((h for h in hints if h is not None), False)
-    fresh = encode(middle, ensure_ascii=style.ensure_ascii, upper_hex=upper)
+    upper = next((h for h in hints if h is not None), style.upper_hex)
+    slash = style.escape_slash
+
+    def encoded(part: str) -> str:
+        return encode(part, ensure_ascii=style.ensure_ascii, upper_hex=upper, escape_slash=slash)
+
+    fresh = encoded(middle)
 
     def old_raw(a: int, b: int) -> str:
         pieces = []
@@ -209,9 +211,7 @@ def splice_source(
             if a <= h and b >= m:
                 out.append(fresh)
             else:
-                out.append(
-                    encode(middle[max(a, h) - h : min(b, m) - h], ensure_ascii=style.ensure_ascii, upper_hex=upper)
-                )
+                out.append(encoded(middle[max(a, h) - h : min(b, m) - h]))
         if b > m:
             out.append(old_raw(q + max(a, m) - m, q + b - m))
         return "".join(out)
