@@ -200,3 +200,91 @@ def test_run_cells_in_a_kernel_pass_fail_and_timeout(local_workspace: Path) -> N
     statuses = {c["number"]: c["status"] for c in bad["output"]["cells"]}
     assert statuses == {1: "ok", 3: "failed", 4: "timeout", 5: "ok"}
     assert "ZeroDivisionError" in bad["error"]["message"]
+
+
+# -- a real-style notebook, end to end -------------------------------------------------------------
+
+IMAGE_FIX = """\
+phase: "1.1"
+title: Image generation on a real-style notebook
+vars:
+  notebook: notebooks/lab.ipynb
+  model: FLUX-1.1-pro
+discovery:
+  - id: image-cells
+    uses: notebook.cells
+    with: {{path: "{{{{ notebook }}}}", cell_type: code, pattern: 'dall-e|gpt-image|generate_image\\('}}
+    register: image_cells
+fix:
+  - id: fix-config
+    uses: notebook.edit
+    with:
+      path: "{{{{ notebook }}}}"
+      cell: {{pattern: '^# IMAGE GENERATION CONFIG'}}
+      replacements:
+        - find: 'os.getenv("DALL_E_DEPLOYMENT", "gpt-image-1") or "gpt-image-1"'
+          replace: 'os.getenv("IMAGE_MODEL_DEPLOYMENT", "{{{{ model }}}}") or "{{{{ model }}}}"'
+        - find: '/openai/images/generations?'
+          replace: '/openai/deployments/{{image_model}}/images/generations?'
+  - id: fix-tests
+    uses: notebook.edit
+    with:
+      path: "{{{{ notebook }}}}"
+      cell: {tests}
+      replacements:
+        - {{find: /openai/deployments/dall-e-3/images/generations, replace: "/openai/deployments/{{{{ model }}}}/images/generations"}}
+  - id: fix-minimal
+    uses: notebook.edit
+    with:
+      path: "{{{{ notebook }}}}"
+      cell: {{number: {minimal}}}
+      replacements:
+        - find: 'print(f"[test] Attempting generation with model={{IMAGE_MODEL}} source={{SOURCE}}")'
+          replace: 'print(f"[test] Attempting generation with model={{image_model}}")'
+verify:
+  - id: run-image-cells
+    uses: notebook.run
+    with:
+      path: "{{{{ notebook }}}}"
+      setup: [{{pattern: '^# ENVIRONMENT LOADER'}}]
+      cells: [{{pattern: '^# DEPLOYMENT DISCOVERY'}}, {{pattern: '^# IMAGE GENERATION CONFIG'}}, {tests}, {minimal}]
+      timeout: 60
+      expect:
+        - cell: {{pattern: '^# IMAGE GENERATION CONFIG'}}
+          output_contains: ["[image] Primary image generated"]
+        - cell: {tests}
+          output_matches: ['3/3 images generated']
+        - cell: {minimal}
+"""
+
+
+@pytest.mark.kernel
+def test_a_phase_on_a_real_style_notebook_changes_only_the_fixed_lines(tmp_path: Path) -> None:
+    import nbformat
+
+    from conftest import copy_sample, git, git_init
+    from realstyle import build_realstyle
+
+    root = copy_sample(tmp_path / "lab")
+    real = build_realstyle()
+    nb = real.write(root / "notebooks" / "lab.ipynb")
+    tests, minimal = real.number("# IMAGE TESTS"), real.number("# MINIMAL IMAGE TEST")
+    (root / "runbooks" / "phase-1.1.yaml").write_text(IMAGE_FIX.format(tests=tests, minimal=minimal))
+    git_init(root)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "before")
+
+    result = invoke(["run", "1.1"], cwd=root)
+    assert result.exit_code == 0, result.output
+    record = read_record(record_paths(root / "reports", "1.1")[-1])
+    steps = {f"{e['stage']}:{e['step']}": e for e in record.step_results()}
+    found = set(steps["discovery:image-cells"]["output"]["numbers"])
+    assert {real.number("# IMAGE GENERATION CONFIG"), tests, minimal} <= found
+    assert steps["fix:fix-tests"]["output"]["cell"]["number"] == tests
+    assert steps["verify:run-image-cells"]["status"] == "ok"
+    # The config cell is a one-element list: both of its fixed lines sit in one JSON line.
+    assert git(root, "diff", "--numstat", "--", "notebooks/lab.ipynb").split()[:2] == ["3", "3"]
+    after = nb.read_bytes()
+    assert after.endswith(b"}") and b"\n" not in after.replace(b"\r\n", b"") and after.isascii()
+    node = nbformat.reads(after.decode(), as_version=nbformat.NO_CONVERT)
+    assert "FLUX-1.1-pro" in "".join(node.cells[tests - 1].source)
