@@ -34,7 +34,12 @@ def failed(ename: str, evalue: str, stdout: str = "", traceback: str = "") -> di
             404,
             "DeploymentNotFound",
         ),
-        (failed("RuntimeError", 'HTTP 404 {"statusCode":404,"message":"Resource not found"}'), "resource-not-found", 404, None),
+        (
+            failed("RuntimeError", 'HTTP 404 {"statusCode":404,"message":"Resource not found"}'),
+            "resource-not-found",
+            404,
+            None,
+        ),
         (
             failed("HTTPError", "HTTP Error 401: Access denied due to invalid subscription key"),
             "unauthorized",
@@ -57,7 +62,12 @@ def failed(ename: str, evalue: str, stdout: str = "", traceback: str = "") -> di
             "DeploymentNotFound",
         ),
         ({"status": "ok", "stdout": "[image] request failed: 500\n"}, "caught-http-500", 500, None),
-        ({"status": "timeout", "error": {"ename": "TimeoutError", "evalue": "cell did not finish within 2 s"}}, "timeout", None, None),
+        (
+            {"status": "timeout", "error": {"ename": "TimeoutError", "evalue": "cell did not finish within 2 s"}},
+            "timeout",
+            None,
+            None,
+        ),
     ],
 )
 def test_causes(item: dict[str, object], kind: str, status: int | None, code: str | None) -> None:
@@ -77,7 +87,9 @@ def test_a_passing_cell_has_no_cause_and_name_errors_say_which_cell_defines_the_
 
 
 def test_free_names_ignore_what_functions_bind_locally() -> None:
-    source = "def f(prompt):\n    body = prompt * 2\n    return body + SUFFIX\n\nvalue = f(PREFIX)\nprint(value, os.sep)\n"
+    source = (
+        "def f(prompt):\n    body = prompt * 2\n    return body + SUFFIX\n\nvalue = f(PREFIX)\nprint(value, os.sep)\n"
+    )
     assert free_names(source) == {"SUFFIX", "PREFIX", "os"}
     assert free_names("%pip install x\n") == set()
 
@@ -91,7 +103,7 @@ def test_cell_selection_by_range_and_section() -> None:
         select_cells(nb, "20-40")
     with pytest.raises(InputError, match="not a number or a range"):
         select_cells(nb, "3..5")
-    with pytest.raises(InputError, match="no cells under a section '9.9'") as caught:
+    with pytest.raises(InputError, match=r"no cells under a section '9\.9'") as caught:
         select_cells(nb, section="9.9")
     assert caught.value.hint and "1.5 Image generation" in caught.value.hint
 
@@ -203,9 +215,9 @@ def test_new_from_scan_scaffolds_a_runbook_that_goes_green_once_fixed(tmp_path: 
     path = root / "runbooks" / "phase-1.9.yaml"
     text = path.read_text()
     assert invoke(["validate", str(path)], cwd=root).exit_code == 0
-    assert "output_not_contains: [\"failed: 404\"]" in text
+    assert 'output_not_contains: ["failed: 404"]' in text
     assert "# reproduce:" in text and '#         error: "HTTP 404 DeploymentNotFound"' in text
-    assert "setup: [{pattern: \"^# ENVIRONMENT LOADER" in text
+    assert 'setup: [{pattern: "^# ENVIRONMENT LOADER' in text
     # As scaffolded (no fix yet) the verify steps fail: they reproduce what the scan saw.
     assert invoke(["run", "1.9", "--no-report"], cwd=root).exit_code == 1
     # The person writes the fix steps; then the same verify steps pass.

@@ -165,7 +165,9 @@ def new_phase(
         scaffold = runbook_from_scan(workspace, from_scan)
     chosen = title or known_title or (scaffold.title if scaffold else None)
     if not chosen:
-        raise InputError(f"phase {phase_id} is not in the plan yet", hint='give it a title: --title "Fix Backend Services"')
+        raise InputError(
+            f"phase {phase_id} is not in the plan yet", hint='give it a title: --title "Fix Backend Services"'
+        )
     added = add_phase_to_plan(workspace, phase_id, chosen)
     ids = [p.id for g in workspace.config.plan for p in g.phases]
     if added:
@@ -259,7 +261,9 @@ def runbook_from_scan(workspace: Workspace, scan_path: Path) -> _ScanRunbook:
     for number, group in enumerate(phases, start=1):
         cells = [nb.cells[int(n) - 1] for n in group["cells"]]
         # Setup: the earlier cells that ran fine in the scan and define what these cells read.
-        earlier = [c for c in code_cells if c.number < cells[0].number and scanned.get(c.number, {}).get("status") == "ok"]
+        earlier = [
+            c for c in code_cells if c.number < cells[0].number and scanned.get(c.number, {}).get("status") == "ok"
+        ]
         defined = definers(earlier)
         wanted: set[int] = set()
         todo = set().union(*(free_names(c.source) for c in cells))
@@ -300,4 +304,6 @@ def runbook_from_scan(workspace: Workspace, scan_path: Path) -> _ScanRunbook:
         steps.append("\n".join(lines) + "\n")
     first = phases[0]
     summary = "; ".join(f"{p.get('title')} (cells {', '.join(str(n) for n in p['cells'])})" for p in phases)
-    return _ScanRunbook(str(first.get("title") or "Failing cells"), notebook_rel, "Failing in the scan: " + summary, steps)
+    return _ScanRunbook(
+        str(first.get("title") or "Failing cells"), notebook_rel, "Failing in the scan: " + summary, steps
+    )

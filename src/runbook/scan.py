@@ -188,7 +188,9 @@ def _http_cause(text: str, caught: bool) -> Cause | None:
             else None,
         )
     if status is not None:
-        return Cause(kind_prefix + f"http-{status}", f"{prefix}HTTP {status}" + (f" {code}" if code else ""), status, code)
+        return Cause(
+            kind_prefix + f"http-{status}", f"{prefix}HTTP {status}" + (f" {code}" if code else ""), status, code
+        )
     return None
 
 
@@ -204,7 +206,9 @@ def classify(item: Mapping[str, Any], defined_earlier: Mapping[str, int] | None 
     output = "\n".join(str(item.get(k) or "") for k in ("stdout", "text", "stderr"))
     everything = "\n".join((output, ename, evalue, str(error.get("traceback") or "")))
     if status == "timeout":
-        return Cause("timeout", str(error.get("evalue") or "the cell timed out"), hint="raise the timeout or fix a hang")
+        return Cause(
+            "timeout", str(error.get("evalue") or "the cell timed out"), hint="raise the timeout or fix a hang"
+        )
     if status == "dead":
         return Cause("kernel-died", str(item.get("message") or "the kernel died"))
     if status == "failed":
@@ -442,7 +446,11 @@ def scan_notebook(
             finished(run)
     scanned.sort(key=lambda c: order.index(c.number - 1))
     result = ScanResult(
-        notebook=_shown(workspace, notebook), target=session.name, cells=scanned, started_at=started, finished_at=utc_now()
+        notebook=_shown(workspace, notebook),
+        target=session.name,
+        cells=scanned,
+        started_at=started,
+        finished_at=utc_now(),
     )
     result.phases = propose_phases(result)
     return result
@@ -499,7 +507,9 @@ def triage_markdown(result: ScanResult) -> str:
         lines += ["None: nothing to fix.", ""]
     for number, phase in enumerate(result.phases, start=1):
         cells = ", ".join(str(c) for c in phase["cells"])
-        lines.append(f"{number}. **{phase['title']}** - cells {cells}" + (f". {phase['hint']}" if phase.get("hint") else ""))
+        lines.append(
+            f"{number}. **{phase['title']}** - cells {cells}" + (f". {phase['hint']}" if phase.get("hint") else "")
+        )
     lines += [
         "",
         "Scaffold a runbook for them with `runbook new PHASE --from-scan "
@@ -544,5 +554,7 @@ def load_scan(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list) or "notebook" not in data:
-        raise InputError(f"{path} is not a scan result (no `notebook` and `cells`)", hint="use the .json that `runbook scan` wrote")
+        raise InputError(
+            f"{path} is not a scan result (no `notebook` and `cells`)", hint="use the .json that `runbook scan` wrote"
+        )
     return data

@@ -154,8 +154,8 @@ _FULL_USE = re.compile(r"\{\s*(?:inference_api_path|INFERENCE_API_PATH)[^}]*\}/d
 
 
 def inference_path_convention(sources: Iterable[str]) -> str | None:
-    """"full" if the notebook's INFERENCE_API_PATH includes `/openai` (its default, or how its URLs
-    continue after it), "short" if it does not, None when the notebook does not say."""
+    """The notebook's INFERENCE_API_PATH convention: "full" if it includes `/openai` (its default,
+    or how its URLs continue after it), "short" if it does not, None when the notebook does not say."""
     uses = {"full": 0, "short": 0}
     for source in sources:
         for default in _PATH_DEFAULT.findall(source):
@@ -205,4 +205,3 @@ def _refuse_clear_text(session: TargetSession) -> None:
                 "keys and tokens would travel in clear",
                 hint="use https:// (plain http is allowed only for 127.0.0.1/localhost)",
             )
-
