@@ -707,3 +707,34 @@ def test_any_source_round_trips(tmp_path_factory: pytest.TempPathFactory, name: 
     assert type(new_source) is type(old_source)  # a list of lines stays a list, a string a string
     expected["cells"][index]["source"] = new_source
     assert written == expected  # and nothing else changed
+
+
+# -- the one-pass reader agrees with json.loads ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_one_pass_scan_gives_what_json_loads_gives(name: str) -> None:
+    from runbook.notebooks.layout import scan_document
+
+    data = build(name).decode("utf-8-sig")
+    doc, layout = scan_document(data, 0)
+    assert doc == json.loads(data) and layout is not None and len(layout.cells) == len(doc["cells"])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"cells": [], "nbformat": 4, "nbformat_minor": 5} trailing', "Extra data"),
+        ('{"cells" [], "nbformat": 4}', "Expecting ':' delimiter"),
+        ('{"cells": [{"cell_type": "code",}], "nbformat": 4}', "Expecting property name"),
+        ('{"cells": [1 2], "nbformat": 4}', "Expecting ',' delimiter"),
+    ],
+)
+def test_malformed_json_errors_come_from_json_itself(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.ipynb"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(text)
+    with pytest.raises(NotebookError, match=message) as caught:
+        Notebook.read(path)
+    assert caught.value.location is not None and caught.value.location.column == expected.value.colno

@@ -82,6 +82,18 @@ def _expect(text: str, pos: int, char: str) -> int:
     return skip(text, pos + 1)
 
 
+_ws = WHITESPACE.match
+_scan_once = DECODER.scan_once  # type: ignore[attr-defined]  # the C scanner behind raw_decode, without its per-call wrapper
+
+
+def _value(text: str, pos: int) -> tuple[Any, int]:
+    try:
+        value, end = _scan_once(text, pos)
+    except StopIteration as exc:
+        raise _Malformed(exc.value) from None
+    return value, end
+
+
 def _scan_object(
     text: str, pos: int, descend: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Member], int, list[Any]]:
@@ -94,7 +106,7 @@ def _scan_object(
     values: dict[str, Any] = {}
     members: dict[str, Member] = {}
     items: list[Any] = []
-    pos = skip(text, pos + 1)
+    pos = _ws(text, pos + 1).end()  # type: ignore[union-attr]
     if text[pos : pos + 1] == "}":
         return values, members, pos + 1, items
     while True:
@@ -102,18 +114,24 @@ def _scan_object(
         if text[pos : pos + 1] != '"':
             raise _Malformed(pos)
         key, pos = scanstring(text, pos + 1)
-        pos = _expect(text, skip(text, pos), ":")
+        pos = _ws(text, pos).end()  # type: ignore[union-attr]
+        if text[pos : pos + 1] != ":":
+            raise _Malformed(pos)
+        pos = _ws(text, pos + 1).end()  # type: ignore[union-attr]
         value_start = pos
         if key == descend and text[pos : pos + 1] == "[":
             value, items, pos = _scan_cells(text, pos)
         else:
-            value, pos = DECODER.raw_decode(text, pos)
+            value, pos = _value(text, pos)
         values[key] = value
         members[key] = Member(key_start, value_start, pos)
-        pos = skip(text, pos)
-        if text[pos : pos + 1] == "}":
+        pos = _ws(text, pos).end()  # type: ignore[union-attr]
+        char = text[pos : pos + 1]
+        if char == "}":
             return values, members, pos + 1, items
-        pos = _expect(text, pos, ",")
+        if char != ",":
+            raise _Malformed(pos)
+        pos = _ws(text, pos + 1).end()  # type: ignore[union-attr]
 
 
 def _scan_cells(text: str, pos: int) -> tuple[list[Any], list[Any], int]:
@@ -128,7 +146,7 @@ def _scan_cells(text: str, pos: int) -> tuple[list[Any], list[Any], int]:
             if text[pos : pos + 1] == "{":
                 value, members, pos, _ = _scan_object(text, pos)
             else:
-                (value, pos), members = DECODER.raw_decode(text, pos), None
+                (value, pos), members = _value(text, pos), None
             cells.append(value)
             spans.append((start, pos, members))
             pos = skip(text, pos)
