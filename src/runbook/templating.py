@@ -12,6 +12,7 @@ import copy
 import json
 import operator
 import re
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -87,11 +88,27 @@ def _strip_braces(text: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _compiled_expression(expr: str) -> Any:
+def _compiled_expression(expr: str) -> Evaluator:
+    """A function of the context mapping: the direct evaluator, else Jinja's compiled expression."""
     direct = _direct_expression(expr)
     if direct is not None:
         return direct
-    return environment().compile_expression(expr, undefined_to_none=False)
+    template = environment().compile_expression(expr, undefined_to_none=False)._template
+
+    def run_compiled(context: Mapping[str, Any]) -> Any:
+        # TemplateExpression.__call__ without its `dict(**context)` copy of every registered value
+        jinja_context = _shared_context(template, context)
+        for _ in template.root_render_func(jinja_context):
+            pass
+        return jinja_context.vars["result"]
+
+    return run_compiled
+
+
+def _shared_context(template: Any, context: Mapping[str, Any]) -> Any:
+    """A Jinja context that reads `context` in place (no copy per render); names not in it fall
+    through to the environment's globals, as `dict(globals, **context)` would resolve them."""
+    return template.new_context(ChainMap(context, template.globals), shared=True)  # type: ignore[arg-type]
 
 
 # Compiling an expression to Python costs about 1 ms (Jinja generates a module and `compile()`s
@@ -130,8 +147,9 @@ class _Compile(Exception):
     """The expression uses something the direct evaluator leaves to Jinja's compiler."""
 
 
-def _direct_expression(expr: str) -> Callable[..., Any] | None:
-    """A callable like `compile_expression(expr)`'s, or None when the expression must be compiled."""
+def _direct_expression(expr: str) -> Evaluator | None:
+    """`compile_expression(expr)` as a function of the context mapping (read in place, never
+    copied), or None when the expression must be compiled."""
     env = environment()
     if env.is_async or env.intercepted_binops or env.intercepted_unops or env.autoescape:
         return None
@@ -142,14 +160,9 @@ def _direct_expression(expr: str) -> Callable[..., Any] | None:
             return None  # the compiler raises the syntax error
         node.set_environment(env)
         node = Optimizer(env).visit(node, nodes.EvalContext(env))
-        run = _evaluator(node, env)
+        return _evaluator(node, env)
     except Exception:  # a syntax error, a constant that fails to fold, or a node left to the compiler
         return None
-
-    def call(**context: Any) -> Any:
-        return run(context)
-
-    return call
 
 
 def _evaluator(node: Any, env: SandboxedEnvironment) -> Evaluator:
@@ -287,12 +300,14 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
     try:
         match = _SINGLE_EXPR.match(text)
         if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
-            value = _compiled_expression(match.group("expr").strip())(**context)
+            value = _compiled_expression(match.group("expr").strip())(context)
             if isinstance(value, Undefined):
                 # The sandbox answers some refused accesses with an undefined value; make it fail here.
                 value._fail_with_undefined_error()
             return value
-        return _compiled_template(text).render(**context)
+        template = _compiled_template(text)
+        # Template.render without its `dict(**context)` copy
+        return template.environment.concat(template.root_render_func(_shared_context(template, context)))
     except Exception as exc:
         raise _fail(exc, text) from exc
 
@@ -312,7 +327,7 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a condition (`when`, `until`, `expect`): bare (`x > 1`) or braced (`{{ x > 1 }}`)."""
     expr = _strip_braces(expression).strip()
     try:
-        value = _compiled_expression(expr)(**context)
+        value = _compiled_expression(expr)(context)
         if isinstance(value, Undefined):
             value._fail_with_undefined_error()
         return value
