@@ -123,6 +123,41 @@ def run_command(
     return elapsed, result
 
 
+def interleaved_commands(
+    commands: dict[str, tuple[Sequence[str], Path | None]],
+    *,
+    repeat: int,
+    env: dict[str, str] | None = None,
+    warmup: int = 1,
+    timeout: float = 600,
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall and CPU seconds of each command (argv, cwd), run in interleaved rounds after `warmup`
+    untimed rounds: {name: (walls, cpus)}, in round order (pair them with `pair_ratio`)."""
+    for _ in range(warmup):
+        for argv, cwd in commands.values():
+            run_command(argv, cwd=cwd, env=env, timeout=timeout)
+
+    def timed(argv: Sequence[str], cwd: Path | None) -> Callable[[], tuple[float, float]]:
+        def once() -> tuple[float, float]:
+            cpu: list[float] = []
+            elapsed, _result = run_command(argv, cwd=cwd, env=env, timeout=timeout, cpu=cpu)
+            return elapsed, cpu[0]
+
+        return once
+
+    rounds = interleaved({name: timed(argv, cwd) for name, (argv, cwd) in commands.items()}, repeat=repeat)
+    return {name: ([w for w, _ in runs], [c for _, c in runs]) for name, runs in rounds.items()}
+
+
+def pair_difference(ours: Sequence[float], base: Sequence[float]) -> float:
+    """Median of the per-round differences ours - base (the rounds of `interleaved`)."""
+    return median([o - b for o, b in zip(ours, base, strict=False)])
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+
+
 def time_command(
     argv: Sequence[str],
     *,
