@@ -221,6 +221,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    load: str = "?"  # load average when the benchmark ended
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
