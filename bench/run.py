@@ -34,6 +34,7 @@ BENCHMARKS = {
     "notebooks": "bench_notebooks",
     "history": "bench_history",
     "memory": "bench_memory",
+    "kernel": "bench_kernel",
 }
 REPORT = REPO / "BENCHMARKS.md"
 PEERS = (
