@@ -118,6 +118,11 @@ def check(expressions: list[str]) -> tuple[int, list[str]]:
             continue
         if direct is not None:
             direct_count += 1
+            # validation trusts the direct parse in place of Jinja's template parse
+            try:
+                env.parse("{{ " + expr + " }}")
+            except Exception as exc:
+                mismatches.append(f"{expr!r}: direct evaluator accepted what the template parser refuses ({exc})")
         # runbook's path (direct, or compiled but fed the context in place) against Jinja's own call
         ours = _compiled_expression(expr)
         for context in CONTEXTS:

@@ -66,6 +66,12 @@ def check_syntax(text: str) -> str | None:
     """Return a syntax error message for a template string, or None when it parses."""
     if "{" not in text:
         return None  # no block can start without `{`: plain text always parses (and is most strings)
+    match = _SINGLE_EXPR.match(text)
+    expr = match.group("expr") if match else None
+    # Rendered as one expression: parsing it for the direct evaluator checks it, and the run that
+    # follows finds it parsed (one parse per expression, not two).
+    if expr is not None and "{{" not in expr and "}}" not in expr and _direct_expression(expr.strip()) is not None:
+        return None
     try:
         environment().parse(text)
     except TemplateSyntaxError as exc:
@@ -75,6 +81,8 @@ def check_syntax(text: str) -> str | None:
 
 def check_expression(text: str) -> str | None:
     """Return a syntax error message for a bare expression (`when`, `expect`), or None."""
+    if _direct_expression(_strip_braces(text).strip()) is not None:
+        return None  # parsed for the direct evaluator (and kept for the run): no need to compile it
     try:
         environment().compile_expression(_strip_braces(text))
     except TemplateSyntaxError as exc:
@@ -147,6 +155,7 @@ class _Compile(Exception):
     """The expression uses something the direct evaluator leaves to Jinja's compiler."""
 
 
+@lru_cache(maxsize=4096)
 def _direct_expression(expr: str) -> Evaluator | None:
     """`compile_expression(expr)` as a function of the context mapping (read in place, never
     copied), or None when the expression must be compiled."""
