@@ -93,7 +93,7 @@ class OnFirstUse(MutableMapping[str, Any]):
         return len(self._need())
 
     def __repr__(self) -> str:
-        return f"OnFirstUse({self._data!r}, filled={self._fill is None})"
+        return repr(self._need())  # as the dict it stands for (a template may print it)
 
 
 # Settings only a running emulator can give (their first read starts it).

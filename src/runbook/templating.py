@@ -30,7 +30,12 @@ _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
 
 def _to_json(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, indent=indent, sort_keys=False, ensure_ascii=False, default=str)
+    return json.dumps(value, indent=indent, sort_keys=False, ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    # mappings that are not dicts (a target's settings, filled on first use) are objects too
+    return dict(value) if isinstance(value, Mapping) else str(value)
 
 
 def _regex_search(value: Any, pattern: str, ignorecase: bool = False) -> bool:
