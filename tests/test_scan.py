@@ -216,7 +216,8 @@ def test_new_from_scan_scaffolds_a_runbook_that_goes_green_once_fixed(tmp_path: 
     text = path.read_text()
     assert invoke(["validate", str(path)], cwd=root).exit_code == 0
     assert 'output_not_contains: ["failed: 404"]' in text
-    assert "# reproduce:" in text and '#         error: "HTTP 404 DeploymentNotFound"' in text
+    # The failure the scan saw is the expected failure signature of the reproduce run.
+    assert "    reproduce:\n      expect:\n" in text and "\"'DeploymentNotFound' in (output | to_json)\"" in text
     assert 'setup: [{pattern: "^# ENVIRONMENT LOADER' in text
     # As scaffolded (no fix yet) the verify steps fail: they reproduce what the scan saw.
     assert invoke(["run", "1.9", "--no-report"], cwd=root).exit_code == 1
@@ -224,8 +225,10 @@ def test_new_from_scan_scaffolds_a_runbook_that_goes_green_once_fixed(tmp_path: 
     fixed = re.sub(r"fix:\n(?:  #.*\n)*  \[\]\n", FIX_STEPS, text)
     assert fixed != text
     path.write_text(fixed)
-    result = invoke(["run", "1.9", "--no-report", "--no-reproduce"], cwd=root)
+    result = invoke(["run", "1.9", "--no-report", "--json"], cwd=root)
     assert result.exit_code == 0, result.output
+    # Reproduce ran first and the failures matched what the scan saw: the fault is proven, then fixed.
+    assert '"reproduced": true' in result.stdout and '"matched": true' in result.stdout
     # A second scaffold of the same phase refuses to overwrite it.
     again = invoke(["new", "1.9", "--from-scan", "reports/scan/lab.json"], cwd=root)
     assert again.exit_code == 2 and "already exists" in again.stderr

@@ -192,7 +192,7 @@ def _yaml_text(text: str) -> str:
 
 @dataclass
 class _ScanRunbook:
-    """What `runbook new --from-scan` writes: vars, verify steps, a commented reproduce block."""
+    """What `runbook new --from-scan` writes: vars, verify steps and their expected failure signatures."""
 
     title: str
     notebook: str
@@ -294,13 +294,18 @@ def runbook_from_scan(workspace: Workspace, scan_path: Path) -> _ScanRunbook:
             printed = _PRINTED_FAILURE.search(str(item.get("excerpt") or ""))
             if str(cause.get("kind", "")).startswith("caught-") and printed:
                 lines.append(f"          output_not_contains: [{json.dumps(printed.group(), ensure_ascii=False)}]")
-            seen = cause.get("summary") or item.get("status")
-            signature.append(f"    #       - cell: {cell.number}\n    #         error: {json.dumps(str(seen))}")
-        lines.append(
-            "    # The failure the scan saw, as the expected failure signature of the reproduce run\n"
-            "    # (enable once `reproduce: {expect: ...}` on verify steps exists, see [evidence]):\n"
-            "    # reproduce:\n    #   expect:\n" + "\n".join(signature)
-        )
+            token = cause.get("code") or cause.get("http_status") or item.get("error_name")
+            if token:
+                seen = cause.get("summary") or item.get("status")
+                expression = json.dumps(f"'{token}' in (output | to_json)")
+                signature.append(
+                    f"        - that: {expression}\n          message: {json.dumps(f'cell {cell.number}: {seen}')}"
+                )
+        if signature:
+            lines.append(
+                "    # The failure the scan saw: before the fix, the fault counts as reproduced only if it looks so.\n"
+                "    reproduce:\n      expect:\n" + "\n".join(signature)
+            )
         steps.append("\n".join(lines) + "\n")
     first = phases[0]
     summary = "; ".join(f"{p.get('title')} (cells {', '.join(str(n) for n in p['cells'])})" for p in phases)
