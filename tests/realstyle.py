@@ -142,7 +142,7 @@ def _cell_id(index: int, source: str) -> str:
     return hashlib.sha256(f"{index}:{source}".encode()).hexdigest()[:8] + "-" + f"{index:04d}"
 
 
-def _serialise(cells: list[dict[str, Any]], rng: random.Random) -> dict[str, Any]:
+def _serialise(cells: list[dict[str, Any]]) -> dict[str, Any]:
     out = []
     for index, cell in enumerate(cells):
         source = cell["source"]
@@ -176,7 +176,7 @@ def _serialise(cells: list[dict[str, Any]], rng: random.Random) -> dict[str, Any
 def build_realstyle(seed: int = 0, count: int = CELL_COUNT) -> Realstyle:
     """The real-style notebook (deterministic for a seed)."""
     cells = realstyle_cells(seed, count)
-    doc = _serialise(cells, random.Random(seed))
+    doc = _serialise(cells)
     text = json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=True)
     text = re.sub(r"\n", "\r\n", text)  # CRLF, and no final newline
     return Realstyle(text.encode("ascii"), cells)

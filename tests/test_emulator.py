@@ -559,7 +559,7 @@ def test_estate_yaml_and_file_errors(tmp_path: Path) -> None:
 class _StaticCredential:
     """A TokenCredential for the emulator, which accepts any bearer token."""
 
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+    def get_token(self, *_scopes: str, **_kwargs: Any) -> Any:
         from azure.core.credentials import AccessToken
 
         return AccessToken("emulator-token", int(time.time()) + 3600)

@@ -49,8 +49,8 @@ BROKEN_NOTEBOOKS = {
     "nbformat 3": (lambda text: text.replace('"nbformat": 4', '"nbformat": 3'), "nbformat 3 notebooks are not supported"),
     "nbformat 5": (lambda text: text.replace('"nbformat": 4', '"nbformat": 5'), "nbformat 5 is newer than runbook"),
     "duplicate ids": (_duplicate_ids, r"duplicate cell id '[^']+': cells 1 and 2"),
-    "empty": (lambda text: "", "the notebook file is empty"),
-    "a list": (lambda text: "[]", "a notebook is a JSON object"),
+    "empty": (lambda _text: "", "the notebook file is empty"),
+    "a list": (lambda _text: "[]", "a notebook is a JSON object"),
     "conflict markers": (lambda text: text.replace(' "cells": [', '<<<<<<< HEAD\n "cells": [', 1), "not valid JSON"),
 }
 

@@ -157,7 +157,7 @@ def test_bad_cell_index_and_unknown_kernel_are_clear_errors() -> None:
 
 
 def test_python3_falls_back_to_this_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
-    def nothing_registered(self: KernelSpecManager, kernel_name: str) -> None:
+    def nothing_registered(_self: KernelSpecManager, kernel_name: str) -> None:
         raise NoSuchKernel(kernel_name)
 
     monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", nothing_registered)

@@ -408,7 +408,7 @@ def test_failed_write_leaves_the_old_file_and_no_temp_file(lab: Path, monkeypatc
     notebook = Notebook.read(lab)
     notebook.set_source(1, "print('x')")
 
-    def crash(src: str, dst: str) -> None:
+    def crash(_src: str, _dst: str) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", crash)

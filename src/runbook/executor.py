@@ -292,7 +292,7 @@ class Executor:
                         failed, failed_step, status = True, step.id, "failed"
                         continue
                 if failed or not selected:
-                    reason = self._after_failure_reason(failed_step) if failed else self._skip_reason(stage, step)
+                    reason = self._after_failure_reason(failed_step) if failed else self._skip_reason(stage)
                     self._record_skip(stage, step, reason)
                     continue
                 if stage == "reproduce" and reproduced is None:
@@ -412,7 +412,7 @@ class Executor:
             plan.append((stage, step, selected))
         return plan
 
-    def _skip_reason(self, stage: str, step: Step) -> str:
+    def _skip_reason(self, stage: str) -> str:
         if self.options.dry_run and stage == "verify":
             return "dry-run: verify does not run"
         if self.options.only is not None:

@@ -247,17 +247,17 @@ async def run_cells_async(
         iopub_timeout=4,
     )
     # nbclient's `timeout` trait is an int; its per-cell hook takes any number of seconds.
-    client.timeout_func = lambda cell: timeout  # type: ignore[assignment]
+    client.timeout_func = lambda _cell: timeout  # type: ignore[assignment]
     replies: dict[int, dict[str, Any]] = {}
 
-    def remember_reply(*, cell: NotebookNode, cell_index: int, execute_reply: dict[str, Any]) -> None:
+    def remember_reply(*, cell_index: int, execute_reply: dict[str, Any], **_cell: NotebookNode) -> None:
         replies[cell_index] = execute_reply
 
     client.on_cell_executed = remember_reply
 
     with tempfile.TemporaryFile(mode="w+b") as kernel_log:
         try:
-            await _start(client, manager, kernel_env, cwd, kernel_log, kernel_name)
+            await _start(client, kernel_env, cwd, kernel_log, kernel_name)
             await _run_plan(client, manager, node, plan, replies, timeout, stop, output_limit, kernel_log, on_cell)
         finally:
             await _shutdown(client, manager)
@@ -266,7 +266,6 @@ async def run_cells_async(
 
 async def _start(
     client: NotebookClient,
-    manager: AsyncKernelManager,
     env: dict[str, str],
     cwd: Path | None,
     log: IO[bytes],

@@ -202,7 +202,7 @@ class SetOutput(Output):
     output=SetOutput,
     summary="Register computed values: every key of `with` becomes a field of the output.",
 )
-def set_values(params: SetParams, ctx: ActionContext) -> Result:
+def set_values(params: SetParams, _ctx: ActionContext) -> Result:
     return Result(output=dict(params.model_extra or {}))
 
 
@@ -237,7 +237,7 @@ class AssertOutput(Output):
     output=AssertOutput,
     summary="Fail unless every condition is true; say which one was not.",
 )
-def assert_(params: AssertParams, ctx: ActionContext) -> Result:
+def assert_(params: AssertParams, _ctx: ActionContext) -> Result:
     failed = []
     checked = []
     for item in params.that:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InputError, RunbookError
 from ..model import normalise_phase
@@ -36,9 +36,13 @@ from .record import (
     MemberFinished,
     MemberSkipped,
     MemberStarted,
+    MemberState,
     fleet_record_path,
     latest_fleet_record,
 )
+
+if TYPE_CHECKING:
+    from .engines import Engine
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -238,16 +242,8 @@ def run_fleet(plan: FleetPlan, listeners: Iterable[Listener] = ()) -> FleetOutco
     names = [m.name for m in plan.members]
     engine_name = plan.options.engine
     statuses: dict[str, str] = {}
-    pending: list[tuple[MemberSpec, MemberJob]] = []
-    done_before: list[tuple[MemberSpec, dict[str, Any]]] = []
     finished_before = plan.previous.members() if plan.previous else {}
-    for spec in plan.members:
-        job = member_job(plan, spec)
-        recorded = _recorded(plan, job) if plan.previous is not None else None
-        if recorded is None:
-            pending.append((spec, job))
-        else:
-            done_before.append((spec, recorded))
+    pending, done_before = _split_recorded(plan)
     # The engine opens before the first line is written: an unreachable scheduler leaves no record.
     engine = open_engine(engine_name, scheduler=plan.options.scheduler, fleet_run_id=plan.fleet_run_id,
                          max_concurrency=plan.max_concurrency, per_subscription=plan.per_subscription) if pending else None
@@ -256,28 +252,15 @@ def run_fleet(plan: FleetPlan, listeners: Iterable[Listener] = ()) -> FleetOutco
                           fleet_file=str(plan.fleet.path), engine=engine_name, members=names, options=plan.describe()))
     else:
         emit(FleetResumed(fleet_run_id=plan.fleet_run_id, engine=engine_name, members=names, options=plan.describe()))
-    for spec, recorded in done_before:
-        statuses[spec.name] = recorded["status"]
-        earlier = finished_before.get(spec.name)
-        if earlier is None or earlier.finished is None or earlier.finished.get("run_id") != recorded.get("run_id"):
-            emit(MemberFinished(member=spec.name, **_fields(recorded)))
-        emit(MemberSkipped(member=spec.name, reason=f"its run {recorded.get('run_id')} finished earlier ({recorded['status']})"))
+    _replay_finished(done_before, finished_before, statuses, emit)
     running: dict[Any, tuple[MemberSpec, float]] = {}
     errors = 0
     halted = interrupted = False
     try:
         while pending or running:
             try:
-                while not halted and pending and len(running) < plan.max_concurrency:
-                    index = _next_startable(pending, running, plan.per_subscription)
-                    if index is None:
-                        break
-                    spec, job = pending.pop(index)
-                    mode = "resume" if plan.previous is not None and finished_before.get(spec.name, None) is not None \
-                        and finished_before[spec.name].started is not None else "start"
-                    emit(MemberStarted(member=spec.name, mode=mode, subscription=spec.subscription))
-                    assert engine is not None
-                    running[engine.submit(job)] = (spec, time.monotonic())
+                if not halted:
+                    _start_members(plan, engine, pending, running, finished_before, emit)
                 if not running:
                     break
                 assert engine is not None
@@ -311,6 +294,47 @@ def run_fleet(plan: FleetPlan, listeners: Iterable[Listener] = ()) -> FleetOutco
     duration = round(time.monotonic() - started, 3)
     emit(FleetFinished(status=status, totals=_totals(statuses), duration_s=duration))
     return FleetOutcome(plan.fleet_run_id, status, statuses, plan.record_path if writer else None, duration, events)
+
+
+def _split_recorded(plan: FleetPlan) -> tuple[list[tuple[MemberSpec, MemberJob]], list[tuple[MemberSpec, dict[str, Any]]]]:
+    """The members still to run (with their jobs), and those whose run of this fleet run finished earlier."""
+    pending: list[tuple[MemberSpec, MemberJob]] = []
+    done_before: list[tuple[MemberSpec, dict[str, Any]]] = []
+    for spec in plan.members:
+        job = member_job(plan, spec)
+        recorded = _recorded(plan, job) if plan.previous is not None else None
+        if recorded is None:
+            pending.append((spec, job))
+        else:
+            done_before.append((spec, recorded))
+    return pending, done_before
+
+
+def _replay_finished(done_before: list[tuple[MemberSpec, dict[str, Any]]], finished_before: dict[str, MemberState],
+                     statuses: dict[str, str], emit: Callable[[Any], None]) -> None:
+    """On resume: record each member that finished earlier (once) and that it is skipped now."""
+    for spec, recorded in done_before:
+        statuses[spec.name] = recorded["status"]
+        earlier = finished_before.get(spec.name)
+        if earlier is None or earlier.finished is None or earlier.finished.get("run_id") != recorded.get("run_id"):
+            emit(MemberFinished(member=spec.name, **_fields(recorded)))
+        emit(MemberSkipped(member=spec.name, reason=f"its run {recorded.get('run_id')} finished earlier ({recorded['status']})"))
+
+
+def _start_members(plan: FleetPlan, engine: Engine | None, pending: list[tuple[MemberSpec, MemberJob]],
+                   running: dict[Any, tuple[MemberSpec, float]], finished_before: dict[str, MemberState],
+                   emit: Callable[[Any], None]) -> None:
+    """Submit pending members, in file order, while the concurrency and per-subscription limits leave room."""
+    while pending and len(running) < plan.max_concurrency:
+        index = _next_startable(pending, running, plan.per_subscription)
+        if index is None:
+            break
+        spec, job = pending.pop(index)
+        mode = "resume" if plan.previous is not None and finished_before.get(spec.name) is not None \
+            and finished_before[spec.name].started is not None else "start"
+        emit(MemberStarted(member=spec.name, mode=mode, subscription=spec.subscription))
+        assert engine is not None
+        running[engine.submit(job)] = (spec, time.monotonic())
 
 
 def _next_startable(pending: list[tuple[MemberSpec, MemberJob]], running: dict[Any, tuple[MemberSpec, float]], per_subscription: int | None) -> int | None:

@@ -142,12 +142,8 @@ class Notebook:
     def _cell_position(self, index: int) -> int:
         return self._layout.cells[index].start
 
-    def _check(self, doc: Any) -> None:
-        # Positions are only computed (by scanning the text) when there is an error to report.
-        if not isinstance(doc, dict):
-            raise self._error_at(
-                self._start, f"a notebook is a JSON object, this file holds a JSON {type(doc).__name__}"
-            )
+    def _check_format(self, doc: dict[str, Any]) -> None:
+        """nbformat 4 with an integer minor version, or an error saying which format this is."""
         major = doc.get("nbformat")
         if major != 4 or not isinstance(doc.get("nbformat_minor"), int):
             if major is None:
@@ -174,6 +170,14 @@ class Notebook:
                 f"unknown notebook format {major!r}.{doc.get('nbformat_minor')!r}",
                 hint="expected nbformat 4 with an integer nbformat_minor",
             )
+
+    def _check(self, doc: Any) -> None:
+        # Positions are only computed (by scanning the text) when there is an error to report.
+        if not isinstance(doc, dict):
+            raise self._error_at(
+                self._start, f"a notebook is a JSON object, this file holds a JSON {type(doc).__name__}"
+            )
+        self._check_format(doc)
         cells = doc.get("cells")
         if not isinstance(cells, list):
             raise self._error_at(self._top_position("cells"), "the notebook has no `cells` list")
