@@ -334,6 +334,12 @@ def new(state: State, phase: str, title: str | None) -> None:
     show_default=True,
     help="Seed of the fault draw: the same seed and the same requests give the same faults.",
 )
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON file that keeps ARM writes: loaded at start when it exists, saved after every change.",
+)
 def emulator(
     estate: Path | None,
     host: str,
@@ -344,6 +350,7 @@ def emulator(
     fault_rate: float,
     fault_kinds: str | None,
     seed: int,
+    state_file: Path | None,
 ) -> None:
     """Serve the embedded Azure emulator on loopback until Ctrl-C.
 
@@ -369,6 +376,7 @@ def emulator(
         faults=faults,
         seed=seed,
         echo=click.echo,
+        state_file=state_file,
     )
 
 
