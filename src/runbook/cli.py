@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from . import __version__
 from .errors import EXIT_INPUT, EXIT_INTERRUPTED, RunbookError
+
+if TYPE_CHECKING:
+    from .docs import CommandDoc, ParamDoc
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -408,7 +411,7 @@ def report(
     tag: bool,
 ) -> None:
     """Render the resolution report of PHASE from a stored run record (default: its latest run)."""
-    from .reports import report_phase
+    from .publish import report_phase
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
@@ -455,6 +458,7 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
     Unreadable timestamp-log lines are skipped with a warning naming file:line (on stderr).
     """
     from . import status as screens
+    from .text import use_colour
 
     workspace = state.workspace()
     view = screens.phase_status(workspace, phase) if phase else screens.workspace_status(workspace)
@@ -463,7 +467,7 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False))
         return
-    colour = screens.use_colour(sys.stdout)
+    colour = use_colour(sys.stdout)
     if isinstance(view, screens.PhaseStatus):
         click.echo(screens.render_phase(view, colour=colour), nl=False)
     else:
@@ -504,15 +508,18 @@ def docs_serve(state: State, port: int) -> None:
     serve_site(workspace, port=port)
 
 
-def command_reference() -> list[dict[str, Any]]:
-    """Every command with its usage, help and parameters, as plain data for the generated CLI reference."""
+def command_reference() -> list[CommandDoc]:
+    """Every command with its usage, help and parameters, as plain data for the generated CLI reference.
+
+    `runbook docs` hands this to the docs API, so the docs never import the CLI.
+    """
     import inspect
 
-    commands: list[dict[str, Any]] = []
+    commands: list[CommandDoc] = []
 
     def walk(command: click.Command, parent: click.Context | None, path: list[str]) -> None:
         ctx = click.Context(command, info_name=path[-1], parent=parent)
-        params = []
+        params: list[ParamDoc] = []
         for param in command.get_params(ctx):
             if isinstance(param, click.Option) and "--help" in param.opts:
                 continue
