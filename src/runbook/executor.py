@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -455,6 +456,11 @@ class Executor:
 
     def _attempts(self, stage: str, step: Step, spec: ActionSpec, tries: _Tries) -> None:
         """Run the action until it passes `expect` and `until`, at most 1 + `retries` times."""
+        if step.approve and not self.options.dry_run:
+            refused = self._approval(step)
+            if refused is not None:
+                tries.error, tries.status = refused, "failed"
+                return
         while True:
             tries.attempts += 1
             try:
@@ -475,6 +481,19 @@ class Executor:
             tries.status = "failed"
         elif tries.result is not None:
             tries.status = tries.result.status
+
+    def _approval(self, step: Step) -> ActionError | None:
+        """None when a person approved `step` (at the terminal, or by --yes); else why it may not run."""
+        if self.options.assume_yes:
+            return None
+        if self.confirm is None or not sys.stdin.isatty():
+            return ActionError(
+                f"step {step.id} needs approval before it changes anything",
+                hint="run in a terminal to approve it, pass --yes, or look first with --dry-run",
+            )
+        if self.confirm(f"Approve step {step.id}: {step.label}?"):
+            return None
+        return ActionError(f"step {step.id} was not approved", hint="nothing was changed; run again to approve it")
 
     def _finish(self, stage: str, step: Step, spec: ActionSpec, started: datetime, tries: _Tries) -> StepOutcome:
         """Register the output, emit `step_finished`, and stop the run when the step was interrupted."""

@@ -104,7 +104,10 @@ def _start_emulator(workspace: Workspace, config: TargetConfig, session: TargetS
     from .azure.estate import load_estate
 
     estate_path = (workspace.root / config.estate) if config.estate else None
-    emulator = Emulator(load_estate(estate_path), **_emulator_options(config.settings)).start()
+    options = _emulator_options(config.settings)
+    if config.settings.get("state_file"):  # ARM writes kept between runs (the world several runs share)
+        options["state_file"] = workspace.root / str(config.settings["state_file"])
+    emulator = Emulator(load_estate(estate_path), **options).start()
     session.emulator = emulator
     env = emulator.env()
     session.env.update(env)
