@@ -79,7 +79,7 @@ class Emulator:
                 ) from None
         for module in (cosmos, search, loganalytics, apim_backends):
             module.seed(estate, self.store)
-        self._saved = -1
+        self._saved = self.store.writes  # nothing to save until a write changes the store
         self._save_lock = threading.Lock()
         self._arm = ArmSite(
             estate, ROUTES, SERVES, page_size, lambda: self.arm_url, lambda: self.gateway_url, self.store
