@@ -73,7 +73,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phase")
+@click.argument("phases", nargs=-1, required=True, metavar="PHASE...")
 @click.option("-t", "--target", help="Target from runbook.yaml (default: default_target; the sample uses `emulator`).")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set a variable or input (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Discovery runs; fix steps show what they would change; verify is skipped. Writes nothing.")
@@ -92,7 +92,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 @click.pass_obj
 def run(
     state: State,
-    phase: str,
+    phases: tuple[str, ...],
     target: str | None,
     variables: tuple[str, ...],
     dry_run: bool,
@@ -109,12 +109,13 @@ def run(
     junit: Path | None,
     verbose: bool,
 ) -> None:
-    """Run the runbook of PHASE (`1.5` or `phase-1.5`).
+    """Run the runbook of PHASE (`1.5` or `phase-1.5`), or of several (`1.5 1.6`, `group 1`).
 
     Stages run in order: discovery -> reproduce (the verify steps, expected to fail before the fix)
-    -> fix -> verify. Every step is recorded in reports/runs/<phase>/<run-id>.jsonl.
+    -> fix -> verify. Every step is recorded in reports/runs/<phase>/<run-id>.jsonl. Several phases
+    run in plan order, each with its report and progress, and the first that fails stops the rest.
     """
-    from .api import run_phase
+    from .api import phases_to_run, run_phase, run_phases
     from .console import ConsolePrinter, JsonPrinter
     from .executor import RunOptions
 
@@ -132,9 +133,44 @@ def run(
         reproduce=False if no_reproduce else None,
         resume=resume,
     )
+    workspace = state.workspace()
+    chosen = phases_to_run(workspace, phases)
+    if len(chosen) > 1:
+        if resume or from_step or step:
+            raise click.UsageError("--resume, --from and --step apply to one phase: name only one")
+
+        def progress(done: Any) -> None:
+            click.echo(f"phase {done.result.phase}: {done.result.status}")
+
+        runs = run_phases(
+            chosen,
+            workspace=workspace,
+            on_finished=progress,
+            options=options,
+            listeners=[printer],
+            warn=printer.warning,
+            confirm=lambda text: click.confirm(text, default=False),
+            report=not no_report,
+            commit=commit,
+            tag=tag,
+            junit=junit,
+            raise_on_failure=False,
+        )
+        for ran in runs:
+            if not as_json:
+                for path in ran.written:
+                    click.echo(f"wrote {path}")
+        last = runs[-1]
+        if last.result.status != "success" or len(runs) < len(chosen):
+            skipped = [p for p in chosen if p not in {r.result.phase for r in runs}]
+            if skipped:
+                click.echo(f"  stopped after phase {last.result.phase}: not run: {', '.join(skipped)}", err=True)
+            sys.exit(EXIT_INTERRUPTED if last.result.status == "interrupted" else 1)
+        return
+    phase = chosen[0] if chosen else phases[0]
     outputs = run_phase(
         phase,
-        workspace=state.workspace(),
+        workspace=workspace,
         options=options,
         listeners=[printer],
         warn=printer.warning,
