@@ -25,7 +25,9 @@ COSMOS_VERSION = "2024-11-15"
 
 def _cosmos_id(emu: Emulator) -> str:
     sub = emu.env()["AZURE_SUBSCRIPTION_ID"]
-    return f"/subscriptions/{sub}/resourceGroups/{RG}/providers/Microsoft.DocumentDB/databaseAccounts/cosmos-pavavy6pu5hpa"
+    return (
+        f"/subscriptions/{sub}/resourceGroups/{RG}/providers/Microsoft.DocumentDB/databaseAccounts/cosmos-pavavy6pu5hpa"
+    )
 
 
 def _url(emu: Emulator, resource_id: str, version: str = COSMOS_VERSION) -> str:
@@ -164,4 +166,9 @@ def test_create_puts_once_then_is_ok_and_list_filters_by_type() -> None:
         listed = _run("azure.list", _context(emu, stage="discovery"), type="Microsoft.Search/searchServices")
         assert listed.output["names"] == ["search-pavavy6pu5hpa"]
         search = emu.env()["AZURE_SEARCH_ENDPOINT"]
-        assert httpx.get(f"{search}/indexes?api-version=2024-07-01", headers={"api-key": "emulator-search-key-not-a-secret"}).status_code == 200
+        assert (
+            httpx.get(
+                f"{search}/indexes?api-version=2024-07-01", headers={"api-key": "emulator-search-key-not-a-secret"}
+            ).status_code
+            == 200
+        )

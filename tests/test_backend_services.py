@@ -45,7 +45,9 @@ def _cosmos_query(emu: Emulator) -> httpx.Response:
 
 def _lb_chat(emu: Emulator, deployment: str = "gpt-4o-mini") -> httpx.Response:
     url = f"{emu.gateway_url}/lb/openai/deployments/{deployment}/chat/completions?api-version=2024-10-21"
-    return httpx.post(url, json={"messages": [{"role": "user", "content": "hi"}]}, headers={"api-key": emu.subscription_key})
+    return httpx.post(
+        url, json={"messages": [{"role": "user", "content": "hi"}]}, headers={"api-key": emu.subscription_key}
+    )
 
 
 def test_cosmos_firewall_blocks_the_lab_ip_until_an_ip_rule_allows_it(emu: Emulator) -> None:
@@ -77,8 +79,16 @@ def test_cosmos_firewall_blocks_the_lab_ip_until_an_ip_rule_allows_it(emu: Emula
 
 def test_search_absent_answers_404_in_arm_and_on_the_data_plane(emu: Emulator) -> None:
     env = emu.env()
-    assert httpx.get(env["AZURE_SEARCH_ENDPOINT"] + "/indexes?api-version=2024-07-01", headers={"api-key": "k"}).status_code == 404
-    got = httpx.get(f"{_group(emu)}/providers/Microsoft.Search/searchServices/search-pavavy6pu5hpa?api-version=2023-11-01", headers=BEARER)
+    assert (
+        httpx.get(
+            env["AZURE_SEARCH_ENDPOINT"] + "/indexes?api-version=2024-07-01", headers={"api-key": "k"}
+        ).status_code
+        == 404
+    )
+    got = httpx.get(
+        f"{_group(emu)}/providers/Microsoft.Search/searchServices/search-pavavy6pu5hpa?api-version=2023-11-01",
+        headers=BEARER,
+    )
     assert got.status_code == 404 and got.json()["error"]["code"] == "ResourceNotFound"
 
 
@@ -112,7 +122,7 @@ def test_pool_balances_and_headers_come_only_from_the_policy(emu: Emulator) -> N
     backends = {b.name: b for b in client.backend.list_by_service(RG, APIM, enforce_https=False)}
     assert backends["foundry4-backend"].url == "https://foundry4-pavavy6pu5hpa.openai.azure.com/openai"
     xml = (
-        '<policies><inbound><base /></inbound><backend><base /></backend><outbound><base />'
+        "<policies><inbound><base /></inbound><backend><base /></backend><outbound><base />"
         '<set-header name="x-ms-region" exists-action="override"><value>@(context.Deployment.Region)</value></set-header>'
         '<set-header name="x-ms-backend-id" exists-action="override"><value>@(context.Backend.Id)</value></set-header>'
         "</outbound><on-error><base /></on-error></policies>"
@@ -123,7 +133,11 @@ def test_pool_balances_and_headers_come_only_from_the_policy(emu: Emulator) -> N
     assert "x-ms-region" in client.api_policy.get(RG, APIM, "lb-api", "policy", enforce_https=False).value
     answers = [_lb_chat(emu) for _ in range(3)]
     assert {r.headers["x-ms-region"] for r in answers} == {"uksouth", "eastus", "swedencentral"}
-    assert {r.headers["x-ms-backend-id"] for r in answers} == {"foundry1-backend", "foundry2-backend", "foundry3-backend"}
+    assert {r.headers["x-ms-backend-id"] for r in answers} == {
+        "foundry1-backend",
+        "foundry2-backend",
+        "foundry3-backend",
+    }
     missing = _lb_chat(emu, "gpt-4-turbo")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "DeploymentNotFound"
     assert "x-ms-backend-id" in missing.headers
@@ -154,7 +168,11 @@ def test_account_keys_and_models_with_deprecation(emu: Emulator) -> None:
 
 def test_resources_list_filters_and_unknown_routes_keep_invalid_resource_type(emu: Emulator) -> None:
     url = f"{_group(emu)}/resources"
-    got = httpx.get(url, params={"api-version": "2021-04-01", "$filter": "resourceType eq 'Microsoft.OperationalInsights/workspaces'"}, headers=BEARER)
+    got = httpx.get(
+        url,
+        params={"api-version": "2021-04-01", "$filter": "resourceType eq 'Microsoft.OperationalInsights/workspaces'"},
+        headers=BEARER,
+    )
     assert [r["name"] for r in got.json()["value"]] == ["log-pavavy6pu5hpa"]
     bad = httpx.get(url, params={"api-version": "2021-04-01", "$filter": "location eq 'x'"}, headers=BEARER)
     assert bad.status_code == 400

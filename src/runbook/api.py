@@ -408,7 +408,10 @@ def _log_end(ws: Workspace, loaded: LoadedRunbook, result: RunResult) -> None:
             duration_s=duration,
         )
     else:
-        failed = next((o.step.id for o in result.outcomes if o.status in ("failed", "interrupted") and o.stage != "reproduce"), None)
+        failed = next(
+            (o.step.id for o in result.outcomes if o.status in ("failed", "interrupted") and o.stage != "reproduce"),
+            None,
+        )
         entry = log_entry(
             phase_id,
             "fail",
@@ -463,12 +466,14 @@ def validate(paths: Iterable[Path] = (), *, workspace: Workspace | None = None) 
         try:
             doc = read_yaml(path, root=Path.cwd() if root is None else None)
         except InputError as exc:
-            problems.append(Problem(exc.location or Location(str(path)), exc.message.split(": ", 1)[-1] if exc.location else exc.message))
+            problems.append(
+                Problem(
+                    exc.location or Location(str(path)), exc.message.split(": ", 1)[-1] if exc.location else exc.message
+                )
+            )
             continue
         problems.extend(validate_document(doc, known_phases=known))
     return len(files), problems
-
-
 
 
 # ---------------------------------------------------------------- log, init, new
@@ -495,4 +500,3 @@ def log_phase(
     entry = log_entry(phase_id, action, message, cells_fixed=cells or None, status=status, source="manual")
     append_log(workspace.timestamp_log, entry)
     return entry
-
