@@ -429,7 +429,8 @@ def cli_equivalent(method: str, resource_id: str, api_version: str, body: dict[s
     """The `az` command that makes the same change as this write (a specific command when one exists)."""
     lowered = resource_id.lower()
     parts = _parts(resource_id)
-    props = body.get("properties") if isinstance(body.get("properties"), dict) else {}
+    found = body.get("properties")
+    props: dict[str, Any] = found if isinstance(found, dict) else {}
     quote = shlex.quote
     if "/microsoft.documentdb/databaseaccounts/" in lowered and "ipRules" in props:
         ranges = ",".join(str(rule.get("ipAddressOrRange")) for rule in props["ipRules"] if isinstance(rule, dict))

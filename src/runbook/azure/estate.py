@@ -637,17 +637,17 @@ def _cross_check(estate: Estate) -> list[_Finding]:
                             )
                         )
                 seen_backends: dict[str, _Loc] = {}
-                for b, backend in enumerate(service.backends):
+                for b, spec in enumerate(service.backends):
                     b_loc = (*m_loc, "backends", b)
-                    unique(seen_backends, backend.id, (*b_loc, "id"), "backend id")
-                    if backend.type == "Single" and backend.account is None and backend.url is None:
+                    unique(seen_backends, spec.id, (*b_loc, "id"), "backend id")
+                    if spec.type == "Single" and spec.account is None and spec.url is None:
                         found.append(_Finding(b_loc, "a Single backend needs 'account' or 'url'"))
-                    if backend.account is not None and estate.find_account(backend.account) is None:
-                        message = f"account '{backend.account}' is not an account in this estate"
+                    if spec.account is not None and estate.find_account(spec.account) is None:
+                        message = f"account '{spec.account}' is not an account in this estate"
                         found.append(
-                            _Finding((*b_loc, "account"), message + _suggest(backend.account, all_accounts, "accounts"))
+                            _Finding((*b_loc, "account"), message + _suggest(spec.account, all_accounts, "accounts"))
                         )
-                    for i, member in enumerate(backend.pool):
+                    for i, member in enumerate(spec.pool):
                         if member.backend not in backend_ids:
                             message = f"pool member '{member.backend}' is not a backend of this service"
                             found.append(

@@ -98,7 +98,7 @@ def model_item(model: AccountModel) -> Json:
 
 def generic_item(resource: Json) -> Json:
     """A resource as ARM's generic resources list shows it (id, name, type, location, kind, sku, tags)."""
-    item = {key: resource[key] for key in ("id", "name", "type", "location", "kind", "sku", "tags") if key in resource}
+    item: Json = {key: resource[key] for key in ("id", "name", "type", "location", "kind", "sku", "tags") if key in resource}
     item.setdefault("tags", {})
     return item
 
