@@ -172,3 +172,31 @@ def test_create_puts_once_then_is_ok_and_list_filters_by_type() -> None:
             ).status_code
             == 200
         )
+
+
+def test_serve_forever_loads_and_names_the_state_file(tmp_path: Path) -> None:
+    from runbook.azure.emulator import serve_forever
+
+    state = tmp_path / "state.json"
+    with Emulator(load_estate(), state_file=state, lro_polls=0) as emu:
+        httpx.patch(_url(emu, _cosmos_id(emu)), json={"tags": {"kept": "yes"}}, headers=BEARER)
+    lines: list[str] = []
+    stop = threading.Event()
+    thread = threading.Thread(target=serve_forever, kwargs={"echo": lines.append, "stop": stop, "state_file": state})
+    thread.start()
+    try:
+        for _ in range(200):
+            if lines:
+                break
+            threading.Event().wait(0.05)
+        text = "\n".join(lines)
+        assert f"state    {state}" in text
+        arm = next(line.split()[-1] for line in text.splitlines() if line.strip().startswith("ARM"))
+        sub = next(line.split("=")[-1] for line in text.splitlines() if "AZURE_SUBSCRIPTION_ID=" in line)
+        resource = f"/subscriptions/{sub}/resourceGroups/{RG}/providers/Microsoft.DocumentDB/databaseAccounts/cosmos-pavavy6pu5hpa"
+        assert httpx.get(f"{arm}{resource}?api-version={COSMOS_VERSION}", headers=BEARER).json()["tags"] == {
+            "kept": "yes"
+        }
+    finally:
+        stop.set()
+        thread.join(timeout=10)
