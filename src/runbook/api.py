@@ -319,7 +319,11 @@ def _execute(run: _PhaseRun, redactor: Redactor, listeners: list[Listener]) -> t
 
     # The lock comes first: what to resume is decided under it, and a lock left by a killed run is
     # taken over (with a warning) by whatever `runbook run` comes next, even one with nothing to do.
-    lock = None if run.options.dry_run else WorkspaceLock(run.ws.root, run.phase_id, run.warn).acquire()
+    lock = (
+        None
+        if run.options.dry_run
+        else WorkspaceLock(run.ws.root, run.phase_id, run.warn, break_lock=run.options.break_lock).acquire()
+    )
     target = None
     try:
         plan = _prepare_resume(run)

@@ -9,6 +9,7 @@ commands so `runbook --help` stays fast.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -40,8 +41,32 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
         if "=" not in item:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--var")
         key, value = item.split("=", 1)
+        if not _NAME.fullmatch(key.strip()):
+            raise click.BadParameter(
+                f"{item!r}: {key.strip()!r} is not a variable name (letters, digits and _, not starting with a digit)",
+                param_hint="--var",
+            )
         parsed[key.strip()] = value
     return parsed
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A cell is named by its number (as people write them: 109) or its nbformat id.
+_CELL = re.compile(r"[0-9]+|(?=[^,]*[A-Za-z_])[A-Za-z0-9_-]{1,64}")
+
+
+def _parse_cells(text: str) -> list[Any]:
+    cells: list[Any] = []
+    for piece in text.split(","):
+        item = piece.strip()
+        if not _CELL.fullmatch(item):
+            raise click.BadParameter(
+                f"{item!r} in {text!r} is not a cell number or id; write numbers and ids separated by commas, "
+                "e.g. --cells 109,130,cell_14_f21837aa",
+                param_hint="--cells",
+            )
+        cells.append(int(item) if item.isdigit() else item)
+    return cells
 
 
 @click.group(context_settings=CONTEXT)
@@ -83,6 +108,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Approve `manual` steps without asking.")
 @click.option("--no-reproduce", is_flag=True, help="Do not run the verify steps before the fix.")
 @click.option("--resume", is_flag=True, help="Continue the latest failed or interrupted run of this phase.")
+@click.option("--break-lock", is_flag=True, help="Take over a workspace lock that names a run on another host.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines on stdout (for CI).")
 @click.option("--no-report", is_flag=True, help="Do not write the report, changelog and timeline.")
 @click.option("--commit", is_flag=True, help="Commit the report, run record, timestamp log and changed files.")
@@ -102,6 +128,7 @@ def run(
     yes: bool,
     no_reproduce: bool,
     resume: bool,
+    break_lock: bool,
     as_json: bool,
     no_report: bool,
     commit: bool,
@@ -121,6 +148,7 @@ def run(
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
+    _RUNNING["phase"] = phase
     printer: Any = JsonPrinter() if as_json else ConsolePrinter(verbose=verbose)
     options = RunOptions(
         target=target,
@@ -132,6 +160,7 @@ def run(
         assume_yes=yes,
         reproduce=False if no_reproduce else None,
         resume=resume,
+        break_lock=break_lock,
     )
     workspace = state.workspace()
     chosen = phases_to_run(workspace, phases)
@@ -300,9 +329,7 @@ def log(state: State, phase: str, action: str, message: str, cells: str | None, 
     """
     from .api import log_phase
 
-    cell_list: list[Any] | None = None
-    if cells:
-        cell_list = [int(c) if c.strip().isdigit() else c.strip() for c in cells.split(",") if c.strip()]
+    cell_list = _parse_cells(cells) if cells is not None else None
     entry = log_phase(state.workspace(), phase, action, message, cells=cell_list, status=status)
     click.echo(json.dumps(entry, ensure_ascii=False))
 
@@ -324,15 +351,71 @@ def init(directory: Path, project: str | None) -> None:
 @cli.command(context_settings=CONTEXT)
 @click.argument("phase")
 @click.option("--title", help='Phase title, e.g. "Fix Backend Services" (default: its title in the plan).')
+@click.option(
+    "--from-scan",
+    "from_scan",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A scan's JSON (reports/scan/X.json): verify steps run exactly the cells it found failing.",
+)
 @click.pass_obj
-def new(state: State, phase: str, title: str | None) -> None:
+def new(state: State, phase: str, title: str | None, from_scan: Path | None) -> None:
     """Scaffold runbooks/phase-PHASE.yaml and add PHASE to the plan if it is missing."""
     from .scaffold import new_phase
 
-    path, added = new_phase(state.workspace(), phase, title)
+    path, added = new_phase(state.workspace(), phase, title, from_scan=from_scan)
     click.echo(f"created {path}")
     if added:
         click.echo(f"added phase {phase} to the plan in runbook.yaml")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("notebook", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-t", "--target", help="Target from runbook.yaml (default: emulator when the workspace has it).")
+@click.option("--cells", metavar="RANGES", help="Only these cells, e.g. 3-20,25 (1-based numbers).")
+@click.option("--section", metavar="HEADING", help='Only the cells under this heading, e.g. "1.5".')
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per cell.")
+@click.option("--kernel", default="python3", show_default=True, help="Kernel name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scan as JSON on stdout (progress goes to stderr).")
+@click.pass_obj
+def scan(
+    state: State,
+    notebook: Path,
+    target: str | None,
+    cells: str | None,
+    section: str | None,
+    timeout: float,
+    kernel: str,
+    as_json: bool,
+) -> None:
+    """Run NOTEBOOK's code cells in one kernel and triage the failures by cause.
+
+    Writes reports/scan/<notebook>.md (the triage report with proposed phases) and .json (for
+    `runbook new PHASE --from-scan`). Cells run in order, each under --timeout; the scan carries on
+    after a failing cell.
+    """
+    from .scan import progress_line, scan_notebook, write_scan
+
+    workspace = state.workspace()
+    chosen = target or ("emulator" if "emulator" in workspace.config.targets or not workspace.config.targets else None)
+    result = scan_notebook(
+        workspace,
+        notebook if notebook.is_absolute() else Path.cwd() / notebook,
+        target=chosen,
+        cells=cells,
+        section=section,
+        timeout=timeout,
+        kernel=kernel,
+        progress=lambda cell, done, total: click.echo(progress_line(cell, done, total), err=as_json),
+    )
+    markdown, data = write_scan(result, workspace.reports_dir / "scan")
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    summary = result.summary()
+    click.echo(f"{summary['scanned']} cells scanned, {summary['failing']} failing")
+    for phase in result.phases:
+        click.echo(f"  proposed: {phase['title']} - cells {', '.join(str(n) for n in phase['cells'])}")
+    click.echo(f"wrote {markdown}\nwrote {data}")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -544,6 +627,143 @@ def docs_serve(state: State, port: int) -> None:
     serve_site(workspace, port=port)
 
 
+# -- commands: fleet (one phase across many deployments; the core is runbook.fleet)
+
+
+@cli.group(context_settings=CONTEXT)
+@click.option(
+    "-f",
+    "--file",
+    "fleet_file",
+    type=click.Path(path_type=Path),
+    default=Path("fleet.yaml"),
+    show_default=True,
+    help="The fleet file listing the members.",
+)
+@click.pass_context
+def fleet(ctx: click.Context, fleet_file: Path) -> None:
+    """Roll one phase across many deployments: rate-controlled, recorded, resumable.
+
+    Each member is a workspace (a folder, or a git repository cloned into the fleet's work folder)
+    with its target settings; each member run is an ordinary `runbook run` with its own record.
+    The fleet record is reports/fleet/<phase>/<fleet-run-id>.jsonl next to the fleet file.
+    """
+    ctx.obj = (ctx.obj, fleet_file)
+
+
+@fleet.command("run", context_settings=CONTEXT)
+@click.argument("phase")
+@click.option("--members", "members", multiple=True, metavar="GLOB", help="Only members whose name matches (repeatable).")
+@click.option("--max-concurrency", metavar="N|P%", help="Members running at once (default: the fleet file's, else 4).")
+@click.option("--max-errors", metavar="N|P%", help="Once more members than this failed, no new member starts; running ones finish.")
+@click.option("--per-subscription", type=click.IntRange(min=1), metavar="N", help="Members running at once in one subscription.")
+@click.option("--dry-run", is_flag=True, help="Every member runs with --dry-run; no fleet record is written.")
+@click.option("-y", "--yes", is_flag=True, help="Start without asking, and approve `manual` steps in every member.")
+@click.option("--commit", is_flag=True, help="Each member commits its run in its own repository.")
+@click.option("--branch", is_flag=True, help="With --commit: commit on the branch fleet/<phase>/<fleet-run-id>.")
+@click.option("--resume", is_flag=True, help="Continue the latest fleet run of PHASE: finished members are skipped.")
+@click.option("--json", "as_json", is_flag=True, help="Print fleet events as JSON lines on stdout.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True, help="Where member runs execute.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="With --engine dask: the Dask scheduler's address.")
+@click.pass_obj
+def fleet_run(
+    obj: tuple[State, Path],
+    phase: str,
+    members: tuple[str, ...],
+    max_concurrency: str | None,
+    max_errors: str | None,
+    per_subscription: int | None,
+    dry_run: bool,
+    yes: bool,
+    commit: bool,
+    branch: bool,
+    resume: bool,
+    as_json: bool,
+    engine: str,
+    scheduler: str | None,
+) -> None:
+    """Run PHASE in every member of the fleet (or those --members selects)."""
+    from .fleet.coordinator import FleetOptions, plan_fleet, run_fleet
+    from .fleet.model import load_fleet
+    from .fleet.report import event_line
+
+    options = FleetOptions(
+        members=members, max_concurrency=max_concurrency, max_errors=max_errors, per_subscription=per_subscription,
+        dry_run=dry_run, assume_yes=yes, commit=commit, branch=branch, resume=resume, engine=engine, scheduler=scheduler,
+    )
+    plan = plan_fleet(load_fleet(obj[1]), phase, options)
+    if not yes and not dry_run:
+        if not sys.stdin.isatty():
+            raise click.UsageError("fleet run changes every member: pass --yes (or --dry-run) when there is no terminal")
+        click.echo(f"phase {plan.phase} on {len(plan.members)} members: {', '.join(m.name for m in plan.members[:8])}"
+                   f"{' …' if len(plan.members) > 8 else ''} (max concurrency {plan.max_concurrency})")
+        if not click.confirm("start?", default=False):
+            raise click.exceptions.Abort()
+
+    def show(event: dict[str, Any]) -> None:
+        line = json.dumps(event, ensure_ascii=False) if as_json else event_line(event)
+        if line:
+            click.echo(line)
+
+    outcome = run_fleet(plan, [show])
+    if outcome.status != "success" and outcome.record_path is not None and not as_json:
+        click.echo(f"  hint: see `runbook fleet status {plan.phase}`; continue with `runbook fleet run {plan.phase} --resume`", err=True)
+    sys.exit({"success": 0, "interrupted": EXIT_INTERRUPTED}.get(outcome.status, 1))
+
+
+@fleet.command("status", context_settings=CONTEXT)
+@click.argument("phase")
+@click.option("--run", "run_id", metavar="FLEET_RUN_ID", help="A fleet run (id or unique prefix; default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def fleet_status(obj: tuple[State, Path], phase: str, run_id: str | None, as_json: bool) -> None:
+    """Per-member status of a fleet run of PHASE, read from its fleet record (works while it runs)."""
+    from .fleet.model import load_fleet
+    from .fleet.record import latest_fleet_record
+    from .fleet.report import fleet_view, render_status
+    from .model import normalise_phase
+
+    view = fleet_view(latest_fleet_record(load_fleet(obj[1]).reports_dir, normalise_phase(phase), run_id))
+    for warning in view.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False) if as_json else render_status(view), nl=as_json)
+
+
+@fleet.command("report", context_settings=CONTEXT)
+@click.argument("phase")
+@click.option("--run", "run_id", metavar="FLEET_RUN_ID", help="A fleet run (id or unique prefix; default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report's data as JSON instead of writing files.")
+@click.pass_obj
+def fleet_report(obj: tuple[State, Path], phase: str, run_id: str | None, as_json: bool) -> None:
+    """Write the fleet report of PHASE (markdown + SVG chart next to its fleet record)."""
+    from .fleet.model import load_fleet
+    from .fleet.record import latest_fleet_record
+    from .fleet.report import fleet_view, write_report
+    from .model import normalise_phase
+
+    record = latest_fleet_record(load_fleet(obj[1]).reports_dir, normalise_phase(phase), run_id)
+    if as_json:
+        click.echo(json.dumps(fleet_view(record).to_dict(), indent=2, ensure_ascii=False))
+        return
+    for path in write_report(record):
+        click.echo(f"wrote {path}")
+
+
+@fleet.command("generate", context_settings=CONTEXT)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--members", "count", type=click.IntRange(min=1), default=12, show_default=True, help="How many members.")
+@click.option("--ref", default="HEAD", show_default=True, help="The commit of this project the members copy the sample from.")
+@click.option("--latency", type=float, default=0.0, help="Seconds every member's emulator adds to each answer.")
+@click.option("--healthy", is_flag=True, help="No member broken by design.")
+@click.option("--source", type=click.Path(file_okay=False, path_type=Path), default=Path(), help="A clone of this project (default: here).")
+def fleet_generate(directory: Path, count: int, ref: str, latency: float, healthy: bool, source: Path) -> None:
+    """Write a demo fleet: DIRECTORY/fleet.yaml and one git repository per member, some broken by design."""
+    from .fleet.generate import generate_fleet
+
+    path = generate_fleet(directory, count, source=source, ref=ref, latency=latency, broken={} if healthy else None)
+    click.echo(f"wrote {path} ({count} members)")
+
+
 def command_reference() -> list[CommandDoc]:
     """Every command with its usage, help and parameters, as plain data for the generated CLI reference.
 
@@ -607,6 +827,12 @@ def _fail(error: RunbookError) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: the one place that maps errors to exit codes."""
+    import signal
+
+    from . import _interrupted_while_starting
+
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
     try:
         cli.main(args=argv, prog_name="runbook", standalone_mode=False)
     except click.exceptions.Abort:
@@ -620,20 +846,39 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except RunbookError as exc:
         _fail(exc)
+    except OSError as exc:
+        from .errors import STORAGE_ERRNOS, storage_error
+
+        if exc.errno not in STORAGE_ERRNOS:
+            _internal_error(exc)
+        _fail(storage_error(exc, resume=_resume_command()))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug of ours: say so in one line; RUNBOOK_DEBUG=1 shows the traceback
-        import os
-
-        if os.environ.get("RUNBOOK_DEBUG"):
-            raise
-        click.echo(
-            f"internal error: {type(exc).__name__}: {exc}\n"
-            "  hint: this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback",
-            err=True,
-        )
-        sys.exit(1)
+        _internal_error(exc)
     sys.exit(0)
+
+
+def _internal_error(exc: Exception) -> NoReturn:
+    import os
+
+    if os.environ.get("RUNBOOK_DEBUG"):
+        raise exc
+    click.echo(
+        f"internal error: {type(exc).__name__}: {exc}\n"
+        "  hint: this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback",
+        err=True,
+    )
+    sys.exit(1)
+
+
+_RUNNING: dict[str, str] = {}  # the phase of the `run` command in progress, for the resume hint
+
+
+def _resume_command() -> str | None:
+    """`runbook run PHASE --resume` when the failed command was a run of PHASE."""
+    phase = _RUNNING.get("phase")
+    return f"runbook run {phase} --resume" if phase else None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,14 +1,16 @@
 """Targets: the environment a run talks to, opened for the length of one run.
 
 `emulator` starts the embedded Azure emulator on loopback and fills the settings from it (no
-credential needed). `azure` takes its settings from the config and from environment variables (or the
+credential needed); the environment it gives a notebook kernel follows the notebook's own
+`INFERENCE_API_PATH` convention (`kernel_env`). `azure` takes its settings from the config and from environment variables (or the
 workspace `.env`), and fails before any step with the list of what is missing. Secret settings are
 handed to the run's redactor the moment they are read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -31,6 +33,25 @@ class TargetSession:
     env: dict[str, str]
     secret_settings: set[str] = field(default_factory=set)
     emulator: Any = None
+    env_overrides: set[str] = field(default_factory=set)  # variables the target's `env:` sets
+    # emulator: the inference API's path with and without its "/openai" tail
+    inference_paths: tuple[str, str] | None = None
+
+    def kernel_env(self, sources: Iterable[str] = ()) -> dict[str, str]:
+        """The environment for a kernel running a notebook whose code cells are `sources`.
+
+        Notebooks disagree on what INFERENCE_API_PATH holds: `inference` (cells add `/openai/...`)
+        or `inference/openai` (cells add `/deployments/...`). For the emulator the variable is
+        given in the notebook's own convention, so its default-following URLs reach a route the
+        gateway knows. A target `env:` entry for the variable always wins.
+        """
+        env = dict(self.env)
+        if self.inference_paths is not None and "INFERENCE_API_PATH" not in self.env_overrides:
+            convention = inference_path_convention(sources)
+            if convention is not None:
+                full, short = self.inference_paths
+                env["INFERENCE_API_PATH"] = full if convention == "full" else short
+        return env
 
     def public_settings(self) -> dict[str, Any]:
         return {k: ("***" if k in self.secret_settings else v) for k, v in self.settings.items()}
@@ -93,6 +114,7 @@ def open_target(
         from .templating import render_string
 
         session.env[variable] = str(render_string(template, {"settings": session.settings, **session.settings}))
+        session.env_overrides.add(variable)
     for variable, value in session.env.items():
         if is_secret_name(variable):
             redactor.add(value)
@@ -124,6 +146,28 @@ def _start_emulator(workspace: Workspace, config: TargetConfig, session: TargetS
     for key, value in defaults.items():
         session.settings.setdefault(key, value)
     session.secret_settings.add("api_key")
+    short = env.get("INFERENCE_API_PATH")
+    if short is not None:
+        session.inference_paths = (f"{short}/openai".lstrip("/"), short)
+
+
+_PATH_DEFAULT = re.compile(r"""INFERENCE_API_PATH['"]\s*,\s*(?:f?['"])([^'"]*)['"]""")
+_SHORT_USE = re.compile(r"\{\s*(?:inference_api_path|INFERENCE_API_PATH)[^}]*\}/openai/")
+_FULL_USE = re.compile(r"\{\s*(?:inference_api_path|INFERENCE_API_PATH)[^}]*\}/deployments/")
+
+
+def inference_path_convention(sources: Iterable[str]) -> str | None:
+    """The notebook's INFERENCE_API_PATH convention: "full" if it includes `/openai` (its default,
+    or how its URLs continue after it), "short" if it does not, None when the notebook does not say."""
+    uses = {"full": 0, "short": 0}
+    for source in sources:
+        for default in _PATH_DEFAULT.findall(source):
+            return "full" if default.strip("/").endswith("openai") else "short"
+        uses["short"] += len(_SHORT_USE.findall(source))
+        uses["full"] += len(_FULL_USE.findall(source))
+    if uses["full"] == uses["short"]:
+        return None
+    return "full" if uses["full"] > uses["short"] else "short"
 
 
 def _emulator_options(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,4 +208,3 @@ def _refuse_clear_text(session: TargetSession) -> None:
                 "keys and tokens would travel in clear",
                 hint="use https:// (plain http is allowed only for 127.0.0.1/localhost)",
             )
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -44,10 +45,50 @@ def _regex_findall(value: Any, pattern: str) -> list[Any]:
     return re.findall(pattern, str(value))
 
 
+# Bounds on what one operator may build: `9**(9**9)` would compute for hours and ignore Ctrl-C (it runs
+# in C), `'a' * 10**9` takes a gigabyte. Real runbooks stay far below both.
+MAX_POWER_BITS = 4096
+MAX_REPEAT_ITEMS = 1_000_000
+
+
+def _too_large(what: str) -> SecurityError:
+    return SecurityError(f"{what} is too large for a runbook expression (the sandbox refuses it)")
+
+
+def _bounded_pow(left: Any, right: Any) -> Any:
+    numbers = isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
+    if numbers and right * math.log2(abs(left)) > MAX_POWER_BITS:
+        raise _too_large(f"{left} ** {right}")
+    return operator.pow(left, right)
+
+
+def _bounded_mul(left: Any, right: Any) -> Any:
+    for seq, times in ((left, right), (right, left)):
+        repeated = (
+            isinstance(seq, str | bytes | list | tuple) and isinstance(times, int) and not isinstance(times, bool)
+        )
+        if repeated and len(seq) * times > MAX_REPEAT_ITEMS:
+            raise _too_large(f"repeating {type(seq).__name__} of {len(seq)} {times} times")
+    return operator.mul(left, right)
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, with `**` and `*` bounded (also where Jinja would fold constants at compile time)."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            return _bounded_pow(left, right)
+        if operator == "*":
+            return _bounded_mul(left, right)
+        return super().call_binop(context, operator, left, right)
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
     """The one sandboxed environment for runbook expressions (built once, reused)."""
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters.update(
         to_json=_to_json,
         regex_search=_regex_search,
@@ -104,10 +145,10 @@ def _compiled_expression(expr: str) -> Any:
 _BINARY: dict[type[nodes.Node], Callable[[Any, Any], Any]] = {
     nodes.Add: operator.add,
     nodes.Sub: operator.sub,
-    nodes.Mul: operator.mul,
+    nodes.Mul: _bounded_mul,
     nodes.Div: operator.truediv,
     nodes.FloorDiv: operator.floordiv,
-    nodes.Pow: operator.pow,
+    nodes.Pow: _bounded_pow,
     nodes.Mod: operator.mod,
 }
 _UNARY: dict[type[nodes.Node], Callable[[Any], Any]] = {nodes.Neg: operator.neg, nodes.Pos: operator.pos}
@@ -133,7 +174,8 @@ class _Compile(Exception):
 def _direct_expression(expr: str) -> Callable[..., Any] | None:
     """A callable like `compile_expression(expr)`'s, or None when the expression must be compiled."""
     env = environment()
-    if env.is_async or env.intercepted_binops or env.intercepted_unops or env.autoescape:
+    # Intercepted binary operators are fine: the direct evaluator uses the same bounded `**` and `*`.
+    if env.is_async or env.intercepted_unops or env.autoescape:
         return None
     try:
         parser = Parser(env, expr, state="variable")
@@ -266,9 +308,12 @@ def _compiled_template(text: str) -> Any:
 
 def _fail(exc: Exception, source: str) -> TemplateError | SecurityViolation:
     if isinstance(exc, SecurityError):
+        too_large = "too large for a runbook expression" in str(exc)
         return SecurityViolation(
             f"template refused by the sandbox: {exc} (in {source!r})",
-            hint="templates may read values, not Python internals; remove the attribute access",
+            hint=f"keep powers under {MAX_POWER_BITS} bits and repetitions under {MAX_REPEAT_ITEMS:,} items"
+            if too_large
+            else "templates may read values, not Python internals; remove the attribute access",
         )
     if isinstance(exc, UndefinedError):
         return TemplateError(

@@ -94,7 +94,7 @@ def render_junit(loaded: LoadedRunbook, record: RunRecord) -> str:
         stage, status = view["stage"], view["status"]
         classname = f"phase-{phase}.{stage}"
         if stage in ("discovery", "fix"):
-            if status not in ("failed", "interrupted", "running"):
+            if status not in ("failed", "error", "interrupted", "running"):
                 continue
             case = _testcase(suite(stage), classname, f"{view['id']}: {view['title']}", view["duration_s"])
             tag = "failure" if status == "failed" else "error"
@@ -114,6 +114,12 @@ def render_junit(loaded: LoadedRunbook, record: RunRecord) -> str:
             elif status in ("ok", "changed"):
                 ET.SubElement(case, "skipped", message="fault not reproduced: the check already passed before the fix")
                 count(stage, "skipped", view["duration_s"])
+            elif status == "error":
+                error = view["error"] or {}
+                ET.SubElement(
+                    case, "error", message=_xml_text(error.get("message") or "could not check the fault"), type="error"
+                )
+                count(stage, "errors", view["duration_s"])
             elif status in ("interrupted", "running"):
                 ET.SubElement(case, "error", message=_xml_text(view["reason"] or "interrupted"), type=status)
                 count(stage, "errors", view["duration_s"])
