@@ -148,7 +148,7 @@ def run(
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
-    _RUNNING["phase"] = phase
+    _RUNNING["phase"] = phases[0]
     printer: Any = JsonPrinter() if as_json else ConsolePrinter(verbose=verbose)
     options = RunOptions(
         target=target,
@@ -171,10 +171,16 @@ def run(
         def progress(done: Any) -> None:
             click.echo(f"phase {done.result.phase}: {done.result.status}")
 
+        def progress_and_track(done: Any) -> None:
+            progress(done)
+            following = chosen.index(done.result.phase) + 1 if done.result.phase in chosen else len(chosen)
+            if following < len(chosen):
+                _RUNNING["phase"] = chosen[following]
+
         runs = run_phases(
             chosen,
             workspace=workspace,
-            on_finished=progress,
+            on_finished=progress_and_track,
             options=options,
             listeners=[printer],
             warn=printer.warning,
@@ -197,6 +203,7 @@ def run(
             sys.exit(EXIT_INTERRUPTED if last.result.status == "interrupted" else 1)
         return
     phase = chosen[0] if chosen else phases[0]
+    _RUNNING["phase"] = phase
     outputs = run_phase(
         phase,
         workspace=workspace,
