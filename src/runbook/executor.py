@@ -222,7 +222,7 @@ class Executor:
             "vars": dict(variables),
             "secrets": dict(secrets),
             "env": public_env,
-            "target": dict(getattr(target, "settings", {}) or {}),
+            "target": getattr(target, "settings", {}),  # not copied: reading it may start the emulator
             "target_name": getattr(target, "name", None),
             "phase": self.runbook.phase,
             "run": {"id": self.run_id},

@@ -13,6 +13,7 @@ import json
 import math
 import operator
 import re
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -30,7 +31,12 @@ _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
 
 def _to_json(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, indent=indent, sort_keys=False, ensure_ascii=False, default=str)
+    return json.dumps(value, indent=indent, sort_keys=False, ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    # mappings that are not dicts (a target's settings, filled on first use) are objects too
+    return dict(value) if isinstance(value, Mapping) else str(value)
 
 
 def _regex_search(value: Any, pattern: str, ignorecase: bool = False) -> bool:
@@ -106,6 +112,12 @@ def check_syntax(text: str) -> str | None:
     """Return a syntax error message for a template string, or None when it parses."""
     if "{" not in text:
         return None  # no block can start without `{`: plain text always parses (and is most strings)
+    match = _SINGLE_EXPR.match(text)
+    expr = match.group("expr") if match else None
+    # Rendered as one expression: parsing it for the direct evaluator checks it, and the run that
+    # follows finds it parsed (one parse per expression, not two).
+    if expr is not None and "{{" not in expr and "}}" not in expr and _direct_expression(expr.strip()) is not None:
+        return None
     try:
         environment().parse(text)
     except TemplateSyntaxError as exc:
@@ -115,6 +127,8 @@ def check_syntax(text: str) -> str | None:
 
 def check_expression(text: str) -> str | None:
     """Return a syntax error message for a bare expression (`when`, `expect`), or None."""
+    if _direct_expression(_strip_braces(text).strip()) is not None:
+        return None  # parsed for the direct evaluator (and kept for the run): no need to compile it
     try:
         environment().compile_expression(_strip_braces(text))
     except TemplateSyntaxError as exc:
@@ -128,11 +142,27 @@ def _strip_braces(text: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _compiled_expression(expr: str) -> Any:
+def _compiled_expression(expr: str) -> Evaluator:
+    """A function of the context mapping: the direct evaluator, else Jinja's compiled expression."""
     direct = _direct_expression(expr)
     if direct is not None:
         return direct
-    return environment().compile_expression(expr, undefined_to_none=False)
+    template = environment().compile_expression(expr, undefined_to_none=False)._template
+
+    def run_compiled(context: Mapping[str, Any]) -> Any:
+        # TemplateExpression.__call__ without its `dict(**context)` copy of every registered value
+        jinja_context = _shared_context(template, context)
+        for _ in template.root_render_func(jinja_context):
+            pass
+        return jinja_context.vars["result"]
+
+    return run_compiled
+
+
+def _shared_context(template: Any, context: Mapping[str, Any]) -> Any:
+    """A Jinja context that reads `context` in place (no copy per render); names not in it fall
+    through to the environment's globals, as `dict(globals, **context)` would resolve them."""
+    return template.new_context(ChainMap(context, template.globals), shared=True)  # type: ignore[arg-type]
 
 
 # Compiling an expression to Python costs about 1 ms (Jinja generates a module and `compile()`s
@@ -171,8 +201,10 @@ class _Compile(Exception):
     """The expression uses something the direct evaluator leaves to Jinja's compiler."""
 
 
-def _direct_expression(expr: str) -> Callable[..., Any] | None:
-    """A callable like `compile_expression(expr)`'s, or None when the expression must be compiled."""
+@lru_cache(maxsize=4096)
+def _direct_expression(expr: str) -> Evaluator | None:
+    """`compile_expression(expr)` as a function of the context mapping (read in place, never
+    copied), or None when the expression must be compiled."""
     env = environment()
     # Intercepted binary operators are fine: the direct evaluator uses the same bounded `**` and `*`.
     if env.is_async or env.intercepted_unops or env.autoescape:
@@ -184,14 +216,9 @@ def _direct_expression(expr: str) -> Callable[..., Any] | None:
             return None  # the compiler raises the syntax error
         node.set_environment(env)
         node = Optimizer(env).visit(node, nodes.EvalContext(env))
-        run = _evaluator(node, env)
+        return _evaluator(node, env)
     except Exception:  # a syntax error, a constant that fails to fold, or a node left to the compiler
         return None
-
-    def call(**context: Any) -> Any:
-        return run(context)
-
-    return call
 
 
 def _evaluator(node: Any, env: SandboxedEnvironment) -> Evaluator:
@@ -332,12 +359,14 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
     try:
         match = _SINGLE_EXPR.match(text)
         if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
-            value = _compiled_expression(match.group("expr").strip())(**context)
+            value = _compiled_expression(match.group("expr").strip())(context)
             if isinstance(value, Undefined):
                 # The sandbox answers some refused accesses with an undefined value; make it fail here.
                 value._fail_with_undefined_error()
             return value
-        return _compiled_template(text).render(**context)
+        template = _compiled_template(text)
+        # Template.render without its `dict(**context)` copy
+        return template.environment.concat(template.root_render_func(_shared_context(template, context)))
     except Exception as exc:
         raise _fail(exc, text) from exc
 
@@ -357,7 +386,7 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a condition (`when`, `until`, `expect`): bare (`x > 1`) or braced (`{{ x > 1 }}`)."""
     expr = _strip_braces(expression).strip()
     try:
-        value = _compiled_expression(expr)(**context)
+        value = _compiled_expression(expr)(context)
         if isinstance(value, Undefined):
             value._fail_with_undefined_error()
         return value
