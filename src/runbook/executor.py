@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ from pydantic import ValidationError
 
 from . import actions
 from .actions import ActionContext, ActionSpec, Result
+from .actions.core import approval_refusal
 from .errors import (
     ActionError,
     CheckFailed,
@@ -397,7 +397,9 @@ class Executor:
         for wanted in (self.options.from_step, self.options.step):
             if wanted and wanted not in ids:
                 hint = did_you_mean(wanted, ids)
-                raise InputError(f"no step {wanted!r} in {self.loaded.doc.display}: {hint}steps: {', '.join(dict.fromkeys(ids))}")
+                raise InputError(
+                    f"no step {wanted!r} in {self.loaded.doc.display}: {hint}steps: {', '.join(dict.fromkeys(ids))}"
+                )
         plan: list[tuple[str, Step, bool]] = []
         reached = self.options.from_step is None
         for stage, step in order:
@@ -564,7 +566,7 @@ class Executor:
     def _attempts(self, stage: str, step: Step, spec: ActionSpec, tries: _Tries) -> None:
         """Run the action until it passes `expect` and `until`, at most 1 + `retries` times."""
         if step.approve and not self.options.dry_run:
-            refused = self._approval(step)
+            refused = approval_refusal(step.id, step.label, assume_yes=self.options.assume_yes, confirm=self.confirm)
             if refused is not None:
                 tries.error, tries.status = refused, "failed"
                 return
@@ -590,19 +592,6 @@ class Executor:
             tries.status = "failed" if isinstance(tries.error, CheckFailed) else "error"
         elif tries.result is not None:
             tries.status = tries.result.status
-
-    def _approval(self, step: Step) -> ActionError | None:
-        """None when a person approved `step` (at the terminal, or by --yes); else why it may not run."""
-        if self.options.assume_yes:
-            return None
-        if self.confirm is None or not sys.stdin.isatty():
-            return ActionError(
-                f"step {step.id} needs approval before it changes anything",
-                hint="run in a terminal to approve it, pass --yes, or look first with --dry-run",
-            )
-        if self.confirm(f"Approve step {step.id}: {step.label}?"):
-            return None
-        return ActionError(f"step {step.id} was not approved", hint="nothing was changed; run again to approve it")
 
     def _finish(self, stage: str, step: Step, spec: ActionSpec, started: datetime, tries: _Tries) -> StepOutcome:
         """Register the output, emit `step_finished`, and stop the run when the step was interrupted."""
@@ -786,9 +775,7 @@ class Executor:
             if not passed:
                 failed.append(message or that)
         if failed:
-            raise ExpectationFailed(
-                f"expectation failed: {'; '.join(failed)}", output=output, expectations=results
-            )
+            raise ExpectationFailed(f"expectation failed: {'; '.join(failed)}", output=output, expectations=results)
         return results
 
     def _close_run_state(self) -> None:
