@@ -16,7 +16,6 @@ the resource before and after (redacted, bounded) and its equivalent `az` CLI co
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import difflib
 import json
@@ -176,6 +175,8 @@ async def _send_and_wait(
     arm: ArmClient, method: str, resource_id: str, params: WriteParams, body: dict[str, Any], etag: str | None
 ) -> tuple[int, str | None, int, dict[str, Any] | None]:
     """(status, operation status, polls, final resource) of one write and its long-running operation."""
+    import asyncio  # here, not at import: validating a runbook must not load the async stack
+
     extra = {"Content-Type": "application/json"}
     if etag:
         extra["If-Match"] = etag
