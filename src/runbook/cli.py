@@ -98,7 +98,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phase")
+@click.argument("phases", nargs=-1, required=True, metavar="PHASE...")
 @click.option("-t", "--target", help="Target from runbook.yaml (default: default_target; the sample uses `emulator`).")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set a variable or input (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Discovery runs; fix steps show what they would change; verify is skipped. Writes nothing.")
@@ -118,7 +118,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 @click.pass_obj
 def run(
     state: State,
-    phase: str,
+    phases: tuple[str, ...],
     target: str | None,
     variables: tuple[str, ...],
     dry_run: bool,
@@ -136,18 +136,19 @@ def run(
     junit: Path | None,
     verbose: bool,
 ) -> None:
-    """Run the runbook of PHASE (`1.5` or `phase-1.5`).
+    """Run the runbook of PHASE (`1.5` or `phase-1.5`), or of several (`1.5 1.6`, `group 1`).
 
     Stages run in order: discovery -> reproduce (the verify steps, expected to fail before the fix)
-    -> fix -> verify. Every step is recorded in reports/runs/<phase>/<run-id>.jsonl.
+    -> fix -> verify. Every step is recorded in reports/runs/<phase>/<run-id>.jsonl. Several phases
+    run in plan order, each with its report and progress, and the first that fails stops the rest.
     """
-    from .api import run_phase
+    from .api import phases_to_run, run_phase, run_phases
     from .console import ConsolePrinter, JsonPrinter
     from .executor import RunOptions
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
-    _RUNNING["phase"] = phase
+    _RUNNING["phase"] = phases[0]
     printer: Any = JsonPrinter() if as_json else ConsolePrinter(verbose=verbose)
     options = RunOptions(
         target=target,
@@ -161,9 +162,51 @@ def run(
         resume=resume,
         break_lock=break_lock,
     )
+    workspace = state.workspace()
+    chosen = phases_to_run(workspace, phases)
+    if len(chosen) > 1:
+        if resume or from_step or step:
+            raise click.UsageError("--resume, --from and --step apply to one phase: name only one")
+
+        def progress(done: Any) -> None:
+            click.echo(f"phase {done.result.phase}: {done.result.status}")
+
+        def progress_and_track(done: Any) -> None:
+            progress(done)
+            following = chosen.index(done.result.phase) + 1 if done.result.phase in chosen else len(chosen)
+            if following < len(chosen):
+                _RUNNING["phase"] = chosen[following]
+
+        runs = run_phases(
+            chosen,
+            workspace=workspace,
+            on_finished=progress_and_track,
+            options=options,
+            listeners=[printer],
+            warn=printer.warning,
+            confirm=lambda text: click.confirm(text, default=False),
+            report=not no_report,
+            commit=commit,
+            tag=tag,
+            junit=junit,
+            raise_on_failure=False,
+        )
+        for ran in runs:
+            if not as_json:
+                for path in ran.written:
+                    click.echo(f"wrote {path}")
+        last = runs[-1]
+        if last.result.status != "success" or len(runs) < len(chosen):
+            skipped = [p for p in chosen if p not in {r.result.phase for r in runs}]
+            if skipped:
+                click.echo(f"  stopped after phase {last.result.phase}: not run: {', '.join(skipped)}", err=True)
+            sys.exit(EXIT_INTERRUPTED if last.result.status == "interrupted" else 1)
+        return
+    phase = chosen[0] if chosen else phases[0]
+    _RUNNING["phase"] = phase
     outputs = run_phase(
         phase,
-        workspace=state.workspace(),
+        workspace=workspace,
         options=options,
         listeners=[printer],
         warn=printer.warning,
@@ -420,6 +463,12 @@ def scan(
     show_default=True,
     help="Seed of the fault draw: the same seed and the same requests give the same faults.",
 )
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON file that keeps ARM writes: loaded at start when it exists, saved after every change.",
+)
 def emulator(
     estate: Path | None,
     host: str,
@@ -430,6 +479,7 @@ def emulator(
     fault_rate: float,
     fault_kinds: str | None,
     seed: int,
+    state_file: Path | None,
 ) -> None:
     """Serve the embedded Azure emulator on loopback until Ctrl-C.
 
@@ -455,6 +505,7 @@ def emulator(
         faults=faults,
         seed=seed,
         echo=click.echo,
+        state_file=state_file,
     )
 
 

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from . import actions
 from .actions import ActionContext, ActionSpec, Result
+from .actions.core import approval_refusal
 from .errors import (
     ActionError,
     CheckFailed,
@@ -396,7 +397,9 @@ class Executor:
         for wanted in (self.options.from_step, self.options.step):
             if wanted and wanted not in ids:
                 hint = did_you_mean(wanted, ids)
-                raise InputError(f"no step {wanted!r} in {self.loaded.doc.display}: {hint}steps: {', '.join(dict.fromkeys(ids))}")
+                raise InputError(
+                    f"no step {wanted!r} in {self.loaded.doc.display}: {hint}steps: {', '.join(dict.fromkeys(ids))}"
+                )
         plan: list[tuple[str, Step, bool]] = []
         reached = self.options.from_step is None
         for stage, step in order:
@@ -562,6 +565,11 @@ class Executor:
 
     def _attempts(self, stage: str, step: Step, spec: ActionSpec, tries: _Tries) -> None:
         """Run the action until it passes `expect` and `until`, at most 1 + `retries` times."""
+        if step.approve and not self.options.dry_run:
+            refused = approval_refusal(step.id, step.label, assume_yes=self.options.assume_yes, confirm=self.confirm)
+            if refused is not None:
+                tries.error, tries.status = refused, "failed"
+                return
         while True:
             tries.attempts += 1
             try:
@@ -767,9 +775,7 @@ class Executor:
             if not passed:
                 failed.append(message or that)
         if failed:
-            raise ExpectationFailed(
-                f"expectation failed: {'; '.join(failed)}", output=output, expectations=results
-            )
+            raise ExpectationFailed(f"expectation failed: {'; '.join(failed)}", output=output, expectations=results)
         return results
 
     def _close_run_state(self) -> None:

@@ -83,6 +83,9 @@ class Step(Strict):
     continue_on_error: bool = False
     description: str | None = Field(None, description="why this step exists (shown in reports)")
     cells: list[int | str] = Field(default_factory=list, description="cells this step concerns (reports)")
+    approve: bool = Field(
+        False, description="ask a person before this step changes anything (the terminal prompt, or --yes)"
+    )
     changes: bool | None = Field(
         None,
         description="whether the step changes anything (default: the action decides); `false` lets a read-only "
@@ -123,6 +126,21 @@ class CellNote(Strict):
     change: str | None = None
 
 
+class CellDetail(Strict):
+    """One per-cell section of the report: issue, root cause, fix, and the Azure fix's CLI and portal path."""
+
+    cell: int | str = Field(description="cell number, id or tag")
+    title: str | None = None
+    issue: str | None = None
+    root_cause: str | None = None
+    fix: str | None = None
+    step: str | None = Field(
+        None, description="the fix step (azure.update/create) whose az CLI command and portal path to show"
+    )
+    az_cli: str | None = Field(None, description="a CLI command to show when no step applies it")
+    portal: str | None = Field(None, description="a portal path to show when no step applies it")
+
+
 class ChangelogLines(Strict):
     fixed: list[str] = Field(default_factory=list)
     changed: list[str] = Field(default_factory=list)
@@ -136,6 +154,7 @@ class ReportMaterial(Strict):
     root_causes: list[RootCause] = Field(default_factory=list)
     lessons: list[str] = Field(default_factory=list)
     cells: list[CellNote] = Field(default_factory=list, description="the 'Cells to Fix' table")
+    cells_detail: list[CellDetail] = Field(default_factory=list, description="one report section per cell")
     expected_fix: str | None = None
     success_criteria: list[str] = Field(default_factory=list)
     files: list[str] = Field(default_factory=list, description="files to modify")

@@ -226,7 +226,10 @@ def _load_estate(workspace: Workspace, config: TargetConfig) -> Any:
 def _start_emulator(workspace: Workspace, config: TargetConfig, session: TargetSession, estate: Any = None) -> None:
     from .azure.emulator import Emulator
 
-    emulator = Emulator(estate or _load_estate(workspace, config), **_emulator_options(config.settings)).start()
+    options = _emulator_options(config.settings)
+    if config.settings.get("state_file"):  # ARM writes kept between runs (the world several runs share)
+        options["state_file"] = workspace.root / str(config.settings["state_file"])
+    emulator = Emulator(estate or _load_estate(workspace, config), **options).start()
     session.emulator = emulator
     env = emulator.env()
     session.env.update(env)

@@ -35,6 +35,7 @@ BUILTIN_MODULES = (
     "runbook.actions.files",
     "runbook.actions.http",
     "runbook.actions.azure",
+    "runbook.actions.azure_write",
     "runbook.actions.notebook",
 )
 ENTRY_POINT_GROUP = "runbook.actions"

@@ -117,7 +117,9 @@ def shell(params: ShellParams, ctx: ActionContext) -> Result:
     cwd = ctx.resolve_path(params.cwd) if params.cwd else ctx.workspace_root
     env = {**os.environ, **getattr(ctx.target, "env", {}), **params.env}
     if ctx.dry_run and params.changes:
-        return Result(status="changed", output={"argv": argv, "dry_run": True}, message=f"would run: {shlex.join(argv)}")
+        return Result(
+            status="changed", output={"argv": argv, "dry_run": True}, message=f"would run: {shlex.join(argv)}"
+        )
     started = time.monotonic()
     try:
         process = subprocess.Popen(
@@ -292,3 +294,22 @@ def manual(params: ManualParams, ctx: ActionContext) -> Result:
     if not ctx.confirm(f"{instruction}\n{ctx.redactor.text(params.prompt)}"):
         raise ActionError(f"not confirmed: {instruction}")
     return Result(status="changed", output={"instruction": params.instruction, "confirmed": "tty"})
+
+
+def approval_refusal(
+    step_id: str, label: str, *, assume_yes: bool, confirm: Callable[[str], bool] | None
+) -> ActionError | None:
+    """None when a person approves a step with `approve: true` (at the terminal, or by --yes); else why not.
+
+    The executor asks before such a step runs (never under --dry-run, which changes nothing).
+    """
+    if assume_yes:
+        return None
+    if confirm is None or not sys.stdin.isatty():
+        return ActionError(
+            f"step {step_id} needs approval before it changes anything",
+            hint="run in a terminal to approve it, pass --yes, or look first with --dry-run",
+        )
+    if confirm(f"Approve step {step_id}: {label}?"):
+        return None
+    return ActionError(f"step {step_id} was not approved", hint="nothing was changed; run again to approve it")

@@ -312,13 +312,18 @@ def _is_binary(content_type: str) -> bool:
 _UNRECORDED_HEADERS = frozenset({"date"})
 
 
+# At most this many response headers are recorded, each value cut at HEADER_VALUE_CHARS.
+MAX_HEADERS = 50
+HEADER_VALUE_CHARS = 500
+
+
 def _recorded_headers(headers: httpx.Headers) -> dict[str, str]:
     kept = {
-        name.lower(): value
+        name.lower(): value if len(value) <= HEADER_VALUE_CHARS else value[:HEADER_VALUE_CHARS] + "…"
         for name, value in headers.items()
         if not is_secret_name(name) and name.lower() not in _UNRECORDED_HEADERS
     }
-    return dict(sorted(kept.items()))
+    return dict(sorted(kept.items())[:MAX_HEADERS])
 
 
 def _output(exchange: Exchange, is_json: bool, payload: Any, text: str | None, limit: int) -> dict[str, Any]:

@@ -493,6 +493,7 @@ def build_report_context(
         "verify": verify,
         "resolution_steps": fix,
         "cells_to_fix": cells_to_fix(loaded, fix, directory),
+        "cell_sections": _cell_sections(material.cells_detail, fix),
         "cells_modified": cells_modified(loaded, fix, directory),
         "cells_changed": cells_changed,
         "key_changes": key_changes(fix),
@@ -518,6 +519,31 @@ def build_report_context(
         "report": material.model_dump(),
         "events": record_events(record),
     }
+
+
+def _cell_sections(details: Any, fix: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One report section per `report.cells_detail` entry; an Azure fix step gives its az CLI and portal path."""
+    by_id = {view["id"]: view for view in fix}
+    sections = []
+    for detail in details:
+        view = by_id.get(detail.step) if detail.step else None
+        output = view.get("output") if view is not None else None
+        output = output if isinstance(output, dict) else {}
+        sections.append(
+            {
+                "cell": detail.cell,
+                "title": detail.title or f"Cell {detail.cell}",
+                "issue": detail.issue,
+                "root_cause": detail.root_cause,
+                "fix": detail.fix,
+                "az_cli": output.get("az_cli") or detail.az_cli,
+                "portal": output.get("portal") or detail.portal,
+                "step": detail.step,
+                "status": view["status"] if view is not None else None,
+                "icon": view["icon"] if view is not None else None,
+            }
+        )
+    return sections
 
 
 def render_report(
