@@ -22,7 +22,7 @@ BEARER = {"Authorization": "Bearer emulator-token"}
 
 
 class _Credential:
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+    def get_token(self, *_scopes: str, **_kwargs: Any) -> Any:
         from azure.core.credentials import AccessToken
 
         return AccessToken("emulator-token", int(time.time()) + 3600)

@@ -574,102 +574,130 @@ class _Finding:
 
 def _cross_check(estate: Estate) -> list[_Finding]:
     """Checks that span several objects: unique names, known capabilities, backends that exist."""
-    found: list[_Finding] = []
+    checker = _CrossCheck(estate)
+    for s, sub in enumerate(estate.subscriptions):
+        checker.subscription(("subscriptions", s), sub)
+    return checker.found
 
-    def unique(seen: dict[str, _Loc], key: str, loc: _Loc, what: str) -> None:
+
+class _CrossCheck:
+    """One walk over the estate, level by level, collecting located findings."""
+
+    def __init__(self, estate: Estate) -> None:
+        self.estate = estate
+        self.found: list[_Finding] = []
+        self.account_names: dict[str, _Loc] = {}
+        self.apim_names: dict[str, _Loc] = {}
+        self.api_paths: dict[str, _Loc] = {}
+        self.subs: dict[str, _Loc] = {}
+        self.service_names: dict[str, dict[str, _Loc]] = {}
+        self.all_accounts = [account.name for _, _, account in estate.accounts()]
+        self.workspaces = {w.name.lower() for _, g in estate.groups() for w in g.workspaces}
+
+    def unique(self, seen: dict[str, _Loc], key: str, loc: _Loc, what: str) -> None:
         if key.lower() in seen:
-            found.append(_Finding(loc, f"duplicate {what} '{key}'", seen[key.lower()]))
+            self.found.append(_Finding(loc, f"duplicate {what} '{key}'", seen[key.lower()]))
         else:
             seen[key.lower()] = loc
 
-    account_names: dict[str, _Loc] = {}
-    apim_names: dict[str, _Loc] = {}
-    api_paths: dict[str, _Loc] = {}
-    subs: dict[str, _Loc] = {}
-    all_accounts = [account.name for _, _, account in estate.accounts()]
-    workspaces = {w.name.lower() for _, g in estate.groups() for w in g.workspaces}
-    service_names: dict[str, dict[str, _Loc]] = {}
-    for s, sub in enumerate(estate.subscriptions):
-        s_loc: _Loc = ("subscriptions", s)
-        unique(subs, sub.id, (*s_loc, "id"), "subscription id")
+    def missing(self, loc: _Loc, message: str, word: str, choices: Sequence[str], label: str) -> None:
+        self.found.append(_Finding(loc, message + _suggest(word, choices, label)))
+
+    def subscription(self, s_loc: _Loc, sub: Any) -> None:
+        self.unique(self.subs, sub.id, (*s_loc, "id"), "subscription id")
         groups: dict[str, _Loc] = {}
         for g, group in enumerate(sub.resource_groups):
             g_loc = (*s_loc, "resource_groups", g)
-            unique(groups, group.name, (*g_loc, "name"), "resource group")
+            self.unique(groups, group.name, (*g_loc, "name"), "resource group")
             for a, account in enumerate(group.accounts):
-                a_loc = (*g_loc, "accounts", a)
-                unique(account_names, account.name, (*a_loc, "name"), "account name")
-                deployments: dict[str, _Loc] = {}
-                for d, deployment in enumerate(account.deployments):
-                    d_loc = (*a_loc, "deployments", d)
-                    unique(deployments, deployment.name, (*d_loc, "name"), "deployment")
-                    for c, capability in enumerate(deployment.capabilities or ()):
-                        if capability not in KNOWN_CAPABILITIES:
-                            message = f"unknown capability '{capability}'" + _suggest(
-                                capability, KNOWN_CAPABILITIES, "known"
-                            )
-                            found.append(_Finding((*d_loc, "capabilities", c), message))
+                self.account((*g_loc, "accounts", a), account)
             for m, service in enumerate(group.apim):
-                m_loc = (*g_loc, "apim", m)
-                unique(apim_names, service.name, (*m_loc, "name"), "API Management service")
-                api_ids: dict[str, _Loc] = {}
-                for p, api in enumerate(service.apis):
-                    p_loc = (*m_loc, "apis", p)
-                    unique(api_ids, api.id, (*p_loc, "id"), "API id")
-                    # one emulator gateway serves every service, so paths must differ estate-wide
-                    unique(api_paths, api.path, (*p_loc, "path"), "gateway API path")
-                    for b, backend in enumerate(api.backends):
-                        if estate.find_account(backend) is None:
-                            message = f"backend '{backend}' is not an account in this estate"
-                            message += _suggest(backend, all_accounts, "accounts")
-                            found.append(_Finding((*p_loc, "backends", b), message))
-                    operation_ids: dict[str, _Loc] = {}
-                    for o, operation in enumerate(api.operations):
-                        o_loc = (*p_loc, "operations", o, "id")
-                        unique(operation_ids, operation.id, o_loc, "operation id")
-                backend_ids = [backend.id for backend in service.backends]
-                for p, api in enumerate(service.apis):
-                    if api.backend is not None and api.backend not in backend_ids:
-                        message = f"backend '{api.backend}' is not a backend of this service"
-                        found.append(
-                            _Finding(
-                                (*m_loc, "apis", p, "backend"), message + _suggest(api.backend, backend_ids, "backends")
-                            )
-                        )
-                seen_backends: dict[str, _Loc] = {}
-                for b, spec in enumerate(service.backends):
-                    b_loc = (*m_loc, "backends", b)
-                    unique(seen_backends, spec.id, (*b_loc, "id"), "backend id")
-                    if spec.type == "Single" and spec.account is None and spec.url is None:
-                        found.append(_Finding(b_loc, "a Single backend needs 'account' or 'url'"))
-                    if spec.account is not None and estate.find_account(spec.account) is None:
-                        message = f"account '{spec.account}' is not an account in this estate"
-                        found.append(
-                            _Finding((*b_loc, "account"), message + _suggest(spec.account, all_accounts, "accounts"))
-                        )
-                    for i, member in enumerate(spec.pool):
-                        if member.backend not in backend_ids:
-                            message = f"pool member '{member.backend}' is not a backend of this service"
-                            found.append(
-                                _Finding(
-                                    (*b_loc, "pool", i, "backend"),
-                                    message + _suggest(member.backend, backend_ids, "backends"),
-                                )
-                            )
-                for d, setting in enumerate(service.diagnostics):
-                    if setting.workspace.lower() not in workspaces:
-                        message = f"workspace '{setting.workspace}' is not a Log Analytics workspace in this estate"
-                        found.append(
-                            _Finding(
-                                (*m_loc, "diagnostics", d, "workspace"),
-                                message + _suggest(setting.workspace, list(workspaces), "workspaces"),
-                            )
-                        )
+                self.apim((*g_loc, "apim", m), service)
             for kind in ("cosmos", "search", "workspaces"):
-                names = service_names.setdefault(kind, {})
+                names = self.service_names.setdefault(kind, {})
                 for i, item in enumerate(getattr(group, kind)):
-                    unique(names, item.name, (*g_loc, kind, i, "name"), f"{kind} name")
-    return found
+                    self.unique(names, item.name, (*g_loc, kind, i, "name"), f"{kind} name")
+
+    def account(self, a_loc: _Loc, account: Any) -> None:
+        self.unique(self.account_names, account.name, (*a_loc, "name"), "account name")
+        deployments: dict[str, _Loc] = {}
+        for d, deployment in enumerate(account.deployments):
+            d_loc = (*a_loc, "deployments", d)
+            self.unique(deployments, deployment.name, (*d_loc, "name"), "deployment")
+            for c, capability in enumerate(deployment.capabilities or ()):
+                if capability not in KNOWN_CAPABILITIES:
+                    self.missing(
+                        (*d_loc, "capabilities", c),
+                        f"unknown capability '{capability}'",
+                        capability,
+                        KNOWN_CAPABILITIES,
+                        "known",
+                    )
+
+    def apim(self, m_loc: _Loc, service: Any) -> None:
+        self.unique(self.apim_names, service.name, (*m_loc, "name"), "API Management service")
+        backend_ids = [backend.id for backend in service.backends]
+        api_ids: dict[str, _Loc] = {}
+        for p, api in enumerate(service.apis):
+            p_loc = (*m_loc, "apis", p)
+            self.unique(api_ids, api.id, (*p_loc, "id"), "API id")
+            # one emulator gateway serves every service, so paths must differ estate-wide
+            self.unique(self.api_paths, api.path, (*p_loc, "path"), "gateway API path")
+            for b, backend in enumerate(api.backends):
+                if self.estate.find_account(backend) is None:
+                    self.missing(
+                        (*p_loc, "backends", b),
+                        f"backend '{backend}' is not an account in this estate",
+                        backend,
+                        self.all_accounts,
+                        "accounts",
+                    )
+            operation_ids: dict[str, _Loc] = {}
+            for o, operation in enumerate(api.operations):
+                self.unique(operation_ids, operation.id, (*p_loc, "operations", o, "id"), "operation id")
+            if api.backend is not None and api.backend not in backend_ids:
+                self.missing(
+                    (*p_loc, "backend"),
+                    f"backend '{api.backend}' is not a backend of this service",
+                    api.backend,
+                    backend_ids,
+                    "backends",
+                )
+        self.backends(m_loc, service, backend_ids)
+        for d, setting in enumerate(service.diagnostics):
+            if setting.workspace.lower() not in self.workspaces:
+                self.missing(
+                    (*m_loc, "diagnostics", d, "workspace"),
+                    f"workspace '{setting.workspace}' is not a Log Analytics workspace in this estate",
+                    setting.workspace,
+                    list(self.workspaces),
+                    "workspaces",
+                )
+
+    def backends(self, m_loc: _Loc, service: Any, backend_ids: list[str]) -> None:
+        seen: dict[str, _Loc] = {}
+        for b, spec in enumerate(service.backends):
+            b_loc = (*m_loc, "backends", b)
+            self.unique(seen, spec.id, (*b_loc, "id"), "backend id")
+            if spec.type == "Single" and spec.account is None and spec.url is None:
+                self.found.append(_Finding(b_loc, "a Single backend needs 'account' or 'url'"))
+            if spec.account is not None and self.estate.find_account(spec.account) is None:
+                self.missing(
+                    (*b_loc, "account"),
+                    f"account '{spec.account}' is not an account in this estate",
+                    spec.account,
+                    self.all_accounts,
+                    "accounts",
+                )
+            for i, member in enumerate(spec.pool):
+                if member.backend not in backend_ids:
+                    self.missing(
+                        (*b_loc, "pool", i, "backend"),
+                        f"pool member '{member.backend}' is not a backend of this service",
+                        member.backend,
+                        backend_ids,
+                        "backends",
+                    )
 
 
 def _suggest(word: str, choices: Sequence[str], label: str) -> str:

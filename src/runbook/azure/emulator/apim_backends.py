@@ -38,7 +38,7 @@ EMPTY_POLICY = (
 )
 
 
-def _backend_template(call: ArmCall, resource_id: str, name: str) -> Json:
+def _backend_template(_call: ArmCall, resource_id: str, name: str) -> Json:
     return {
         "id": resource_id,
         "name": name,
@@ -59,7 +59,7 @@ def _backend_valid(resource: Json) -> str | None:
     return None
 
 
-def _policy_template(call: ArmCall, resource_id: str, name: str) -> Json:
+def _policy_template(_call: ArmCall, resource_id: str, name: str) -> Json:
     return {
         "id": resource_id,
         "name": name,

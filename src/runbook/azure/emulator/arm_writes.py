@@ -223,7 +223,7 @@ def _check_preconditions(call: ArmCall, existing: Json | None) -> None:
         )
 
 
-def _not_found(call: ArmCall, kind: StoredType) -> ArmFailureError:
+def _not_found(call: ArmCall, _kind: StoredType) -> ArmFailureError:
     resource_id = resource_id_of(call)
     group = call.params.get("rg", "")
     tail = resource_id.split("/providers/", 1)[-1]

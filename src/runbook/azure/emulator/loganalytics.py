@@ -58,13 +58,13 @@ def workspace_json(resource_id: str, workspace: Workspace, location: str) -> Jso
     }
 
 
-def _workspace_template(call: ArmCall, resource_id: str, name: str) -> Json:
+def _workspace_template(_call: ArmCall, resource_id: str, name: str) -> Json:
     guid = digest("customer", resource_id.lower())
     customer_id = f"{guid[:8]}-{guid[8:12]}-4{guid[13:16]}-8{guid[17:20]}-{guid[20:32]}"
     return workspace_json(resource_id, Workspace(name=name, customer_id=customer_id), "uksouth")
 
 
-def _diagnostic_template(call: ArmCall, resource_id: str, name: str) -> Json:
+def _diagnostic_template(_call: ArmCall, resource_id: str, name: str) -> Json:
     return {
         "id": resource_id,
         "name": name,
