@@ -97,8 +97,12 @@ def member_estate(index: int, kind: str | None, *, subscription: str, resource_g
     for service in group["apim"]:
         service["name"] = f"apim-member{index:02d}"
         service["subscription_keys"] = [f"member{index:02d}-apim-key-not-a-secret"]
+        for backend in service.get("backends") or []:
+            if backend.get("account"):
+                backend["account"] = renames.get(backend["account"], backend["account"])
         for api in service["apis"]:
-            api["backends"] = [renames.get(b, b) for b in api["backends"]]
+            if api.get("backends"):
+                api["backends"] = [renames.get(b, b) for b in api["backends"]]
             if kind == "no-image-route":
                 api["operations"] = [o for o in api["operations"] if "images" not in o["url_template"]]
     return dict(data)

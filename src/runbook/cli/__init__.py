@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from . import __version__
-from .errors import EXIT_INPUT, EXIT_INTERRUPTED, RunbookError
+from .. import __version__
+from ..errors import EXIT_INPUT, EXIT_INTERRUPTED, RunbookError
 
 if TYPE_CHECKING:
-    from .docs import CommandDoc, ParamDoc
+    from ..docs import CommandDoc, ParamDoc
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+from .common import CONTEXT
+from .fleet import fleet_group
 
 
 class State:
@@ -30,7 +31,7 @@ class State:
         self.workspace_path = workspace
 
     def workspace(self) -> Any:
-        from .workspace import load_workspace
+        from ..workspace import load_workspace
 
         return load_workspace(self.workspace_path)
 
@@ -142,9 +143,9 @@ def run(
     -> fix -> verify. Every step is recorded in reports/runs/<phase>/<run-id>.jsonl. Several phases
     run in plan order, each with its report and progress, and the first that fails stops the rest.
     """
-    from .api import phases_to_run, run_phase, run_phases
-    from .console import ConsolePrinter, JsonPrinter
-    from .executor import RunOptions
+    from ..api import phases_to_run
+    from ..console import ConsolePrinter, JsonPrinter
+    from ..executor import RunOptions
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
@@ -164,60 +165,55 @@ def run(
     )
     workspace = state.workspace()
     chosen = phases_to_run(workspace, phases)
+    common: dict[str, Any] = {
+        "workspace": workspace,
+        "options": options,
+        "listeners": [printer],
+        "warn": printer.warning,
+        "confirm": lambda text: click.confirm(text, default=False),
+        "report": not no_report,
+        "commit": commit,
+        "tag": tag,
+        "junit": junit,
+        "raise_on_failure": False,
+    }
     if len(chosen) > 1:
         if resume or from_step or step:
             raise click.UsageError("--resume, --from and --step apply to one phase: name only one")
+        _run_several(chosen, common, quiet=as_json)
+    _run_one(chosen[0] if chosen else phases[0], common, quiet=as_json)
 
-        def progress(done: Any) -> None:
-            click.echo(f"phase {done.result.phase}: {done.result.status}")
 
-        def progress_and_track(done: Any) -> None:
-            progress(done)
-            following = chosen.index(done.result.phase) + 1 if done.result.phase in chosen else len(chosen)
-            if following < len(chosen):
-                _RUNNING["phase"] = chosen[following]
+def _run_several(chosen: list[str], common: dict[str, Any], *, quiet: bool) -> NoReturn:
+    """`runbook run 1.5 1.6` / `group 1`: in plan order, progress after each, stop at the first failure."""
+    from ..api import run_phases
 
-        runs = run_phases(
-            chosen,
-            workspace=workspace,
-            on_finished=progress_and_track,
-            options=options,
-            listeners=[printer],
-            warn=printer.warning,
-            confirm=lambda text: click.confirm(text, default=False),
-            report=not no_report,
-            commit=commit,
-            tag=tag,
-            junit=junit,
-            raise_on_failure=False,
-        )
-        for ran in runs:
-            if not as_json:
-                for path in ran.written:
-                    click.echo(f"wrote {path}")
-        last = runs[-1]
-        if last.result.status != "success" or len(runs) < len(chosen):
-            skipped = [p for p in chosen if p not in {r.result.phase for r in runs}]
-            if skipped:
-                click.echo(f"  stopped after phase {last.result.phase}: not run: {', '.join(skipped)}", err=True)
-            sys.exit(EXIT_INTERRUPTED if last.result.status == "interrupted" else 1)
-        return
-    phase = chosen[0] if chosen else phases[0]
+    def progress_and_track(done: Any) -> None:
+        click.echo(f"phase {done.result.phase}: {done.result.status}")
+        following = chosen.index(done.result.phase) + 1 if done.result.phase in chosen else len(chosen)
+        if following < len(chosen):
+            _RUNNING["phase"] = chosen[following]
+
+    runs = run_phases(chosen, on_finished=progress_and_track, **common)
+    for ran in runs:
+        if not quiet:
+            for path in ran.written:
+                click.echo(f"wrote {path}")
+    last = runs[-1]
+    if last.result.status != "success" or len(runs) < len(chosen):
+        skipped = [p for p in chosen if p not in {r.result.phase for r in runs}]
+        if skipped:
+            click.echo(f"  stopped after phase {last.result.phase}: not run: {', '.join(skipped)}", err=True)
+        sys.exit(EXIT_INTERRUPTED if last.result.status == "interrupted" else 1)
+    sys.exit(0)
+
+
+def _run_one(phase: str, common: dict[str, Any], *, quiet: bool) -> NoReturn:
+    from ..api import run_phase
+
     _RUNNING["phase"] = phase
-    outputs = run_phase(
-        phase,
-        workspace=workspace,
-        options=options,
-        listeners=[printer],
-        warn=printer.warning,
-        confirm=lambda text: click.confirm(text, default=False),
-        report=not no_report,
-        commit=commit,
-        tag=tag,
-        junit=junit,
-        raise_on_failure=False,
-    )
-    if not as_json:
+    outputs = run_phase(phase, **common)
+    if not quiet:
         for path in outputs.written:
             click.echo(f"wrote {path}")
         if outputs.commit:
@@ -246,8 +242,8 @@ def validate(state: State, paths: tuple[Path, ...]) -> None:
     actions, action parameters, duplicate step ids, `next` naming an unknown phase, Jinja syntax.
     Exits 2 when any problem is found.
     """
-    from .api import validate as validate_runbooks
-    from .errors import ValidationFailed
+    from ..api import validate as validate_runbooks
+    from ..errors import ValidationFailed
 
     try:
         workspace = state.workspace()
@@ -265,7 +261,7 @@ def validate(state: State, paths: tuple[Path, ...]) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of the runbook format (for yaml-language-server and editors)."""
-    from .model import json_schema
+    from ..model import json_schema
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output:
@@ -285,7 +281,7 @@ def actions(name: str | None, as_json: bool) -> None:
     the `model` of each item of the list `deployments`, `by_account.*[].name` the `name` of each
     item of each value of the mapping `by_account`.
     """
-    from . import actions as registry
+    from .. import actions as registry
 
     specs = [registry.get(name)] if name else list(registry.all_specs())
     if as_json:
@@ -309,7 +305,7 @@ def actions(name: str | None, as_json: bool) -> None:
 
 
 def _action_json(spec: Any) -> dict[str, Any]:
-    from . import actions as registry
+    from .. import actions as registry
 
     return {
         "name": spec.name,
@@ -334,7 +330,7 @@ def log(state: State, phase: str, action: str, message: str, cells: str | None, 
 
     Example: runbook log 1.2 complete -m "All 8 MCP servers verified"
     """
-    from .api import log_phase
+    from ..api import log_phase
 
     cell_list = _parse_cells(cells) if cells is not None else None
     entry = log_phase(state.workspace(), phase, action, message, cells=cell_list, status=status)
@@ -349,7 +345,7 @@ def init(directory: Path, project: str | None) -> None:
 
     Refuses to overwrite any existing file.
     """
-    from .scaffold import init_workspace
+    from ..scaffold import init_workspace
 
     for path in init_workspace(directory, project=project):
         click.echo(f"created {path}")
@@ -367,7 +363,7 @@ def init(directory: Path, project: str | None) -> None:
 @click.pass_obj
 def new(state: State, phase: str, title: str | None, from_scan: Path | None) -> None:
     """Scaffold runbooks/phase-PHASE.yaml and add PHASE to the plan if it is missing."""
-    from .scaffold import new_phase
+    from ..scaffold import new_phase
 
     path, added = new_phase(state.workspace(), phase, title, from_scan=from_scan)
     click.echo(f"created {path}")
@@ -400,7 +396,7 @@ def scan(
     `runbook new PHASE --from-scan`). Cells run in order, each under --timeout; the scan carries on
     after a failing cell.
     """
-    from .scan import progress_line, scan_notebook, write_scan
+    from ..scan import progress_line, scan_notebook, write_scan
 
     workspace = state.workspace()
     chosen = target or ("emulator" if "emulator" in workspace.config.targets or not workspace.config.targets else None)
@@ -487,7 +483,7 @@ def emulator(
     and the APIM gateway's Azure OpenAI routes, from an estate file, and prints the URLs, the
     subscription key and the environment a notebook needs.
     """
-    from .azure.emulator import FaultPlan, serve_forever
+    from ..azure.emulator import FaultPlan, serve_forever
 
     if fault_kinds is not None and not fault_rate:
         raise click.UsageError("--fault-kinds needs --fault-rate (the share of requests that fail)")
@@ -537,7 +533,7 @@ def report(
     tag: bool,
 ) -> None:
     """Render the resolution report of PHASE from a stored run record (default: its latest run)."""
-    from .publish import report_phase
+    from ..publish import report_phase
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
@@ -556,7 +552,7 @@ def report(
 @click.pass_obj
 def changelog(state: State) -> None:
     """(Re)write CHANGELOG.md: one section per day from resolved phases; text above the marker is kept."""
-    from .reports import write_changelog
+    from ..reports import write_changelog
 
     click.echo(f"wrote {write_changelog(state.workspace())}")
 
@@ -565,7 +561,7 @@ def changelog(state: State) -> None:
 @click.pass_obj
 def timeline(state: State) -> None:
     """(Re)write TIMELINE.md: every phase's start, end and duration (UTC), from the timestamp log."""
-    from .reports import write_timeline
+    from ..reports import write_timeline
 
     click.echo(f"wrote {write_timeline(state.workspace())}")
 
@@ -583,8 +579,8 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
     Progress comes from the timestamp log: "Phase 1 Progress: 62.5% (5/8 subphases complete)".
     Unreadable timestamp-log lines are skipped with a warning naming file:line (on stderr).
     """
-    from . import status as screens
-    from .text import use_colour
+    from .. import status as screens
+    from ..text import use_colour
 
     workspace = state.workspace()
     view = screens.phase_status(workspace, phase) if phase else screens.workspace_status(workspace)
@@ -613,7 +609,7 @@ def docs_build(state: State, site_dir: Path | None) -> None:
 
     Fails (exit 1) with mkdocs's warnings when the strict build has any.
     """
-    from .docs import build_site, generate_docs
+    from ..docs import build_site, generate_docs
 
     workspace = state.workspace()
     pages = generate_docs(workspace, commands=command_reference())
@@ -627,148 +623,16 @@ def docs_build(state: State, site_dir: Path | None) -> None:
 @click.pass_obj
 def docs_serve(state: State, port: int) -> None:
     """Write the generated pages, then preview the site with `mkdocs serve` on 127.0.0.1."""
-    from .docs import generate_docs, serve_site
+    from ..docs import generate_docs, serve_site
 
     workspace = state.workspace()
     generate_docs(workspace, commands=command_reference())
     serve_site(workspace, port=port)
 
 
-# -- commands: fleet (one phase across many deployments; the core is runbook.fleet)
+# -- commands: fleet (in runbook/cli/fleet.py; the core is runbook.fleet)
 
-
-@cli.group(context_settings=CONTEXT)
-@click.option(
-    "-f",
-    "--file",
-    "fleet_file",
-    type=click.Path(path_type=Path),
-    default=Path("fleet.yaml"),
-    show_default=True,
-    help="The fleet file listing the members.",
-)
-@click.pass_context
-def fleet(ctx: click.Context, fleet_file: Path) -> None:
-    """Roll one phase across many deployments: rate-controlled, recorded, resumable.
-
-    Each member is a workspace (a folder, or a git repository cloned into the fleet's work folder)
-    with its target settings; each member run is an ordinary `runbook run` with its own record.
-    The fleet record is reports/fleet/<phase>/<fleet-run-id>.jsonl next to the fleet file.
-    """
-    ctx.obj = (ctx.obj, fleet_file)
-
-
-@fleet.command("run", context_settings=CONTEXT)
-@click.argument("phase")
-@click.option("--members", "members", multiple=True, metavar="GLOB", help="Only members whose name matches (repeatable).")
-@click.option("--max-concurrency", metavar="N|P%", help="Members running at once (default: the fleet file's, else 4).")
-@click.option("--max-errors", metavar="N|P%", help="Once more members than this failed, no new member starts; running ones finish.")
-@click.option("--per-subscription", type=click.IntRange(min=1), metavar="N", help="Members running at once in one subscription.")
-@click.option("--dry-run", is_flag=True, help="Every member runs with --dry-run; no fleet record is written.")
-@click.option("-y", "--yes", is_flag=True, help="Start without asking, and approve `manual` steps in every member.")
-@click.option("--commit", is_flag=True, help="Each member commits its run in its own repository.")
-@click.option("--branch", is_flag=True, help="With --commit: commit on the branch fleet/<phase>/<fleet-run-id>.")
-@click.option("--resume", is_flag=True, help="Continue the latest fleet run of PHASE: finished members are skipped.")
-@click.option("--json", "as_json", is_flag=True, help="Print fleet events as JSON lines on stdout.")
-@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True, help="Where member runs execute.")
-@click.option("--scheduler", metavar="tcp://HOST:PORT", help="With --engine dask: the Dask scheduler's address.")
-@click.pass_obj
-def fleet_run(
-    obj: tuple[State, Path],
-    phase: str,
-    members: tuple[str, ...],
-    max_concurrency: str | None,
-    max_errors: str | None,
-    per_subscription: int | None,
-    dry_run: bool,
-    yes: bool,
-    commit: bool,
-    branch: bool,
-    resume: bool,
-    as_json: bool,
-    engine: str,
-    scheduler: str | None,
-) -> None:
-    """Run PHASE in every member of the fleet (or those --members selects)."""
-    from .fleet.coordinator import FleetOptions, plan_fleet, run_fleet
-    from .fleet.model import load_fleet
-    from .fleet.report import event_line
-
-    options = FleetOptions(
-        members=members, max_concurrency=max_concurrency, max_errors=max_errors, per_subscription=per_subscription,
-        dry_run=dry_run, assume_yes=yes, commit=commit, branch=branch, resume=resume, engine=engine, scheduler=scheduler,
-    )
-    plan = plan_fleet(load_fleet(obj[1]), phase, options)
-    if not yes and not dry_run:
-        if not sys.stdin.isatty():
-            raise click.UsageError("fleet run changes every member: pass --yes (or --dry-run) when there is no terminal")
-        click.echo(f"phase {plan.phase} on {len(plan.members)} members: {', '.join(m.name for m in plan.members[:8])}"
-                   f"{' …' if len(plan.members) > 8 else ''} (max concurrency {plan.max_concurrency})")
-        if not click.confirm("start?", default=False):
-            raise click.exceptions.Abort()
-
-    def show(event: dict[str, Any]) -> None:
-        line = json.dumps(event, ensure_ascii=False) if as_json else event_line(event)
-        if line:
-            click.echo(line)
-
-    outcome = run_fleet(plan, [show])
-    if outcome.status != "success" and outcome.record_path is not None and not as_json:
-        click.echo(f"  hint: see `runbook fleet status {plan.phase}`; continue with `runbook fleet run {plan.phase} --resume`", err=True)
-    sys.exit({"success": 0, "interrupted": EXIT_INTERRUPTED}.get(outcome.status, 1))
-
-
-@fleet.command("status", context_settings=CONTEXT)
-@click.argument("phase")
-@click.option("--run", "run_id", metavar="FLEET_RUN_ID", help="A fleet run (id or unique prefix; default: the latest).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_obj
-def fleet_status(obj: tuple[State, Path], phase: str, run_id: str | None, as_json: bool) -> None:
-    """Per-member status of a fleet run of PHASE, read from its fleet record (works while it runs)."""
-    from .fleet.model import load_fleet
-    from .fleet.record import latest_fleet_record
-    from .fleet.report import fleet_view, render_status
-    from .model import normalise_phase
-
-    view = fleet_view(latest_fleet_record(load_fleet(obj[1]).reports_dir, normalise_phase(phase), run_id))
-    for warning in view.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False) if as_json else render_status(view), nl=as_json)
-
-
-@fleet.command("report", context_settings=CONTEXT)
-@click.argument("phase")
-@click.option("--run", "run_id", metavar="FLEET_RUN_ID", help="A fleet run (id or unique prefix; default: the latest).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report's data as JSON instead of writing files.")
-@click.pass_obj
-def fleet_report(obj: tuple[State, Path], phase: str, run_id: str | None, as_json: bool) -> None:
-    """Write the fleet report of PHASE (markdown + SVG chart next to its fleet record)."""
-    from .fleet.model import load_fleet
-    from .fleet.record import latest_fleet_record
-    from .fleet.report import fleet_view, write_report
-    from .model import normalise_phase
-
-    record = latest_fleet_record(load_fleet(obj[1]).reports_dir, normalise_phase(phase), run_id)
-    if as_json:
-        click.echo(json.dumps(fleet_view(record).to_dict(), indent=2, ensure_ascii=False))
-        return
-    for path in write_report(record):
-        click.echo(f"wrote {path}")
-
-
-@fleet.command("generate", context_settings=CONTEXT)
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--members", "count", type=click.IntRange(min=1), default=12, show_default=True, help="How many members.")
-@click.option("--ref", default="HEAD", show_default=True, help="The commit of this project the members copy the sample from.")
-@click.option("--latency", type=float, default=0.0, help="Seconds every member's emulator adds to each answer.")
-@click.option("--healthy", is_flag=True, help="No member broken by design.")
-@click.option("--source", type=click.Path(file_okay=False, path_type=Path), default=Path(), help="A clone of this project (default: here).")
-def fleet_generate(directory: Path, count: int, ref: str, latency: float, healthy: bool, source: Path) -> None:
-    """Write a demo fleet: DIRECTORY/fleet.yaml and one git repository per member, some broken by design."""
-    from .fleet.generate import generate_fleet
-
-    path = generate_fleet(directory, count, source=source, ref=ref, latency=latency, broken={} if healthy else None)
-    click.echo(f"wrote {path} ({count} members)")
+cli.add_command(fleet_group)
 
 
 def command_reference() -> list[CommandDoc]:
@@ -826,7 +690,7 @@ def command_reference() -> list[CommandDoc]:
 
 
 def _fail(error: RunbookError) -> NoReturn:
-    from .errors import ValidationFailed
+    from ..errors import ValidationFailed
 
     click.echo(str(error) if isinstance(error, ValidationFailed) else f"error: {error}", err=True)
     sys.exit(error.exit_code)
@@ -836,7 +700,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: the one place that maps errors to exit codes."""
     import signal
 
-    from . import _interrupted_while_starting
+    from .. import _interrupted_while_starting
 
     if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
@@ -854,7 +718,7 @@ def main(argv: list[str] | None = None) -> None:
     except RunbookError as exc:
         _fail(exc)
     except OSError as exc:
-        from .errors import STORAGE_ERRNOS, storage_error
+        from ..errors import STORAGE_ERRNOS, storage_error
 
         if exc.errno not in STORAGE_ERRNOS:
             _internal_error(exc)
