@@ -474,6 +474,7 @@ def test_hostile_values_stay_one_argument_in_every_position(local_workspace: Pat
         """\
         phase: "1.1"
         title: t
+        vars: {hostile: ""}
         fix:
           - {id: argv, uses: shell, with: {cmd: [python3, -c, "import sys, json; print(json.dumps(sys.argv[1:]))", "{{ hostile }}", x]}}
           - {id: line, uses: shell, with: {cmd: "python3 -c 'import sys, json; print(json.dumps(sys.argv[1:]))' {{ hostile }}"}}
@@ -592,6 +593,7 @@ CANARIES = {
 LEAKY = """\
 phase: "1.6"
 title: Backend Services
+vars: {lab_password: ""}
 inputs:
   token: {env: LAB_TOKEN, secret: true, required: true}
 discovery:

@@ -168,6 +168,9 @@ def run_phase(
     environ = dict(os.environ if environ is None else environ)
     loaded = ws.load_runbook(phase)
     phase_id = loaded.runbook.phase
+    from .checks import check_vars
+
+    check_vars(loaded.runbook, options.vars, loaded.doc.display)
     if commit:
         from .gitops import check_repository
 
@@ -345,7 +348,9 @@ def validate(paths: Iterable[Path] = (), *, workspace: Workspace | None = None) 
         ws = ws or load_workspace()
         files = list(ws.runbook_files().values())
     known = ws.phase_ids() if ws is not None else None
-    problems: list[Problem] = []
+    from .checks import runbook_problems, workspace_problems
+
+    problems: list[Problem] = workspace_problems(ws) if ws is not None else []
     for path in files:
         root = ws.root if ws is not None else None
         try:
@@ -353,7 +358,8 @@ def validate(paths: Iterable[Path] = (), *, workspace: Workspace | None = None) 
         except InputError as exc:
             problems.append(Problem(exc.location or Location(str(path)), exc.message.split(": ", 1)[-1] if exc.location else exc.message))
             continue
-        problems.extend(validate_document(doc, known_phases=known))
+        found = validate_document(doc, known_phases=known)
+        problems.extend(found or runbook_problems(doc, ws.root if ws is not None else Path.cwd()))
     return len(files), problems
 
 

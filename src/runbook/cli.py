@@ -22,13 +22,97 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class State:
-    def __init__(self, workspace: Path | None) -> None:
+    def __init__(self, workspace: Path | None, *, quiet: bool = False) -> None:
         self.workspace_path = workspace
+        self.quiet = quiet
 
     def workspace(self) -> Any:
         from .workspace import load_workspace
 
         return load_workspace(self.workspace_path)
+
+    def say(self, text: str) -> None:
+        """Informational output ("wrote ...", "1 runbook valid"): silent under -q."""
+        if not self.quiet:
+            click.echo(text)
+
+
+# -- shell completion: names from the workspace the command line is in (never an error)
+
+
+def _completion_workspace(ctx: click.Context) -> Any:
+    from .workspace import load_workspace
+
+    root = ctx.find_root()
+    path = root.params.get("workspace") if root is not None else None
+    try:
+        return load_workspace(path)
+    except Exception:
+        return None
+
+
+def _complete_phase(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+    from click.shell_completion import CompletionItem
+
+    workspace = _completion_workspace(ctx)
+    if workspace is None:
+        return []
+    return [
+        CompletionItem(phase, help=workspace.phase_title(phase))
+        for phase in workspace.phase_ids()
+        if phase.startswith(incomplete.removeprefix("phase-"))
+    ]
+
+
+def _complete_step(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+    from click.shell_completion import CompletionItem
+
+    workspace = _completion_workspace(ctx)
+    phase = ctx.params.get("phase")
+    if workspace is None or not phase:
+        return []
+    try:
+        loaded = workspace.load_runbook(str(phase))
+    except Exception:
+        return []
+    return [
+        CompletionItem(step.id, help=f"{stage}: {step.label}")
+        for stage, step in loaded.runbook.all_steps()
+        if step.id.startswith(incomplete)
+    ]
+
+
+def _complete_target(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+    from click.shell_completion import CompletionItem
+
+    workspace = _completion_workspace(ctx)
+    if workspace is None:
+        return []
+    return [
+        CompletionItem(name, help=target.description or target.kind)
+        for name, target in workspace.config.targets.items()
+        if name.startswith(incomplete)
+    ]
+
+
+def _complete_action(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+    from click.shell_completion import CompletionItem
+
+    from . import actions as registry
+
+    return [CompletionItem(spec.name, help=spec.summary) for spec in registry.all_specs() if spec.name.startswith(incomplete)]
+
+
+def _complete_var(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+    workspace = _completion_workspace(ctx)
+    phase = ctx.params.get("phase")
+    if workspace is None or not phase or "=" in incomplete:
+        return []
+    try:
+        runbook = workspace.load_runbook(str(phase)).runbook
+    except Exception:
+        return []
+    return [f"{name}=" for name in sorted({*runbook.vars, *runbook.inputs}) if name.startswith(incomplete)]
 
 
 def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
@@ -47,10 +131,13 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
     "-w",
     "--workspace",
     type=click.Path(file_okay=False, path_type=Path),
+    envvar="RUNBOOK_WORKSPACE",
+    show_envvar=True,
     help="Workspace folder (default: the nearest folder above the current one with runbook.yaml).",
 )
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems, failures and the final result.")
 @click.pass_context
-def cli(ctx: click.Context, workspace: Path | None) -> None:
+def cli(ctx: click.Context, workspace: Path | None, quiet: bool) -> None:
     """Declarative, recorded incident runbooks for notebooks and Azure AI gateways.
 
     A runbook (runbooks/phase-1.5.yaml) lists discovery, fix and verify steps. `runbook run`
@@ -65,18 +152,37 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
       runbook docs build            reports, changelog, timeline and progress as a site
 
     Exit codes: 0 success, 1 a step or verification failed, 2 invalid input, 130 interrupted.
+    Colour follows NO_COLOR / FORCE_COLOR / CLICOLOR_FORCE; shell completion: docs/guide/cli.md.
     """
-    ctx.obj = State(workspace)
+    ctx.obj = State(workspace, quiet=quiet)
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phase")
-@click.option("-t", "--target", help="Target from runbook.yaml (default: default_target; the sample uses `emulator`).")
-@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set a variable or input (repeatable).")
+@click.argument("phase", shell_complete=_complete_phase)
+@click.option(
+    "-t",
+    "--target",
+    shell_complete=_complete_target,
+    help="Target from runbook.yaml (default: default_target; the sample uses `emulator`).",
+)
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="KEY=VALUE",
+    shell_complete=_complete_var,
+    help="Set a variable or input the runbook declares (repeatable).",
+)
 @click.option("--dry-run", is_flag=True, help="Discovery runs; fix steps show what they would change; verify is skipped. Writes nothing.")
 @click.option("--only", type=click.Choice(["discovery", "fix", "verify"]), help="Run one stage only.")
-@click.option("--from", "from_step", metavar="STEP_ID", help="Start at this step; earlier outputs come from the last record.")
-@click.option("--step", metavar="STEP_ID", help="Run exactly this step.")
+@click.option(
+    "--from",
+    "from_step",
+    metavar="STEP_ID",
+    shell_complete=_complete_step,
+    help="Start at this step; earlier outputs come from the last record.",
+)
+@click.option("--step", metavar="STEP_ID", shell_complete=_complete_step, help="Run exactly this step.")
 @click.option("-y", "--yes", is_flag=True, help="Approve `manual` steps without asking.")
 @click.option("--no-reproduce", is_flag=True, help="Do not run the verify steps before the fix.")
 @click.option("--resume", is_flag=True, help="Continue the latest failed or interrupted run of this phase.")
@@ -117,7 +223,11 @@ def run(
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
-    printer: Any = JsonPrinter() if as_json else ConsolePrinter(verbose=verbose)
+    from .text import use_colour
+
+    printer: Any = JsonPrinter() if as_json else ConsolePrinter(verbose=verbose, colour=use_colour(sys.stdout))
+    if state.quiet and not as_json:
+        printer = QuietPrinter(printer)
     options = RunOptions(
         target=target,
         vars=_parse_vars(variables),
@@ -144,9 +254,9 @@ def run(
     )
     if not as_json:
         for path in outputs.written:
-            click.echo(f"wrote {path}")
+            state.say(f"wrote {path}")
         if outputs.commit:
-            click.echo(f"committed {outputs.commit[:10]}")
+            state.say(f"committed {outputs.commit[:10]}")
     status = outputs.result.status
     if status != "success" and outputs.record_path is not None:
         again = f"`runbook run {outputs.result.phase} --resume`"
@@ -163,16 +273,28 @@ def run(
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: files checked, problems, warnings.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "github"]),
+    default="text",
+    show_default=True,
+    help="github: also print GitHub Actions annotations (::error file=...,line=...,col=...::).",
+)
 @click.pass_obj
-def validate(state: State, paths: tuple[Path, ...]) -> None:
-    """Check runbooks without running them (default: every runbook of the workspace).
+def validate(state: State, paths: tuple[Path, ...], as_json: bool, fmt: str) -> None:
+    """Check runbooks and the workspace without running anything (default: every runbook).
 
     Reports every problem as file:line:col: schema and unknown keys (with "did you mean"), unknown
-    actions, action parameters, duplicate step ids, `next` naming an unknown phase, Jinja syntax.
+    actions, action parameters, duplicate step ids, `next` naming an unknown phase, Jinja syntax,
+    template names nothing defines, notebook paths that do not exist, emulator settings, estate
+    files. Warns when a committed schema file (runbook.schema.json ...) is out of date.
     Exits 2 when any problem is found.
     """
     from .api import validate as validate_runbooks
     from .errors import ValidationFailed
+    from .schemas import stale_schemas
 
     try:
         workspace = state.workspace()
@@ -181,27 +303,71 @@ def validate(state: State, paths: tuple[Path, ...]) -> None:
             raise
         workspace = None
     count, problems = validate_runbooks(paths, workspace=workspace)
+    warnings = stale_schemas(workspace.root) if workspace is not None else []
+    if fmt == "github":
+        for warning in warnings:
+            click.echo(f"::warning::{_annotation_text(warning)}")
+        for problem in problems:
+            click.echo(_annotation(problem))
+    elif not as_json:
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
     if problems:
         raise ValidationFailed(problems)
-    click.echo(f"{count} runbook{'s' if count != 1 else ''} valid")
+    if as_json:
+        click.echo(json.dumps({"event": "validated", "files": count, "problems": [], "warnings": warnings}, indent=2))
+    else:
+        state.say(f"{count} runbook{'s' if count != 1 else ''} valid")
+
+
+def _annotation_text(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _annotation(problem: Any) -> str:
+    """A GitHub Actions workflow command: the problem shows on the line in the pull request."""
+
+    def prop(value: object) -> str:
+        return _annotation_text(str(value)).replace(":", "%3A").replace(",", "%2C")
+
+    where = problem.location
+    fields = [f"file={prop(where.path)}"]
+    if where.line is not None:
+        fields.append(f"line={where.line}")
+        if where.column is not None:
+            fields.append(f"col={where.column}")
+    return f"::error {','.join(fields)}::{_annotation_text(problem.message)}"
 
 
 @cli.command(context_settings=CONTEXT)
+@click.option(
+    "--kind",
+    default="runbook",
+    show_default=True,
+    shell_complete=lambda _c, _p, incomplete: [k for k in ("runbook", "config", "estate", "fleet") if k.startswith(incomplete)],
+    help="runbook (runbooks/*.yaml), config (runbook.yaml), estate (emulator estate files), fleet (when installed).",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
-def schema(output: Path | None) -> None:
-    """Print the JSON Schema of the runbook format (for yaml-language-server and editors)."""
-    from .model import json_schema
+@click.pass_obj
+def schema(state: State, kind: str, output: Path | None) -> None:
+    """Print the JSON Schema of a file format (for yaml-language-server and editors).
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    Files point at it with a first line like `# yaml-language-server: $schema=../runbook.schema.json`;
+    `runbook init` writes runbook.schema.json, config.schema.json and estate.schema.json.
+    """
+    from .atomic import atomic_write_text
+    from .schemas import schema_text
+
+    text = schema_text(kind)
     if output:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}")
+        atomic_write_text(output, text)
+        state.say(f"wrote {output}")
     else:
         click.echo(text, nl=False)
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=_complete_action)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list with parameter schemas and output fields.")
 def actions(name: str | None, as_json: bool) -> None:
     """List the actions steps can use, with their parameters and output fields (or one action's details).
@@ -248,7 +414,7 @@ def _action_json(spec: Any) -> dict[str, Any]:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phase")
+@click.argument("phase", shell_complete=_complete_phase)
 @click.argument("action", type=click.Choice(["start", "complete", "fail"]))
 @click.option("-m", "--message", required=True, help="What was done (the log line's description).")
 @click.option("--cells", help="Cells fixed, comma separated (e.g. 109,130,171).")
@@ -283,7 +449,7 @@ def init(directory: Path, project: str | None) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phase")
+@click.argument("phase", shell_complete=_complete_phase)
 @click.option("--title", help='Phase title, e.g. "Fix Backend Services" (default: its title in the plan).')
 @click.pass_obj
 def new(state: State, phase: str, title: str | None) -> None:
@@ -291,9 +457,9 @@ def new(state: State, phase: str, title: str | None) -> None:
     from .scaffold import new_phase
 
     path, added = new_phase(state.workspace(), phase, title)
-    click.echo(f"created {path}")
+    state.say(f"created {path}")
     if added:
-        click.echo(f"added phase {phase} to the plan in runbook.yaml")
+        state.say(f"added phase {phase} to the plan in runbook.yaml")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -328,7 +494,7 @@ def emulator(
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phase")
+@click.argument("phase", shell_complete=_complete_phase)
 @click.option("--run", "run_id", metavar="RUN_ID", help="The run to render (id or unique prefix; default: the latest).")
 @click.option("--template", metavar="NAME", help="Template name (workspace templates/ first, then the defaults).")
 @click.option(
@@ -362,9 +528,9 @@ def report(
     if result.path is None:
         click.echo(result.text, nl=False)
     else:
-        click.echo(f"wrote {result.path}")
+        state.say(f"wrote {result.path}")
     if result.commit:
-        click.echo(f"committed {result.commit[:10]}")
+        state.say(f"committed {result.commit[:10]}")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -373,7 +539,7 @@ def changelog(state: State) -> None:
     """(Re)write CHANGELOG.md: one section per day from resolved phases; text above the marker is kept."""
     from .reports import write_changelog
 
-    click.echo(f"wrote {write_changelog(state.workspace())}")
+    state.say(f"wrote {write_changelog(state.workspace())}")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -382,14 +548,14 @@ def timeline(state: State) -> None:
     """(Re)write TIMELINE.md: every phase's start, end and duration (UTC), from the timestamp log."""
     from .reports import write_timeline
 
-    click.echo(f"wrote {write_timeline(state.workspace())}")
+    state.say(f"wrote {write_timeline(state.workspace())}")
 
 
 # -- commands: status and docs (anchor: keep this line)
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phase", required=False)
+@click.argument("phase", required=False, shell_complete=_complete_phase)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (the same numbers as the text).")
 @click.pass_obj
 def status(state: State, phase: str | None, as_json: bool) -> None:
@@ -407,7 +573,9 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False))
         return
-    colour = screens.use_colour(sys.stdout)
+    from .text import use_colour
+
+    colour = use_colour(sys.stdout)
     if isinstance(view, screens.PhaseStatus):
         click.echo(screens.render_phase(view, colour=colour), nl=False)
     else:
@@ -431,9 +599,9 @@ def docs_build(state: State, site_dir: Path | None) -> None:
 
     workspace = state.workspace()
     pages = generate_docs(workspace, commands=command_reference())
-    click.echo(f"generated {len(pages)} pages in {workspace.config.paths.docs}/")
+    state.say(f"generated {len(pages)} pages in {workspace.config.paths.docs}/")
     built = build_site(workspace, site_dir)
-    click.echo(f"built the site in {built}")
+    state.say(f"built the site in {built}")
 
 
 @docs.command("serve", context_settings=CONTEXT)
@@ -499,28 +667,77 @@ def command_reference() -> list[dict[str, Any]]:
     return commands
 
 
-def _fail(error: RunbookError) -> NoReturn:
+class QuietPrinter:
+    """`-q`: only failed steps, warnings and the closing line of a run."""
+
+    def __init__(self, printer: Any) -> None:
+        self.printer = printer
+        self.warning = printer.warning
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "run_finished" or (kind == "step_finished" and event.get("status") == "failed" and event.get("stage") != "reproduce"):
+            self.printer(event)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """Whether the command line asked for JSON output (`--json` before any `--`)."""
+    words = argv[: argv.index("--")] if "--" in argv else argv
+    return "--json" in words
+
+
+def _error_event(message: str, exit_code: int, *, hint: str | None = None, error: RunbookError | None = None) -> str:
     from .errors import ValidationFailed
 
-    click.echo(str(error) if isinstance(error, ValidationFailed) else f"error: {error}", err=True)
+    event: dict[str, Any] = {"event": "error", "kind": type(error).__name__ if error else "UsageError"}
+    event["message"] = message
+    if hint:
+        event["hint"] = hint
+    location = getattr(error, "location", None)
+    if location is not None:
+        event["location"] = {"file": location.path, "line": location.line, "column": location.column}
+    if isinstance(error, ValidationFailed):
+        event["message"] = f"{len(error.problems)} problem{'s' if len(error.problems) != 1 else ''} found"
+        event["problems"] = [
+            {"file": p.location.path, "line": p.location.line, "column": p.location.column, "message": p.message}
+            for p in error.problems
+        ]
+    event["exit_code"] = exit_code
+    return json.dumps(event, ensure_ascii=False)
+
+
+def _fail(error: RunbookError, *, as_json: bool = False) -> NoReturn:
+    from .errors import ValidationFailed
+
+    if as_json:
+        # The JSON stream stays parseable: the error is one more JSON line on stdout.
+        click.echo(_error_event(error.message, error.exit_code, hint=error.hint, error=error))
+    else:
+        click.echo(str(error) if isinstance(error, ValidationFailed) else f"error: {error}", err=True)
     sys.exit(error.exit_code)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: the one place that maps errors to exit codes."""
+    """Console-script entry point: the one place that maps errors to exit codes (and, under --json,
+    to JSON `error` events on stdout)."""
+    as_json = _wants_json(sys.argv[1:] if argv is None else argv)
     try:
         cli.main(args=argv, prog_name="runbook", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        click.echo(_error_event("aborted", EXIT_INTERRUPTED) if as_json else "aborted", err=not as_json)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_INPUT if exc.exit_code == 2 else exc.exit_code)
+        code = EXIT_INPUT if exc.exit_code == 2 else exc.exit_code
+        if as_json:
+            click.echo(_error_event(exc.format_message(), code))
+        else:
+            exc.show()
+        sys.exit(code)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        click.echo(_error_event("interrupted", EXIT_INTERRUPTED) if as_json else "interrupted", err=not as_json)
         sys.exit(EXIT_INTERRUPTED)
     except RunbookError as exc:
-        _fail(exc)
+        _fail(exc, as_json=as_json)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug of ours: say so in one line; RUNBOOK_DEBUG=1 shows the traceback
@@ -528,11 +745,11 @@ def main(argv: list[str] | None = None) -> None:
 
         if os.environ.get("RUNBOOK_DEBUG"):
             raise
-        click.echo(
-            f"internal error: {type(exc).__name__}: {exc}\n"
-            "  hint: this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback",
-            err=True,
-        )
+        hint = "this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback"
+        if as_json:
+            click.echo(_error_event(f"internal error: {type(exc).__name__}: {exc}", 1, hint=hint))
+        else:
+            click.echo(f"internal error: {type(exc).__name__}: {exc}\n  hint: {hint}", err=True)
         sys.exit(1)
     sys.exit(0)
 

@@ -24,13 +24,13 @@ from .outputs import Output
 class Replacement(Params):
     find: str = Field(description="text (or regex with regex: true) to look for")
     replace: str = Field(description="what it becomes")
-    regex: bool = False
+    regex: bool = Field(False, description="`find` is a regular expression (`replace` may use \\1 groups)")
     count: int | None = Field(None, ge=1, description="expected number of matches (fail otherwise)")
 
 
 class FileReplaceParams(Params):
     path: str = Field(description="file, relative to the workspace")
-    replacements: list[Replacement] = Field(min_length=1)
+    replacements: list[Replacement] = Field(min_length=1, description="the edits, applied in order")
 
 
 class FileReplaceOutput(Output):

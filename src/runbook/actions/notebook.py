@@ -176,7 +176,7 @@ class CellsParams(NotebookParams):
     pattern: Regex | None = Field(None, description="regex searched in each cell's source (multiline)")
     cell_type: Literal["code", "markdown", "raw"] | None = Field(None, description="only cells of this type")
     tag: str | None = Field(None, description="only cells with this tag")
-    ignore_case: bool = False
+    ignore_case: bool = Field(False, description="match `pattern` case-insensitively")
     max_lines: int = Field(20, ge=0, description="matching lines kept per cell")
 
 
@@ -289,7 +289,7 @@ class SetSourceParams(NotebookParams):
     cell: CellRef = Field(description="the cell: a number, an id, or {id|number|tag|pattern: …}")
     source: str | None = Field(None, description="the new source, inline")
     source_file: str | None = Field(None, description="or a file (relative to the workspace) holding it")
-    description: str | None = None
+    description: str | None = Field(None, description="what the change does (for the report)")
 
 
 @action(
@@ -334,11 +334,11 @@ def notebook_set_source(params: SetSourceParams, ctx: ActionContext) -> Result:
 
 class InsertParams(NotebookParams):
     cell: CellRef = Field(description="the cell to insert next to")
-    position: Literal["before", "after"] = "after"
-    cell_type: Literal["code", "markdown", "raw"] = "code"
+    position: Literal["before", "after"] = Field("after", description="insert before or after the anchor cell")
+    cell_type: Literal["code", "markdown", "raw"] = Field("code", description="the new cell's type")
     source: str = Field(description="the new cell's source")
     id: str | None = Field(None, description="id for the new cell (4.5+ notebooks only)")
-    description: str | None = None
+    description: str | None = Field(None, description="what the change does (for the report)")
 
 
 @action(

@@ -94,13 +94,15 @@ Text = Annotated[str, BeforeValidator(_scalar_text)]
 class Deployment(_Spec):
     """A model deployment on an account (`Microsoft.CognitiveServices/accounts/deployments`)."""
 
-    name: ResourceName
-    model: Text
-    version: Text
-    format: str = "OpenAI"
-    sku: str = "GlobalStandard"
-    capacity: int = Field(default=10, ge=0)
-    capabilities: tuple[str, ...] | None = None
+    name: ResourceName = Field(description="the deployment name (what URLs and SDK calls use)")
+    model: Text = Field(description="the model deployed, e.g. gpt-4o-mini or FLUX.1-Kontext-pro")
+    version: Text = Field(description="the model version, e.g. 2024-07-18")
+    format: str = Field("OpenAI", description="the model format (publisher), e.g. OpenAI, Black Forest Labs")
+    sku: str = Field("GlobalStandard", description="the deployment SKU")
+    capacity: int = Field(default=10, ge=0, description="capacity units (thousands of tokens per minute)")
+    capabilities: tuple[str, ...] | None = Field(
+        None, description="capability flags, e.g. chatCompletion, embeddings, imageGenerations (default: from the model)"
+    )
 
     def effective_capabilities(self) -> tuple[str, ...]:
         """The declared capabilities, or, when none are declared, ones inferred from the model."""
@@ -117,22 +119,24 @@ class Deployment(_Spec):
 class Account(_Spec):
     """An AI Foundry / Azure OpenAI account (`Microsoft.CognitiveServices/accounts`)."""
 
-    name: ResourceName
-    kind: str = "AIServices"
-    location: str | None = None
-    sku: str = "S0"
-    tags: dict[str, str] = Field(default_factory=dict)
-    deployments: tuple[Deployment, ...] = ()
+    name: ResourceName = Field(description="the account name")
+    kind: str = Field("AIServices", description="the account kind: AIServices, OpenAI ...")
+    location: str | None = Field(None, description="Azure region (default: the resource group's)")
+    sku: str = Field("S0", description="the account SKU")
+    tags: dict[str, str] = Field(default_factory=dict, description="ARM tags")
+    deployments: tuple[Deployment, ...] = Field((), description="the account's model deployments")
 
 
 class Operation(_Spec):
     """An API Management operation: a method plus a URL template relative to the API's path."""
 
-    id: ResourceName
-    method: str
-    url_template: str
-    display_name: str | None = None
-    description: str | None = None
+    id: ResourceName = Field(description="the operation id")
+    method: str = Field(description="the HTTP method, e.g. POST")
+    url_template: str = Field(
+        description="the URL template below the API's path, e.g. /deployments/{deployment-id}/chat/completions"
+    )
+    display_name: str | None = Field(None, description="the name the portal shows")
+    description: str | None = Field(None, description="what the operation does")
 
     @field_validator("method")
     @classmethod
@@ -165,13 +169,13 @@ class Operation(_Spec):
 class Api(_Spec):
     """An API on an API Management service, served by the gateway under `path`."""
 
-    id: ResourceName
-    display_name: str | None = None
-    path: str
-    service_url: str | None = None
-    backends: tuple[str, ...] = ()
-    subscription_required: bool = True
-    operations: tuple[Operation, ...] = ()
+    id: ResourceName = Field(description="the API id")
+    display_name: str | None = Field(None, description="the name the portal shows")
+    path: str = Field(description="the gateway path the API is served under, e.g. inference/openai")
+    service_url: str | None = Field(None, description="the backend URL (default: the first backend's endpoint)")
+    backends: tuple[str, ...] = Field((), description="names of the accounts behind the API")
+    subscription_required: bool = Field(True, description="callers must send a subscription key")
+    operations: tuple[Operation, ...] = Field((), description="the API's operations")
 
     @field_validator("path")
     @classmethod
@@ -193,34 +197,34 @@ class Api(_Spec):
 class ApiManagementService(_Spec):
     """An API Management service (`Microsoft.ApiManagement/service`) and its gateway keys."""
 
-    name: ResourceName
-    location: str | None = None
-    sku: str = "Developer"
-    publisher_email: str = "admin@contoso.com"
-    publisher_name: str = "Contoso"
-    tags: dict[str, str] = Field(default_factory=dict)
-    subscription_key_header: str = "api-key"
-    subscription_key_query: str = "subscription-key"
-    subscription_keys: tuple[str, ...] = Field(min_length=1)
-    apis: tuple[Api, ...] = ()
+    name: ResourceName = Field(description="the API Management service name")
+    location: str | None = Field(None, description="Azure region (default: the resource group's)")
+    sku: str = Field("Developer", description="the service SKU")
+    publisher_email: str = Field("admin@contoso.com", description="the publisher's e-mail address")
+    publisher_name: str = Field("Contoso", description="the publisher's name")
+    tags: dict[str, str] = Field(default_factory=dict, description="ARM tags")
+    subscription_key_header: str = Field("api-key", description="the header the gateway reads the key from")
+    subscription_key_query: str = Field("subscription-key", description="the query parameter it reads the key from")
+    subscription_keys: tuple[str, ...] = Field(min_length=1, description="keys the gateway accepts (fake ones)")
+    apis: tuple[Api, ...] = Field((), description="the APIs the gateway serves")
 
 
 class ResourceGroup(_Spec):
     """A resource group: its location is the default for the resources it holds."""
 
-    name: ResourceName
-    location: str
-    tags: dict[str, str] = Field(default_factory=dict)
-    accounts: tuple[Account, ...] = ()
-    apim: tuple[ApiManagementService, ...] = ()
+    name: ResourceName = Field(description="the resource group name")
+    location: str = Field(description="Azure region, e.g. uksouth (the default for what it holds)")
+    tags: dict[str, str] = Field(default_factory=dict, description="ARM tags")
+    accounts: tuple[Account, ...] = Field((), description="AI Foundry / Azure OpenAI accounts")
+    apim: tuple[ApiManagementService, ...] = Field((), description="API Management services")
 
 
 class Subscription(_Spec):
     """A subscription, identified by its GUID."""
 
-    id: str
-    name: str = "lab"
-    resource_groups: tuple[ResourceGroup, ...] = ()
+    id: str = Field(description="the subscription GUID")
+    name: str = Field("lab", description="the subscription's display name")
+    resource_groups: tuple[ResourceGroup, ...] = Field((), description="the subscription's resource groups")
 
     @field_validator("id")
     @classmethod
@@ -254,8 +258,8 @@ class Estate(_Spec):
                      [{id, method, url_template, display_name}]}
     """
 
-    tenant: str = "00000000-0000-0000-0000-000000000001"
-    subscriptions: tuple[Subscription, ...] = Field(min_length=1)
+    tenant: str = Field("00000000-0000-0000-0000-000000000001", description="the tenant GUID")
+    subscriptions: tuple[Subscription, ...] = Field(min_length=1, description="the subscriptions, at least one")
 
     @field_validator("tenant")
     @classmethod
