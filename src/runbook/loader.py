@@ -267,7 +267,8 @@ def _collapse_unions(
         if len(by_tag) == 1:
             kept.extend(members)
             continue
-        accepted = " or ".join(_describe_tag(tag, model, place) for tag in by_tag)
+        words = [_describe_tag(tag, model, place) for tag in by_tag]
+        accepted = ", ".join(words[:-1]) + f" or {words[-1]}"
         where = ".".join(str(p) for p in [*prefix, *place])
         kept.append(
             {"type": "union_collapsed", "loc": place, "msg": f"{where}: expected {accepted}, not {_describe_value(value)}"}

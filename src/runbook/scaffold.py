@@ -74,7 +74,7 @@ verify:
       changes: false
     expect:
       - that: wanted in output.stdout.splitlines()
-        message: "{{{{ config_file }}}} must contain the line `{{{{ wanted }}}}`"
+        message: "service.conf must contain the line `retries = 3`"
 report:
   root_causes: []
   lessons: []
