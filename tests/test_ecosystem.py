@@ -13,8 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import REPO, copy_sample, invoke
 
+from conftest import REPO, copy_sample, invoke
 from runbook import schemas
 
 
