@@ -106,6 +106,7 @@ def runbook_schema() -> dict[str, Any]:
             "body": {"id": "${1:step-id}", "title": "${2:What this step does}", "uses": "${3:shell}", "with": {}},
         },
     ]
+    _discriminate_unions(result, defs)
     for stage in ("discovery", "fix", "verify"):
         items = result["properties"][stage]
         items["defaultSnippets"] = [
@@ -220,6 +221,38 @@ def _templated(prop: dict[str, Any]) -> dict[str, Any]:
         branches = [b if not (isinstance(b, dict) and b.get("type") == "array") else _templated(b) for b in body["anyOf"]]
         return {**annotations, "anyOf": [*branches, {"$ref": f"#/$defs/{TEMPLATE_DEF}"}]}
     return {**annotations, "anyOf": [body, {"$ref": f"#/$defs/{TEMPLATE_DEF}"}]}
+
+
+def _discriminate_unions(node: Any, defs: dict[str, Any]) -> None:
+    """`anyOf: [string, Model]` -> `if: object then: Model else: string`, everywhere in `node`.
+
+    Same meaning; but editors then judge a mapping by the model alone ("Property tht is not allowed")
+    instead of reporting the closest scalar member ("Incorrect type. Expected string").
+    """
+    if isinstance(node, list):
+        for item in node:
+            _discriminate_unions(item, defs)
+        return
+    if not isinstance(node, dict):
+        return
+    for value in node.values():
+        _discriminate_unions(value, defs)
+    branches = node.get("anyOf")
+    if not isinstance(branches, list):
+        return
+    models = [
+        b
+        for b in branches
+        if isinstance(b, dict) and isinstance(b.get("$ref"), str)
+        and defs.get(b["$ref"].removeprefix("#/$defs/"), {}).get("type") == "object"
+    ]
+    others = [b for b in branches if b not in models]
+    if len(models) != 1 or not others or any(isinstance(b, dict) and b.get("type") == "object" for b in others):
+        return
+    del node["anyOf"]
+    node["if"] = {"type": "object"}
+    node["then"] = models[0]
+    node["else"] = others[0] if len(others) == 1 else {"anyOf": others}
 
 
 def missing_descriptions(document: dict[str, Any]) -> list[str]:
