@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import REPO, copy_sample
 from lsp_client import LspClient
-
 from runbook import schemas
 
 PACKAGED_ESTATE = REPO / "src" / "runbook" / "azure" / "default_estate.yaml"
