@@ -141,14 +141,17 @@ def time_status(root: Path, repeat: int) -> tuple[float, float]:
 
 
 def time_docs(root: Path, repeat: int) -> float:
+    from runbook.cli import command_reference
     from runbook.docs import generate_docs
     from runbook.workspace import load_workspace
+
+    commands = command_reference()
 
     def fresh() -> None:
         shutil.rmtree(root / "docs", ignore_errors=True)
 
     def generate() -> None:
-        generate_docs(load_workspace(root))
+        generate_docs(load_workspace(root), commands=commands)
 
     fresh()
     generate()  # warm-up: imports, template compilation

@@ -1,10 +1,24 @@
-"""Shared fixtures: temporary copies of the sample workspace and an in-process CLI runner."""
+"""Shared fixtures: temporary copies of the sample workspace and an in-process CLI runner.
+
+The sample workspace is laid out from the COMMITTED tree (`git archive HEAD` of this repository), never
+from the working tree: after someone follows the README and runs `runbook run phase-1.5` in the
+checkout (which fixes the notebook and writes `.env`, `reports/`, CHANGELOG.md and TIMELINE.md), the
+tests still start from the incident's pre-fix state. To test sample edits you have not committed yet,
+opt in to the working tree:
+
+    RUNBOOK_TEST_SAMPLE=worktree python -m pytest ...
+
+(A checkout without git history, e.g. an unpacked sdist, also falls back to the working tree.)
+"""
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import shutil
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,19 +62,64 @@ def invoke(args: list[str], *, cwd: Path | None = None, env: dict[str, str] | No
     return CliResult(result.exit_code, result.stdout, result.stderr)
 
 
-def copy_sample(dest: Path, *, with_reports: bool = False) -> Path:
-    """Copy the sample workspace (the incident before its fix) into `dest`."""
+SAMPLE_SOURCE_ENV = "RUNBOOK_TEST_SAMPLE"
+
+
+def copy_sample(dest: Path, *, with_reports: bool = False, repo: Path = REPO) -> Path:
+    """Lay out the sample workspace (the incident before its fix) in `dest`, from `repo`'s HEAD.
+
+    `RUNBOOK_TEST_SAMPLE=worktree` copies `repo`'s working tree instead (see the module docstring).
+    """
     dest.mkdir(parents=True, exist_ok=True)
-    for item in SAMPLE_ITEMS:
-        src = REPO / item
+    items = [*SAMPLE_ITEMS, "reports"] if with_reports else list(SAMPLE_ITEMS)
+    if os.environ.get(SAMPLE_SOURCE_ENV, "").lower() == "worktree" or _head(repo) is None:
+        _copy_worktree(repo, dest, items)
+    else:
+        _extract_committed(repo, dest, items)
+    (dest / "reports").mkdir(exist_ok=True)
+    return dest
+
+
+def committed_bytes(path: str, *, repo: Path = REPO) -> bytes:
+    """A sample file as committed (`git show HEAD:path`); the working tree's under the same opt-in."""
+    if os.environ.get(SAMPLE_SOURCE_ENV, "").lower() == "worktree" or _head(repo) is None:
+        return (repo / path).read_bytes()
+    return subprocess.run(["git", "show", f"HEAD:{path}"], cwd=repo, check=True, capture_output=True).stdout
+
+
+def _head(repo: Path) -> str | None:
+    """The commit `repo` has checked out, or None when it is not a git checkout."""
+    done = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+@functools.cache
+def _committed_archive(repo: Path, commit: str, items: tuple[str, ...]) -> bytes:
+    """`git archive` of the sample items that exist in `commit` (read once per commit per session)."""
+    listed = subprocess.run(
+        ["git", "ls-tree", "--name-only", commit, "--", *items], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.split()
+    if not listed:
+        return b""
+    return subprocess.run(["git", "archive", "--format=tar", commit, "--", *listed], cwd=repo, check=True, capture_output=True).stdout
+
+
+def _extract_committed(repo: Path, dest: Path, items: list[str]) -> None:
+    commit = _head(repo)
+    assert commit is not None
+    data = _committed_archive(repo.resolve(), commit, tuple(items))
+    if data:
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            archive.extractall(dest, filter="data")
+
+
+def _copy_worktree(repo: Path, dest: Path, items: list[str]) -> None:
+    for item in items:
+        src = repo / item
         if src.is_dir():
-            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
         elif src.exists():
             shutil.copy2(src, dest / item)
-    (dest / "reports").mkdir(exist_ok=True)
-    if with_reports and (REPO / "reports").exists():
-        shutil.copytree(REPO / "reports", dest / "reports", dirs_exist_ok=True)
-    return dest
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+from importlib import resources
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
+import runbook.docs
 from conftest import invoke
 from runbook import actions
 from runbook.cli import command_reference
 from runbook.docs import LinkMap, generate_docs, run_spans, site_nav
 from runbook.progress import compute_progress
 from runbook.record import read_log
+from runbook.text import duration_text
 from runbook.workspace import load_workspace
 
 REPORT = """\
@@ -173,9 +177,9 @@ def test_hand_written_pages_join_the_nav_and_the_rest_of_mkdocs_yml_is_kept(logg
 
 def test_generating_twice_gives_byte_identical_pages(logged: Path) -> None:
     workspace = load_workspace(logged)
-    first = {p: p.read_bytes() for p in generate_docs(workspace)}
+    first = {p: p.read_bytes() for p in generate_docs(workspace, commands=command_reference())}
     config = (logged / "mkdocs.yml").read_bytes()
-    second = {p: p.read_bytes() for p in generate_docs(workspace)}
+    second = {p: p.read_bytes() for p in generate_docs(workspace, commands=command_reference())}
     assert first == second and (logged / "mkdocs.yml").read_bytes() == config
 
 
@@ -204,8 +208,8 @@ def test_the_nav_of_an_empty_docs_dir(tmp_path: Path) -> None:
     assert site_nav(tmp_path, []) == [{"Home": "index.md"}, {"Changelog": "changelog.md"}, {"Timeline": "timeline.md"}]
 
 
-def test_the_repository_reference_pages_and_nav_are_current() -> None:
-    """This repository's committed reference pages match the code, and its nav lists every page.
+def test_the_repository_generated_pages_and_nav_are_current(sample: Path) -> None:
+    """This repository's committed pages (reference, home, phases, runs, stylesheet) match the code.
 
     So the reference cannot drift, and a plain `mkdocs build --strict` in the repository works.
     """
@@ -213,10 +217,104 @@ def test_the_repository_reference_pages_and_nav_are_current() -> None:
     from runbook.docs import actions_reference, cli_reference
 
     docs = REPO / "docs"
-    fix = "run `runbook docs build` at the repository root and commit docs/ and mkdocs.yml"
+    fix = "run `runbook docs build` in a copy of the repository and commit its docs/ and mkdocs.yml"
     assert (docs / "reference" / "actions.md").read_text(encoding="utf-8") == actions_reference(
         list(actions.all_specs())
     ), fix
     assert (docs / "reference" / "cli.md").read_text(encoding="utf-8") == cli_reference(command_reference()), fix
     pages = sorted(p.relative_to(docs).as_posix() for p in docs.rglob("*.md"))
     assert sorted(nav_pages(read_mkdocs(REPO)["nav"])) == pages, fix
+    # the sample is this repository's workspace without reports: its generated pages are the committed ones
+    for page in generate_docs(load_workspace(sample), commands=command_reference()):
+        relative = page.relative_to(sample / "docs").as_posix()
+        assert (docs / relative).read_bytes() == page.read_bytes(), f"docs/{relative}: {fix}"
+    assert (REPO / "mkdocs.yml").read_bytes() == (sample / "mkdocs.yml").read_bytes(), fix
+
+def _table_row(page: str, first_cell: str) -> list[str]:
+    """The cells of the markdown table row of `page` whose first cell is `first_cell`."""
+    for line in page.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        if line.startswith("|") and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no table row starting with {first_cell!r}")
+
+
+def _screen_row(screen: str, first_cell: str) -> list[str]:
+    """The columns of the `runbook status` row starting with `first_cell` (columns are 2+ spaces apart)."""
+    for line in screen.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no status row starting with {first_cell!r}")
+
+
+def test_the_site_and_runbook_status_show_the_same_duration_for_the_same_run(sample: Path) -> None:
+    ran = invoke(["run", "phase-1.5"], cwd=sample)  # a real run against the emulator
+    assert ran.exit_code == 0, ran.output
+    log = sample / "reports" / "timestamps" / "execution-log.jsonl"
+    by_hand = {"timestamp": "2025-11-14T04:15:00.000Z", "phase": "1.2", "action": "complete"}
+    with log.open("a", encoding="utf-8") as out:  # a phase done by hand in 75 s, logged with its duration
+        out.write(json.dumps({**by_hand, "description": "checked by hand", "duration_s": 75}) + "\n")
+    generate_docs(load_workspace(sample), commands=command_reference())
+    (run,) = json.loads(invoke(["status", "1.5", "--json"], cwd=sample).stdout)["runs"]
+    expected = duration_text(run["duration_s"])
+
+    runs_page = (sample / "docs" / "runs" / "phase-1.5.md").read_text(encoding="utf-8")
+    screen = invoke(["status", "1.5"], cwd=sample).stdout
+    # Runs table: Run, Target, Status, Started, Duration, Steps / RUN ID, TARGET, STATUS, STARTED, DURATION, ...
+    assert _table_row(runs_page, f"`{run['run_id']}`")[4] == expected
+    assert _screen_row(screen, run["run_id"])[4] == expected
+
+    home = (sample / "docs" / "index.md").read_text(encoding="utf-8")
+    overview = invoke(["status"], cwd=sample).stdout
+    for phase, shown in (("1.5", expected), ("1.2", "1 minute 15 s")):
+        # Phase, Title, State, Last run, Duration / PHASE, TITLE, STATE, LAST RUN, DURATION
+        assert _table_row(home, phase)[4] == shown, phase
+        assert _screen_row(overview, phase)[4] == shown, phase
+    assert f"**Resolution Time**: {expected}" in (sample / "docs" / "phases" / "phase-1.5.md").read_text(
+        encoding="utf-8"
+    )  # the report copied into the site says the same
+
+
+DOCS_PACKAGE = Path(runbook.docs.__file__).parent
+
+
+def _imported_modules(path: Path, package: str) -> set[str]:
+    """Every module `path` imports (also inside functions and TYPE_CHECKING blocks), resolved to full names."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_no_module_of_the_docs_package_imports_the_cli() -> None:
+    modules = sorted(DOCS_PACKAGE.glob("*.py"))
+    assert {path.stem for path in modules} >= {"__init__", "site", "pages", "links", "reference", "nav", "runner"}
+    for path in modules:
+        imported = _imported_modules(path, "runbook.docs")
+        cli = sorted(name for name in imported if name == "runbook.cli" or name.startswith("runbook.cli."))
+        assert not cli, f"{path.name} imports {cli}: hand the command tree in instead"
+
+
+def test_the_stylesheet_is_one_package_resource_written_into_the_site(logged: Path) -> None:
+    from conftest import REPO
+    from runbook.docs import stylesheet_text
+
+    source = resources.files("runbook.docs").joinpath("assets", "runbook.css").read_text(encoding="utf-8")
+    assert ".rb-progress" in source and stylesheet_text() == source
+    fix = "run `runbook docs build` in a copy of the repository and commit its docs/assets/runbook.css"
+    assert (REPO / "docs" / "assets" / "runbook.css").read_text(encoding="utf-8") == source, fix
+    generate_docs(load_workspace(logged), commands=command_reference())
+    assert (logged / "docs" / "assets" / "runbook.css").read_text(encoding="utf-8") == source
+    for module in DOCS_PACKAGE.glob("*.py"):
+        assert ".rb-progress" not in module.read_text(encoding="utf-8"), f"CSS belongs in the resource: {module}"

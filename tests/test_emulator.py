@@ -4,17 +4,22 @@ faults, the request log, estate file errors, and the official Azure/OpenAI clien
 from __future__ import annotations
 
 import base64
+import signal
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from conftest import invoke
 from runbook.azure.emulator import Emulator, FaultPlan
 from runbook.azure.estate import generate_estate, load_estate, parse_estate
 from runbook.azure.png import PNG_SIGNATURE, read_png_header, render_png
@@ -251,6 +256,17 @@ def test_arm_unknown_group_and_subscription(emu: Emulator, arm: httpx.Client) ->
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "SubscriptionNotFound")
 
 
+def test_arm_refuses_a_bad_skip_token(emu: Emulator, arm: httpx.Client) -> None:
+    url = f"{rg_path(emu)}/providers/Microsoft.CognitiveServices/accounts"
+    response = arm.get(url, params={"api-version": API_VERSION, "$skipToken": "page-two"})
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "InvalidSkipToken",
+        "message": "The skip token 'page-two' is not valid.",
+    }
+    assert emu.requests[-1].operation == "Accounts_ListByResourceGroup"
+
+
 def test_arm_is_read_only(emu: Emulator, arm: httpx.Client) -> None:
     url = f"{rg_path(emu)}/providers/Microsoft.CognitiveServices/accounts/{FOUNDRY1}/deployments/dall-e-3"
     response = arm.put(url, params={"api-version": API_VERSION}, json={})
@@ -334,6 +350,20 @@ def test_images_on_a_chat_model_are_not_supported(gateway: httpx.Client) -> None
     response = gateway.post(image_url("gpt-4o"), params={"api-version": DATA_VERSION}, json={"prompt": "x"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "OperationNotSupported"
+
+
+def test_chunked_request_bodies_are_read(gateway: httpx.Client) -> None:
+    def body() -> Iterator[bytes]:  # an iterator makes httpx send Transfer-Encoding: chunked
+        yield b'{"messages": [{"role": "user", '
+        yield b'"content": "sent in chunks"}]}'
+
+    response = gateway.post(
+        "/inference/openai/deployments/gpt-4o-mini/chat/completions",
+        params={"api-version": DATA_VERSION},
+        content=body(),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"].endswith(": sent in chunks")
 
 
 def test_chat_and_embeddings_shapes(gateway: httpx.Client) -> None:
@@ -623,3 +653,80 @@ def test_serve_forever_prints_urls_and_stops() -> None:
         stop.set()
         thread.join(5)
     assert not thread.is_alive()
+
+
+# ------------------------------------------------------------------------------ the `runbook emulator` command
+
+
+@contextmanager
+def cli_emulator(*args: str) -> Iterator[dict[str, str]]:
+    """`runbook emulator ARGS` in a child process (the real entry point); yields its printed URLs."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from runbook.cli import main; main()", "emulator", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        urls: dict[str, str] = {}
+        for line in child.stdout:
+            words = line.split()
+            if len(words) == 2 and words[0] in ("ARM", "gateway"):
+                urls[words[0]] = words[1]
+            if line.startswith("press Ctrl-C"):
+                break
+        assert set(urls) == {"ARM", "gateway"}, child.stderr.read() if child.stderr else ""
+        yield urls
+    finally:
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def test_cli_refuses_a_non_loopback_host() -> None:
+    result = invoke(["emulator", "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert "error: the emulator listens on loopback only, not on '0.0.0.0'" in result.stderr
+    assert "hint: use 127.0.0.1 (or ::1)" in result.stderr
+    assert "Traceback" not in result.output
+    assert "ARM" not in result.stdout  # refused before anything was served
+
+
+def test_cli_fault_options_need_a_rate_and_known_kinds() -> None:
+    without_rate = invoke(["emulator", "--fault-kinds", "500"])
+    assert without_rate.exit_code == 2
+    assert "--fault-kinds needs --fault-rate" in without_rate.stderr
+    unknown = invoke(["emulator", "--fault-rate", "1", "--fault-kinds", "502"])
+    assert unknown.exit_code == 2
+    assert "unknown fault kind '502'" in unknown.stderr
+    assert "did you mean '503'?" in unknown.stderr
+
+
+def test_cli_fault_kinds_reach_the_server() -> None:
+    with cli_emulator("--fault-rate", "1", "--fault-kinds", "500") as urls:
+        response = httpx.get(f"{urls['ARM']}/subscriptions", headers={"Authorization": "Bearer x"})
+        assert response.status_code == 500
+        assert response.headers["x-runbook-fault"] == "500"
+        assert response.json()["error"]["code"] == "InternalServerError"
+        assert httpx.get(f"{urls['gateway']}/x").status_code == 500
+
+
+def _gateway_statuses(gateway_url: str) -> list[int]:
+    with httpx.Client() as client:
+        return [client.get(gateway_url + "/x").status_code for _ in range(16)]
+
+
+def test_cli_seed_reaches_the_server() -> None:
+    plan = FaultPlan(rate=0.5, kinds=("429", "503"))
+    expected = {}
+    for seed in (0, 7):  # 0 is the default seed: the CLI must not give its sequence for --seed 7
+        with Emulator(load_estate(None), faults=plan, seed=seed) as emulator:
+            expected[seed] = _gateway_statuses(emulator.gateway_url)
+    assert expected[0] != expected[7]
+    assert {429, 503} <= set(expected[7]) and 404 in expected[7]
+    with cli_emulator("--fault-rate", "0.5", "--fault-kinds", "429,503", "--seed", "7") as urls:
+        assert _gateway_statuses(urls["gateway"]) == expected[7]

@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
+from conftest import committed_bytes
 from notebook_variants import build
 from runbook.errors import NotebookError
 from runbook.kernel import CellRun, run_cells
@@ -282,7 +282,7 @@ def verify(path: Path, gateway: str) -> list[CellRun]:
 
 def test_sample_notebook_fails_before_the_fix_and_passes_after(tmp_path: Path, gateway: str) -> None:
     path = tmp_path / SAMPLE.name
-    shutil.copy(SAMPLE, path)
+    path.write_bytes(committed_bytes(SAMPLE.relative_to(REPO).as_posix()))  # not a demo-fixed checkout
     original = path.read_bytes()
 
     before = verify(path, gateway)

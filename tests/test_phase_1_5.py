@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, git, invoke
+from conftest import REPO, committed_bytes, git, invoke
 from runbook.record import read_log, read_record, record_paths
 
 NOTEBOOK = Path("notebooks/master-ai-gateway-fix-MCP.ipynb")
@@ -35,10 +35,10 @@ def fixed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
 
 def test_the_committed_notebook_is_the_incident_before_its_fix() -> None:
-    text = (REPO / NOTEBOOK).read_text(encoding="utf-8")
+    text = committed_bytes(str(NOTEBOOK)).decode("utf-8")
     assert "dall-e-3" in text and 'os.getenv(\\"DALL_E_DEPLOYMENT\\", \\"gpt-image-1\\")' in text
     assert 'os.getenv(\\"IMAGE_MODEL_DEPLOYMENT\\"' not in text
-    assert not (REPO / ".env").exists() or ".env" not in git(REPO, "ls-files")
+    assert ".env" not in git(REPO, "ls-files").splitlines()  # committed: never; present after a demo: fine
 
 
 def test_run_exits_zero_and_records_every_step(fixed: tuple[Path, object]) -> None:
@@ -67,7 +67,7 @@ def test_run_exits_zero_and_records_every_step(fixed: tuple[Path, object]) -> No
 
 def test_only_the_intended_notebook_lines_changed(fixed: tuple[Path, object]) -> None:
     root, _ = fixed
-    before = (REPO / NOTEBOOK).read_text(encoding="utf-8").splitlines()
+    before = committed_bytes(str(NOTEBOOK)).decode("utf-8").splitlines()
     after = (root / NOTEBOOK).read_text(encoding="utf-8").splitlines()
     removed = [line[1:] for line in difflib.unified_diff(before, after, lineterm="", n=0) if line[:1] == "-" and not line.startswith("---")]
     added = [line[1:] for line in difflib.unified_diff(before, after, lineterm="", n=0) if line[:1] == "+" and not line.startswith("+++")]

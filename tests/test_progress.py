@@ -194,8 +194,9 @@ def test_progress_bar_has_one_mark_per_phase_scaled_for_big_groups() -> None:
     assert status.progress_bar(8, 8) == "[########]"
     assert status.progress_bar(1, 200) == "[#" + "-" * 39 + "]"
     assert status.progress_bar(199, 200) == "[" + "#" * 39 + "-]"
-    assert status.format_duration(1200) == "20m 00s"
-    assert status.format_duration(0.5) == "0.50s"
+    assert status.format_duration(1200) == "20 minutes"  # the reports' and the site's duration text
+    assert status.format_duration(0.5) == "0.5 s"
+    assert status.format_duration(None) == "—"
 
 
 SIMPLE = """\

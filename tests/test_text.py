@@ -69,3 +69,78 @@ def test_colour_conventions(env: dict[str, str], tty: bool, expected: bool) -> N
 def test_loopback() -> None:
     assert is_loopback("127.0.0.2") and is_loopback("[::1]") and is_loopback("localhost")
     assert not is_loopback("10.0.0.1") and not is_loopback("example.com") and not is_loopback(None)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({"FORCE_COLOR": "1"}, True), ({"CLICOLOR_FORCE": "1"}, True), ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, False)],
+)
+def test_the_run_console_follows_the_colour_convention(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: bool
+) -> None:
+    from runbook.console import ConsolePrinter
+
+    for name in ("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    printer = ConsolePrinter(io.StringIO())  # not a terminal
+    assert printer.colour is expected
+    assert ("\033[32m" in printer.paint("ok", "ok")) is expected
+
+
+def test_an_empty_no_color_leaves_the_run_console_coloured_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runbook.console import ConsolePrinter
+
+    for name in ("FORCE_COLOR", "CLICOLOR_FORCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_COLOR", "")
+    assert ConsolePrinter(_Tty()).colour is True
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "API_KEY",
+        "AZURE_CLIENT_SECRET",
+        "OPENAI_API_TOKEN",
+        "DB_PASSWORD",
+        "STORAGE_CONNECTION_STRING",
+        "api-key",  # the APIM subscription-key header
+        "Authorization",
+        "Set-Cookie",
+        "x-ms-signature",
+        "subscription-key",  # query parameters
+        "sig",
+        "code",
+        "sas_token",
+    ],
+)
+def test_one_secret_name_heuristic_for_variables_headers_and_query_parameters(name: str) -> None:
+    from runbook.azure.client import display_url
+    from runbook.secrets import is_secret_name
+
+    assert is_secret_name(name)
+    assert display_url(f"https://host/p?{name}=hunter2&api-version=1") == f"https://host/p?{name}=***&api-version=1"
+
+
+@pytest.mark.parametrize("name", ["api-version", "$skiptoken", "content-type", "x-ms-request-id", "MODEL", "encode"])
+def test_names_that_are_not_secrets(name: str) -> None:
+    from runbook.secrets import is_secret_name
+
+    assert not is_secret_name(name)
+
+
+def test_recorded_http_headers_drop_what_the_heuristic_calls_secret() -> None:
+    import httpx
+
+    from runbook.actions.http import _recorded_headers
+
+    headers = httpx.Headers({"api-key": "k", "Set-Cookie": "c", "Content-Type": "application/json", "Date": "now"})
+    assert _recorded_headers(headers) == {"content-type": "application/json"}
+
+
+def test_kernels_strip_ansi_with_the_shared_pattern() -> None:
+    from runbook import kernel, text
+
+    assert kernel._ANSI is text.ANSI

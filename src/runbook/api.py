@@ -24,7 +24,10 @@ from .model import normalise_phase
 from .record import (
     TERMINAL_ACTIONS,
     RecordWriter,
-    RunRecord,
+    RunEvent,
+    RunResumed,
+    RunStarted,
+    StepResult,
     append_log,
     log_entry,
     new_run_id,
@@ -68,33 +71,29 @@ def _cells_fixed(result: RunResult) -> list[Any]:
     return cells
 
 
-def _restorable(workspace: Workspace, phase: str) -> tuple[Path, dict[tuple[str, str], dict[str, Any]]] | None:
+Restorable = dict[tuple[str, str], StepResult]
+
+
+def _restorable(workspace: Workspace, phase: str) -> tuple[Path, Restorable] | None:
     """The latest unfinished run of `phase` and the step results it completed."""
     for path in reversed(record_paths(workspace.reports_dir, phase)):
         record = read_record(path)
-        if record.status == "success" and (_partial(record) or _logged(workspace, record.run_id, TERMINAL_ACTIONS)):
+        if record.status == "success" and (
+            record.options.partial or _logged(workspace, record.run_id, TERMINAL_ACTIONS)
+        ):
             return None
         # A success whose end never reached the timestamp log (killed right after its last event)
         # is resumable too: every step is restored, and the end is logged and the report written.
         if record.status in ("success", "failed", "interrupted", "incomplete"):
-            done: dict[tuple[str, str], dict[str, Any]] = {}
-            for event in record.events:
-                if event.get("event") not in ("step_finished", "step_restored"):
-                    continue
-                key = (str(event.get("stage")), str(event.get("step")))
-                if event.get("status") in ("ok", "changed") or (
-                    event.get("stage") == "reproduce" and event.get("status") == "failed"
-                ):
-                    done[key] = {k: v for k, v in event.items() if k not in ("event", "time")}
+            done: Restorable = {}
+            for event in record.step_outcomes():
+                key = (event.stage, event.step)
+                if event.succeeded or (event.stage == "reproduce" and event.status == "failed"):
+                    done[key] = event
                 else:
                     done.pop(key, None)
             return path, done
     return None
-
-
-def _partial(record: RunRecord) -> bool:
-    options = record.started.get("options") or {}
-    return bool(options.get("only") or options.get("step"))
 
 
 def _logged(workspace: Workspace, run_id: str, actions: tuple[str, ...]) -> bool:
@@ -108,9 +107,9 @@ def _start_logger(ws: Workspace, loaded: LoadedRunbook, run_id: str, started_at:
     so a crash cannot leave a timestamp-log line for a run that has no record to resume."""
     done = False
 
-    def listener(event: dict[str, Any]) -> None:
+    def listener(event: RunEvent) -> None:
         nonlocal done
-        if done or event.get("event") not in ("run_started", "run_resumed"):
+        if done or not isinstance(event, RunStarted | RunResumed):
             return
         done = True
         phase_id = loaded.runbook.phase
@@ -121,17 +120,13 @@ def _start_logger(ws: Workspace, loaded: LoadedRunbook, run_id: str, started_at:
     return listener
 
 
-def _previous_steps(workspace: Workspace, phase: str) -> dict[str, dict[str, Any]]:
+def _previous_steps(workspace: Workspace, phase: str) -> dict[str, StepResult]:
     """Per step id, its latest non-reproduce result across this phase's records (newest wins)."""
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, StepResult] = {}
     for path in record_paths(workspace.reports_dir, phase)[-20:]:
-        for event in read_record(path).events:
-            if (
-                event.get("event") in ("step_finished", "step_restored")
-                and event.get("stage") != "reproduce"
-                and event.get("status") in ("ok", "changed")
-            ):
-                latest[str(event.get("step"))] = event
+        for event in read_record(path).step_outcomes():
+            if event.stage != "reproduce" and event.succeeded:
+                latest[event.step] = event
     return latest
 
 
@@ -161,127 +156,192 @@ def run_phase(
     junit: Path | None = None,
     raise_on_failure: bool = True,
 ) -> RunOutputs:
-    """Run one phase's runbook end to end. Raises RunFailed (exit 1) or RunInterrupted (130)."""
-    options = options or RunOptions()
+    """Run one phase's runbook end to end. Raises RunFailed (exit 1) or RunInterrupted (130).
+
+    The steps: seed the redactor with every secret known before the run, then (under the workspace
+    lock) prepare the resume, open the target and the record and execute, then publish the report
+    and commit, and last turn a failed or interrupted run into its error.
+    """
     ws = workspace if isinstance(workspace, Workspace) else load_workspace(workspace)
-    warn = warn or (lambda _message: None)
-    environ = dict(os.environ if environ is None else environ)
     loaded = ws.load_runbook(phase)
-    phase_id = loaded.runbook.phase
     from .checks import check_vars
 
-    check_vars(loaded.runbook, options.vars, loaded.doc.display)
+    check_vars(loaded.runbook, (options or RunOptions()).vars, loaded.doc.display)
     if commit:
         from .gitops import check_repository
 
         check_repository(ws.root)
+    run = _PhaseRun(
+        ws=ws,
+        loaded=loaded,
+        options=options or RunOptions(),
+        environ=dict(os.environ if environ is None else environ),
+        dotenv=ws.read_env_file(),
+        warn=warn or (lambda _message: None),
+        confirm=confirm,
+    )
+    redactor = _seed_redactor(run)
+    result, record_path = _execute(run, redactor, list(listeners))
+    outputs = RunOutputs(result=result, record_path=record_path)
+    if record_path is not None:
+        _publish_and_commit(run, outputs, record_path, report=report, junit=junit, commit=commit, tag=tag)
+    if raise_on_failure:
+        _raise_for(result, run.loaded.runbook.phase, record_path)
+    return outputs
+
+
+@dataclass
+class _PhaseRun:
+    """What one `run_phase` call works with, gathered once."""
+
+    ws: Workspace
+    loaded: LoadedRunbook
+    options: RunOptions
+    environ: dict[str, str]
+    dotenv: dict[str, str]
+    warn: Callable[[str], None]
+    confirm: Callable[[str], bool] | None
+
+    @property
+    def phase_id(self) -> str:
+        return self.loaded.runbook.phase
+
+
+@dataclass
+class _RecordPlan:
+    """Where this run's events go: a new record, the interrupted one (--resume), or none (dry-run)."""
+
+    run_id: str
+    path: Path | None = None
+    restored: Restorable | None = None
+    started_at: str | None = None
+    has_header: bool = False
+
+
+def _seed_redactor(run: _PhaseRun) -> Redactor:
+    """Every secret known before the run: secret-looking environment and .env values, secret --vars."""
     redactor = Redactor()
-    for key, value in environ.items():
-        if is_secret_name(key):
-            redactor.add(value)
-    dotenv = ws.read_env_file()
-    for key, value in dotenv.items():
-        if is_secret_name(key):
-            redactor.add(value)
-    for key, value in options.vars.items():
-        spec = loaded.runbook.inputs.get(key)
+    for source in (run.environ, run.dotenv):
+        for key, value in source.items():
+            if is_secret_name(key):
+                redactor.add(value)
+    for key, value in run.options.vars.items():
+        spec = run.loaded.runbook.inputs.get(key)
         if (spec is not None and spec.secret) or is_secret_name(key):
             redactor.add(value)
+    return redactor
 
+
+def _prepare_resume(run: _PhaseRun) -> _RecordPlan:
+    """The record this run writes to: with --resume, the latest unfinished run's and what it completed."""
+    if not run.options.resume:
+        run_id = new_run_id()
+        path = None if run.options.dry_run else run.ws.reports_dir / "runs" / run.phase_id / f"{run_id}.jsonl"
+        return _RecordPlan(run_id=run_id, path=path)
+    resume_from = _restorable(run.ws, run.phase_id)
+    if resume_from is None:
+        raise InputError(
+            f"nothing to resume for phase {run.phase_id}: its latest run finished successfully or none exists",
+            hint=f"run it again with `runbook run {run.phase_id}`; `runbook report {run.phase_id}` rewrites the "
+            "latest run's report",
+        )
+    path, restored = resume_from
+    if _repair_torn_tail(path):
+        run.warn(f"{path}: cut a torn last line left by the interrupted run")
+    previous = read_record(path)
+    header = previous.run_started
+    return _RecordPlan(
+        run_id=previous.run_id,
+        path=path,
+        restored=restored,
+        started_at=header.time if header is not None else None,
+        has_header=header is not None,
+    )
+
+
+def _logs_phase(run: _PhaseRun, plan: _RecordPlan) -> bool:
+    """A recorded, whole run (not --only/--step) writes its start and end to the timestamp log."""
+    return plan.path is not None and run.options.only is None and run.options.step is None
+
+
+def _execute(run: _PhaseRun, redactor: Redactor, listeners: list[Listener]) -> tuple[RunResult, Path | None]:
+    """Under the workspace lock: prepare the resume, open the target, execute, log the end."""
     from .targets import open_target
 
     # The lock comes first: what to resume is decided under it, and a lock left by a killed run is
     # taken over (with a warning) by whatever `runbook run` comes next, even one with nothing to do.
-    lock = None if options.dry_run else WorkspaceLock(ws.root, phase_id, warn).acquire()
+    lock = None if run.options.dry_run else WorkspaceLock(run.ws.root, run.phase_id, run.warn).acquire()
     target = None
     try:
-        resume_from: tuple[Path, dict[tuple[str, str], dict[str, Any]]] | None = None
-        if options.resume:
-            resume_from = _restorable(ws, phase_id)
-            if resume_from is None:
-                raise InputError(
-                    f"nothing to resume for phase {phase_id}: its latest run finished successfully or none exists",
-                    hint=f"run it again with `runbook run {phase_id}`; `runbook report {phase_id}` rewrites the "
-                    "latest run's report",
-                )
-        target = open_target(ws, options.target, redactor, environ=environ)
-        variables = dict(loaded.runbook.vars)
+        plan = _prepare_resume(run)
+        target = open_target(run.ws, run.options.target, redactor, environ=run.environ)
         public_inputs, secret_inputs = resolve_inputs(
-            loaded, options, environ, dotenv, target.env, target.settings, redactor
+            run.loaded, run.options, run.environ, run.dotenv, target.env, target.settings, redactor
         )
-        variables.update(public_inputs)
-        for key, value in options.vars.items():
-            if key not in loaded.runbook.inputs:
-                variables[key] = value
-        record_path: Path | None = None
-        all_listeners: list[Listener] = list(listeners)
-        started_at: str | None = None
-        has_header = False
-        if resume_from is not None:
-            record_path = resume_from[0]
-            repaired = _repair_torn_tail(record_path)
-            if repaired:
-                warn(f"{record_path}: cut a torn last line left by the interrupted run")
-            previous = read_record(record_path)
-            run_id = previous.run_id
-            has_header = bool(previous.started)
-            started_at = previous.started.get("time")
-        else:
-            run_id = new_run_id()
-            if not options.dry_run:
-                record_path = ws.reports_dir / "runs" / phase_id / f"{run_id}.jsonl"
-        if record_path is not None:
-            all_listeners.insert(0, RecordWriter(record_path).write)
-        logging = record_path is not None and options.only is None and options.step is None
-        if logging and (resume_from is None or not _logged(ws, run_id, ("start",))):
-            all_listeners.insert(1, _start_logger(ws, loaded, run_id, started_at))
+        variables = {**run.loaded.runbook.vars, **public_inputs}
+        variables.update({k: v for k, v in run.options.vars.items() if k not in run.loaded.runbook.inputs})
         executor = Executor(
-            loaded,
-            workspace_root=ws.root,
+            run.loaded,
+            workspace_root=run.ws.root,
             target=target,
-            options=options,
+            options=run.options,
             redactor=redactor,
             variables=variables,
             secrets=secret_inputs,
-            environ=environ,
-            listeners=all_listeners,
-            run_id=run_id,
-            allowed_paths=ws.allowed_paths,
-            confirm=confirm,
-            warn=warn,
-            restored=resume_from[1] if resume_from else None,
-            previous_steps=_previous_steps(ws, phase_id),
+            environ=run.environ,
+            listeners=_listeners(run, plan, listeners),
+            run_id=plan.run_id,
+            allowed_paths=run.ws.allowed_paths,
+            confirm=run.confirm,
+            warn=run.warn,
+            restored=plan.restored,
+            previous_steps=_previous_steps(run.ws, run.phase_id),
         )
         with _interrupts_to(executor):
             # A record killed before its first line was whole gets the full header on resume.
-            result = executor.run(resumed=has_header)
-        result.record_path = record_path
-        if logging:
-            _log_end(ws, loaded, result)
+            result = executor.run(resumed=plan.has_header)
+        result.record_path = plan.path
+        if _logs_phase(run, plan):
+            _log_end(run.ws, run.loaded, result)
     finally:
         if target is not None:
             target.close()
         if lock is not None:
             lock.release()
+    return result, plan.path
 
-    outputs = RunOutputs(result=result, record_path=record_path)
-    if record_path is not None and report:
-        outputs.written.extend(_publish(ws, loaded, record_path, junit))
-    if record_path is not None and commit:
+
+def _listeners(run: _PhaseRun, plan: _RecordPlan, listeners: list[Listener]) -> list[Listener]:
+    """The record writer first, then the timestamp log's `start` line, then the caller's listeners."""
+    ours: list[Listener] = []
+    if plan.path is not None:
+        ours.append(RecordWriter(plan.path).write)
+    if _logs_phase(run, plan) and (plan.restored is None or not _logged(run.ws, plan.run_id, ("start",))):
+        ours.append(_start_logger(run.ws, run.loaded, plan.run_id, plan.started_at))
+    return [*ours, *listeners]
+
+
+def _publish_and_commit(
+    run: _PhaseRun, outputs: RunOutputs, record_path: Path, *, report: bool, junit: Path | None, commit: bool, tag: bool
+) -> None:
+    """Report, changelog, timeline (and JUnit) for the finished run; then the commit when asked."""
+    if report:
+        outputs.written.extend(_publish(run.ws, run.loaded, record_path, junit))
+    if commit:
         from .gitops import commit_run
 
-        outputs.commit = commit_run(ws, loaded, read_record(record_path), [record_path, ws.timestamp_log, *outputs.written, *result.changed_files], tag=tag)
-    if raise_on_failure:
-        if result.status == "interrupted":
-            raise RunInterrupted(f"run {result.run_id} interrupted; resume it with `runbook run {phase_id} --resume`")
-        if result.status == "failed":
-            failed = next((o for o in result.outcomes if o.status == "failed" and o.stage != "reproduce"), None)
-            what = f"step {failed.step.id} failed: {failed.error.message if failed.error else ''}" if failed else "failed"
-            raise RunFailed(
-                f"phase {phase_id}: {what}",
-                hint=f"see {record_path}" if record_path else None,
-            )
-    return outputs
+        paths = [record_path, run.ws.timestamp_log, *outputs.written, *outputs.result.changed_files]
+        outputs.commit = commit_run(run.ws, run.loaded, read_record(record_path), paths, tag=tag)
+
+
+def _raise_for(result: RunResult, phase_id: str, record_path: Path | None) -> None:
+    """An interrupted run is RunInterrupted (130); a failed one RunFailed (1) naming its failed step."""
+    if result.status == "interrupted":
+        raise RunInterrupted(f"run {result.run_id} interrupted; resume it with `runbook run {phase_id} --resume`")
+    if result.status == "failed":
+        failed = next((o for o in result.outcomes if o.status == "failed" and o.stage != "reproduce"), None)
+        what = f"step {failed.step.id} failed: {failed.error.message if failed.error else ''}" if failed else "failed"
+        raise RunFailed(f"phase {phase_id}: {what}", hint=f"see {record_path}" if record_path else None)
 
 
 def _log_end(ws: Workspace, loaded: LoadedRunbook, result: RunResult) -> None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from . import __version__
 from .errors import EXIT_INPUT, EXIT_INTERRUPTED, RunbookError
+
+if TYPE_CHECKING:
+    from .docs import CommandDoc, ParamDoc
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -464,28 +467,76 @@ def new(state: State, phase: str, title: str | None) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.option("--estate", type=click.Path(dir_okay=False, path_type=Path), help="Estate file (default: the AI-gateway lab).")
-@click.option("--arm-port", type=int, default=0, help="Port for ARM (default: a free one).")
-@click.option("--gateway-port", type=int, default=0, help="Port for the APIM gateway (default: a free one).")
-@click.option("--page-size", type=int, default=100, help="Items per ARM page (small values force paging).")
-@click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
-@click.option("--fault-rate", type=float, default=0.0, help="Share of requests answered 429/503 or dropped (0..1).")
+@click.option(
+    "--host",
+    metavar="ADDRESS",
+    default="127.0.0.1",
+    show_default=True,
+    help="Loopback address to listen on (127.0.0.1, ::1 or localhost); any other address is refused.",
+)
+@click.option("--arm-port", type=int, default=0, metavar="PORT", help="Port for ARM (default: a free one).")
+@click.option(
+    "--gateway-port", type=int, default=0, metavar="PORT", help="Port for the APIM gateway (default: a free one)."
+)
+@click.option(
+    "--page-size", type=int, default=100, metavar="N", show_default=True, help="Items per ARM page (small values force paging)."
+)
+@click.option("--latency", type=float, default=0.0, metavar="SECONDS", help="Seconds added to every answer.")
+@click.option(
+    "--fault-rate",
+    type=float,
+    default=0.0,
+    metavar="RATE",
+    help="Share of requests (0..1) answered with a fault drawn from --fault-kinds.",
+)
+@click.option(
+    "--fault-kinds",
+    metavar="KINDS",
+    help="Comma-separated faults to draw from: 429 and 503 (with Retry-After), 500, drop (the connection "
+    "closes unanswered). Default: 429,503,drop. Needs --fault-rate.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    metavar="N",
+    default=0,
+    show_default=True,
+    help="Seed of the fault draw: the same seed and the same requests give the same faults.",
+)
 def emulator(
-    estate: Path | None, arm_port: int, gateway_port: int, page_size: int, latency: float, fault_rate: float
+    estate: Path | None,
+    host: str,
+    arm_port: int,
+    gateway_port: int,
+    page_size: int,
+    latency: float,
+    fault_rate: float,
+    fault_kinds: str | None,
+    seed: int,
 ) -> None:
-    """Serve the embedded Azure emulator on 127.0.0.1 until Ctrl-C.
+    """Serve the embedded Azure emulator on loopback until Ctrl-C.
 
     It answers ARM (Cognitive Services accounts and deployments, API Management APIs and operations)
-    and the APIM gateway's Azure OpenAI routes, from an estate file.
+    and the APIM gateway's Azure OpenAI routes, from an estate file, and prints the URLs, the
+    subscription key and the environment a notebook needs.
     """
-    from .azure.emulator import serve_forever
+    from .azure.emulator import FaultPlan, serve_forever
 
+    if fault_kinds is not None and not fault_rate:
+        raise click.UsageError("--fault-kinds needs --fault-rate (the share of requests that fail)")
+    plan: dict[str, Any] = {"rate": fault_rate}
+    if fault_kinds is not None:
+        plan["kinds"] = tuple(kind.strip() for kind in fault_kinds.split(",") if kind.strip())
+    faults = FaultPlan(**plan) if fault_rate else None
     serve_forever(
         estate,
+        host=host,
         arm_port=arm_port,
         gateway_port=gateway_port,
         page_size=page_size,
         latency=latency,
-        fault_rate=fault_rate,
+        faults=faults,
+        seed=seed,
         echo=click.echo,
     )
 
@@ -565,6 +616,7 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
     Unreadable timestamp-log lines are skipped with a warning naming file:line (on stderr).
     """
     from . import status as screens
+    from .text import use_colour
 
     workspace = state.workspace()
     view = screens.phase_status(workspace, phase) if phase else screens.workspace_status(workspace)
@@ -573,8 +625,6 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False))
         return
-    from .text import use_colour
-
     colour = use_colour(sys.stdout)
     if isinstance(view, screens.PhaseStatus):
         click.echo(screens.render_phase(view, colour=colour), nl=False)
@@ -616,15 +666,18 @@ def docs_serve(state: State, port: int) -> None:
     serve_site(workspace, port=port)
 
 
-def command_reference() -> list[dict[str, Any]]:
-    """Every command with its usage, help and parameters, as plain data for the generated CLI reference."""
+def command_reference() -> list[CommandDoc]:
+    """Every command with its usage, help and parameters, as plain data for the generated CLI reference.
+
+    `runbook docs` hands this to the docs API, so the docs never import the CLI.
+    """
     import inspect
 
-    commands: list[dict[str, Any]] = []
+    commands: list[CommandDoc] = []
 
     def walk(command: click.Command, parent: click.Context | None, path: list[str]) -> None:
         ctx = click.Context(command, info_name=path[-1], parent=parent)
-        params = []
+        params: list[ParamDoc] = []
         for param in command.get_params(ctx):
             if isinstance(param, click.Option) and "--help" in param.opts:
                 continue
@@ -674,9 +727,10 @@ class QuietPrinter:
         self.printer = printer
         self.warning = printer.warning
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "run_finished" or (kind == "step_finished" and event.get("status") == "failed" and event.get("stage") != "reproduce"):
+    def __call__(self, event: Any) -> None:
+        kind = getattr(event, "event", None)
+        failed = kind == "step_finished" and event.status == "failed" and event.stage != "reproduce"
+        if kind in ("run_finished", "warning") or failed:
             self.printer(event)
 
 

@@ -1,15 +1,29 @@
 """What a run shows in the terminal: one line per step, a closing summary, or JSON lines for CI.
 
-Colour only on a TTY (and never when NO_COLOR is set). Every event reaching here has already been
-redacted by the executor.
+Colour follows `runbook.text.use_colour` (a terminal; NO_COLOR off, FORCE_COLOR/CLICOLOR_FORCE on).
+Every event reaching here has already been redacted by the executor.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-from typing import Any, TextIO
+from typing import TextIO
+
+from .record import (
+    Note,
+    RunEvent,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    RunWarning,
+    StepFinished,
+    StepRestored,
+    StepResult,
+    StepStarted,
+)
+from .text import paint as _paint
+from .text import use_colour
 
 COLOURS = {
     "ok": "32",
@@ -29,13 +43,12 @@ class ConsolePrinter:
         self.stream = stream or sys.stdout
         tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.tty = tty
-        self.colour = (tty and "NO_COLOR" not in os.environ) if colour is None else colour
+        self.colour = use_colour(self.stream) if colour is None else colour
         self.verbose = verbose
         self._live = False
 
     def paint(self, text: str, status: str) -> str:
-        code = COLOURS.get(status)
-        return f"\033[{code}m{text}\033[0m" if self.colour and code else text
+        return _paint(text, COLOURS.get(status), self.colour)
 
     def write(self, line: str) -> None:
         if self._live:
@@ -47,56 +60,63 @@ class ConsolePrinter:
     def warning(self, message: str) -> None:
         self.write(self.paint(f"warning: {message}", "changed"))
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "run_started":
+    def __call__(self, event: RunEvent) -> None:
+        if isinstance(event, RunStarted):
+            dry_run = "  [dry-run]" if event.options.dry_run else ""
             self.write(
-                f"runbook: phase {event['phase']} - {event['title']} (run {event['run_id']}, "
-                f"target {event.get('target')}){'  [dry-run]' if event.get('options', {}).get('dry_run') else ''}"
+                f"runbook: phase {event.phase} - {event.title} (run {event.run_id}, target {event.target}){dry_run}"
             )
-        elif kind == "run_resumed":
-            self.write(f"runbook: resuming run {event['run_id']}")
-        elif kind == "step_started" and self.tty:
-            self.stream.write(f"{_clock(event['time'])}  {event['stage']:<10} {event['step']:<28} ...")
+        elif isinstance(event, RunResumed):
+            self.write(f"runbook: resuming run {event.run_id}")
+        elif isinstance(event, StepStarted) and self.tty:
+            self.stream.write(f"{_clock(event.time or '')}  {event.stage:<10} {event.step:<28} ...")
             self.stream.flush()
             self._live = True
-        elif kind in ("step_finished", "step_restored"):
-            self._step(event, restored=kind == "step_restored")
-        elif kind == "note":
-            self.write(f"note: {event.get('message')}")
-        elif kind == "run_finished":
+        elif isinstance(event, StepFinished | StepRestored):
+            self._step(event)
+        elif isinstance(event, Note):
+            self.write(f"note: {event.message}")
+        elif isinstance(event, RunWarning):
+            self.warning(event.message)
+        elif isinstance(event, RunFinished):
             self._summary(event)
 
-    def _step(self, event: dict[str, Any], *, restored: bool) -> None:
-        status = str(event.get("status"))
+    def _step(self, event: StepResult) -> None:
+        restored = isinstance(event, StepRestored)
+        status = event.status
         shown = f"{status} (restored)" if restored else status
+        when = event.finished_at or (event.time if isinstance(event, StepRestored) else None) or ""
         line = (
-            f"{_clock(event.get('finished_at') or event.get('time', ''))}  {event['stage']:<10} "
-            f"{event['step']:<28} {self.paint(f'{shown:<9}', 'restored' if restored else status)} "
-            f"{event.get('duration_s', 0):>7.2f}s"
+            f"{_clock(when)}  {event.stage:<10} "
+            f"{event.step:<28} {self.paint(f'{shown:<9}', 'restored' if restored else status)} "
+            f"{event.duration_s or 0:>7.2f}s"
         )
-        extra = event.get("reason") or event.get("message")
+        extra = event.reason or event.message
         if extra:
             line += f"  {extra}"
         self.write(line)
-        error = event.get("error")
-        if error and status != "skipped":
-            prefix = "expected failure (pre-fix)" if event.get("stage") == "reproduce" else "error"
-            self.write(f"    {prefix}: {error.get('message')}")
-            if error.get("hint") and event.get("stage") != "reproduce":
-                self.write(f"    hint: {error['hint']}")
-        if event.get("diff") and (self.verbose or event.get("dry_run")):
-            for diff_line in str(event["diff"]).splitlines():
+        self._error(event)
+        if event.diff and (self.verbose or event.dry_run):
+            for diff_line in event.diff.splitlines():
                 self.write(f"    {diff_line}")
-        for warning in event.get("warnings") or []:
-            self.warning(f"{event['step']}: {warning}")
+        for warning in event.warnings or []:
+            self.warning(f"{event.step}: {warning}")
 
-    def _summary(self, event: dict[str, Any]) -> None:
-        counts = event.get("counts") or {}
+    def _error(self, event: StepResult) -> None:
+        error = event.error
+        if error is None or event.status == "skipped":
+            return
+        prefix = "expected failure (pre-fix)" if event.stage == "reproduce" else "error"
+        self.write(f"    {prefix}: {error.message}")
+        if error.hint and event.stage != "reproduce":
+            self.write(f"    hint: {error.hint}")
+
+    def _summary(self, event: RunFinished) -> None:
+        counts = event.counts or {}
         parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        status = str(event.get("status"))
+        status = str(event.status)
         self.write(
-            f"{self.paint(status.upper(), status)}: run {event['run_id']} in {event.get('duration_s', 0):.2f}s"
+            f"{self.paint(status.upper(), status)}: run {event.run_id} in {event.duration_s or 0:.2f}s"
             f" ({parts or 'no steps'})"
         )
 
@@ -107,12 +127,12 @@ class JsonPrinter:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.stream.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
+    def __call__(self, event: RunEvent) -> None:
+        self.stream.write(json.dumps(event.as_record(), ensure_ascii=False, default=str) + "\n")
         self.stream.flush()
 
     def warning(self, message: str) -> None:
-        self({"event": "warning", "message": message})
+        self(RunWarning(message=message))
 
 
 def _clock(stamp: str) -> str:

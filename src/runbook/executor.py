@@ -35,12 +35,28 @@ from .errors import (
 )
 from .loader import LoadedRunbook, schema_problems
 from .model import Step
-from .record import iso, new_run_id, utc_now
+from .record import (
+    Note,
+    RunEvent,
+    RunFinished,
+    RunOptionsRecord,
+    RunResumed,
+    RunStarted,
+    StepErrorRecord,
+    StepFinished,
+    StepRestored,
+    StepResult,
+    StepStarted,
+    iso,
+    new_run_id,
+    redact_event,
+    utc_now,
+)
 from .secrets import Redactor, is_secret_name
 from .templating import evaluate, render_value
 
 Only = Literal["discovery", "fix", "verify"]
-Listener = Callable[[dict[str, Any]], None]
+Listener = Callable[[RunEvent], None]
 RunStatus = Literal["success", "failed", "interrupted"]
 STOP_GRACE_SECONDS = 10.0
 
@@ -89,6 +105,18 @@ class RunResult:
     @property
     def duration_s(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass
+class _Tries:
+    """What the attempts at one step came to so far."""
+
+    status: str = "ok"
+    result: Result | None = None
+    error: RunbookError | None = None
+    attempts: int = 0
+    expectations: list[dict[str, Any]] = field(default_factory=list)
+    reason: str | None = None
 
 
 class Interrupted(Exception):
@@ -159,8 +187,8 @@ class Executor:
         allowed_paths: tuple[Path, ...] = (),
         confirm: Callable[[str], bool] | None = None,
         warn: Callable[[str], None] | None = None,
-        restored: dict[tuple[str, str], dict[str, Any]] | None = None,
-        previous_steps: dict[str, dict[str, Any]] | None = None,
+        restored: dict[tuple[str, str], StepResult] | None = None,
+        previous_steps: dict[str, StepResult] | None = None,
     ) -> None:
         self.loaded = loaded
         self.runbook = loaded.runbook
@@ -195,8 +223,9 @@ class Executor:
 
     # ------------------------------------------------------------------ events
 
-    def emit(self, event: dict[str, Any]) -> None:
-        event = self.redactor(event)
+    def emit(self, event: RunEvent) -> None:
+        if self.redactor:
+            event = redact_event(event, self.redactor)
         for listener in self.listeners:
             listener(event)
 
@@ -208,37 +237,35 @@ class Executor:
 
     # ------------------------------------------------------------------ the run
 
-    def run(self, *, resumed: bool = False, header: dict[str, Any] | None = None) -> RunResult:
+    def run(self, *, resumed: bool = False) -> RunResult:
         # A bad --from/--step is an input error before the run starts, not a run left unfinished.
         plan = self._plan()
         started = utc_now()
         self.context["run"]["started_at"] = iso(started)
         if resumed:
-            self.emit({"event": "run_resumed", "run_id": self.run_id, "time": iso(started), "pid": os.getpid()})
+            self.emit(RunResumed(run_id=self.run_id, time=iso(started), pid=os.getpid()))
         else:
             self.emit(
-                {
-                    "event": "run_started",
-                    "run_id": self.run_id,
-                    "phase": self.runbook.phase,
-                    "title": self.runbook.title,
-                    "runbook": self.loaded.doc.display,
-                    "digest": self.loaded.digest,
-                    "target": getattr(self.target, "name", None),
-                    "target_settings": self.target.public_settings() if self.target is not None else {},
-                    "vars": dict(self.context["vars"]),
-                    "options": {
-                        "dry_run": self.options.dry_run,
-                        "only": self.options.only,
-                        "from": self.options.from_step,
-                        "step": self.options.step,
-                        "reproduce": self._reproduce_enabled(),
-                    },
-                    "time": iso(started),
-                    "pid": os.getpid(),
-                    "host": platform.node(),
-                    **(header or {}),
-                }
+                RunStarted(
+                    run_id=self.run_id,
+                    phase=self.runbook.phase,
+                    title=self.runbook.title,
+                    runbook=self.loaded.doc.display,
+                    digest=self.loaded.digest,
+                    target=getattr(self.target, "name", None),
+                    target_settings=self.target.public_settings() if self.target is not None else {},
+                    vars=dict(self.context["vars"]),
+                    options=RunOptionsRecord(
+                        dry_run=self.options.dry_run,
+                        only=self.options.only,
+                        from_step=self.options.from_step,
+                        step=self.options.step,
+                        reproduce=self._reproduce_enabled(),
+                    ),
+                    time=iso(started),
+                    pid=os.getpid(),
+                    host=platform.node(),
+                )
             )
         status: RunStatus = "success"
         reproduced: bool | None = None
@@ -263,12 +290,11 @@ class Executor:
                     status = "failed"
             if reproduced is False:
                 self.emit(
-                    {
-                        "event": "note",
-                        "kind": "fault_not_reproduced",
-                        "time": iso(utc_now()),
-                        "message": "fault did not reproduce: every verify step already passed before the fix",
-                    }
+                    Note(
+                        kind="fault_not_reproduced",
+                        time=iso(utc_now()),
+                        message="fault did not reproduce: every verify step already passed before the fix",
+                    )
                 )
         except Interrupted:
             status = "interrupted"
@@ -280,17 +306,16 @@ class Executor:
             if outcome.stage != "reproduce":
                 counts[outcome.status] = counts.get(outcome.status, 0) + 1
         self.emit(
-            {
-                "event": "run_finished",
-                "run_id": self.run_id,
-                "status": status,
-                "time": iso(finished),
-                "duration_s": round((finished - started).total_seconds(), 3),
-                "counts": counts,
-                "failed_step": failed_step,
-                "reproduced": reproduced,
-                "changed_files": sorted(self._relative(p) for p in self.changed_files),
-            }
+            RunFinished(
+                run_id=self.run_id,
+                status=status,
+                time=iso(finished),
+                duration_s=round((finished - started).total_seconds(), 3),
+                counts=counts,
+                failed_step=failed_step,
+                reproduced=reproduced,
+                changed_files=sorted(self._relative(p) for p in self.changed_files),
+            )
         )
         return RunResult(
             run_id=self.run_id,
@@ -359,24 +384,23 @@ class Executor:
         # Outputs of steps not run this time are restored from the last record that has them,
         # so later steps can still use `steps.<id>.output` and registered names.
         previous = self.previous_steps.get(step.id)
-        if previous is not None and stage != "reproduce" and previous.get("status") in ("ok", "changed"):
-            self._register(step, previous.get("output"), str(previous.get("status")))
+        if previous is not None and stage != "reproduce" and previous.succeeded:
+            self._register(step, previous.output, previous.status)
         now = iso(utc_now())
         outcome = StepOutcome(stage, step, "skipped")
         self.outcomes.append(outcome)
         self.emit(
-            {
-                "event": "step_finished",
-                "stage": stage,
-                "step": step.id,
-                "title": step.label,
-                "uses": step.uses,
-                "status": "skipped",
-                "started_at": now,
-                "finished_at": now,
-                "duration_s": 0.0,
-                "reason": reason,
-            }
+            StepFinished(
+                stage=stage,
+                step=step.id,
+                title=step.label,
+                uses=step.uses,
+                status="skipped",
+                started_at=now,
+                finished_at=now,
+                duration_s=0.0,
+                reason=reason,
+            )
         )
 
     # ------------------------------------------------------------------ one step
@@ -387,73 +411,75 @@ class Executor:
             self.context[step.register_] = output
 
     def _run_step(self, stage: str, step: Step) -> StepOutcome:
+        """One step: restored from the interrupted run, or gated, attempted and finished."""
         restored = self.restored.get((stage, step.id))
         if restored is not None:
-            # --resume: this step completed in the interrupted run; keep its result.
-            if stage != "reproduce":
-                self._register(step, restored.get("output"), str(restored.get("status")))
-                # Files it changed belong to this run too (a resumed `--commit` must commit them).
-                for change in restored.get("changes") or []:
-                    if isinstance(change, dict) and isinstance(change.get("path"), str):
-                        self.changed_files.add(self.root / change["path"])
-            outcome = StepOutcome(stage, step, str(restored.get("status")), restored.get("output"))
-            self.outcomes.append(outcome)
-            self.emit({**restored, "event": "step_restored", "time": iso(utc_now())})
-            return outcome
+            return self._restore(stage, step, restored)
         spec = actions.get(step.uses)
         started = utc_now()
-        self.emit(
-            {
-                "event": "step_started",
-                "stage": stage,
-                "step": step.id,
-                "title": step.label,
-                "uses": step.uses,
-                "time": iso(started),
-            }
-        )
-        result: Result | None = None
-        error: RunbookError | None = None
-        status = "ok"
-        attempts = 0
-        expectations: list[dict[str, Any]] = []
-        skip_reason: str | None = None
+        self.emit(StepStarted(stage=stage, step=step.id, title=step.label, uses=step.uses, time=iso(started)))
+        tries = _Tries()
         try:
-            try:
-                skip = step.when is not None and not self._truthy(step.when)
-            except RunbookError as exc:  # a `when` that cannot be evaluated fails the step, recorded
-                skip, error = False, exc
-            if error is not None:
-                status = "failed"
-            elif skip:
-                status, skip_reason = "skipped", f"when: {step.when}"
-            elif self.options.dry_run and spec.changes and not spec.supports_dry_run:
-                status, skip_reason = "skipped", f"dry-run: would run {spec.name}"
-            else:
-                while True:
-                    attempts += 1
-                    try:
-                        result = self._attempt(stage, step, spec)
-                        expectations = self._check(step, result.output)
-                        if step.until is not None and not self._truthy(step.until, result.output):
-                            raise ActionError(f"`until` still false: {step.until}", output=result.output)
-                        error = None
-                        break
-                    except (ActionError, InputError) as exc:
-                        error = exc
-                        if attempts > step.retries or self._interrupted.is_set():
-                            break
-                        self.warn(f"{step.id}: attempt {attempts} failed ({exc.message}); retrying in {step.delay:g}s")
-                        if self._wait(step.delay):
-                            raise Interrupted() from None
-                if error is not None:
-                    status = "failed"
-                elif result is not None:
-                    status = result.status
+            if self._gate(step, spec, tries):
+                self._attempts(stage, step, spec, tries)
         except Interrupted:
-            status = "interrupted"
-            error = RunbookError("interrupted by the user (Ctrl-C)")
+            tries.status = "interrupted"
+            tries.error = RunbookError("interrupted by the user (Ctrl-C)")
+        return self._finish(stage, step, spec, started, tries)
+
+    def _restore(self, stage: str, step: Step, restored: StepResult) -> StepOutcome:
+        """--resume: this step completed in the interrupted run; keep its result."""
+        if stage != "reproduce":
+            self._register(step, restored.output, restored.status)
+            # Files it changed belong to this run too (a resumed `--commit` must commit them).
+            self.changed_files.update(self.root / path for path in restored.changed_paths())
+        outcome = StepOutcome(stage, step, restored.status, restored.output)
+        self.outcomes.append(outcome)
+        self.emit(StepRestored.of(restored, iso(utc_now())))
+        return outcome
+
+    def _gate(self, step: Step, spec: ActionSpec, tries: _Tries) -> bool:
+        """`when:` and dry-run: True when the step runs; otherwise `tries` says skipped or failed."""
+        try:
+            skip = step.when is not None and not self._truthy(step.when)
+        except RunbookError as exc:  # a `when` that cannot be evaluated fails the step, recorded
+            tries.status, tries.error = "failed", exc
+            return False
+        if skip:
+            tries.status, tries.reason = "skipped", f"when: {step.when}"
+            return False
+        if self.options.dry_run and spec.changes and not spec.supports_dry_run:
+            tries.status, tries.reason = "skipped", f"dry-run: would run {spec.name}"
+            return False
+        return True
+
+    def _attempts(self, stage: str, step: Step, spec: ActionSpec, tries: _Tries) -> None:
+        """Run the action until it passes `expect` and `until`, at most 1 + `retries` times."""
+        while True:
+            tries.attempts += 1
+            try:
+                tries.result = self._attempt(stage, step, spec)
+                tries.expectations = self._check(step, tries.result.output)
+                if step.until is not None and not self._truthy(step.until, tries.result.output):
+                    raise ActionError(f"`until` still false: {step.until}", output=tries.result.output)
+                tries.error = None
+                break
+            except (ActionError, InputError) as exc:
+                tries.error = exc
+                if tries.attempts > step.retries or self._interrupted.is_set():
+                    break
+                self.warn(f"{step.id}: attempt {tries.attempts} failed ({exc.message}); retrying in {step.delay:g}s")
+                if self._wait(step.delay):
+                    raise Interrupted() from None
+        if tries.error is not None:
+            tries.status = "failed"
+        elif tries.result is not None:
+            tries.status = tries.result.status
+
+    def _finish(self, stage: str, step: Step, spec: ActionSpec, started: datetime, tries: _Tries) -> StepOutcome:
+        """Register the output, emit `step_finished`, and stop the run when the step was interrupted."""
         finished = utc_now()
+        result, error, status = tries.result, tries.error, tries.status
         output = result.output if result is not None else getattr(error, "output", None)
         # Reproduce registers too, so later verify steps see the pre-fix values they depend on;
         # the verify stage overwrites them after the fix.
@@ -461,44 +487,48 @@ class Executor:
             self._register(step, output, status)
         else:
             self.context["steps"][step.id] = {"output": output, "status": status}
-        if isinstance(error, ExpectationFailed) and not expectations:
-            expectations = list(error.expectations)
-        event: dict[str, Any] = {
-            "event": "step_finished",
-            "stage": stage,
-            "step": step.id,
-            "title": step.label,
-            "uses": step.uses,
-            "status": status,
-            "started_at": iso(started),
-            "finished_at": iso(finished),
-            "duration_s": round((finished - started).total_seconds(), 3),
-            "attempts": attempts,
-            "output": output,
-        }
-        if skip_reason:
-            event["reason"] = skip_reason
-        if self.options.dry_run and spec.changes:
-            event["dry_run"] = True
-        if expectations:
-            event["expectations"] = expectations
-        if result is not None:
-            if result.diff:
-                event["diff"] = result.diff
-            if result.changes:
-                event["changes"] = result.changes
-            if result.warnings:
-                event["warnings"] = result.warnings
-            if result.message:
-                event["message"] = result.message
-        if error is not None:
-            event["error"] = {"type": type(error).__name__, "message": error.message, "hint": error.hint}
-        self.emit(event)
+        self.emit(
+            StepFinished(
+                stage=stage,
+                step=step.id,
+                title=step.label,
+                uses=step.uses,
+                status=status,
+                started_at=iso(started),
+                finished_at=iso(finished),
+                duration_s=round((finished - started).total_seconds(), 3),
+                attempts=tries.attempts,
+                output=output,
+                **self._evidence(spec, tries),
+            )
+        )
         outcome = StepOutcome(stage, step, status, output, error)
         self.outcomes.append(outcome)
         if status == "interrupted":
             raise Interrupted()
         return outcome
+
+    def _evidence(self, spec: ActionSpec, tries: _Tries) -> dict[str, Any]:
+        """The optional fields of a `step_finished`: only those that say something are written."""
+        result, error = tries.result, tries.error
+        expectations = tries.expectations
+        if isinstance(error, ExpectationFailed) and not expectations:
+            expectations = list(error.expectations)
+        fields: dict[str, Any] = {
+            "reason": tries.reason,
+            "dry_run": True if self.options.dry_run and spec.changes else None,
+            "expectations": expectations,
+        }
+        if result is not None:
+            fields.update(diff=result.diff, changes=result.changes, warnings=result.warnings, message=result.message)
+        if error is not None:
+            fields["error"] = StepErrorRecord(type=type(error).__name__, message=error.message, hint=error.hint)
+        return {key: value for key, value in fields.items() if value}
+
+    def _previous_record(self, step: Step) -> dict[str, Any] | None:
+        """The step's latest earlier result as its record line (what an action may compare with)."""
+        previous = self.previous_steps.get(step.id)
+        return previous.as_record() if previous is not None else None
 
     def _wait(self, seconds: float) -> bool:
         """Sleep `seconds` unless interrupted; True when interrupted."""
@@ -529,7 +559,7 @@ class Executor:
             assume_yes=self.options.assume_yes,
             warn=lambda message: self.warn(f"{step.id}: {message}"),
             run_state=self.run_state,
-            previous=self.previous_steps.get(step.id),
+            previous=self._previous_record(step),
             changed_files=self.changed_files,
             render=lambda value: render_value(value, self.context),
         )

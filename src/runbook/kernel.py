@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import copy
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -33,6 +32,7 @@ from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 
 from runbook.errors import NotebookError
+from runbook.text import ANSI as _ANSI  # one ANSI pattern for kernels, reports and the site
 
 __all__ = ["CellError", "CellRun", "CellStatus", "run_cells", "run_cells_async"]
 
@@ -41,7 +41,6 @@ CellStatus = Literal["ok", "failed", "timeout", "interrupted", "dead", "not_run"
 OUTPUT_LIMIT = 4000
 INTERRUPT_GRACE_S = 5.0  # how long an interrupted cell may take to stop before we give up on it
 _TIMEOUT_ENAME = "runbook.CellTimeout"  # marks nbclient's stand-in reply for a timed-out cell
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 def utc_now() -> str:

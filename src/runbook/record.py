@@ -2,8 +2,13 @@
 
 A run record is `reports/runs/<phase>/<run-id>.jsonl`: one JSON event per line, appended, flushed and
 fsynced as it happens (a step's start line rides on the fsync of its end line), so a killed run
-leaves a valid record of every step that completed. Readers tolerate a torn last line (reported,
-then ignored). The timestamp log
+leaves a valid record of every step that completed. Every line is one typed event (`RunStarted`,
+`StepStarted`, `StepFinished`, `RunResumed`, `StepRestored`, `Note`, `RunFinished`; `RunWarning`
+only on the console and in `--json`), a pydantic model chosen by the line's `event` key; events are
+written and read through these models, and a line keeps only the fields its producer set, so records
+written before the models existed read back unchanged. Readers tolerate a torn last line and a
+mistyped one (reported, then ignored), keep unknown keys, and keep lines of unknown kinds as
+`OtherEvent`. The timestamp log
 (`reports/timestamps/execution-log.jsonl`) is the workspace-wide list of phase start / complete / fail
 lines that people also write by hand; unknown keys are kept, malformed lines are skipped with a warning
 that names the line.
@@ -14,10 +19,14 @@ from __future__ import annotations
 import json
 import os
 import secrets as _random
+from collections.abc import Callable, KeysView
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .atomic import crash_point
 from .errors import InputError, Location
@@ -76,57 +85,308 @@ def _append_line(path: Path, obj: dict[str, Any], *, durable: bool = True) -> No
         os.close(fd)
 
 
+# ---------------------------------------------------------------- run-record events
+
+
+class _Event(BaseModel):
+    """One line of a run record. Fields a line does not carry stay unset and are not written back.
+
+    Unknown keys (from an older or newer runbook) are kept, so reading never breaks on them and a
+    restored step carries them over. `get`/`[]`/`in` read the event as the JSON object it is on
+    disk: a compatibility view for code that still reads string keys (reports.py, older tests).
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    event: str
+
+    def as_record(self) -> dict[str, Any]:
+        """The event as the JSON object written on its line (`event` first, unset fields left out)."""
+        data = self.model_dump(mode="python", by_alias=True, exclude_unset=True)
+        return {"event": self.event, **{k: v for k, v in data.items() if k != "event"}}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.as_record().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.as_record()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.as_record()
+
+    def keys(self) -> KeysView[str]:
+        return self.as_record().keys()
+
+
+class RunOptionsRecord(BaseModel):
+    """The options a run started with, as its `run_started` line records them."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    dry_run: bool = False
+    only: str | None = None
+    from_step: str | None = Field(default=None, alias="from")
+    step: str | None = None
+    reproduce: bool = False
+
+    @property
+    def partial(self) -> bool:
+        """`--only` or `--step`: a run that resolves nothing."""
+        return bool(self.only or self.step)
+
+
+class RunStarted(_Event):
+    event: Literal["run_started"] = "run_started"
+    run_id: str | None = None
+    phase: str | None = None
+    title: str | None = None
+    runbook: str | None = None
+    digest: str | None = None
+    target: str | None = None
+    target_settings: dict[str, Any] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    options: RunOptionsRecord = Field(default_factory=RunOptionsRecord)
+    time: str | None = None
+    pid: int | None = None
+    host: str | None = None
+
+
+class RunResumed(_Event):
+    event: Literal["run_resumed"] = "run_resumed"
+    run_id: str | None = None
+    time: str | None = None
+    pid: int | None = None
+
+
+class StepStarted(_Event):
+    event: Literal["step_started"] = "step_started"
+    stage: str
+    step: str
+    title: str | None = None
+    uses: str | None = None
+    time: str | None = None
+
+
+class StepErrorRecord(BaseModel):
+    """Why a step failed: the error's class name, its message and the hint shown with it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str | None = None
+    message: str | None = None
+    hint: str | None = None
+
+
+class ExpectationRecord(BaseModel):
+    """One `expect:` check of a step and whether it held."""
+
+    model_config = ConfigDict(extra="allow")
+
+    that: str
+    passed: bool
+    message: str | None = None
+
+
+class _StepResult(_Event):
+    """What a step came to: the fields `step_finished` and `step_restored` share."""
+
+    stage: str
+    step: str
+    title: str | None = None
+    uses: str | None = None
+    status: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: int | float | None = None
+    attempts: int | None = None
+    output: Any = None
+    reason: str | None = None
+    dry_run: bool | None = None
+    expectations: list[ExpectationRecord] | None = None
+    diff: str | None = None
+    changes: list[dict[str, Any]] | None = None
+    warnings: list[str] | None = None
+    message: str | None = None
+    error: StepErrorRecord | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in ("ok", "changed")
+
+    def changed_paths(self) -> list[str]:
+        """Workspace-relative paths of the files the step changed."""
+        return [c["path"] for c in self.changes or [] if isinstance(c, dict) and isinstance(c.get("path"), str)]
+
+
+class StepFinished(_StepResult):
+    event: Literal["step_finished"] = "step_finished"
+
+
+class StepRestored(_StepResult):
+    """`--resume`: a step that completed in the interrupted run, its result kept."""
+
+    event: Literal["step_restored"] = "step_restored"
+    time: str | None = None
+
+    @classmethod
+    def of(cls, result: _StepResult, time: str) -> StepRestored:
+        fields = result.model_dump(by_alias=True, exclude_unset=True, exclude={"event", "time"})
+        return cls.model_validate({**fields, "time": time})
+
+
+class Note(_Event):
+    """Something worth telling about the run as a whole (today: `fault_not_reproduced`)."""
+
+    event: Literal["note"] = "note"
+    kind: str | None = None
+    time: str | None = None
+    message: str | None = None
+
+
+class RunFinished(_Event):
+    event: Literal["run_finished"] = "run_finished"
+    run_id: str | None = None
+    status: str | None = None
+    time: str | None = None
+    duration_s: int | float | None = None
+    counts: dict[str, int] | None = None
+    failed_step: str | None = None
+    reproduced: bool | None = None
+    changed_files: list[str] = Field(default_factory=list)
+
+
+class RunWarning(_Event):
+    """A warning (a retry, a torn line cut, a lock taken over): shown, in `--json` too; not recorded."""
+
+    event: Literal["warning"] = "warning"
+    message: str
+
+
+class OtherEvent(_Event):
+    """A line of a kind this version does not know (written by a newer runbook): kept, not used."""
+
+    event: str = ""
+
+
+RunEvent = Annotated[
+    RunStarted | RunResumed | StepStarted | StepFinished | StepRestored | Note | RunFinished | RunWarning,
+    Field(discriminator="event"),
+]
+StepResult = StepFinished | StepRestored
+_EVENT: TypeAdapter[RunEvent] = TypeAdapter(RunEvent)
+EVENT_KINDS = (
+    "run_started",
+    "run_resumed",
+    "step_started",
+    "step_finished",
+    "step_restored",
+    "note",
+    "run_finished",
+    "warning",
+)
+
+
+def parse_event(obj: dict[str, Any]) -> RunEvent | OtherEvent:
+    """The typed event of one record line; raises ValueError for a known kind with bad fields."""
+    if obj.get("event") not in EVENT_KINDS:
+        return OtherEvent.model_validate({**obj, "event": str(obj.get("event") or "")})
+    try:
+        return _EVENT.validate_python(obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"][1:]) or "event"
+        raise ValueError(f"not a valid {obj['event']} event: {where}: {first['msg']}") from None
+
+
+def redact_event(event: RunEvent, redactor: Callable[[Any], Any]) -> RunEvent:
+    """A copy of `event` with every secret masked (the fields it carries keep being the ones set)."""
+    data = redactor(event.model_dump(by_alias=True, exclude_unset=True))
+    return type(event).model_validate({**data, "event": event.event})
+
+
 class RecordWriter:
     """Appends the events of one run to its record file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def write(self, event: dict[str, Any]) -> None:
+    def write(self, event: RunEvent) -> None:
+        if isinstance(event, RunWarning):
+            return  # warnings go to the console and `--json`, not into the record
         # A `step_started` line gets no fsync of its own (half the fsyncs of a run): the step's
         # `step_finished` is fsynced before the next step starts, and that fsync makes every earlier
         # line of the file durable too. A crash mid-step can lose only the start of an unfinished step.
-        _append_line(self.path, event, durable=event.get("event") != "step_started")
+        _append_line(self.path, event.as_record(), durable=not isinstance(event, StepStarted))
 
 
 @dataclass
 class RunRecord:
-    """A run record read back: its events, and what could not be read."""
+    """A run record read back: its typed events, and what could not be read."""
 
     path: Path
-    events: list[dict[str, Any]]
+    events: list[RunEvent | OtherEvent]
     warnings: list[str] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
-        return str(self.started.get("run_id", self.path.stem))
+        header = self.run_started
+        return header.run_id if header is not None and header.run_id else self.path.stem
+
+    @property
+    def run_started(self) -> RunStarted | None:
+        return next((e for e in self.events if isinstance(e, RunStarted)), None)
+
+    @property
+    def run_finished(self) -> RunFinished | None:
+        return next((e for e in reversed(self.events) if isinstance(e, RunFinished)), None)
+
+    @property
+    def options(self) -> RunOptionsRecord:
+        header = self.run_started
+        return header.options if header is not None else RunOptionsRecord()
+
+    @cached_property
+    def raw_events(self) -> list[dict[str, Any]]:
+        """Compatibility: every event as the JSON object on its line (for reports.py until it moves
+        to the typed events). Computed once per record read."""
+        return [event.as_record() for event in self.events]
 
     @property
     def started(self) -> dict[str, Any]:
-        return next((e for e in self.events if e.get("event") == "run_started"), {})
+        """Compatibility: the `run_started` line as a dict (`{}` when the record has none)."""
+        header = self.run_started
+        return header.as_record() if header is not None else {}
 
     @property
     def finished(self) -> dict[str, Any] | None:
-        return next((e for e in reversed(self.events) if e.get("event") == "run_finished"), None)
+        """Compatibility: the last `run_finished` line as a dict (None while the run is unfinished)."""
+        end = self.run_finished
+        return end.as_record() if end is not None else None
 
     @property
     def status(self) -> str:
         """success, failed, interrupted — or `incomplete` when the process died mid-run."""
-        if self.finished is None:
+        end = self.run_finished
+        if end is None:
             return "incomplete"
-        return str(self.finished.get("status", "incomplete"))
+        return end.status or "incomplete"
 
     @property
     def phase(self) -> str:
-        return str(self.started.get("phase", self.path.parent.name))
+        header = self.run_started
+        return header.phase if header is not None and header.phase else self.path.parent.name
 
-    def step_results(self) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("event") == "step_finished"]
+    def step_results(self) -> list[StepFinished]:
+        return [e for e in self.events if isinstance(e, StepFinished)]
+
+    def step_outcomes(self) -> list[StepResult]:
+        """Every `step_finished` and `step_restored`, in record order."""
+        return [e for e in self.events if isinstance(e, StepFinished | StepRestored)]
 
 
 def read_record(path: Path) -> RunRecord:
-    """Read a record; a torn or malformed line is reported in `warnings` and skipped."""
-    events: list[dict[str, Any]] = []
+    """Read a record; a torn, malformed or mistyped line is reported in `warnings` and skipped."""
+    events: list[RunEvent | OtherEvent] = []
     warnings: list[str] = []
     try:
         raw = path.read_bytes()
@@ -137,15 +397,18 @@ def read_record(path: Path) -> RunRecord:
         if not line.strip():
             continue
         try:
-            event = json.loads(line)
-            if not isinstance(event, dict):
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
                 raise ValueError("not an object")
         except (ValueError, UnicodeDecodeError) as exc:
             torn = number == len(lines) and not raw.endswith(b"\n")
             what = "torn last line (the run was killed while writing it)" if torn else f"unreadable line: {exc}"
             warnings.append(f"{path}:{number}: {what}; ignored")
             continue
-        events.append(event)
+        try:
+            events.append(parse_event(obj))
+        except ValueError as exc:
+            warnings.append(f"{path}:{number}: {exc}; ignored")
     return RunRecord(path=path, events=events, warnings=warnings)
 
 

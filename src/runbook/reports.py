@@ -406,7 +406,7 @@ def step_results(loaded: LoadedRunbook, record: RunRecord) -> list[dict[str, Any
     finished: dict[tuple[str, str], dict[str, Any]] = {}
     pending: dict[tuple[str, str], dict[str, Any]] = {}
     seen: list[tuple[str, str]] = []
-    for event in record.events:
+    for event in record.raw_events:
         kind = event.get("event")
         if kind not in ("step_started", "step_finished", "step_restored"):
             continue
@@ -968,12 +968,12 @@ def _run_info(
     partial = next(
         (f"--{name} {options[key]}" for key, name in (("only", "only"), ("step", "step")) if options.get(key)), None
     )
-    resumed = sum(1 for e in record.events if e.get("event") == "run_resumed")
+    resumed = sum(1 for e in record.raw_events if e.get("event") == "run_resumed")
     start_time = started.get("time")
     last_time = next(
         (
             e.get("time") or e.get("finished_at")
-            for e in reversed(record.events)
+            for e in reversed(record.raw_events)
             if e.get("time") or e.get("finished_at")
         ),
         None,
@@ -1005,7 +1005,7 @@ def _run_info(
         "resolved": status == "success" and not partial,
         "partial": partial,
         "resumed": resumed,
-        "restored": sum(1 for e in record.events if e.get("event") == "step_restored"),
+        "restored": sum(1 for e in record.raw_events if e.get("event") == "step_restored"),
         "target": started.get("target"),
         "runbook": started.get("runbook") or loaded.doc.display,
         "digest": digest,
@@ -1535,7 +1535,7 @@ def build_report_context(ws: Workspace, loaded: LoadedRunbook, record: RunRecord
         "progress": _progress(ws, record, runbook.phase, run["finished_at"]),
         "next_phase": _next_phase(ws, loaded),
         "report": material.model_dump(),
-        "events": record.events,
+        "events": record.raw_events,
     }
 
 
@@ -1742,7 +1742,7 @@ def _fix_titles(ws: Workspace, resolution: _Resolution, loaded: LoadedRunbook | 
     if loaded is not None:
         return [v["title"] for v in step_results(loaded, record) if v["stage"] == "fix" and v["status"] == "changed"]
     titles = []
-    for event in record.events:
+    for event in record.raw_events:
         finished = event.get("event") in ("step_finished", "step_restored") and event.get("stage") == "fix"
         if finished and event.get("status") == "changed" and event.get("title") not in titles:
             titles.append(str(event.get("title")))

@@ -13,15 +13,29 @@ from collections.abc import Iterable
 from typing import Any
 
 MASK = "***"
-# Names that hold secrets by convention; values of such keys are masked even when undeclared.
-SECRET_NAME = re.compile(r"(?i)(key|secret|token|password|passwd|credential|connection_?string|sas)")
+# Names that hold secrets by convention (variables, inputs, `.env` keys, HTTP headers, URL query
+# parameters); values under such names are masked even when undeclared. One heuristic for all of them.
+SECRET_NAME = re.compile(
+    r"(?i)key|secret|token|password|passwd|credential|connection_?string|sas|signature|authori[sz]ation|cookie"
+)
+# Short names that are secrets only as the whole name: a SAS `sig`, an Azure Functions `code`.
+SECRET_WORDS = frozenset({"sig", "code"})
+# Names that look secret but are not: ARM paging (`$skiptoken`) and the API version.
+PUBLIC_NAMES = frozenset({"$skiptoken", "skiptoken", "api-version"})
 # Shorter values would mask innocent words ("1", "true"); such secrets are rejected at declaration.
 MIN_SECRET_LENGTH = 4
 
 
 def is_secret_name(name: str) -> bool:
-    """True when a variable named `name` holds a secret by convention (API_KEY, CLIENT_SECRET…)."""
-    return bool(SECRET_NAME.search(name))
+    """True when a value named `name` holds a secret by convention.
+
+    The same answer for a variable (API_KEY, CLIENT_SECRET), a header (api-key, Authorization,
+    Set-Cookie) and a query parameter (`sig`, `code`, `subscription-key`).
+    """
+    lowered = name.lower()
+    if lowered in PUBLIC_NAMES:
+        return False
+    return lowered in SECRET_WORDS or bool(SECRET_NAME.search(lowered))
 
 
 class Redactor:

@@ -8,16 +8,17 @@ that phase's run records. Run summaries (`phase_runs`) are shared with the docs 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from .errors import UnknownPhase, did_you_mean
 from .model import normalise_phase
 from .progress import GroupProgress, PhaseProgress, compute_progress
 from .record import LogLine, RunRecord, iso, read_log, read_record, record_paths
+from .text import duration_text, utc_short
+from .text import paint as _paint
 from .workspace import Workspace
 
 BAR_MAX_WIDTH = 40
@@ -143,35 +144,26 @@ def phase_runs(workspace: Workspace, phase: str) -> tuple[list[RunSummary], list
 
 def run_summary(record: RunRecord, root: Path) -> RunSummary:
     """Status, times and step counts of one run record (a record cut short counts what it has)."""
-    started = record.started
-    finished = record.finished
-    started_at = _text(started.get("time"))
-    finished_at = _text(finished.get("time")) if finished else None
-    duration: float | None = None
-    if finished and isinstance(finished.get("duration_s"), int | float):
-        duration = float(finished["duration_s"])
+    started = record.run_started
+    finished = record.run_finished
     steps = dict.fromkeys(STEP_COUNTS, 0)
-    counts = finished.get("counts") if finished else None
-    if isinstance(counts, dict):
-        for name, value in counts.items():
-            if isinstance(value, int):
-                steps[str(name)] = value
+    if finished is not None and finished.counts is not None:
+        steps.update(finished.counts)
     else:
-        for event in record.events:
-            if event.get("event") in ("step_finished", "step_restored") and event.get("stage") != "reproduce":
-                name = str(event.get("status"))
-                steps[name] = steps.get(name, 0) + 1
+        for event in record.step_outcomes():
+            if event.stage != "reproduce":
+                steps[event.status] = steps.get(event.status, 0) + 1
     return RunSummary(
         run_id=record.run_id,
         phase=record.phase,
         status=record.status,
-        started_at=started_at,
-        finished_at=finished_at,
-        duration_s=duration,
+        started_at=started.time if started is not None else None,
+        finished_at=finished.time if finished is not None else None,
+        duration_s=float(finished.duration_s) if finished is not None and finished.duration_s is not None else None,
         steps=steps,
         record=_relative(record.path, root),
-        target=_text(started.get("target")),
-        failed_step=_text(finished.get("failed_step")) if finished else None,
+        target=started.target if started is not None else None,
+        failed_step=finished.failed_step if finished is not None else None,
     )
 
 
@@ -203,26 +195,10 @@ def progress_bar(resolved: int, total: int, *, width: int | None = None) -> str:
     return "[" + "#" * filled + "-" * (size - filled) + "]"
 
 
-def format_duration(seconds: float | None) -> str:
-    """0.42 -> "0.42s", 75 -> "1m 15s", 3900 -> "1h 05m"; unknown -> "-"."""
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m {whole % 60:02d}s"
-    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
-
-
-def format_moment(moment: datetime | str | None) -> str:
-    """A UTC time as `2025-11-14 04:35:00Z` (whole seconds); unknown -> "-"."""
-    if moment is None:
-        return "-"
-    text = iso(moment) if isinstance(moment, datetime) else moment
-    return f"{text[:10]} {text[11:19]}Z" if len(text) >= 19 else text
+# The reports' and the site's texts (runbook.text), so the screen and the pages agree:
+# durations "6.0 s", "1 minute 15 s" (unknown "—"); times `2025-11-14 04:35:00Z` (unknown "-").
+format_duration = duration_text
+format_moment = utc_short
 
 
 def format_cells(cells: list[Any] | tuple[Any, ...]) -> str:
@@ -237,15 +213,6 @@ def state_text(phase: PhaseProgress) -> str:
 
 def last_run(phase: PhaseProgress) -> datetime | None:
     return phase.finished_at or phase.started_at
-
-
-def use_colour(stream: TextIO) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set."""
-    return bool(getattr(stream, "isatty", None) and stream.isatty()) and "NO_COLOR" not in os.environ
-
-
-def _paint(text: str, code: str | None, colour: bool) -> str:
-    return f"\033[{code}m{text}\033[0m" if colour and code else text
 
 
 def _table(header: list[str], rows: list[list[str]], colours: list[str | None], colour: bool) -> list[str]:
@@ -336,10 +303,6 @@ def render_phase(status: PhaseStatus, *, colour: bool = False) -> str:
     else:
         out.append("Timestamp log: no lines for this phase")
     return "\n".join(out) + "\n"
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def _relative(path: Path, root: Path) -> str:

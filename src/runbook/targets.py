@@ -15,9 +15,9 @@ from urllib.parse import urlparse
 
 from .errors import InputError, SecurityViolation, did_you_mean
 from .secrets import Redactor, is_secret_name
+from .text import is_loopback
 from .workspace import TargetConfig, Workspace
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 DEFAULT_ARM_URL = "https://management.azure.com"
 
 
@@ -165,7 +165,7 @@ def _refuse_clear_text(session: TargetSession) -> None:
         if not isinstance(url, str):
             continue
         parsed = urlparse(url)
-        if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
+        if parsed.scheme == "http" and not is_loopback(parsed.hostname):
             raise SecurityViolation(
                 f"target {session.name!r}: {key} {url} uses plain http to a non-loopback host; "
                 "keys and tokens would travel in clear",

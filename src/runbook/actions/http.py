@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -46,6 +45,7 @@ from ..azure.client import (
 )
 from ..errors import ActionError, ExpectationFailed, SecurityViolation
 from ..secrets import is_secret_name
+from ..text import is_loopback
 from . import ActionContext, Params, Result, action
 from .outputs import Output
 
@@ -58,7 +58,6 @@ MAX_DEPTH = 16
 JSON_PATH_LIMIT = 200
 PATH_VALUE_CHARS = 200
 # Response headers never recorded: credentials and session state.
-_SENSITIVE_HEADER = re.compile(r"(?i)authorization|cookie|key|token|secret|signature|credential|password")
 # Fields that hold base64 payloads in the OpenAI/Azure shapes.
 _BASE64_FIELDS = frozenset({"b64_json", "b64", "image_base64", "base64", "audio", "data_base64"})
 _BASE64_TEXT = re.compile(r"^[A-Za-z0-9+/\r\n]+={0,2}$")
@@ -67,7 +66,6 @@ _BASE64_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w=.+-]+)*;bas
 _LONG_BASE64 = 256
 _MATCHER_KEYS = frozenset({"exists", "regex", "equals", "contains", "min_length"})
 _PATH_TOKEN = re.compile(r"\.?([^.\[\]]+)|\[(-?\d+)\]|\[(['\"])(.*?)\3\]")
-_LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 # ------------------------------------------------------------------------------------- parameters
@@ -263,22 +261,11 @@ def _absolute_url(url: str, endpoints: Endpoints) -> str:
     return url
 
 
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _refuse_clear_text(url: str, headers: Mapping[str, str], query: Mapping[str, Any]) -> None:
     parts = urlsplit(url)
     if parts.scheme.lower() != "http" or is_loopback(parts.hostname):
         return
-    carried = [n for n in headers if n.lower() == "authorization" or is_secret_name(n)]
+    carried = [n for n in headers if is_secret_name(n)]
     carried += [n for n in query if is_secret_name(n)]
     if carried:
         raise SecurityViolation(
@@ -322,7 +309,7 @@ def _recorded_headers(headers: httpx.Headers) -> dict[str, str]:
     kept = {
         name.lower(): value
         for name, value in headers.items()
-        if not _SENSITIVE_HEADER.search(name) and name.lower() not in _UNRECORDED_HEADERS
+        if not is_secret_name(name) and name.lower() not in _UNRECORDED_HEADERS
     }
     return dict(sorted(kept.items()))
 

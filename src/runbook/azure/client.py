@@ -45,10 +45,6 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # A nextLink chain longer than this is a loop or a broken server, not a real listing.
 MAX_PAGES = 10_000
 USER_AGENT = "incident-runbook/0.1 (+runbook azure client)"
-# Query parameters that look secret by name but are not (ARM paging tokens).
-_PUBLIC_QUERY = frozenset({"$skiptoken", "skiptoken", "api-version"})
-_SECRET_QUERY = frozenset({"sig", "code", "signature"})
-
 
 # ------------------------------------------------------------------------------------ configuration
 
@@ -150,16 +146,9 @@ def display_url(url: str) -> str:
     if not parts.query:
         return url
     pairs = [
-        (name, MASK if _secret_query(name) else value) for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        (name, MASK if is_secret_name(name) else value) for name, value in parse_qsl(parts.query, keep_blank_values=True)
     ]
     return urlunsplit(parts._replace(query=urlencode(pairs, safe="$*")))
-
-
-def _secret_query(name: str) -> bool:
-    lowered = name.lower()
-    if lowered in _PUBLIC_QUERY:
-        return False
-    return lowered in _SECRET_QUERY or is_secret_name(lowered)
 
 
 def error_body(payload: object) -> tuple[str | None, str | None]:

@@ -8,7 +8,6 @@ problem with `file:line:col` (and "did you mean" for unknown keys) as a `Validat
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -30,7 +29,7 @@ from pydantic import (
 )
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from runbook.errors import InputError, Location, Problem, ValidationFailed, relative_display
+from runbook.errors import InputError, Location, Problem, ValidationFailed, did_you_mean, relative_display
 
 __all__ = [
     "KNOWN_CAPABILITIES",
@@ -490,9 +489,9 @@ def _cross_check(estate: Estate) -> list[_Finding]:
 
 
 def _suggest(word: str, choices: Sequence[str], label: str) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
+    close = did_you_mean(word, choices).rstrip()
     if close:
-        return f"; did you mean '{close[0]}'?"
+        return f"; {close}"
     if choices and len(choices) <= 12:
         return f"; {label}: {', '.join(choices)}"
     return ""

@@ -1,0 +1,190 @@
+"""The ARM protocol around the resource table: authentication, api-version, routing, paging, ARM errors.
+
+`ArmSite` answers a request by finding its row in a table of `ArmRoute`s (`arm_resources.ROUTES`):
+it checks the bearer token and `api-version` first, matches the path case-insensitively as ARM does,
+answers 405 when the path is known but the method is not, and pages list results with `nextLink` and
+`$skipToken`. A handler gets an `ArmCall` and returns a resource (a dict), a list (paged here), or a
+full `Response` (for answers such as a 201/202 with headers); it raises `ArmFailureError` for an ARM
+error. A path no row matches gets ARM's `InvalidResourceType`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from runbook.azure.emulator.transport import Json, Request, Response, arm_error, json_response
+from runbook.azure.estate import Estate, ResourceGroup
+
+__all__ = ["ArmCall", "ArmFailureError", "ArmRoute", "ArmSite", "not_found"]
+
+
+class ArmFailureError(Exception):
+    """Raised by a handler: answer with ARM's error body `code`/`message` and `status`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class ArmCall:
+    """What a handler gets: the estate, the path parameters of its row, and the request itself."""
+
+    estate: Estate
+    params: Mapping[str, str]  # as the client wrote them (compare case-insensitively)
+    request: Request
+    gateway_url: str  # the emulator's own gateway, for services' `gatewayUrl`
+
+
+ArmHandler = Callable[[ArmCall], Json | list[Json] | Response]
+
+
+@dataclass(frozen=True)
+class ArmRoute:
+    """One row of the resource table: an ARM operation, its method and path pattern, and its handler.
+
+    `path` has lower-case literal segments and `{name}` placeholders, without a leading slash, e.g.
+    `subscriptions/{sub}/resourcegroups/{rg}`. `apim` lists carry a `count`, as API Management's do.
+    """
+
+    operation: str
+    method: str
+    path: str
+    handler: ArmHandler
+    apim: bool = False
+    pattern: tuple[str, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", tuple(self.path.split("/")))
+
+    def match(self, segments: Sequence[str]) -> dict[str, str] | None:
+        """The path parameters when `segments` fit the pattern (literals case-insensitively), else None."""
+        if len(segments) != len(self.pattern):
+            return None
+        params: dict[str, str] = {}
+        for want, got in zip(self.pattern, segments, strict=True):
+            if want.startswith("{"):
+                params[want[1:-1]] = got
+            elif want != got.lower():
+                return None
+        return params
+
+
+class _BadSkipTokenError(Exception):
+    pass
+
+
+class ArmSite:
+    """Answers ARM requests from `routes`, in ARM's shapes, with ARM's errors and paging."""
+
+    def __init__(
+        self,
+        estate: Estate,
+        routes: Sequence[ArmRoute],
+        serves: str,
+        page_size: int,
+        base_url: Callable[[], str],
+        gateway_url: Callable[[], str],
+    ) -> None:
+        self.estate = estate
+        self.routes = tuple(routes)
+        self.serves = serves  # what `routes` cover, in words, for the InvalidResourceType message
+        self.page_size = page_size
+        self.base_url = base_url
+        self.gateway_url = gateway_url
+
+    def respond(self, request: Request) -> Response:
+        authorization = request.headers.get("authorization", "")
+        if not authorization:
+            return self._unauthorized("The 'Authorization' header is missing.")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return self._unauthorized("The 'Authorization' header is provided in an invalid format.")
+        api_version = request.query_value("api-version")
+        if not api_version:
+            return arm_error(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+        segments = request.segments()
+        on_path: ArmRoute | None = None
+        for route in self.routes:
+            params = route.match(segments)
+            if params is None:
+                continue
+            if route.method == request.method:
+                return self._call(route, params, request, api_version)
+            on_path = on_path or route
+        if on_path is not None:
+            return arm_error(
+                405,
+                "MethodNotAllowed",
+                f"The emulator is read-only: it does not serve {request.method} '{request.path}'.",
+                operation=on_path.operation,
+            )
+        return arm_error(
+            404,
+            "InvalidResourceType",
+            f"The emulator does not serve '{request.method} {request.path}'. It answers {self.serves}.",
+        )
+
+    def _call(self, route: ArmRoute, params: dict[str, str], request: Request, api_version: str) -> Response:
+        call = ArmCall(self.estate, params, request, self.gateway_url())
+        try:
+            result = route.handler(call)
+            if isinstance(result, Response):
+                result.operation = route.operation
+                return result
+            if isinstance(result, list):
+                result = self._page(result, request, api_version, count=route.apim)
+        except ArmFailureError as failure:
+            return arm_error(failure.status, failure.code, failure.message, operation=route.operation)
+        except _BadSkipTokenError as exc:
+            return arm_error(400, "InvalidSkipToken", str(exc), operation=route.operation)
+        return json_response(200, result, operation=route.operation, headers=_arm_headers())
+
+    def _unauthorized(self, reason: str) -> Response:
+        response = arm_error(401, "AuthenticationFailed", f"Authentication failed. {reason}")
+        challenge = (
+            f'Bearer authorization_uri="https://login.microsoftonline.com/{self.estate.tenant}", '
+            f'error="invalid_token", error_description="{reason}"'
+        )
+        response.headers.append(("WWW-Authenticate", challenge))
+        return response
+
+    def _page(self, items: list[Json], request: Request, api_version: str, *, count: bool) -> Json:
+        token = request.query_value("$skipToken") or "0"
+        if not token.isdigit():
+            raise _BadSkipTokenError(f"The skip token '{token}' is not valid.")
+        start = int(token)
+        end = start + self.page_size
+        page: Json = {"value": items[start:end]}
+        if count:
+            page["count"] = len(items)
+        if end < len(items):
+            page["nextLink"] = f"{self.base_url()}{request.path}?api-version={quote(api_version)}&$skipToken={end}"
+        return page
+
+
+def not_found(group: ResourceGroup, resource: str) -> ArmFailureError:
+    """ARM's `ResourceNotFound` for `resource` (e.g. "Microsoft.X/things/name") in `group`."""
+    return ArmFailureError(
+        404,
+        "ResourceNotFound",
+        f"The Resource '{resource}' under resource group '{group.name}' was not found. "
+        "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+    )
+
+
+def _arm_headers() -> list[tuple[str, str]]:
+    request_id = str(uuid.uuid4())
+    return [
+        ("x-ms-request-id", request_id),
+        ("x-ms-correlation-request-id", request_id),
+        ("x-ms-ratelimit-remaining-subscription-reads", "11999"),
+        ("Cache-Control", "no-cache"),
+    ]

@@ -1,0 +1,201 @@
+"""The API Management gateway: routes by API path and operation URL template, checks subscription keys.
+
+Each API of each APIM service in the estate is compiled once: its path prefix, its backend accounts
+(tried in order, like the lab's priority pool) and its operations' URL templates. A request goes to
+the API with the longest matching prefix, then to the operation whose template matches (method,
+segments, required query parameters), the most literal template winning as in APIM. Operations whose
+template ends in an Azure OpenAI route are answered by a backend deployment (`dataplane`); any other
+operation echoes what matched. Generated images are served back under `/_emulator/images/`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from runbook.azure.emulator.dataplane import CAPABILITY_OF, KINDS, answer, openai_error
+from runbook.azure.emulator.state import ImageStore
+from runbook.azure.emulator.transport import Request, Response, apim_error, arm_error, json_response
+from runbook.azure.estate import Account, Api, ApiManagementService, Deployment, Estate, Operation
+
+__all__ = ["GatewaySite"]
+
+_DEPLOYMENT_NOT_FOUND = (
+    "The API deployment for this resource does not exist. If you created the deployment within the "
+    "last 5 minutes, please wait a moment and try again."
+)
+_MISSING_KEY = (
+    "Access denied due to missing subscription key. Make sure to include subscription key when "
+    "making requests to an API."
+)
+_INVALID_KEY = (
+    "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription."
+)
+
+
+@dataclass(frozen=True)
+class _CompiledOperation:
+    operation: Operation
+    segments: tuple[tuple[bool, str], ...]  # (is_param, lower-cased literal or param name)
+    query: tuple[str, ...]  # required query parameter names
+    deployment_param: str | None  # the param right after a literal "deployments" segment
+    kind: str | None  # chat / completions / embeddings / images, or None for other APIs
+
+    @classmethod
+    def compile(cls, operation: Operation) -> _CompiledOperation:
+        path, _, query = operation.url_template.partition("?")
+        segments: list[tuple[bool, str]] = []
+        deployment_param = None
+        for part in filter(None, path.split("/")):
+            if part.startswith("{") and part.endswith("}"):
+                if segments and segments[-1] == (False, "deployments"):
+                    deployment_param = part[1:-1]
+                segments.append((True, part[1:-1]))
+            else:
+                segments.append((False, part.lower()))
+        tail: list[str] = []
+        for is_param, text in reversed(segments):
+            if is_param:
+                break
+            tail.insert(0, text)
+        names = tuple(pair.partition("=")[0] for pair in query.split("&") if pair)
+        return cls(operation, tuple(segments), names, deployment_param, KINDS.get("/".join(tail)))
+
+    def match(self, method: str, segments: Sequence[str], request: Request) -> dict[str, str] | None:
+        if method != self.operation.method or len(segments) != len(self.segments):
+            return None
+        params: dict[str, str] = {}
+        for (is_param, text), got in zip(self.segments, segments, strict=True):
+            if is_param:
+                params[text] = got
+            elif text != got.lower():
+                return None
+        for name in self.query:
+            value = request.query_value(name)
+            if value is None:
+                return None
+            params[name] = value
+        return params
+
+    @property
+    def literals(self) -> int:
+        return sum(not is_param for is_param, _ in self.segments)
+
+
+@dataclass(frozen=True)
+class _GatewayApi:
+    service: ApiManagementService
+    api: Api
+    prefix: tuple[str, ...]  # lower-cased path segments
+    backends: tuple[Account, ...]
+    operations: tuple[_CompiledOperation, ...]
+
+
+class GatewaySite:
+    """Plays the APIM gateway: API + operation matching, subscription keys, Azure OpenAI answers."""
+
+    def __init__(self, estate: Estate, base_url: Callable[[], str], images: ImageStore) -> None:
+        self.base_url = base_url
+        self.images = images
+        apis = []
+        for _, _, service in estate.apim_services():
+            for api in service.apis:
+                backends = tuple(a for a in map(estate.find_account, api.backends) if a is not None)
+                apis.append(
+                    _GatewayApi(
+                        service,
+                        api,
+                        tuple(part.lower() for part in api.path.split("/") if part),
+                        backends,
+                        tuple(map(_CompiledOperation.compile, api.operations)),
+                    )
+                )
+        # longest path first, so `inference/openai` wins over `inference`
+        self.apis = sorted(apis, key=lambda entry: -len(entry.prefix))
+
+    def respond(self, request: Request) -> Response:
+        segments = request.segments()
+        if segments[:2] == ["_emulator", "images"] and len(segments) == 3 and request.method == "GET":
+            return self._image_file(segments[2])
+        for entry in self.apis:
+            if [part.lower() for part in segments[: len(entry.prefix)]] == list(entry.prefix):
+                return self._call(entry, segments[len(entry.prefix) :], request)
+        return apim_error(404, "Resource not found")
+
+    def _call(self, entry: _GatewayApi, rest: Sequence[str], request: Request) -> Response:
+        matches = [
+            (op, params) for op in entry.operations if (params := op.match(request.method, rest, request)) is not None
+        ]
+        if not matches:
+            return apim_error(404, "Resource not found")
+        # the most literal template wins, as in APIM
+        op, params = max(matches, key=lambda match: match[0].literals)
+        name = op.operation.id
+        refused = _check_key(entry, request, name)
+        if refused is not None:
+            return refused
+        if op.kind is None:
+            echo = {"operationId": name, "method": request.method, "templateParameters": params}
+            return json_response(200, echo, operation=name)
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            return openai_error(400, f"The request body is not valid JSON: {exc}", operation=name)
+        if not isinstance(body, dict):
+            return openai_error(400, "The request body must be a JSON object.", operation=name)
+        deployment_name = params.get(op.deployment_param) if op.deployment_param else body.get("model")
+        found = _find_deployment(entry.backends, deployment_name)
+        if found is None:
+            return arm_error(404, "DeploymentNotFound", _DEPLOYMENT_NOT_FOUND, operation=name)
+        account, deployment = found
+        capability = CAPABILITY_OF[op.kind]
+        if capability not in deployment.effective_capabilities():
+            return arm_error(
+                400,
+                "OperationNotSupported",
+                f"The {capability} operation does not work with the specified model, "
+                f"{deployment.model}. Please choose different model and try again. You can learn "
+                "more about which models can be used with each operation here: "
+                "https://go.microsoft.com/fwlink/?linkid=2197993.",
+                operation=name,
+            )
+        response = answer(op.kind, deployment, body, self._store_image)
+        response.operation = name
+        response.headers.extend([("x-ms-region", account.location or ""), ("apim-request-id", str(uuid.uuid4()))])
+        return response
+
+    def _store_image(self, png: bytes) -> str:
+        return f"{self.base_url()}/_emulator/images/{self.images.put(png)}"
+
+    def _image_file(self, name: str) -> Response:
+        png = self.images.get(name)
+        if png is None:
+            return apim_error(404, "Resource not found")
+        return Response(200, png, operation="image-file", content_type="image/png")
+
+
+def _check_key(entry: _GatewayApi, request: Request, operation: str) -> Response | None:
+    """APIM's 401 when the API needs a subscription key and the request has no valid one, else None."""
+    if not entry.api.subscription_required:
+        return None
+    key = request.headers.get(entry.service.subscription_key_header.lower())
+    if key is None:
+        key = request.query_value(entry.service.subscription_key_query)
+    if not key:
+        return apim_error(401, _MISSING_KEY, operation=operation)
+    if key not in entry.service.subscription_keys:
+        return apim_error(401, _INVALID_KEY, operation=operation)
+    return None
+
+
+def _find_deployment(backends: Sequence[Account], name: object) -> tuple[Account, Deployment] | None:
+    # backends are tried in order (the lab's priority pool): the first with the deployment answers
+    if not isinstance(name, str):
+        return None
+    for account in backends:
+        for deployment in account.deployments:
+            if deployment.name == name:
+                return account, deployment
+    return None

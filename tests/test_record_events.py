@@ -1,0 +1,176 @@
+"""Typed run-record events: records written before the types read back whole, into their models.
+
+The two records under tests/fixtures/records/ were written by a real `runbook run phase-1.5` of the
+sample (the code of commit 8d6b246, before the events were typed): `phase-1.5-resumed.jsonl` is a run
+cut after its first fix step and finished with `--resume` (run_resumed, step_restored), and
+`phase-1.5-rerun.jsonl` a second run on the fixed notebook (the `fault_not_reproduced` note).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from runbook.console import ConsolePrinter, JsonPrinter
+from runbook.record import (
+    EVENT_KINDS,
+    Note,
+    OtherEvent,
+    RecordWriter,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    StepErrorRecord,
+    StepFinished,
+    StepRestored,
+    StepStarted,
+    parse_event,
+    read_record,
+    redact_event,
+)
+from runbook.secrets import Redactor
+from runbook.status import run_summary
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "records"
+RESUMED = FIXTURES / "phase-1.5-resumed.jsonl"
+RERUN = FIXTURES / "phase-1.5-rerun.jsonl"
+
+
+def _lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("path", [RESUMED, RERUN], ids=["resumed", "rerun"])
+def test_records_written_before_the_types_read_into_their_models(path: Path) -> None:
+    record = read_record(path)
+    assert record.warnings == []
+    assert not [e for e in record.events if isinstance(e, OtherEvent)]
+    # Every line reads back to exactly the object on disk: same keys, same values.
+    assert [e.as_record() for e in record.events] == _lines(path)
+    assert record.status == "success"
+    assert record.phase == "1.5"
+    assert record.run_id == path.read_text().split('"run_id":"', 1)[1].split('"', 1)[0]
+    header = record.run_started
+    assert isinstance(header, RunStarted)
+    assert header.options.dry_run is False and header.options.partial is False
+    end = record.run_finished
+    assert isinstance(end, RunFinished) and end.counts and end.failed_step is None
+    finished = record.step_results()
+    assert finished and all(isinstance(e, StepFinished) for e in finished)
+    assert {e.stage for e in finished} <= {"discovery", "reproduce", "fix", "verify"}
+    probe = next(e for e in record.step_outcomes() if e.stage == "reproduce" and e.step == "gateway-probe")
+    # Before the fix the probe fails (the fault reproduced); on the fixed notebook it passes.
+    assert end.reproduced is (probe.status == "failed")
+    if probe.status == "failed":
+        assert isinstance(probe.error, StepErrorRecord) and probe.error.message
+
+
+def test_the_resumed_record_has_its_restored_steps_typed() -> None:
+    record = read_record(RESUMED)
+    kinds = [type(e) for e in record.events]
+    assert kinds.count(RunStarted) == 1 and kinds.count(RunResumed) == 1
+    restored = [e for e in record.events if isinstance(e, StepRestored)]
+    assert restored and all(e.time for e in restored)
+    assert all(e.succeeded or e.stage == "reproduce" for e in restored)
+    fixed = next(e for e in restored if e.step == "fix-config-cell")
+    assert fixed.status == "changed" and fixed.changed_paths() == ["notebooks/master-ai-gateway-fix-MCP.ipynb"]
+    # The newest result of each step wins: nothing of the first attempt is left unfinished.
+    outcomes = {(e.stage, e.step): e.status for e in record.step_outcomes()}
+    assert outcomes[("verify", "run-image-cells")] == "ok"
+    summary = run_summary(record, FIXTURES)
+    assert summary.status == "success" and summary.steps["failed"] == 0 and summary.target == "emulator"
+
+
+def test_the_note_of_a_fault_that_did_not_reproduce_is_typed() -> None:
+    (note,) = [e for e in read_record(RERUN).events if isinstance(e, Note)]
+    assert note.kind == "fault_not_reproduced" and note.message and note.time
+
+
+def test_unknown_fields_and_kinds_do_not_break_reading(tmp_path: Path) -> None:
+    lines = _lines(RERUN)
+    for line in lines:
+        line["added_by_a_newer_runbook"] = {"x": 1}
+    lines.insert(1, {"event": "step_retried", "step": "accounts", "attempt": 2})
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    record = read_record(path)
+    assert record.warnings == []
+    other = record.events[1]
+    assert isinstance(other, OtherEvent) and other.event == "step_retried" and other.get("attempt") == 2
+    assert record.status == "success" and len(record.step_results()) == len(read_record(RERUN).step_results())
+    # Unknown keys are kept (and carried into a restored step), not dropped.
+    step = record.step_results()[0]
+    assert step.model_extra == {"added_by_a_newer_runbook": {"x": 1}}
+    restored = StepRestored.of(step, "2025-11-14T04:25:00.000Z")
+    assert restored.as_record()["added_by_a_newer_runbook"] == {"x": 1}
+    assert restored.as_record()["event"] == "step_restored"
+
+
+def test_a_known_kind_with_bad_fields_is_reported_and_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    good = {"event": "step_started", "stage": "fix", "step": "a", "time": "2025-11-14T04:15:00.000Z"}
+    bad = {"event": "step_finished", "stage": "fix", "step": ["not", "a", "string"], "status": "ok"}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
+    record = read_record(path)
+    assert [type(e) for e in record.events] == [StepStarted]
+    (warning,) = record.warnings
+    assert warning.startswith(f"{path}:2: not a valid step_finished event: step:") and warning.endswith("ignored")
+
+
+def test_events_are_written_through_the_models(tmp_path: Path) -> None:
+    path = tmp_path / "w.jsonl"
+    writer = RecordWriter(path)
+    for line in _lines(RERUN):
+        writer.write(parse_event(line))
+    # Byte for byte what the code before the types wrote (the same compact JSON, the same key order).
+    assert path.read_bytes() == RERUN.read_bytes()
+
+
+def test_unset_fields_are_not_written() -> None:
+    skipped = StepFinished(stage="fix", step="s", status="skipped", duration_s=0.0, reason="--only discovery")
+    assert skipped.as_record() == {
+        "event": "step_finished", "stage": "fix", "step": "s", "status": "skipped", "duration_s": 0.0,
+        "reason": "--only discovery",
+    }  # fmt: skip
+    assert StepFinished(stage="v", step="s", status="ok", output=None).as_record()["output"] is None
+    assert sorted(EVENT_KINDS) == sorted({"run_started", "run_resumed", "step_started", "step_finished",
+                                          "step_restored", "note", "run_finished", "warning"})  # fmt: skip
+
+
+def test_redaction_keeps_the_model_and_its_fields() -> None:
+    redactor = Redactor(["hunter2-secret"])
+    event = StepFinished(
+        stage="verify",
+        step="probe",
+        status="failed",
+        output={"url": "https://x/?k=hunter2-secret"},
+        error=StepErrorRecord(type="ActionError", message="bad key hunter2-secret", hint=None),
+    )
+    masked = redact_event(event, redactor)
+    assert isinstance(masked, StepFinished)
+    assert "hunter2-secret" not in json.dumps(masked.as_record())
+    assert masked.output == {"url": "https://x/?k=***"}
+    assert masked.error is not None and masked.error.message == "bad key ***"
+    assert set(masked.as_record()) == set(event.as_record())
+
+
+def test_console_and_json_printers_take_the_typed_events() -> None:
+    out = io.StringIO()
+    printer = ConsolePrinter(out, colour=False)
+    for event in read_record(RESUMED).events:
+        printer(event)
+    text = out.getvalue()
+    assert text.startswith("runbook: phase 1.5 - ")
+    assert "runbook: resuming run " in text and "changed (restored)" in text
+    assert "    expected failure (pre-fix): " in text
+    assert text.rstrip().splitlines()[-1].startswith("SUCCESS: run ")
+    stream = io.StringIO()
+    json_printer = JsonPrinter(stream)
+    json_printer(read_record(RERUN).events[0])
+    json_printer.warning("gateway-probe: attempt 1 failed (503); retrying in 1s")
+    first, warning = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first == _lines(RERUN)[0]
+    assert warning == {"event": "warning", "message": "gateway-probe: attempt 1 failed (503); retrying in 1s"}
