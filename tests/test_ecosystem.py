@@ -346,3 +346,21 @@ def test_init_writes_a_real_check_and_no_placeholders(tmp_path: Path) -> None:
     assert "undefined" not in ran.stdout
     assert "retries = 3\n" in (root / "service.conf").read_text()
     assert invoke(["validate"], cwd=root).exit_code == 0
+
+
+# ------------------------------------------------------------------------------------ reference
+
+
+def test_config_reference_lists_every_key_and_target_kind() -> None:
+    from runbook.checks import EmulatorSettings, TargetSettings
+    from runbook.docs.config_reference import config_reference
+    from runbook.workspace import Paths, PlanGroup, PlanPhase, TargetConfig, WorkspaceConfig
+
+    page = config_reference()
+    for model in (WorkspaceConfig, Paths, PlanGroup, PlanPhase, TargetConfig, EmulatorSettings, TargetSettings):
+        for name, info in model.model_fields.items():
+            assert f"| `{info.alias or name}` |" in page, (model.__name__, name)
+    for kind in ("emulator", "azure", "local"):
+        assert f"### `{kind}`" in page
+    assert "| `APIM_GATEWAY_URL` |" in page
+    assert (REPO / "docs" / "reference" / "config.md").read_text(encoding="utf-8") == page

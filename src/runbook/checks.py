@@ -28,8 +28,25 @@ RUN_NAMES = ("vars", "secrets", "env", "target", "target_name", "phase", "run", 
 OUTPUT_NAMES = ("output",)
 
 
-class EmulatorSettings(Strict):
-    """`settings:` of an `emulator` target: how the embedded emulator behaves (all optional)."""
+class TargetSettings(Strict):
+    """The settings the built-in actions read (any target kind); templates see them as `target.NAME`."""
+
+    arm_url: str | None = Field(None, description="the ARM endpoint, e.g. https://management.azure.com")
+    gateway_url: str | None = Field(None, description="the API Management gateway URL")
+    subscription_id: str | None = Field(None, description="the subscription the azure.* actions list")
+    resource_group: str | None = Field(None, description="the resource group the azure.* actions list")
+    apim_service: str | None = Field(None, description="the API Management service name")
+    inference_api_path: str | None = Field(None, description="the gateway path of the inference API")
+    api_key: str | None = Field(None, description="the gateway subscription key (list it under `secrets:`)")
+    credential: str | None = Field(None, description='how to get an Entra token; "emulator" on the emulator')
+
+
+class EmulatorSettings(TargetSettings):
+    """`settings:` of an `emulator` target: how the embedded emulator behaves (all optional).
+
+    The emulator fills the TargetSettings itself (its URLs, the estate's names and key); a value
+    given here overrides it.
+    """
 
     page_size: int | None = Field(None, ge=1, description="items per ARM page (small values force paging)")
     latency: float | None = Field(None, ge=0, description="seconds added to every answer")
@@ -39,14 +56,6 @@ class EmulatorSettings(Strict):
     fault_servers: list[str] | str | None = Field(None, description='which servers misbehave: "arm", "gateway"')
     fault_retry_after: float | None = Field(None, ge=0, description="the Retry-After seconds of injected 429s")
     https: bool | None = Field(None, description="serve HTTPS on loopback with a throwaway CA (needs trustme)")
-    arm_url: str | None = Field(None, description="override the ARM URL steps see (default: the emulator's)")
-    gateway_url: str | None = Field(None, description="override the gateway URL (default: the emulator's)")
-    subscription_id: str | None = Field(None, description="override the subscription id (default: the estate's)")
-    resource_group: str | None = Field(None, description="override the resource group (default: the estate's)")
-    apim_service: str | None = Field(None, description="override the APIM service name (default: the estate's)")
-    inference_api_path: str | None = Field(None, description="the gateway path of the inference API")
-    api_key: str | None = Field(None, description="override the gateway key (default: the estate's)")
-    credential: str | None = Field(None, description='the credential steps use (default: "emulator")')
 
 
 # ------------------------------------------------------------------------------ template names
