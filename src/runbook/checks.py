@@ -55,7 +55,6 @@ class EmulatorSettings(TargetSettings):
     fault_kinds: list[str] | str | None = Field(None, description="which faults to inject (default: all kinds)")
     fault_servers: list[str] | str | None = Field(None, description='which servers misbehave: "arm", "gateway"')
     fault_retry_after: float | None = Field(None, ge=0, description="the Retry-After seconds of injected 429s")
-    https: bool | None = Field(None, description="serve HTTPS on loopback with a throwaway CA (needs trustme)")
 
 
 # ------------------------------------------------------------------------------ template names

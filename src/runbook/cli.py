@@ -503,6 +503,7 @@ def new(state: State, phase: str, title: str | None) -> None:
     show_default=True,
     help="Seed of the fault draw: the same seed and the same requests give the same faults.",
 )
+@click.option("--https", is_flag=True, help="Serve HTTPS with a throwaway CA (needs trustme); its PEM path is printed.")
 def emulator(
     estate: Path | None,
     host: str,
@@ -513,6 +514,7 @@ def emulator(
     fault_rate: float,
     fault_kinds: str | None,
     seed: int,
+    https: bool,
 ) -> None:
     """Serve the embedded Azure emulator on loopback until Ctrl-C.
 
@@ -538,6 +540,7 @@ def emulator(
         faults=faults,
         seed=seed,
         echo=click.echo,
+        https=https,
     )
 
 
