@@ -229,6 +229,14 @@ class Executor:
         for listener in self.listeners:
             listener(event)
 
+    def progress(self, step: str, text: str) -> None:
+        """Live progress of the running step ("cell 109 (2/4)"): for screens only, never recorded."""
+        shown = self.redactor(text) if self.redactor else text
+        for listener in self.listeners:
+            show = getattr(listener, "progress", None)
+            if callable(show):
+                show(step, shown)
+
     def interrupt(self) -> None:
         """Ask the running step to stop (Ctrl-C); the run ends as `interrupted`."""
         self._interrupted.set()
@@ -562,6 +570,7 @@ class Executor:
             previous=self._previous_record(step),
             changed_files=self.changed_files,
             render=lambda value: render_value(value, self.context),
+            progress=lambda text: self.progress(step.id, text),
         )
         if not spec.blocking and step.timeout is None:
             try:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -204,6 +204,7 @@ async def run_cells_async(
     stop: threading.Event | None = None,
     output_limit: int = OUTPUT_LIMIT,
     startup_timeout: float = 60.0,
+    on_cell: Callable[[int, int, int], None] | None = None,
 ) -> list[CellRun]:
     """The coroutine behind `run_cells` (for callers that already run an event loop)."""
     count = len(nb.cells)
@@ -244,7 +245,7 @@ async def run_cells_async(
     with tempfile.TemporaryFile(mode="w+b") as kernel_log:
         try:
             await _start(client, manager, kernel_env, cwd, kernel_log, kernel_name)
-            await _run_plan(client, manager, node, plan, replies, timeout, stop, output_limit, kernel_log)
+            await _run_plan(client, manager, node, plan, replies, timeout, stop, output_limit, kernel_log, on_cell)
         finally:
             await _shutdown(client, manager)
     return [step.run for step in plan]
@@ -299,6 +300,7 @@ async def _run_plan(
     stop: threading.Event | None,
     limit: int,
     log: IO[bytes],
+    on_cell: Callable[[int, int, int], None] | None = None,
 ) -> None:
     executed = 0
     for position, step in enumerate(plan):
@@ -310,6 +312,8 @@ async def _run_plan(
             run.status = "skipped"
             run.message = "not a code cell" if cell.get("cell_type") != "code" else "empty cell"
             continue
+        if on_cell is not None:  # (position from 1, cells planned, the cell's 0-based index)
+            on_cell(position + 1, len(plan), step.index)
         run.started_at = utc_now()
         began = time.monotonic()
         task = asyncio.ensure_future(client.async_execute_cell(cell, position, execution_count=executed + 1))
@@ -424,6 +428,7 @@ def run_cells(
     stop: threading.Event | None = None,
     output_limit: int = OUTPUT_LIMIT,
     startup_timeout: float = 60.0,
+    on_cell: Callable[[int, int, int], None] | None = None,
 ) -> list[CellRun]:
     """Run `setup` cells, then `cells` (0-based indices, in the order given) in one new kernel.
 
@@ -444,6 +449,7 @@ def run_cells(
         stop=stop,
         output_limit=output_limit,
         startup_timeout=startup_timeout,
+        on_cell=on_cell,
     )
     try:
         asyncio.get_running_loop()

@@ -421,6 +421,7 @@ def notebook_run(params: RunParams, ctx: ActionContext) -> Result:
             timeout=params.timeout,
             kernel_name=params.kernel,
             stop=ctx.stop,
+            on_cell=lambda position, total, index: ctx.progress(f"cell {index + 1} ({position}/{total})"),
         )
     except NotebookError as exc:
         raise ActionError(exc.message, hint=exc.hint) from None
