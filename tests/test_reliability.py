@@ -644,7 +644,7 @@ def test_canary_secrets_never_leave_the_process(tmp_path: Path) -> None:
 
     outputs = []
     for args in (
-        ["run", "phase-1.5", "--commit", "-v", *var],
+        ["run", "phase-1.5", "--commit", "-v"],  # 1.5 declares no lab_password: --var would be refused
         ["run", "phase-1.6", "--commit", "--json", *var],
         ["run", "phase-1.6", "--json", "--no-report", *var],
         ["status"],

@@ -39,6 +39,11 @@ class TargetSettings(Strict):
     inference_api_path: str | None = Field(None, description="the gateway path of the inference API")
     api_key: str | None = Field(None, description="the gateway subscription key (list it under `secrets:`)")
     credential: str | None = Field(None, description='how to get an Entra token; "emulator" on the emulator')
+    http_timeout: float | None = Field(None, gt=0, description="seconds per HTTP request of the azure.* actions")
+    http_attempts: int | None = Field(None, ge=1, description="attempts per request (retries on 429/5xx/drops)")
+    http_backoff: float | None = Field(None, ge=0, description="the first backoff between attempts, in seconds")
+    http_max_wait: float | None = Field(None, ge=0, description="the longest single wait between attempts")
+    concurrency: int | None = Field(None, ge=1, description="requests the azure.* actions run at once")
 
 
 class EmulatorSettings(TargetSettings):
