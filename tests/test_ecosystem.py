@@ -31,7 +31,7 @@ def problems_of(result) -> list[str]:  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------------------------- schemas
 
 
-@pytest.mark.parametrize("kind", ["runbook", "config", "estate"])
+@pytest.mark.parametrize("kind", schemas.kinds())
 def test_every_property_of_every_schema_has_a_description(kind: str) -> None:
     document = schemas.schema(kind)
     jsonschema.Draft202012Validator.check_schema(document)

@@ -74,7 +74,7 @@ def test_a_run_on_a_malformed_notebook_fails_clearly(local_workspace: Path, kind
     assert re.search(expected, result.stdout), result.stdout
     (record,) = [read_record(p) for p in record_paths(local_workspace / "reports", "1.1")]
     first = record.step_results()[0]
-    assert first["status"] == "failed" and re.search(expected, first["error"]["message"])
+    assert first["status"] == "error" and re.search(expected, first["error"]["message"])
     assert notebook.read_bytes() == before  # nothing was written to it
 
 

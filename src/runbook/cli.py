@@ -9,6 +9,7 @@ commands so `runbook --help` stays fast.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -124,8 +125,32 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
         if "=" not in item:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--var")
         key, value = item.split("=", 1)
+        if not _NAME.fullmatch(key.strip()):
+            raise click.BadParameter(
+                f"{item!r}: {key.strip()!r} is not a variable name (letters, digits and _, not starting with a digit)",
+                param_hint="--var",
+            )
         parsed[key.strip()] = value
     return parsed
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A cell is named by its number (as people write them: 109) or its nbformat id.
+_CELL = re.compile(r"[0-9]+|(?=[^,]*[A-Za-z_])[A-Za-z0-9_-]{1,64}")
+
+
+def _parse_cells(text: str) -> list[Any]:
+    cells: list[Any] = []
+    for piece in text.split(","):
+        item = piece.strip()
+        if not _CELL.fullmatch(item):
+            raise click.BadParameter(
+                f"{item!r} in {text!r} is not a cell number or id; write numbers and ids separated by commas, "
+                "e.g. --cells 109,130,cell_14_f21837aa",
+                param_hint="--cells",
+            )
+        cells.append(int(item) if item.isdigit() else item)
+    return cells
 
 
 @click.group(context_settings=CONTEXT)
@@ -189,6 +214,7 @@ def cli(ctx: click.Context, workspace: Path | None, quiet: bool) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Approve `manual` steps without asking.")
 @click.option("--no-reproduce", is_flag=True, help="Do not run the verify steps before the fix.")
 @click.option("--resume", is_flag=True, help="Continue the latest failed or interrupted run of this phase.")
+@click.option("--break-lock", is_flag=True, help="Take over a workspace lock that names a run on another host.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines on stdout (for CI).")
 @click.option("--no-report", is_flag=True, help="Do not write the report, changelog and timeline.")
 @click.option("--commit", is_flag=True, help="Commit the report, run record, timestamp log and changed files.")
@@ -208,6 +234,7 @@ def run(
     yes: bool,
     no_reproduce: bool,
     resume: bool,
+    break_lock: bool,
     as_json: bool,
     no_report: bool,
     commit: bool,
@@ -228,6 +255,7 @@ def run(
         raise click.UsageError("--tag needs --commit")
     from .text import use_colour
 
+    _RUNNING["phase"] = phase
     printer: Any = JsonPrinter() if as_json else ConsolePrinter(verbose=verbose, colour=use_colour(sys.stdout))
     if state.quiet and not as_json:
         printer = QuietPrinter(printer)
@@ -241,6 +269,7 @@ def run(
         assume_yes=yes,
         reproduce=False if no_reproduce else None,
         resume=resume,
+        break_lock=break_lock,
     )
     outputs = run_phase(
         phase,
@@ -430,9 +459,7 @@ def log(state: State, phase: str, action: str, message: str, cells: str | None, 
     """
     from .api import log_phase
 
-    cell_list: list[Any] | None = None
-    if cells:
-        cell_list = [int(c) if c.strip().isdigit() else c.strip() for c in cells.split(",") if c.strip()]
+    cell_list = _parse_cells(cells) if cells is not None else None
     entry = log_phase(state.workspace(), phase, action, message, cells=cell_list, status=status)
     click.echo(json.dumps(entry, ensure_ascii=False))
 
@@ -572,7 +599,7 @@ def report(
     tag: bool,
 ) -> None:
     """Render the resolution report of PHASE from a stored run record (default: its latest run)."""
-    from .reports import report_phase
+    from .publish import report_phase
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
@@ -667,6 +694,143 @@ def docs_serve(state: State, port: int) -> None:
     workspace = state.workspace()
     generate_docs(workspace, commands=command_reference())
     serve_site(workspace, port=port)
+
+
+# -- commands: fleet (one phase across many deployments; the core is runbook.fleet)
+
+
+@cli.group(context_settings=CONTEXT)
+@click.option(
+    "-f",
+    "--file",
+    "fleet_file",
+    type=click.Path(path_type=Path),
+    default=Path("fleet.yaml"),
+    show_default=True,
+    help="The fleet file listing the members.",
+)
+@click.pass_context
+def fleet(ctx: click.Context, fleet_file: Path) -> None:
+    """Roll one phase across many deployments: rate-controlled, recorded, resumable.
+
+    Each member is a workspace (a folder, or a git repository cloned into the fleet's work folder)
+    with its target settings; each member run is an ordinary `runbook run` with its own record.
+    The fleet record is reports/fleet/<phase>/<fleet-run-id>.jsonl next to the fleet file.
+    """
+    ctx.obj = (ctx.obj, fleet_file)
+
+
+@fleet.command("run", context_settings=CONTEXT)
+@click.argument("phase")
+@click.option("--members", "members", multiple=True, metavar="GLOB", help="Only members whose name matches (repeatable).")
+@click.option("--max-concurrency", metavar="N|P%", help="Members running at once (default: the fleet file's, else 4).")
+@click.option("--max-errors", metavar="N|P%", help="Once more members than this failed, no new member starts; running ones finish.")
+@click.option("--per-subscription", type=click.IntRange(min=1), metavar="N", help="Members running at once in one subscription.")
+@click.option("--dry-run", is_flag=True, help="Every member runs with --dry-run; no fleet record is written.")
+@click.option("-y", "--yes", is_flag=True, help="Start without asking, and approve `manual` steps in every member.")
+@click.option("--commit", is_flag=True, help="Each member commits its run in its own repository.")
+@click.option("--branch", is_flag=True, help="With --commit: commit on the branch fleet/<phase>/<fleet-run-id>.")
+@click.option("--resume", is_flag=True, help="Continue the latest fleet run of PHASE: finished members are skipped.")
+@click.option("--json", "as_json", is_flag=True, help="Print fleet events as JSON lines on stdout.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True, help="Where member runs execute.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="With --engine dask: the Dask scheduler's address.")
+@click.pass_obj
+def fleet_run(
+    obj: tuple[State, Path],
+    phase: str,
+    members: tuple[str, ...],
+    max_concurrency: str | None,
+    max_errors: str | None,
+    per_subscription: int | None,
+    dry_run: bool,
+    yes: bool,
+    commit: bool,
+    branch: bool,
+    resume: bool,
+    as_json: bool,
+    engine: str,
+    scheduler: str | None,
+) -> None:
+    """Run PHASE in every member of the fleet (or those --members selects)."""
+    from .fleet.coordinator import FleetOptions, plan_fleet, run_fleet
+    from .fleet.model import load_fleet
+    from .fleet.report import event_line
+
+    options = FleetOptions(
+        members=members, max_concurrency=max_concurrency, max_errors=max_errors, per_subscription=per_subscription,
+        dry_run=dry_run, assume_yes=yes, commit=commit, branch=branch, resume=resume, engine=engine, scheduler=scheduler,
+    )
+    plan = plan_fleet(load_fleet(obj[1]), phase, options)
+    if not yes and not dry_run:
+        if not sys.stdin.isatty():
+            raise click.UsageError("fleet run changes every member: pass --yes (or --dry-run) when there is no terminal")
+        click.echo(f"phase {plan.phase} on {len(plan.members)} members: {', '.join(m.name for m in plan.members[:8])}"
+                   f"{' …' if len(plan.members) > 8 else ''} (max concurrency {plan.max_concurrency})")
+        if not click.confirm("start?", default=False):
+            raise click.exceptions.Abort()
+
+    def show(event: dict[str, Any]) -> None:
+        line = json.dumps(event, ensure_ascii=False) if as_json else event_line(event)
+        if line:
+            click.echo(line)
+
+    outcome = run_fleet(plan, [show])
+    if outcome.status != "success" and outcome.record_path is not None and not as_json:
+        click.echo(f"  hint: see `runbook fleet status {plan.phase}`; continue with `runbook fleet run {plan.phase} --resume`", err=True)
+    sys.exit({"success": 0, "interrupted": EXIT_INTERRUPTED}.get(outcome.status, 1))
+
+
+@fleet.command("status", context_settings=CONTEXT)
+@click.argument("phase")
+@click.option("--run", "run_id", metavar="FLEET_RUN_ID", help="A fleet run (id or unique prefix; default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def fleet_status(obj: tuple[State, Path], phase: str, run_id: str | None, as_json: bool) -> None:
+    """Per-member status of a fleet run of PHASE, read from its fleet record (works while it runs)."""
+    from .fleet.model import load_fleet
+    from .fleet.record import latest_fleet_record
+    from .fleet.report import fleet_view, render_status
+    from .model import normalise_phase
+
+    view = fleet_view(latest_fleet_record(load_fleet(obj[1]).reports_dir, normalise_phase(phase), run_id))
+    for warning in view.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False) if as_json else render_status(view), nl=as_json)
+
+
+@fleet.command("report", context_settings=CONTEXT)
+@click.argument("phase")
+@click.option("--run", "run_id", metavar="FLEET_RUN_ID", help="A fleet run (id or unique prefix; default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report's data as JSON instead of writing files.")
+@click.pass_obj
+def fleet_report(obj: tuple[State, Path], phase: str, run_id: str | None, as_json: bool) -> None:
+    """Write the fleet report of PHASE (markdown + SVG chart next to its fleet record)."""
+    from .fleet.model import load_fleet
+    from .fleet.record import latest_fleet_record
+    from .fleet.report import fleet_view, write_report
+    from .model import normalise_phase
+
+    record = latest_fleet_record(load_fleet(obj[1]).reports_dir, normalise_phase(phase), run_id)
+    if as_json:
+        click.echo(json.dumps(fleet_view(record).to_dict(), indent=2, ensure_ascii=False))
+        return
+    for path in write_report(record):
+        click.echo(f"wrote {path}")
+
+
+@fleet.command("generate", context_settings=CONTEXT)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--members", "count", type=click.IntRange(min=1), default=12, show_default=True, help="How many members.")
+@click.option("--ref", default="HEAD", show_default=True, help="The commit of this project the members copy the sample from.")
+@click.option("--latency", type=float, default=0.0, help="Seconds every member's emulator adds to each answer.")
+@click.option("--healthy", is_flag=True, help="No member broken by design.")
+@click.option("--source", type=click.Path(file_okay=False, path_type=Path), default=Path(), help="A clone of this project (default: here).")
+def fleet_generate(directory: Path, count: int, ref: str, latency: float, healthy: bool, source: Path) -> None:
+    """Write a demo fleet: DIRECTORY/fleet.yaml and one git repository per member, some broken by design."""
+    from .fleet.generate import generate_fleet
+
+    path = generate_fleet(directory, count, source=source, ref=ref, latency=latency, broken={} if healthy else None)
+    click.echo(f"wrote {path} ({count} members)")
 
 
 def command_reference() -> list[CommandDoc]:
@@ -777,6 +941,12 @@ def _fail(error: RunbookError, *, as_json: bool = False) -> NoReturn:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: the one place that maps errors to exit codes (and, under --json,
     to JSON `error` events on stdout)."""
+    import signal
+
+    from . import _interrupted_while_starting
+
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
     as_json = _wants_json(sys.argv[1:] if argv is None else argv)
     try:
         cli.main(args=argv, prog_name="runbook", standalone_mode=False)
@@ -795,20 +965,39 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except RunbookError as exc:
         _fail(exc, as_json=as_json)
+    except OSError as exc:
+        from .errors import STORAGE_ERRNOS, storage_error
+
+        if exc.errno not in STORAGE_ERRNOS:
+            _internal_error(exc, as_json=as_json)
+        _fail(storage_error(exc, resume=_resume_command()), as_json=as_json)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug of ours: say so in one line; RUNBOOK_DEBUG=1 shows the traceback
-        import os
-
-        if os.environ.get("RUNBOOK_DEBUG"):
-            raise
-        hint = "this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback"
-        if as_json:
-            click.echo(_error_event(f"internal error: {type(exc).__name__}: {exc}", 1, hint=hint))
-        else:
-            click.echo(f"internal error: {type(exc).__name__}: {exc}\n  hint: {hint}", err=True)
-        sys.exit(1)
+        _internal_error(exc, as_json=as_json)
     sys.exit(0)
+
+
+def _internal_error(exc: Exception, *, as_json: bool = False) -> NoReturn:
+    import os
+
+    if os.environ.get("RUNBOOK_DEBUG"):
+        raise exc
+    hint = "this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback"
+    if as_json:
+        click.echo(_error_event(f"internal error: {type(exc).__name__}: {exc}", 1, hint=hint))
+    else:
+        click.echo(f"internal error: {type(exc).__name__}: {exc}\n  hint: {hint}", err=True)
+    sys.exit(1)
+
+
+_RUNNING: dict[str, str] = {}  # the phase of the `run` command in progress, for the resume hint
+
+
+def _resume_command() -> str | None:
+    """`runbook run PHASE --resume` when the failed command was a run of PHASE."""
+    phase = _RUNNING.get("phase")
+    return f"runbook run {phase} --resume" if phase else None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,6 +53,21 @@ class Expectation(Strict):
     message: str | None = Field(None, description="what it means when it is false")
 
 
+class Reproduce(Strict):
+    """What the fault looks like before the fix: the expected failure signature of a verify step."""
+
+    expect: list[str | Expectation] = Field(
+        min_length=1,
+        description="expressions over `output` that hold when the step fails the way the fault makes it fail "
+        "(e.g. `output.status == 404`); the fault counts as reproduced only when they all hold",
+    )
+
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | dict) else value
+
+
 class Step(Strict):
     id: str = Field(description="unique in the runbook; used by --from/--step and `steps.<id>`")
     title: str | None = Field(None, description="what the step does, in words (default: its id)")
@@ -71,6 +86,14 @@ class Step(Strict):
     continue_on_error: bool = Field(False, description="record a failure of this step and go on with the next")
     description: str | None = Field(None, description="why this step exists (shown in reports)")
     cells: list[int | str] = Field(default_factory=list, description="cells this step concerns (reports)")
+    changes: bool | None = Field(
+        None,
+        description="whether the step changes anything (default: the action decides); `false` lets a read-only "
+        "step (e.g. notebook.run of cells that only read) run under --dry-run",
+    )
+    reproduce: Reproduce | None = Field(
+        None, description="verify steps: the expected failure signature before the fix (see Reproduce)"
+    )
 
     @field_validator("id")
     @classmethod

@@ -24,7 +24,7 @@ from .workspace import Workspace
 BAR_MAX_WIDTH = 40
 STATE_COLOURS = {"resolved": "32", "in_progress": "33", "failed": "31", "not_started": "90"}
 RUN_COLOURS = {"success": "32", "failed": "31", "interrupted": "35", "incomplete": "33"}
-STEP_COUNTS = ("ok", "changed", "failed", "skipped")
+STEP_COUNTS = ("ok", "changed", "failed", "error", "skipped")
 
 
 # ---------------------------------------------------------------- what the screens show
@@ -279,7 +279,7 @@ def render_phase(status: PhaseStatus, *, colour: bool = False) -> str:
     out.append("")
     if status.runs:
         out.append(f"Runs ({len(status.runs)}):")
-        header = ["RUN ID", "TARGET", "STATUS", "STARTED", "DURATION", "OK", "CHANGED", "FAILED", "SKIPPED"]
+        header = ["RUN ID", "TARGET", "STATUS", "STARTED", "DURATION", *(name.upper() for name in STEP_COUNTS)]
         rows = [
             [
                 run.run_id,

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..errors import ActionError, NotebookError
+from ..errors import ActionError, CheckFailed, NotebookError
 from ..notebooks import Cell, CellAddress, Notebook, Replacement
 from . import ActionContext, Params, Regex, Result, action
 from .outputs import Output
@@ -400,7 +400,9 @@ class RunParams(NotebookParams):
 @action(
     "notebook.run",
     params=RunParams,
-    changes=False,
+    # Cells can do anything (the lab's environment cell writes master-lab.env): executing them is a
+    # change unless the step says `changes: false`.
+    changes=True,
     output=RunOutput,
     summary="Execute chosen cells in one real Jupyter kernel with per-cell timeouts, timestamps and expectations.",
 )
@@ -458,8 +460,8 @@ def notebook_run(params: RunParams, ctx: ActionContext) -> Result:
             hint="the cell crashed the Python process (os._exit, a native crash, out of memory)",
             output=output,
         )
-    if problems:
-        raise ActionError("; ".join(problems), output=output)
+    if problems:  # cells that raised or missed their expected output: a check, not an error
+        raise CheckFailed("; ".join(problems), output=output)
     return Result(output=output, message=f"{len(cells)} cell(s) ran")
 
 

@@ -179,9 +179,9 @@ def runs_page(workspace: Workspace, phase: PhaseProgress, log: list[LogLine]) ->
 
 def step_counts(steps: dict[str, int]) -> str:
     """`10 ok · 4 changed · 0 failed` (skipped and others only when there are some)."""
-    shown = [f"{steps.get(name, 0)} {name}" for name in ("ok", "changed", "failed")]
+    shown = [f"{steps.get(name, 0)} {name}" for name in ("ok", "changed", "failed", "error")]
     shown += [
-        f"{count} {name}" for name, count in sorted(steps.items()) if name not in ("ok", "changed", "failed") and count
+        f"{count} {name}" for name, count in sorted(steps.items()) if name not in ("ok", "changed", "failed", "error") and count
     ]
     return " · ".join(shown)
 
