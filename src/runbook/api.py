@@ -164,9 +164,6 @@ def run_phase(
     """
     ws = workspace if isinstance(workspace, Workspace) else load_workspace(workspace)
     loaded = ws.load_runbook(phase)
-    from .checks import check_vars
-
-    check_vars(loaded.runbook, (options or RunOptions()).vars, loaded.doc.display)
     if commit:
         from .gitops import check_repository
 

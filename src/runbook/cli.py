@@ -271,9 +271,16 @@ def run(
         resume=resume,
         break_lock=break_lock,
     )
+    workspace = state.workspace()
+    if options.vars:
+        # A misspelt --var would be silently ignored: refuse names the runbook does not declare.
+        from .checks import check_vars
+
+        loaded = workspace.load_runbook(phase)
+        check_vars(loaded.runbook, options.vars, loaded.doc.display)
     outputs = run_phase(
         phase,
-        workspace=state.workspace(),
+        workspace=workspace,
         options=options,
         listeners=[printer],
         warn=printer.warning,
