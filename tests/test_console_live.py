@@ -91,4 +91,6 @@ def test_kernel_steps_report_each_cell(local_workspace: Path) -> None:
     listener = Listener()
     outputs = run_phase("1.1", workspace=local_workspace, listeners=[listener], report=False, raise_on_failure=False)
     assert outputs.result.status == "success"
-    assert listener.seen == [("cells", "cell 1 (1/2)"), ("cells", "cell 3 (2/2)")]
+    assert [step for step, _ in listener.seen] == ["cells", "cells"]
+    assert listener.seen[0][1].startswith("1/2 cells done, last cell 1") and listener.seen[0][1].endswith(" ok")
+    assert listener.seen[1][1].startswith("2/2 cells done, last cell 3") and listener.seen[1][1].endswith(" ok")

@@ -173,6 +173,22 @@ def test_a_4_4_notebook_without_ids_runs_as_read() -> None:
     assert runs[0].text == "0" and runs[2].message == "not a code cell"
 
 
+def test_setup_code_runs_first_without_being_a_cell() -> None:
+    nb = notebook("print(SHIM * 2)\n")
+    progress: list[str] = []
+    runs = run_cells(
+        nb, [0], setup_code=["SHIM = 21\n", "import os\n"], on_cell=lambda run: progress.append(run.label)
+    )
+    assert [(r.label, r.index, r.setup, r.status) for r in runs] == [
+        ("setup code", -1, True, "ok"),
+        ("setup code 2", -2, True, "ok"),
+        (runs[2].label, 0, False, "ok"),
+    ]
+    assert runs[2].label.startswith("cell 1") and runs[-1].stdout == "42\n"
+    assert progress == [r.label for r in runs]
+    assert len(nb.cells) == 1
+
+
 def test_long_output_is_bounded() -> None:
     runs = run_cells(notebook("print('x' * 50_000)"), [0], output_limit=1000)
     assert len(runs[0].stdout) < 1100 and "characters omitted" in runs[0].stdout

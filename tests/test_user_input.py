@@ -71,3 +71,24 @@ def test_ctrl_c_during_start_up_prints_no_traceback(tmp_path: Path) -> None:
         # 130 from runbook; -SIGINT or Python's own KeyboardInterrupt exit when it landed before our code.
         assert process.returncode in (0, 130, -signal.SIGINT) or "KeyboardInterrupt" in stderr, (process.returncode, stderr)
     assert seen_codes & {130, -signal.SIGINT}, "no SIGINT landed during start-up; the test proves nothing"
+
+
+@pytest.mark.parametrize("expression", ["9**(9**9)", "'a' * 10**9", "[0] * 10**8", "2 ** (10 ** 10)"])
+def test_huge_template_values_are_refused_not_computed(local_workspace: Path, expression: str) -> None:
+    # Before: 9**(9**9) ignored the step timeout and Ctrl-C; 'a'*10**9 took a gigabyte.
+    (local_workspace / "runbooks" / "phase-1.1.yaml").write_text(
+        f'phase: "1.1"\ntitle: t\nfix:\n  - {{id: big, uses: set, with: {{x: "{{{{ {expression} }}}}"}}}}\n'
+    )
+    result = invoke(["run", "1.1", "--no-report"], cwd=local_workspace)
+    assert result.exit_code == 1, result.output
+    assert "too large for a runbook expression" in result.output
+    assert "internal error" not in result.output
+
+
+def test_ordinary_arithmetic_still_works(local_workspace: Path) -> None:
+    (local_workspace / "runbooks" / "phase-1.1.yaml").write_text(
+        'phase: "1.1"\ntitle: t\nfix:\n  - {id: ok, uses: set, register: r, with: {x: "{{ 2 ** 10 * 3 }}", s: "{{ \'ab\' * 3 }}"}}\n'
+        "  - {id: check, uses: assert, with: {that: [\"{{ r.x == 3072 and r.s == 'ababab' }}\"]}}\n"
+    )
+    result = invoke(["run", "1.1", "--no-report"], cwd=local_workspace)
+    assert result.exit_code == 0, result.output

@@ -19,8 +19,9 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from .errors import InputError, Location, Problem, ValidationFailed, did_you_mean
-from .loader import YamlDocument, schema_problems
+from .loader import YamlDocument
 from .model import Runbook, Strict
+from .schema_errors import schema_problems
 
 #: Names every template can use, whatever the runbook declares (see `Executor.context`).
 RUN_NAMES = ("vars", "secrets", "env", "target", "target_name", "phase", "run", "steps")

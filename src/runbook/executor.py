@@ -36,7 +36,9 @@ from .errors import (
     ValidationFailed,
     did_you_mean,
 )
-from .loader import LoadedRunbook, schema_problems
+from .evidence import describe_params as _describe_params
+from .evidence import match_signature, reproduce_verdict
+from .loader import LoadedRunbook
 from .model import Step
 from .record import (
     Note,
@@ -55,6 +57,7 @@ from .record import (
     redact_event,
     utc_now,
 )
+from .schema_errors import schema_problems
 from .secrets import MASK, Redactor, is_secret_name
 from .templating import evaluate, render_value
 
@@ -221,7 +224,7 @@ class Executor:
             "vars": dict(variables),
             "secrets": dict(secrets),
             "env": public_env,
-            "target": dict(getattr(target, "settings", {}) or {}),
+            "target": getattr(target, "settings", {}),  # not copied: reading it may start the emulator
             "target_name": getattr(target, "name", None),
             "phase": self.runbook.phase,
             "run": {"id": self.run_id},
@@ -369,39 +372,13 @@ class Executor:
 
     def _reproduce_verdict(self, step: Step, outcome: StepOutcome) -> tuple[str, str] | None:
         """None when the reproduce step is evidence (failed as the fault does, or passed); else why not."""
-        if outcome.status == "error":
-            message = outcome.error.message if outcome.error is not None else "the step could not run"
-            return (
-                "reproduce_error",
-                f"the runbook could not check the fault: step {step.id} errored before the fix ({message}); "
-                "no fix was applied",
-            )
-        if outcome.status == "failed" and outcome.signature is not None and not outcome.signature["matched"]:
-            unmet = [r["that"] for r in outcome.signature["results"] if not r["passed"]]
-            return (
-                "reproduce_mismatch",
-                f"step {step.id} failed before the fix, but not the way the fault does (expected failure "
-                f"signature not met: {'; '.join(unmet)}); no fix was applied",
-            )
-        return None
+        return reproduce_verdict(step.id, outcome.status, outcome.error, outcome.signature)
 
     def _signature(self, stage: str, step: Step, status: str, output: Any) -> dict[str, Any] | None:
         """Reproduce: does the failure match the step's expected failure signature?"""
         if stage != "reproduce" or step.reproduce is None or status != "failed":
             return None
-        context = {**self.context, "output": output}
-        results = []
-        for item in step.reproduce.expect:
-            that, message = (item, None) if isinstance(item, str) else (item.that, item.message)
-            try:
-                passed = bool(evaluate(that, context))
-            except RunbookError:
-                passed = False
-            entry: dict[str, Any] = {"that": that, "passed": passed}
-            if message:
-                entry["message"] = message
-            results.append(entry)
-        return {"matched": all(r["passed"] for r in results), "results": results}
+        return match_signature(step.reproduce.expect, {**self.context, "output": output})
 
     def _relative(self, path: Path) -> str:
         try:
@@ -814,15 +791,3 @@ class Executor:
                 except Exception as exc:  # cleanup must not hide the run's own result
                     self.warn(f"closing {key}: {exc}")
         self.run_state.clear()
-
-
-def _describe_params(params: Any, limit: int = 200) -> str:
-    """A one-line view of rendered parameters for a dry-run line (`DELETE https://…`, or compact JSON)."""
-    import json
-
-    method, url = getattr(params, "method", None), getattr(params, "url", None)
-    if isinstance(method, str) and isinstance(url, str):
-        return f"{method.upper()} {url}"
-    data = params.model_dump(by_alias=True, exclude_defaults=True) if hasattr(params, "model_dump") else params
-    text = json.dumps(data, default=str, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

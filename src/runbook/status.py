@@ -99,9 +99,11 @@ class PhaseStatus:
 
 
 def workspace_status(workspace: Workspace) -> WorkspaceStatus:
-    """Progress of every phase group; reads the timestamp log once and no run record."""
-    lines, warnings = read_log(workspace.timestamp_log)
-    groups = compute_progress(workspace, log=(lines, warnings))
+    """Progress of every phase group, from the status index (history_index) and no run record."""
+    from .history_index import folded_states
+
+    states, warnings = folded_states(workspace)
+    groups = compute_progress(workspace, states=states)
     return WorkspaceStatus(project=workspace.config.project, groups=groups, warnings=warnings)
 
 
