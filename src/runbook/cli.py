@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from . import __version__
+from .cli_output import QuietPrinter, annotation, annotation_text, error_event, wants_json
 from .errors import EXIT_INPUT, EXIT_INTERRUPTED, RunbookError
 
 if TYPE_CHECKING:
@@ -345,9 +346,9 @@ def validate(state: State, paths: tuple[Path, ...], as_json: bool, fmt: str) -> 
     warnings = stale_schemas(workspace.root) if workspace is not None else []
     if fmt == "github":
         for warning in warnings:
-            click.echo(f"::warning::{_annotation_text(warning)}")
+            click.echo(f"::warning::{annotation_text(warning)}")
         for problem in problems:
-            click.echo(_annotation(problem))
+            click.echo(annotation(problem))
     elif not as_json:
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
@@ -357,25 +358,6 @@ def validate(state: State, paths: tuple[Path, ...], as_json: bool, fmt: str) -> 
         click.echo(json.dumps({"event": "validated", "files": count, "problems": [], "warnings": warnings}, indent=2))
     else:
         state.say(f"{count} runbook{'s' if count != 1 else ''} valid")
-
-
-def _annotation_text(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _annotation(problem: Any) -> str:
-    """A GitHub Actions workflow command: the problem shows on the line in the pull request."""
-
-    def prop(value: object) -> str:
-        return _annotation_text(str(value)).replace(":", "%3A").replace(",", "%2C")
-
-    where = problem.location
-    fields = [f"file={prop(where.path)}"]
-    if where.line is not None:
-        fields.append(f"line={where.line}")
-        if where.column is not None:
-            fields.append(f"col={where.column}")
-    return f"::error {','.join(fields)}::{_annotation_text(problem.message)}"
 
 
 @cli.command(context_settings=CONTEXT)
@@ -950,52 +932,12 @@ def command_reference() -> list[CommandDoc]:
     return commands
 
 
-class QuietPrinter:
-    """`-q`: only failed steps, warnings and the closing line of a run."""
-
-    def __init__(self, printer: Any) -> None:
-        self.printer = printer
-        self.warning = printer.warning
-
-    def __call__(self, event: Any) -> None:
-        kind = getattr(event, "event", None)
-        failed = kind == "step_finished" and event.status == "failed" and event.stage != "reproduce"
-        if kind in ("run_finished", "warning") or failed:
-            self.printer(event)
-
-
-def _wants_json(argv: list[str]) -> bool:
-    """Whether the command line asked for JSON output (`--json` before any `--`)."""
-    words = argv[: argv.index("--")] if "--" in argv else argv
-    return "--json" in words
-
-
-def _error_event(message: str, exit_code: int, *, hint: str | None = None, error: RunbookError | None = None) -> str:
-    from .errors import ValidationFailed
-
-    event: dict[str, Any] = {"event": "error", "kind": type(error).__name__ if error else "UsageError"}
-    event["message"] = message
-    if hint:
-        event["hint"] = hint
-    location = getattr(error, "location", None)
-    if location is not None:
-        event["location"] = {"file": location.path, "line": location.line, "column": location.column}
-    if isinstance(error, ValidationFailed):
-        event["message"] = f"{len(error.problems)} problem{'s' if len(error.problems) != 1 else ''} found"
-        event["problems"] = [
-            {"file": p.location.path, "line": p.location.line, "column": p.location.column, "message": p.message}
-            for p in error.problems
-        ]
-    event["exit_code"] = exit_code
-    return json.dumps(event, ensure_ascii=False)
-
-
 def _fail(error: RunbookError, *, as_json: bool = False) -> NoReturn:
     from .errors import ValidationFailed
 
     if as_json:
         # The JSON stream stays parseable: the error is one more JSON line on stdout.
-        click.echo(_error_event(error.message, error.exit_code, hint=error.hint, error=error))
+        click.echo(error_event(error.message, error.exit_code, hint=error.hint, error=error))
     else:
         click.echo(str(error) if isinstance(error, ValidationFailed) else f"error: {error}", err=True)
     sys.exit(error.exit_code)
@@ -1010,21 +952,21 @@ def main(argv: list[str] | None = None) -> None:
 
     if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
-    as_json = _wants_json(sys.argv[1:] if argv is None else argv)
+    as_json = wants_json(sys.argv[1:] if argv is None else argv)
     try:
         cli.main(args=argv, prog_name="runbook", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo(_error_event("aborted", EXIT_INTERRUPTED) if as_json else "aborted", err=not as_json)
+        click.echo(error_event("aborted", EXIT_INTERRUPTED) if as_json else "aborted", err=not as_json)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         code = EXIT_INPUT if exc.exit_code == 2 else exc.exit_code
         if as_json:
-            click.echo(_error_event(exc.format_message(), code))
+            click.echo(error_event(exc.format_message(), code))
         else:
             exc.show()
         sys.exit(code)
     except KeyboardInterrupt:
-        click.echo(_error_event("interrupted", EXIT_INTERRUPTED) if as_json else "interrupted", err=not as_json)
+        click.echo(error_event("interrupted", EXIT_INTERRUPTED) if as_json else "interrupted", err=not as_json)
         sys.exit(EXIT_INTERRUPTED)
     except RunbookError as exc:
         _fail(exc, as_json=as_json)
@@ -1048,7 +990,7 @@ def _internal_error(exc: Exception, *, as_json: bool = False) -> NoReturn:
         raise exc
     hint = "this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback"
     if as_json:
-        click.echo(_error_event(f"internal error: {type(exc).__name__}: {exc}", 1, hint=hint))
+        click.echo(error_event(f"internal error: {type(exc).__name__}: {exc}", 1, hint=hint))
     else:
         click.echo(f"internal error: {type(exc).__name__}: {exc}\n  hint: {hint}", err=True)
     sys.exit(1)

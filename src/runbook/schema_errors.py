@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import Problem, did_you_mean
+from .errors import Location, Problem, did_you_mean
 
-if TYPE_CHECKING:
-    from .loader import YamlDocument
+
+class YamlDocument(Protocol):
+    """What the formatting needs of a parsed file (`loader.YamlDocument`): its data and positions."""
+
+    data: Any
+
+    def location(self, loc: Sequence[str | int] = (), *, key: bool = False) -> Location: ...
 
 __all__ = ["is_union_tag", "schema_problems"]
 
