@@ -308,7 +308,7 @@ def test_flux_generates_a_real_png(gateway: httpx.Client) -> None:
     length, kind = struct.unpack(">I4s", png[8:16])
     assert (length, kind) == (13, b"IHDR")
     width, height, depth, color = struct.unpack(">IIBB", png[16:26])
-    assert (width, height, depth, color) == (64, 64, 8, 2)
+    assert (width, height, depth, color) == (1024, 1024, 8, 2)  # the requested size
     assert zlib.crc32(png[12:29]) == struct.unpack(">I", png[29:33])[0]
     idat = png.index(b"IDAT")
     (idat_length,) = struct.unpack(">I", png[idat - 4 : idat])
@@ -615,7 +615,7 @@ def test_openai_client_generates_images_and_chats(emu: Emulator) -> None:
     )
     images = client.images.generate(model="FLUX-1.1-pro", prompt="A futuristic city", response_format="b64_json")
     assert images.data is not None
-    assert read_png_header(base64.b64decode(images.data[0].b64_json or "")).width == 64
+    assert read_png_header(base64.b64decode(images.data[0].b64_json or "")).width == 1024  # the default size
     chat = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert chat.choices[0].message.content
     assert chat.usage is not None and chat.usage.total_tokens > 0

@@ -474,6 +474,7 @@ def test_hostile_values_stay_one_argument_in_every_position(local_workspace: Pat
         """\
         phase: "1.1"
         title: t
+        vars: {hostile: ""}
         fix:
           - {id: argv, uses: shell, with: {cmd: [python3, -c, "import sys, json; print(json.dumps(sys.argv[1:]))", "{{ hostile }}", x]}}
           - {id: line, uses: shell, with: {cmd: "python3 -c 'import sys, json; print(json.dumps(sys.argv[1:]))' {{ hostile }}"}}
@@ -590,6 +591,7 @@ CANARIES = {
 LEAKY = """\
 phase: "1.6"
 title: Backend Services
+vars: {lab_password: ""}
 inputs:
   token: {env: LAB_TOKEN, secret: true, required: true}
 discovery:
@@ -644,7 +646,7 @@ def test_canary_secrets_never_leave_the_process(tmp_path: Path) -> None:
 
     outputs = []
     for args in (
-        ["run", "phase-1.5", "--commit", "-v", *var],
+        ["run", "phase-1.5", "--commit", "-v"],  # 1.5 declares no lab_password: --var would be refused
         ["run", "phase-1.6", "--commit", "--json", *var],
         ["run", "phase-1.6", "--json", "--no-report", *var],
         ["status"],

@@ -464,7 +464,9 @@ def validate(paths: Iterable[Path] = (), *, workspace: Workspace | None = None) 
         ws = ws or load_workspace()
         files = list(ws.runbook_files().values())
     known = ws.phase_ids() if ws is not None else None
-    problems: list[Problem] = []
+    from .checks import runbook_problems, workspace_problems
+
+    problems: list[Problem] = workspace_problems(ws) if ws is not None else []
     for path in files:
         root = ws.root if ws is not None else None
         try:
@@ -476,7 +478,8 @@ def validate(paths: Iterable[Path] = (), *, workspace: Workspace | None = None) 
                 )
             )
             continue
-        problems.extend(validate_document(doc, known_phases=known))
+        found = validate_document(doc, known_phases=known)
+        problems.extend(found or runbook_problems(doc, ws.root if ws is not None else Path.cwd()))
     return len(files), problems
 
 

@@ -39,7 +39,7 @@ from .errors import (
 )
 from .evidence import describe_params as _describe_params
 from .evidence import match_signature, reproduce_verdict
-from .loader import LoadedRunbook, schema_problems
+from .loader import LoadedRunbook
 from .model import Step
 from .record import (
     Note,
@@ -58,6 +58,7 @@ from .record import (
     redact_event,
     utc_now,
 )
+from .schema_errors import schema_problems
 from .secrets import MASK, Redactor, is_secret_name
 from .templating import evaluate, render_value
 
@@ -238,6 +239,14 @@ class Executor:
             event = redact_event(event, self.redactor)
         for listener in self.listeners:
             listener(event)
+
+    def progress(self, step: str, text: str) -> None:
+        """Live progress of the running step ("cell 109 (2/4)"): for screens only, never recorded."""
+        shown = self.redactor(text) if self.redactor else text
+        for listener in self.listeners:
+            show = getattr(listener, "progress", None)
+            if callable(show):
+                show(step, shown)
 
     def interrupt(self) -> None:
         """Ask the running step to stop (Ctrl-C); the run ends as `interrupted`."""
@@ -681,6 +690,7 @@ class Executor:
             previous=self._previous_record(step),
             changed_files=self.changed_files,
             render=lambda value: render_value(value, self.context),
+            progress=lambda text: self.progress(step.id, text),
         )
         if not spec.blocking and step.timeout is None:
             try:

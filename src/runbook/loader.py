@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import InputError, Location, Problem, ValidationFailed, did_you_mean, relative_display
 from .model import Runbook, Step
+from .schema_errors import is_union_tag, schema_problems
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -465,77 +466,6 @@ def _position(tree: Any, loc: Sequence[str | int], *, key: bool = False) -> tupl
     return line, col
 
 
-def schema_problems(
-    exc: ValidationError | list[Any],
-    doc: YamlDocument,
-    prefix: Sequence[str | int] = (),
-    model: type[BaseModel] | None = None,
-) -> list[Problem]:
-    """Turn pydantic errors into located problems; unknown keys get a 'did you mean'."""
-    problems = []
-    errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else exc
-    for err in errors:
-        loc = [*prefix, *(p for p in err["loc"] if not _is_union_tag(p))]
-        kind = err["type"]
-        if kind in ("extra_forbidden", "missing") and (not loc or loc[-1] != (err["loc"] or [None])[-1]):
-            loc.append(err["loc"][-1] if err["loc"] else "")  # a key that looks like a union tag ("None")
-        if kind == "extra_forbidden":
-            name = str(loc[-1])
-            known = _known_fields(model, err["loc"]) if model else []
-            hint = did_you_mean(name, known).strip() or f"known keys: {', '.join(known)}"
-            message = f"unknown key {name!r}: {hint}"
-            location = doc.location(loc, key=True)
-        elif kind == "missing":
-            message = f"missing required key {str(loc[-1])!r}"
-            location = doc.location(loc[:-1])
-        else:
-            where = ".".join(str(p) if str(p).isprintable() else repr(p) for p in loc)
-            message = f"{where}: {err['msg']}"
-            location = doc.location(loc)
-        problems.append(Problem(location, message))
-    return problems
-
-
-def _is_union_tag(part: Any) -> bool:
-    # pydantic inserts the member type name ("str", "Expectation") into locs of union errors.
-    return isinstance(part, str) and (part[:1].isupper() or part in {"str", "int", "float", "bool"})
-
-
-def _known_fields(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
-    """Field names (aliases) of the model that owns the last element of `loc`."""
-    current: Any = model
-    for part in loc[:-1]:
-        if isinstance(part, int) or current is None:
-            continue
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = _field_by_alias(current, str(part))
-            current = _inner_model(field.annotation) if field is not None else None
-        elif _is_union_tag(part):
-            continue
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or n for n, f in current.model_fields.items()]
-    return []
-
-
-def _field_by_alias(model: type[BaseModel], name: str) -> Any:
-    for field_name, field in model.model_fields.items():
-        if name in (field_name, field.alias):
-            return field
-    return None
-
-
-def _inner_model(annotation: Any) -> Any:
-    import typing
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
 def parse_model(model: type[M], doc: YamlDocument) -> tuple[M | None, list[Problem]]:
     if not isinstance(doc.data, dict):
         return None, [Problem(_top(doc), f"expected a mapping of keys at the top of {doc.display}")]
@@ -695,7 +625,7 @@ def _templated(params: Any, loc: Sequence[Any]) -> bool:
             break
         if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
             node = node[part]
-        elif _is_union_tag(part):
+        elif is_union_tag(part):
             continue
         else:
             return False

@@ -45,7 +45,7 @@ class Input(Strict):
     default: Any = Field(None, description="value used when nothing else supplies one")
     secret: bool = Field(False, description="mask the value everywhere output leaves the process")
     required: bool = Field(False, description="fail before any step runs when no value is found")
-    description: str | None = None
+    description: str | None = Field(None, description="what the input is for (shown in reports and docs)")
 
 
 class Expectation(Strict):
@@ -70,17 +70,20 @@ class Reproduce(Strict):
 
 class Step(Strict):
     id: str = Field(description="unique in the runbook; used by --from/--step and `steps.<id>`")
-    title: str | None = None
+    title: str | None = Field(None, description="what the step does, in words (default: its id)")
     uses: str = Field(description="the action to run (see `runbook actions`)")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="action parameters")
     register_: str | None = Field(None, alias="register", description="name under which later steps see the output")
-    expect: list[str | Expectation] = Field(default_factory=list)
+    expect: list[str | Expectation] = Field(
+        default_factory=list,
+        description="checks over `output` after the step ran: Jinja expressions, or {that, message} mappings",
+    )
     when: str | bool | None = Field(None, description="run only when this expression is true")
-    retries: int = Field(0, ge=0, le=1000)
-    delay: float = Field(1.0, ge=0)
+    retries: int = Field(0, ge=0, le=1000, description="how many more times to try after a failed attempt")
+    delay: float = Field(1.0, ge=0, description="seconds to wait between attempts")
     until: str | None = Field(None, description="retry until this expression over `output` is true")
     timeout: float | None = Field(None, gt=0, description="seconds before the step is stopped")
-    continue_on_error: bool = False
+    continue_on_error: bool = Field(False, description="record a failure of this step and go on with the next")
     description: str | None = Field(None, description="why this step exists (shown in reports)")
     cells: list[int | str] = Field(default_factory=list, description="cells this step concerns (reports)")
     approve: bool = Field(
@@ -113,17 +116,17 @@ class Step(Strict):
 
 
 class RootCause(Strict):
-    title: str
-    expected: str | list[str] | None = None
-    actual: str | list[str] | None = None
-    detail: str | None = None
+    title: str = Field(description="the cause in one line")
+    expected: str | list[str] | None = Field(None, description="what the notebook or config assumed")
+    actual: str | list[str] | None = Field(None, description="what is really there")
+    detail: str | None = Field(None, description="more explanation, in markdown")
 
 
 class CellNote(Strict):
     cell: int | str = Field(description="cell number (as people say 'Cell 109') or id")
-    id: str | None = None
-    description: str | None = None
-    change: str | None = None
+    id: str | None = Field(None, description="the cell's notebook id, when it has one")
+    description: str | None = Field(None, description="what is wrong in the cell")
+    change: str | None = Field(None, description="what the fix changes in it")
 
 
 class CellDetail(Strict):
@@ -142,38 +145,42 @@ class CellDetail(Strict):
 
 
 class ChangelogLines(Strict):
-    fixed: list[str] = Field(default_factory=list)
-    changed: list[str] = Field(default_factory=list)
-    added: list[str] = Field(default_factory=list)
+    fixed: list[str] = Field(default_factory=list, description="lines for the changelog's Fixed section")
+    changed: list[str] = Field(default_factory=list, description="lines for the changelog's Changed section")
+    added: list[str] = Field(default_factory=list, description="lines for the changelog's Added section")
 
 
 class ReportMaterial(Strict):
     """What a person knows and the run cannot discover: authored sections of the report."""
 
-    summary: str | None = None
-    root_causes: list[RootCause] = Field(default_factory=list)
-    lessons: list[str] = Field(default_factory=list)
+    summary: str | None = Field(None, description="the report's summary paragraph (default: written from the run)")
+    root_causes: list[RootCause] = Field(default_factory=list, description="why it broke, one entry per cause")
+    lessons: list[str] = Field(default_factory=list, description="what to remember next time")
     cells: list[CellNote] = Field(default_factory=list, description="the 'Cells to Fix' table")
     cells_detail: list[CellDetail] = Field(default_factory=list, description="one report section per cell")
-    expected_fix: str | None = None
-    success_criteria: list[str] = Field(default_factory=list)
+    expected_fix: str | None = Field(None, description="what the fix is expected to achieve")
+    success_criteria: list[str] = Field(default_factory=list, description="how to tell the phase is resolved")
     files: list[str] = Field(default_factory=list, description="files to modify")
-    changelog: ChangelogLines = Field(default_factory=ChangelogLines)
-    notes: str | None = None
+    changelog: ChangelogLines = Field(default_factory=ChangelogLines, description="lines for CHANGELOG.md")
+    notes: str | None = Field(None, description="anything else, in markdown, at the end of the report")
 
 
 class Runbook(Strict):
     phase: str = Field(description='the phase this runbook resolves, e.g. "1.5"')
-    title: str
-    summary: str | None = None
+    title: str = Field(description="the phase's title, as in the plan")
+    summary: str | None = Field(None, description="what is broken, in one or two sentences")
     next: str | None = Field(None, description="the phase that follows, e.g. 1.6")
     reproduce: bool = Field(True, description="run the verify steps once before the fix")
-    vars: dict[str, Any] = Field(default_factory=dict)
-    inputs: dict[str, Input] = Field(default_factory=dict)
-    discovery: list[Step] = Field(default_factory=list)
-    fix: list[Step] = Field(default_factory=list)
-    verify: list[Step] = Field(default_factory=list)
-    report: ReportMaterial = Field(default_factory=ReportMaterial)
+    vars: dict[str, Any] = Field(default_factory=dict, description="fixed values templates can use by name")
+    inputs: dict[str, Input] = Field(
+        default_factory=dict, description="values supplied at run time (--var, environment, target, default)"
+    )
+    discovery: list[Step] = Field(default_factory=list, description="read-only steps that find out what is there")
+    fix: list[Step] = Field(default_factory=list, description="steps that change files or resources")
+    verify: list[Step] = Field(
+        default_factory=list, description="checks that must pass after the fix (and fail before it, when reproducing)"
+    )
+    report: ReportMaterial = Field(default_factory=ReportMaterial, description="authored sections of the report")
 
     @field_validator("phase", "next", mode="before")
     @classmethod

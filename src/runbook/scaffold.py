@@ -17,10 +17,12 @@ from typing import Any
 from .atomic import atomic_write_text
 from .errors import InputError
 from .model import normalise_phase, phase_group
+from .schemas import scaffold_schemas, write_schemas
 from .workspace import CONFIG_NAME, Workspace, add_phase_to_plan
 
 CONFIG = """\
-# runbook workspace: https://github.com/ (see `runbook --help`)
+# yaml-language-server: $schema=config.schema.json
+# The workspace config: the phase plan and the targets runs talk to (`runbook --help`).
 project: {project}
 notebooks: []
 paths:
@@ -43,34 +45,43 @@ targets:
 
 RUNBOOK = """\
 # yaml-language-server: $schema=../runbook.schema.json
+# An example to replace: service.conf must say `retries = 3`. Verify is a real check, so
+# `runbook run` first sees it fail (the fault reproduced), then fixes the file and sees it pass.
 phase: "{phase}"
 title: {title}
 summary: >-
-  What is broken, in one or two sentences.
-{next_line}vars: {{}}
+  service.conf sets retries to 0, so one dropped request fails the whole job.
+{next_line}vars:
+  config_file: service.conf
+  wanted: retries = 3
 inputs: {{}}
 discovery:
-  - id: look
-    title: Discover what is really deployed
+  - id: read-config
+    title: Read what the config file really says
     uses: shell
     with:
-      cmd: [echo, discovery goes here]
+      cmd: [cat, "{{{{ config_file }}}}"]
       changes: false
-    register: found
+    register: config
 fix:
-  - id: fix-it
-    title: Apply the fix
-    uses: set
+  - id: set-retries
+    title: Set retries to 3
+    uses: file.replace
     with:
-      fixed: true
+      path: "{{{{ config_file }}}}"
+      replacements:
+        - find: retries = 0
+          replace: "{{{{ wanted }}}}"
 verify:
-  - id: check
-    title: Verify the fix
-    uses: assert
+  - id: config-has-retries
+    title: The config file holds the wanted line
+    uses: shell
     with:
-      that:
-        - that: "{{{{ steps['fix-it'] is defined and steps['fix-it'].output.fixed }}}}"
-          message: the fix was applied
+      cmd: [cat, "{{{{ config_file }}}}"]
+      changes: false
+    expect:
+      - that: wanted in output.stdout.splitlines()
+        message: "service.conf must contain the line `retries = 3`"
 report:
   root_causes: []
   lessons: []
@@ -109,12 +120,14 @@ __pycache__/
 """
 
 ENV_EXAMPLE = """\
-# Copy to .env (never commit .env). Needed only for `--target azure`.
-AZURE_SUBSCRIPTION_ID=
-RESOURCE_GROUP=
-APIM_SERVICE_NAME=
-APIM_GATEWAY_URL=
-APIM_API_KEY=
+# Copy to .env (never commit .env). Runs and kernels read these keys from it; the `emulator`
+# target needs none of them. Add a target of kind `azure` (with `from_env:`) to use real Azure.
+"""
+
+EXAMPLE_FILE = """\
+# The file the example runbook repairs (runbooks/phase-1.1.yaml).
+endpoint = http://127.0.0.1:8080
+retries = 0
 """
 
 
@@ -130,6 +143,8 @@ def init_workspace(folder: Path, *, project: str | None = None) -> list[Path]:
         "mkdocs.yml": MKDOCS.format(project=name),
         ".gitignore": GITIGNORE,
         ".env.example": ENV_EXAMPLE,
+        "service.conf": EXAMPLE_FILE,
+        **scaffold_schemas(),
     }
     existing = [folder / rel for rel in files if (folder / rel).exists()]
     if existing:
@@ -179,6 +194,7 @@ def new_phase(
         atomic_write_text(path, scaffold.render(phase_id, _yaml_text(chosen), next_line))
     else:
         atomic_write_text(path, RUNBOOK.format(phase=phase_id, title=_yaml_text(chosen), next_line=next_line))
+    write_schemas(workspace.root, ["runbook"])  # what the new file's modeline points at
     return path, added
 
 

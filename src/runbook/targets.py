@@ -271,6 +271,16 @@ def inference_path_convention(sources: Iterable[str]) -> str | None:
 
 
 def _emulator_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    from .checks import EmulatorSettings
+
+    known = list(EmulatorSettings.model_fields)
+    for key in settings:
+        if key not in known:
+            raise InputError(
+                f"emulator target settings: unknown setting {key!r}: {did_you_mean(key, known)}"
+                f"known settings: {', '.join(known)}",
+                hint="`runbook validate` checks target settings with file:line:col",
+            )
     options: dict[str, Any] = {}
     try:
         for key, kind in (("page_size", int), ("latency", float), ("seed", int)):

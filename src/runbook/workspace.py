@@ -16,15 +16,17 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from .errors import Problem, UnknownPhase, ValidationFailed, WorkspaceNotFound, did_you_mean
-from .loader import LoadedRunbook, load_runbook, parse_model, read_yaml
+from .loader import LoadedRunbook, YamlDocument, load_runbook, parse_model, read_yaml
 from .model import PHASE_ID, Strict, normalise_phase, phase_group
 
 CONFIG_NAME = "runbook.yaml"
 
 
 class PlanPhase(Strict):
-    id: str
-    title: str
+    """One phase of the plan; its runbook is `runbooks/phase-<id>.yaml`."""
+
+    id: str = Field(description='the phase id, e.g. "1.5" (quote it: 1.10 is not 1.1)')
+    title: str = Field(description="what the phase fixes, in a few words")
     cells: list[int | str] = Field(default_factory=list, description="cells the phase concerns")
 
     @field_validator("id", mode="before")
@@ -37,9 +39,11 @@ class PlanPhase(Strict):
 
 
 class PlanGroup(Strict):
-    group: str
-    title: str | None = None
-    phases: list[PlanPhase] = Field(default_factory=list)
+    """A group of phases ("1" holds 1.1, 1.2 ...); progress is counted per group."""
+
+    group: str = Field(description='the group number, e.g. "1"')
+    title: str | None = Field(None, description="what the group is about")
+    phases: list[PlanPhase] = Field(default_factory=list, description="the group's phases, in order")
 
     @field_validator("group", mode="before")
     @classmethod
@@ -48,8 +52,12 @@ class PlanGroup(Strict):
 
 
 class TargetConfig(Strict):
-    kind: Literal["emulator", "azure", "local"]
-    description: str | None = None
+    """An environment a run talks to: the embedded emulator, real Azure, or nothing (`local`)."""
+
+    kind: Literal["emulator", "azure", "local"] = Field(
+        description="emulator: the embedded Azure emulator on loopback; azure: real Azure; local: no cloud at all"
+    )
+    description: str | None = Field(None, description="what the target is, for people")
     settings: dict[str, Any] = Field(default_factory=dict, description="literal settings")
     from_env: dict[str, str] = Field(
         default_factory=dict, description="setting name -> environment variable (or .env key)"
@@ -63,22 +71,28 @@ class TargetConfig(Strict):
 
 
 class Paths(Strict):
-    runbooks: str = "runbooks"
-    templates: str = "templates"
-    reports: str = "reports"
-    docs: str = "docs"
+    """Where the workspace keeps things, relative to its root."""
+
+    runbooks: str = Field("runbooks", description="the runbooks folder (phase-<id>.yaml)")
+    templates: str = Field("templates", description="report templates that override the packaged ones")
+    reports: str = Field("reports", description="reports, run records and the timestamp log")
+    docs: str = Field("docs", description="the docs folder mkdocs builds (generated pages are written here)")
 
 
 class WorkspaceConfig(Strict):
-    project: str
-    description: str | None = None
-    notebooks: list[str] = Field(default_factory=list)
-    env_file: str = ".env"
-    paths: Paths = Field(default_factory=Paths)
-    allowed_paths: list[str] = Field(default_factory=list)
-    plan: list[PlanGroup] = Field(default_factory=list)
-    default_target: str = "emulator"
-    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    """The workspace config, `runbook.yaml` at the workspace root."""
+
+    project: str = Field(description="the project's name (site title, reports)")
+    description: str | None = Field(None, description="what is being repaired, for people")
+    notebooks: list[str] = Field(default_factory=list, description="notebooks being repaired, relative to the root")
+    env_file: str = Field(".env", description="the dotenv file targets and inputs read (never commit it)")
+    paths: Paths = Field(default_factory=Paths, description="where runbooks, templates, reports and docs live")
+    allowed_paths: list[str] = Field(
+        default_factory=list, description="folders outside the workspace that file actions may touch"
+    )
+    plan: list[PlanGroup] = Field(default_factory=list, description="the phases, grouped, in order")
+    default_target: str = Field("emulator", description="the target `runbook run` uses without --target")
+    targets: dict[str, TargetConfig] = Field(default_factory=dict, description="target name -> how to reach it")
 
 
 @dataclass
@@ -88,6 +102,7 @@ class Workspace:
     root: Path
     config: WorkspaceConfig
     config_path: Path
+    config_doc: YamlDocument | None = None
 
     @property
     def runbooks_dir(self) -> Path:
@@ -188,6 +203,12 @@ class Workspace:
 
 
 def find_root(start: Path | None = None) -> Path:
+    if start is not None and not start.is_dir():
+        what = "is not a folder" if start.exists() else "does not exist"
+        raise WorkspaceNotFound(
+            f"workspace folder {start} {what}",
+            hint="pass an existing folder with --workspace (or RUNBOOK_WORKSPACE), or create one with `runbook init DIR`",
+        )
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / CONFIG_NAME).is_file():
@@ -209,7 +230,7 @@ def load_workspace(path: Path | str | None = None) -> Workspace:
         problems.extend(_check_confinement(root, config, doc))
     if problems or config is None:
         raise ValidationFailed(problems)
-    return Workspace(root=root, config=config, config_path=config_path)
+    return Workspace(root=root, config=config, config_path=config_path, config_doc=doc)
 
 
 def _config_paths(config: WorkspaceConfig) -> list[tuple[list[Any], str]]:

@@ -95,6 +95,8 @@ class ActionContext:
     changed_files: set[Path] = field(default_factory=set)
     # Renders a value with the step's template context (for parameters listed in `raw_params`).
     render: Callable[[Any], Any] = lambda value: value
+    # Live progress of a long step ("cell 109 (2/4)"), shown on a terminal, never recorded.
+    progress: Callable[[str], None] = lambda _text: None
 
     def resolve_path(self, value: str | Path) -> Path:
         """Resolve a path against the workspace; refuse one that leaves it (unless allowed)."""

@@ -102,7 +102,7 @@ class AccountsParams(Scope):
         "resource_group", description="list the resource group's accounts, or the whole subscription's"
     )
     kind: str | None = Field(None, description="only accounts of this kind (AIServices, OpenAI…)")
-    api_version: str = COGNITIVE_API_VERSION
+    api_version: str = Field(COGNITIVE_API_VERSION, description="the Cognitive Services ARM api-version")
 
 
 class AccountRow(Output):
@@ -187,14 +187,16 @@ class DeploymentsParams(Scope):
     accounts: list[str] | None = Field(
         None, description="account names (default: every account of the resource group or subscription)"
     )
-    scope: Literal["resource_group", "subscription"] = "resource_group"
+    scope: Literal["resource_group", "subscription"] = Field(
+        "resource_group", description="search the resource group's accounts, or the whole subscription's"
+    )
     model: str | None = Field(
         None, description="model name pattern: a glob (FLUX*), or a regex written re:^flux (case-insensitive)"
     )
     name: str | None = Field(None, description="deployment name pattern, same syntax as `model`")
     capability: str | None = Field(None, description="e.g. imageGenerations, chatCompletion, embeddings")
     image_only: bool = Field(False, description="only image-generation deployments")
-    api_version: str = COGNITIVE_API_VERSION
+    api_version: str = Field(COGNITIVE_API_VERSION, description="the Cognitive Services ARM api-version")
     concurrency: int | None = Field(None, ge=1, le=256, description="accounts fetched at once (default: the target's `concurrency`, 64)")
 
     @field_validator("accounts", mode="before")
@@ -397,7 +399,7 @@ def azure_deployments(params: DeploymentsParams, ctx: ActionContext) -> Result:
 
 class ApimParams(Scope):
     service: str | None = Field(None, description="API Management service (default: the target's apim_service)")
-    api_version: str = APIM_API_VERSION
+    api_version: str = Field(APIM_API_VERSION, description="the API Management ARM api-version")
 
 
 class ApiRow(Output):

@@ -24,7 +24,7 @@ from .outputs import Output
 
 class FileReplaceParams(Params):
     path: str = Field(description="file, relative to the workspace")
-    replacements: list[Replacement] = Field(min_length=1)
+    replacements: list[Replacement] = Field(min_length=1, description="the edits, applied in order")
 
 
 class FileReplaceOutput(Output):

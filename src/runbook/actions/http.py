@@ -107,7 +107,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class HttpRequestParams(Params):
     method: str = Field("GET", description="HTTP method")
     url: str = Field(description="absolute URL, or a path starting with / on the target's gateway_url")
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, description="request headers (values may be templates)")
     params: dict[str, str | int | float | bool] = Field(default_factory=dict, description="query parameters")
     json_: Any = Field(None, alias="json", description="a JSON request body")
     body: str | None = Field(None, description="a raw request body (instead of json)")
@@ -121,7 +121,7 @@ class HttpRequestParams(Params):
     timeout: float = Field(30.0, gt=0, description="seconds per attempt")
     retries: int = Field(2, ge=0, le=10, description="extra attempts on dropped connections, 429 and 5xx")
     check: bool = Field(True, description="fail on a status >= 400 unless expect.status allows it")
-    follow_redirects: bool = False
+    follow_redirects: bool = Field(False, description="follow 3xx answers instead of returning them")
     expect: HttpExpect | None = Field(None, description="assertions on the answer (see the module docs)")
     max_body_chars: int = Field(BODY_CHARS, ge=16, description="longer strings in the record are cut")
 

@@ -286,7 +286,7 @@ class CellsParams(NotebookParams):
     pattern: Regex | None = Field(None, description="regex searched in each cell's source (multiline)")
     cell_type: Literal["code", "markdown", "raw"] | None = Field(None, description="only cells of this type")
     tag: str | None = Field(None, description="only cells with this tag")
-    ignore_case: bool = False
+    ignore_case: bool = Field(False, description="match `pattern` case-insensitively")
     max_lines: int = Field(20, ge=0, description="matching lines kept per cell")
 
 
@@ -423,7 +423,7 @@ class SetSourceParams(NotebookParams):
     cell: CellRef = Field(description="the cell: a number, an id, or {id|number|tag|pattern: …}")
     source: str | None = Field(None, description="the new source, inline")
     source_file: str | None = Field(None, description="or a file (relative to the workspace) holding it")
-    description: str | None = None
+    description: str | None = Field(None, description="what the change does (for the report)")
 
 
 @action(
@@ -473,11 +473,11 @@ def notebook_set_source(params: SetSourceParams, ctx: ActionContext) -> Result:
 
 class InsertParams(NotebookParams):
     cell: CellRef = Field(description="the cell to insert next to")
-    position: Literal["before", "after"] = "after"
-    cell_type: Literal["code", "markdown", "raw"] = "code"
+    position: Literal["before", "after"] = Field("after", description="insert before or after the anchor cell")
+    cell_type: Literal["code", "markdown", "raw"] = Field("code", description="the new cell's type")
     source: str = Field(description="the new cell's source")
     id: str | None = Field(None, description="id for the new cell (4.5+ notebooks only)")
-    description: str | None = None
+    description: str | None = Field(None, description="what the change does (for the report)")
 
 
 @action(
@@ -613,6 +613,7 @@ def notebook_run(params: RunParams, ctx: ActionContext) -> Result:
             timeout=params.timeout,
             kernel_name=params.kernel,
             stop=ctx.stop,
+            on_cell=_progress_reporter(ctx, (1 if setup_code else 0) + len(setup) + len(cells)),
         )
     except NotebookError as exc:
         raise ActionError(exc.message, hint=exc.hint) from None
@@ -728,3 +729,14 @@ def _line_with(text: str, part: str) -> str:
     """The output line holding `part` (what the failing cell printed), shortened."""
     line = next((line for line in text.splitlines() if part in line), part).strip()
     return line if len(line) <= 160 else line[:159] + "…"
+
+
+def _progress_reporter(ctx: ActionContext, planned: int) -> Any:
+    """The kernel's per-cell hook: live progress on the terminal ("2/4 cells done, last cell 109 ok")."""
+    done: list[str] = []
+
+    def report(run: Any) -> None:
+        done.append(run.label)
+        ctx.progress(f"{len(done)}/{planned} cells done, last {run.label} {run.status}")
+
+    return report

@@ -105,13 +105,15 @@ Text = Annotated[str, BeforeValidator(_scalar_text)]
 class Deployment(_Spec):
     """A model deployment on an account (`Microsoft.CognitiveServices/accounts/deployments`)."""
 
-    name: ResourceName
-    model: Text
-    version: Text
-    format: str = "OpenAI"
-    sku: str = "GlobalStandard"
-    capacity: int = Field(default=10, ge=0)
-    capabilities: tuple[str, ...] | None = None
+    name: ResourceName = Field(description="the deployment name (what URLs and SDK calls use)")
+    model: Text = Field(description="the model deployed, e.g. gpt-4o-mini or FLUX.1-Kontext-pro")
+    version: Text = Field(description="the model version, e.g. 2024-07-18")
+    format: str = Field("OpenAI", description="the model format (publisher), e.g. OpenAI, Black Forest Labs")
+    sku: str = Field("GlobalStandard", description="the deployment SKU")
+    capacity: int = Field(default=10, ge=0, description="capacity units (thousands of tokens per minute)")
+    capabilities: tuple[str, ...] | None = Field(
+        None, description="capability flags, e.g. chatCompletion, embeddings, imageGenerations (default: from the model)"
+    )
 
     def effective_capabilities(self) -> tuple[str, ...]:
         """The declared capabilities, or, when none are declared, ones inferred from the model."""
@@ -140,24 +142,29 @@ class AccountModel(_Spec):
 class Account(_Spec):
     """An AI Foundry / Azure OpenAI account (`Microsoft.CognitiveServices/accounts`)."""
 
-    name: ResourceName
-    kind: str = "AIServices"
-    location: str | None = None
-    sku: str = "S0"
-    tags: dict[str, str] = Field(default_factory=dict)
-    deployments: tuple[Deployment, ...] = ()
-    models: tuple[AccountModel, ...] = ()  # default: one entry per deployed model
-    keys: tuple[str, str] = ("emulator-account-key1-not-a-secret", "emulator-account-key2-not-a-secret")
+    name: ResourceName = Field(description="the account name")
+    kind: str = Field("AIServices", description="the account kind: AIServices, OpenAI ...")
+    location: str | None = Field(None, description="Azure region (default: the resource group's)")
+    sku: str = Field("S0", description="the account SKU")
+    tags: dict[str, str] = Field(default_factory=dict, description="ARM tags")
+    deployments: tuple[Deployment, ...] = Field((), description="the account's model deployments")
+    models: tuple[AccountModel, ...] = Field((), description="models the account may deploy (default: one per deployed model)")
+    keys: tuple[str, str] = Field(
+        ("emulator-account-key1-not-a-secret", "emulator-account-key2-not-a-secret"),
+        description="what listKeys answers (fake keys)",
+    )
 
 
 class Operation(_Spec):
     """An API Management operation: a method plus a URL template relative to the API's path."""
 
-    id: ResourceName
-    method: str
-    url_template: str
-    display_name: str | None = None
-    description: str | None = None
+    id: ResourceName = Field(description="the operation id")
+    method: str = Field(description="the HTTP method, e.g. POST")
+    url_template: str = Field(
+        description="the URL template below the API's path, e.g. /deployments/{deployment-id}/chat/completions"
+    )
+    display_name: str | None = Field(None, description="the name the portal shows")
+    description: str | None = Field(None, description="what the operation does")
 
     @field_validator("method")
     @classmethod
@@ -190,15 +197,15 @@ class Operation(_Spec):
 class Api(_Spec):
     """An API on an API Management service, served by the gateway under `path`."""
 
-    id: ResourceName
-    display_name: str | None = None
-    path: str
-    service_url: str | None = None
-    backends: tuple[str, ...] = ()
-    subscription_required: bool = True
-    operations: tuple[Operation, ...] = ()
-    backend: str | None = None  # an APIM backend id (Single or Pool): the gateway balances over it
-    policy: str | None = None  # the API-level policy document (rawxml); its outbound sets headers
+    id: ResourceName = Field(description="the API id")
+    display_name: str | None = Field(None, description="the name the portal shows")
+    path: str = Field(description="the gateway path the API is served under, e.g. inference/openai")
+    service_url: str | None = Field(None, description="the backend URL (default: the first backend's endpoint)")
+    backends: tuple[str, ...] = Field((), description="names of the accounts behind the API")
+    subscription_required: bool = Field(True, description="callers must send a subscription key")
+    operations: tuple[Operation, ...] = Field((), description="the API's operations")
+    backend: str | None = Field(None, description="an APIM backend id (Single or Pool): the gateway balances over it")
+    policy: str | None = Field(None, description="the API-level policy document (rawxml); its outbound sets headers")
 
     @field_validator("path")
     @classmethod
@@ -252,18 +259,18 @@ class DiagnosticSetting(_Spec):
 class ApiManagementService(_Spec):
     """An API Management service (`Microsoft.ApiManagement/service`) and its gateway keys."""
 
-    name: ResourceName
-    location: str | None = None
-    sku: str = "Developer"
-    publisher_email: str = "admin@contoso.com"
-    publisher_name: str = "Contoso"
-    tags: dict[str, str] = Field(default_factory=dict)
-    subscription_key_header: str = "api-key"
-    subscription_key_query: str = "subscription-key"
-    subscription_keys: tuple[str, ...] = Field(min_length=1)
-    apis: tuple[Api, ...] = ()
-    backends: tuple[Backend, ...] = ()
-    diagnostics: tuple[DiagnosticSetting, ...] = ()
+    name: ResourceName = Field(description="the API Management service name")
+    location: str | None = Field(None, description="Azure region (default: the resource group's)")
+    sku: str = Field("Developer", description="the service SKU")
+    publisher_email: str = Field("admin@contoso.com", description="the publisher's e-mail address")
+    publisher_name: str = Field("Contoso", description="the publisher's name")
+    tags: dict[str, str] = Field(default_factory=dict, description="ARM tags")
+    subscription_key_header: str = Field("api-key", description="the header the gateway reads the key from")
+    subscription_key_query: str = Field("subscription-key", description="the query parameter it reads the key from")
+    subscription_keys: tuple[str, ...] = Field(min_length=1, description="keys the gateway accepts (fake ones)")
+    apis: tuple[Api, ...] = Field((), description="the APIs the gateway serves")
+    backends: tuple[Backend, ...] = Field((), description="APIM backends (Single or Pool) the APIs may use")
+    diagnostics: tuple[DiagnosticSetting, ...] = Field((), description="diagnostic settings: where APIM sends logs")
 
 
 class CosmosContainer(_Spec):
@@ -325,22 +332,22 @@ class Workspace(_Spec):
 class ResourceGroup(_Spec):
     """A resource group: its location is the default for the resources it holds."""
 
-    name: ResourceName
-    location: str
-    tags: dict[str, str] = Field(default_factory=dict)
-    accounts: tuple[Account, ...] = ()
-    apim: tuple[ApiManagementService, ...] = ()
-    cosmos: tuple[CosmosAccount, ...] = ()
-    search: tuple[SearchService, ...] = ()
-    workspaces: tuple[Workspace, ...] = ()
+    name: ResourceName = Field(description="the resource group name")
+    location: str = Field(description="Azure region, e.g. uksouth (the default for what it holds)")
+    tags: dict[str, str] = Field(default_factory=dict, description="ARM tags")
+    accounts: tuple[Account, ...] = Field((), description="AI Foundry / Azure OpenAI accounts")
+    apim: tuple[ApiManagementService, ...] = Field((), description="API Management services")
+    cosmos: tuple[CosmosAccount, ...] = Field((), description="Cosmos DB accounts")
+    search: tuple[SearchService, ...] = Field((), description="Azure AI Search services")
+    workspaces: tuple[Workspace, ...] = Field((), description="Log Analytics workspaces")
 
 
 class Subscription(_Spec):
     """A subscription, identified by its GUID."""
 
-    id: str
-    name: str = "lab"
-    resource_groups: tuple[ResourceGroup, ...] = ()
+    id: str = Field(description="the subscription GUID")
+    name: str = Field("lab", description="the subscription's display name")
+    resource_groups: tuple[ResourceGroup, ...] = Field((), description="the subscription's resource groups")
 
     @field_validator("id")
     @classmethod
@@ -381,10 +388,12 @@ class Estate(_Spec):
     notebook_env: {NAME: value}         # extra kernel variables; {services} is the emulator's data planes
     """
 
-    tenant: str = "00000000-0000-0000-0000-000000000001"
-    subscriptions: tuple[Subscription, ...] = Field(min_length=1)
-    client_ip: str = "127.0.0.1"
-    notebook_env: dict[str, str] = Field(default_factory=dict)
+    tenant: str = Field("00000000-0000-0000-0000-000000000001", description="the tenant GUID")
+    subscriptions: tuple[Subscription, ...] = Field(min_length=1, description="the subscriptions, at least one")
+    client_ip: str = Field("127.0.0.1", description="the public IP the emulator attributes to callers (firewalls)")
+    notebook_env: dict[str, str] = Field(
+        default_factory=dict, description="extra environment for notebook kernels (templated over the emulator URLs)"
+    )
 
     @field_validator("client_ip")
     @classmethod

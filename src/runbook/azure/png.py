@@ -35,15 +35,15 @@ def render_png(prompt: str, *, width: int = 64, height: int = 64, index: int = 0
     digest = hashlib.sha256(f"{index}\0{prompt}".encode()).digest()
     start, end = digest[0:3], digest[3:6]
     span = max(width + height - 2, 1)
-    rows = bytearray()
-    for y in range(height):
-        rows.append(0)  # filter type "None" for every scanline
-        for x in range(width):
-            t = (x + y) / span
-            rows.extend(round(a + (b - a) * t) for a, b in zip(start, end, strict=True))
+    # A pixel's colour depends on x + y only: one colour per diagonal, each scanline a slice of them
+    # (full-size 1024x1024 images in milliseconds, not seconds).
+    diagonal = [
+        bytes(round(a + (b - a) * (k / span)) for a, b in zip(start, end, strict=True)) for k in range(width + height - 1)
+    ]
+    rows = b"".join(b"\x00" + b"".join(diagonal[y : y + width]) for y in range(height))  # filter "None" per line
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPE_RGB, 0, 0, 0)
     return (
-        PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + _chunk(b"IEND", b"")
+        PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows, 6)) + _chunk(b"IEND", b"")
     )
 
 

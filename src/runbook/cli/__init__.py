@@ -17,23 +17,32 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from .. import __version__
+from ..cli_output import QuietPrinter, annotation, annotation_text, error_event, wants_json
 from ..errors import EXIT_INPUT, EXIT_INTERRUPTED, RunbookError
 
 if TYPE_CHECKING:
     from ..docs import CommandDoc, ParamDoc
 
 from .common import CONTEXT
+from .completion import _complete_action, _complete_phase, _complete_step, _complete_target, _complete_var
+from .emulator import emulator
 from .fleet import fleet_group
 
 
 class State:
-    def __init__(self, workspace: Path | None) -> None:
+    def __init__(self, workspace: Path | None, *, quiet: bool = False) -> None:
         self.workspace_path = workspace
+        self.quiet = quiet
 
     def workspace(self) -> Any:
         from ..workspace import load_workspace
 
         return load_workspace(self.workspace_path)
+
+    def say(self, text: str) -> None:
+        """Informational output ("wrote ...", "1 runbook valid"): silent under -q."""
+        if not self.quiet:
+            click.echo(text)
 
 
 def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
@@ -76,10 +85,13 @@ def _parse_cells(text: str) -> list[Any]:
     "-w",
     "--workspace",
     type=click.Path(file_okay=False, path_type=Path),
+    envvar="RUNBOOK_WORKSPACE",
+    show_envvar=True,
     help="Workspace folder (default: the nearest folder above the current one with runbook.yaml).",
 )
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems, failures and the final result.")
 @click.pass_context
-def cli(ctx: click.Context, workspace: Path | None) -> None:
+def cli(ctx: click.Context, workspace: Path | None, quiet: bool) -> None:
     """Declarative, recorded incident runbooks for notebooks and Azure AI gateways.
 
     A runbook (runbooks/phase-1.5.yaml) lists discovery, fix and verify steps. `runbook run`
@@ -94,18 +106,37 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
       runbook docs build            reports, changelog, timeline and progress as a site
 
     Exit codes: 0 success, 1 a step or verification failed, 2 invalid input, 130 interrupted.
+    Colour follows NO_COLOR / FORCE_COLOR / CLICOLOR_FORCE; shell completion: docs/guide/cli.md.
     """
-    ctx.obj = State(workspace)
+    ctx.obj = State(workspace, quiet=quiet)
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phases", nargs=-1, required=True, metavar="PHASE...")
-@click.option("-t", "--target", help="Target from runbook.yaml (default: default_target; the sample uses `emulator`).")
-@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set a variable or input (repeatable).")
+@click.argument("phases", nargs=-1, required=True, metavar="PHASE...", shell_complete=_complete_phase)
+@click.option(
+    "-t",
+    "--target",
+    shell_complete=_complete_target,
+    help="Target from runbook.yaml (default: default_target; the sample uses `emulator`).",
+)
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="KEY=VALUE",
+    shell_complete=_complete_var,
+    help="Set a variable or input the runbook declares (repeatable).",
+)
 @click.option("--dry-run", is_flag=True, help="Discovery runs; fix steps show what they would change; verify is skipped. Writes nothing.")
 @click.option("--only", type=click.Choice(["discovery", "fix", "verify"]), help="Run one stage only.")
-@click.option("--from", "from_step", metavar="STEP_ID", help="Start at this step; earlier outputs come from the last record.")
-@click.option("--step", metavar="STEP_ID", help="Run exactly this step.")
+@click.option(
+    "--from",
+    "from_step",
+    metavar="STEP_ID",
+    shell_complete=_complete_step,
+    help="Start at this step; earlier outputs come from the last record.",
+)
+@click.option("--step", metavar="STEP_ID", shell_complete=_complete_step, help="Run exactly this step.")
 @click.option("-y", "--yes", is_flag=True, help="Approve `manual` steps without asking.")
 @click.option("--no-reproduce", is_flag=True, help="Do not run the verify steps before the fix.")
 @click.option("--resume", is_flag=True, help="Continue the latest failed or interrupted run of this phase.")
@@ -149,8 +180,12 @@ def run(
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
+    from ..text import use_colour
+
     _RUNNING["phase"] = phases[0]
-    printer: Any = JsonPrinter() if as_json else ConsolePrinter(verbose=verbose)
+    printer: Any = JsonPrinter() if as_json else ConsolePrinter(verbose=verbose, colour=use_colour(sys.stdout))
+    if state.quiet and not as_json:
+        printer = QuietPrinter(printer)
     options = RunOptions(
         target=target,
         vars=_parse_vars(variables),
@@ -177,11 +212,17 @@ def run(
         "junit": junit,
         "raise_on_failure": False,
     }
+    if options.vars and len(chosen) == 1:
+        # A misspelt --var would be silently ignored: refuse names the runbook does not declare.
+        from ..checks import check_vars
+
+        loaded = workspace.load_runbook(chosen[0])
+        check_vars(loaded.runbook, options.vars, loaded.doc.display)
     if len(chosen) > 1:
         if resume or from_step or step:
             raise click.UsageError("--resume, --from and --step apply to one phase: name only one")
-        _run_several(chosen, common, quiet=as_json)
-    _run_one(chosen[0] if chosen else phases[0], common, quiet=as_json)
+        _run_several(chosen, common, quiet=as_json or state.quiet)
+    _run_one(chosen[0] if chosen else phases[0], common, quiet=as_json or state.quiet)
 
 
 def _run_several(chosen: list[str], common: dict[str, Any], *, quiet: bool) -> NoReturn:
@@ -234,16 +275,28 @@ def _run_one(phase: str, common: dict[str, Any], *, quiet: bool) -> NoReturn:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: files checked, problems, warnings.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "github"]),
+    default="text",
+    show_default=True,
+    help="github: also print GitHub Actions annotations (::error file=...,line=...,col=...::).",
+)
 @click.pass_obj
-def validate(state: State, paths: tuple[Path, ...]) -> None:
-    """Check runbooks without running them (default: every runbook of the workspace).
+def validate(state: State, paths: tuple[Path, ...], as_json: bool, fmt: str) -> None:
+    """Check runbooks and the workspace without running anything (default: every runbook).
 
     Reports every problem as file:line:col: schema and unknown keys (with "did you mean"), unknown
-    actions, action parameters, duplicate step ids, `next` naming an unknown phase, Jinja syntax.
+    actions, action parameters, duplicate step ids, `next` naming an unknown phase, Jinja syntax,
+    template names nothing defines, notebook paths that do not exist, emulator settings, estate
+    files. Warns when a committed schema file (runbook.schema.json ...) is out of date.
     Exits 2 when any problem is found.
     """
     from ..api import validate as validate_runbooks
     from ..errors import ValidationFailed
+    from ..schemas import stale_schemas
 
     try:
         workspace = state.workspace()
@@ -252,27 +305,52 @@ def validate(state: State, paths: tuple[Path, ...]) -> None:
             raise
         workspace = None
     count, problems = validate_runbooks(paths, workspace=workspace)
+    warnings = stale_schemas(workspace.root) if workspace is not None else []
+    if fmt == "github":
+        for warning in warnings:
+            click.echo(f"::warning::{annotation_text(warning)}")
+        for problem in problems:
+            click.echo(annotation(problem))
+    elif not as_json:
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
     if problems:
         raise ValidationFailed(problems)
-    click.echo(f"{count} runbook{'s' if count != 1 else ''} valid")
+    if as_json:
+        click.echo(json.dumps({"event": "validated", "files": count, "problems": [], "warnings": warnings}, indent=2))
+    else:
+        state.say(f"{count} runbook{'s' if count != 1 else ''} valid")
 
 
 @cli.command(context_settings=CONTEXT)
+@click.option(
+    "--kind",
+    default="runbook",
+    show_default=True,
+    shell_complete=lambda _c, _p, incomplete: [k for k in ("runbook", "config", "estate", "fleet") if k.startswith(incomplete)],
+    help="runbook (runbooks/*.yaml), config (runbook.yaml), estate (emulator estate files), fleet (when installed).",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
-def schema(output: Path | None) -> None:
-    """Print the JSON Schema of the runbook format (for yaml-language-server and editors)."""
-    from ..model import json_schema
+@click.pass_obj
+def schema(state: State, kind: str, output: Path | None) -> None:
+    """Print the JSON Schema of a file format (for yaml-language-server and editors).
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    Files point at it with a first line like `# yaml-language-server: $schema=../runbook.schema.json`;
+    `runbook init` writes runbook.schema.json, config.schema.json and estate.schema.json.
+    """
+    from ..atomic import atomic_write_text
+    from ..schemas import schema_text
+
+    text = schema_text(kind)
     if output:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}")
+        atomic_write_text(output, text)
+        state.say(f"wrote {output}")
     else:
         click.echo(text, nl=False)
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=_complete_action)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list with parameter schemas and output fields.")
 def actions(name: str | None, as_json: bool) -> None:
     """List the actions steps can use, with their parameters and output fields (or one action's details).
@@ -319,7 +397,7 @@ def _action_json(spec: Any) -> dict[str, Any]:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phase")
+@click.argument("phase", shell_complete=_complete_phase)
 @click.argument("action", type=click.Choice(["start", "complete", "fail"]))
 @click.option("-m", "--message", required=True, help="What was done (the log line's description).")
 @click.option("--cells", help="Cells fixed, comma separated (e.g. 109,130,171).")
@@ -352,7 +430,7 @@ def init(directory: Path, project: str | None) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phase")
+@click.argument("phase", shell_complete=_complete_phase)
 @click.option("--title", help='Phase title, e.g. "Fix Backend Services" (default: its title in the plan).')
 @click.option(
     "--from-scan",
@@ -366,9 +444,9 @@ def new(state: State, phase: str, title: str | None, from_scan: Path | None) -> 
     from ..scaffold import new_phase
 
     path, added = new_phase(state.workspace(), phase, title, from_scan=from_scan)
-    click.echo(f"created {path}")
+    state.say(f"created {path}")
     if added:
-        click.echo(f"added phase {phase} to the plan in runbook.yaml")
+        state.say(f"added phase {phase} to the plan in runbook.yaml")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -421,95 +499,14 @@ def scan(
     click.echo(f"wrote {markdown}\nwrote {data}")
 
 
-@cli.command(context_settings=CONTEXT)
-@click.option("--estate", type=click.Path(dir_okay=False, path_type=Path), help="Estate file (default: the AI-gateway lab).")
-@click.option(
-    "--host",
-    metavar="ADDRESS",
-    default="127.0.0.1",
-    show_default=True,
-    help="Loopback address to listen on (127.0.0.1, ::1 or localhost); any other address is refused.",
-)
-@click.option("--arm-port", type=int, default=0, metavar="PORT", help="Port for ARM (default: a free one).")
-@click.option(
-    "--gateway-port", type=int, default=0, metavar="PORT", help="Port for the APIM gateway (default: a free one)."
-)
-@click.option(
-    "--page-size", type=int, default=100, metavar="N", show_default=True, help="Items per ARM page (small values force paging)."
-)
-@click.option("--latency", type=float, default=0.0, metavar="SECONDS", help="Seconds added to every answer.")
-@click.option(
-    "--fault-rate",
-    type=float,
-    default=0.0,
-    metavar="RATE",
-    help="Share of requests (0..1) answered with a fault drawn from --fault-kinds.",
-)
-@click.option(
-    "--fault-kinds",
-    metavar="KINDS",
-    help="Comma-separated faults to draw from: 429 and 503 (with Retry-After), 500, drop (the connection "
-    "closes unanswered). Default: 429,503,drop. Needs --fault-rate.",
-)
-@click.option(
-    "--seed",
-    type=int,
-    metavar="N",
-    default=0,
-    show_default=True,
-    help="Seed of the fault draw: the same seed and the same requests give the same faults.",
-)
-@click.option(
-    "--state",
-    "state_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="JSON file that keeps ARM writes: loaded at start when it exists, saved after every change.",
-)
-def emulator(
-    estate: Path | None,
-    host: str,
-    arm_port: int,
-    gateway_port: int,
-    page_size: int,
-    latency: float,
-    fault_rate: float,
-    fault_kinds: str | None,
-    seed: int,
-    state_file: Path | None,
-) -> None:
-    """Serve the embedded Azure emulator on loopback until Ctrl-C.
-
-    It answers ARM (Cognitive Services accounts and deployments, API Management APIs and operations)
-    and the APIM gateway's Azure OpenAI routes, from an estate file, and prints the URLs, the
-    subscription key and the environment a notebook needs.
-    """
-    from ..azure.emulator import FaultPlan, serve_forever
-
-    if fault_kinds is not None and not fault_rate:
-        raise click.UsageError("--fault-kinds needs --fault-rate (the share of requests that fail)")
-    plan: dict[str, Any] = {"rate": fault_rate}
-    if fault_kinds is not None:
-        plan["kinds"] = tuple(kind.strip() for kind in fault_kinds.split(",") if kind.strip())
-    faults = FaultPlan(**plan) if fault_rate else None
-    serve_forever(
-        estate,
-        host=host,
-        arm_port=arm_port,
-        gateway_port=gateway_port,
-        page_size=page_size,
-        latency=latency,
-        faults=faults,
-        seed=seed,
-        echo=click.echo,
-        state_file=state_file,
-    )
+cli.add_command(emulator)
 
 
 # -- commands: reports, changelog, timeline (anchor: keep this line)
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phase")
+@click.argument("phase", shell_complete=_complete_phase)
 @click.option("--run", "run_id", metavar="RUN_ID", help="The run to render (id or unique prefix; default: the latest).")
 @click.option("--template", metavar="NAME", help="Template name (workspace templates/ first, then the defaults).")
 @click.option(
@@ -543,9 +540,9 @@ def report(
     if result.path is None:
         click.echo(result.text, nl=False)
     else:
-        click.echo(f"wrote {result.path}")
+        state.say(f"wrote {result.path}")
     if result.commit:
-        click.echo(f"committed {result.commit[:10]}")
+        state.say(f"committed {result.commit[:10]}")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -554,7 +551,7 @@ def changelog(state: State) -> None:
     """(Re)write CHANGELOG.md: one section per day from resolved phases; text above the marker is kept."""
     from ..reports import write_changelog
 
-    click.echo(f"wrote {write_changelog(state.workspace())}")
+    state.say(f"wrote {write_changelog(state.workspace())}")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -563,14 +560,14 @@ def timeline(state: State) -> None:
     """(Re)write TIMELINE.md: every phase's start, end and duration (UTC), from the timestamp log."""
     from ..reports import write_timeline
 
-    click.echo(f"wrote {write_timeline(state.workspace())}")
+    state.say(f"wrote {write_timeline(state.workspace())}")
 
 
 # -- commands: status and docs (anchor: keep this line)
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phase", required=False)
+@click.argument("phase", required=False, shell_complete=_complete_phase)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (the same numbers as the text).")
 @click.pass_obj
 def status(state: State, phase: str | None, as_json: bool) -> None:
@@ -613,9 +610,9 @@ def docs_build(state: State, site_dir: Path | None) -> None:
 
     workspace = state.workspace()
     pages = generate_docs(workspace, commands=command_reference())
-    click.echo(f"generated {len(pages)} pages in {workspace.config.paths.docs}/")
+    state.say(f"generated {len(pages)} pages in {workspace.config.paths.docs}/")
     built = build_site(workspace, site_dir)
-    click.echo(f"built the site in {built}")
+    state.say(f"built the site in {built}")
 
 
 @docs.command("serve", context_settings=CONTEXT)
@@ -689,57 +686,67 @@ def command_reference() -> list[CommandDoc]:
     return commands
 
 
-def _fail(error: RunbookError) -> NoReturn:
+def _fail(error: RunbookError, *, as_json: bool = False) -> NoReturn:
     from ..errors import ValidationFailed
 
-    click.echo(str(error) if isinstance(error, ValidationFailed) else f"error: {error}", err=True)
+    if as_json:
+        # The JSON stream stays parseable: the error is one more JSON line on stdout.
+        click.echo(error_event(error.message, error.exit_code, hint=error.hint, error=error))
+    else:
+        click.echo(str(error) if isinstance(error, ValidationFailed) else f"error: {error}", err=True)
     sys.exit(error.exit_code)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: the one place that maps errors to exit codes."""
+    """Console-script entry point: the one place that maps errors to exit codes (and, under --json,
+    to JSON `error` events on stdout)."""
     import signal
 
     from .. import _interrupted_while_starting
 
     if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
+    as_json = wants_json(sys.argv[1:] if argv is None else argv)
     try:
         cli.main(args=argv, prog_name="runbook", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        click.echo(error_event("aborted", EXIT_INTERRUPTED) if as_json else "aborted", err=not as_json)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_INPUT if exc.exit_code == 2 else exc.exit_code)
+        code = EXIT_INPUT if exc.exit_code == 2 else exc.exit_code
+        if as_json:
+            click.echo(error_event(exc.format_message(), code))
+        else:
+            exc.show()
+        sys.exit(code)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        click.echo(error_event("interrupted", EXIT_INTERRUPTED) if as_json else "interrupted", err=not as_json)
         sys.exit(EXIT_INTERRUPTED)
     except RunbookError as exc:
-        _fail(exc)
+        _fail(exc, as_json=as_json)
     except OSError as exc:
         from ..errors import STORAGE_ERRNOS, storage_error
 
         if exc.errno not in STORAGE_ERRNOS:
-            _internal_error(exc)
-        _fail(storage_error(exc, resume=_resume_command()))
+            _internal_error(exc, as_json=as_json)
+        _fail(storage_error(exc, resume=_resume_command()), as_json=as_json)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug of ours: say so in one line; RUNBOOK_DEBUG=1 shows the traceback
-        _internal_error(exc)
+        _internal_error(exc, as_json=as_json)
     sys.exit(0)
 
 
-def _internal_error(exc: Exception) -> NoReturn:
+def _internal_error(exc: Exception, *, as_json: bool = False) -> NoReturn:
     import os
 
     if os.environ.get("RUNBOOK_DEBUG"):
         raise exc
-    click.echo(
-        f"internal error: {type(exc).__name__}: {exc}\n"
-        "  hint: this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback",
-        err=True,
-    )
+    hint = "this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback"
+    if as_json:
+        click.echo(error_event(f"internal error: {type(exc).__name__}: {exc}", 1, hint=hint))
+    else:
+        click.echo(f"internal error: {type(exc).__name__}: {exc}\n  hint: {hint}", err=True)
     sys.exit(1)
 
 

@@ -17,10 +17,12 @@ from ..atomic import write_if_changed
 from ..progress import compute_progress
 from ..record import LogLine, read_log
 from ..workspace import Workspace
+from .config_reference import config_reference
 from .layout import (
     ACTIONS_PAGE,
     CHANGELOG_PAGE,
     CLI_PAGE,
+    CONFIG_PAGE,
     HOME_PAGE,
     PHASES_DIR,
     REPORT_ASSETS_DIR,
@@ -68,6 +70,7 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
     pages[TIMELINE_PAGE] = timeline_page(workspace, phases, lines, links)
     pages[ACTIONS_PAGE] = actions_reference(_action_specs())
     pages[CLI_PAGE] = cli_reference(commands)
+    pages[CONFIG_PAGE] = config_reference()
     pages[STYLESHEET] = stylesheet_text()
 
     for relative, text in pages.items():

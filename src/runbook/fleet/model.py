@@ -129,12 +129,12 @@ class Fleet(Strict):
     """A fleet file: the members one phase is rolled across, and how fast."""
 
     fleet: str = Field(description="the fleet's name")
-    description: str | None = None
+    description: str | None = Field(None, description="what the fleet is, for people")
     work_dir: str = Field(".fleet/work", description="where repository members are cloned, relative to the fleet file")
     reports: str = Field("reports", description="where fleet records and reports go (reports/fleet/<phase>/)")
     defaults: MemberFields = Field(default_factory=MemberFields, description="fields every member gets unless it sets its own")
     rate: RateControl = Field(default_factory=RateControl)
-    members: list[Member] = Field(default_factory=list)
+    members: list[Member] = Field(default_factory=list, description="the members, each a workspace or repository")
     generate: list[Generator] = Field(default_factory=list, description="members listed from patterns")
 
 

@@ -78,12 +78,12 @@ class CellAddress(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str | None = None
-    number: int | None = Field(default=None, ge=1)
-    tag: str | None = None
-    pattern: str | None = None
-    all: bool = False
-    cell_type: CellType | None = None
+    id: str | None = Field(default=None, description="the cell's notebook id")
+    number: int | None = Field(default=None, ge=1, description="the cell's number, from 1 ('Cell 15')")
+    tag: str | None = Field(default=None, description="cells with this tag")
+    pattern: str | None = Field(default=None, description="cells whose source this regex finds (multiline)")
+    all: bool = Field(default=False, description="allow several cells (with tag or pattern)")
+    cell_type: CellType | None = Field(default=None, description="only cells of this type (with tag or pattern)")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CellAddress:

@@ -29,6 +29,7 @@ from runbook.azure.emulator.arm_shapes import (
     subscription_item,
 )
 from runbook.azure.emulator.arm_writes import OPERATION_ROUTES, stored_routes
+from runbook.azure.emulator.odata import API_FIELDS, OPERATION_FIELDS, filter_items
 from runbook.azure.emulator.transport import Json
 from runbook.azure.estate import (
     Account,
@@ -223,7 +224,8 @@ def _service_get(call: ArmCall) -> Json:
 
 def _apis(call: ArmCall) -> list[Json]:
     sub, rg, svc = service(call)
-    return [api_item(sub, rg, svc, item) for item in svc.apis]
+    items = [api_item(sub, rg, svc, item) for item in svc.apis]
+    return filter_items(items, call.request.query_value("$filter"), API_FIELDS)
 
 
 def _api_get(call: ArmCall) -> Json:
@@ -232,7 +234,8 @@ def _api_get(call: ArmCall) -> Json:
 
 def _operations(call: ArmCall) -> list[Json]:
     sub, rg, svc, found = api(call)
-    return [operation_item(sub, rg, svc, found, op) for op in found.operations]
+    items = [operation_item(sub, rg, svc, found, op) for op in found.operations]
+    return filter_items(items, call.request.query_value("$filter"), OPERATION_FIELDS)
 
 
 def _operation_get(call: ArmCall) -> Json:

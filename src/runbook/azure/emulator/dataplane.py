@@ -3,7 +3,12 @@
 `answer(kind, deployment, body, store_image)` gives the answer of one deployment to one request body,
 in the Azure OpenAI shapes, or the OpenAI-style 400 for a bad body. Answers are deterministic (ids,
 vectors and images are hashes of the request; `created` is fixed), token counts are len/4 estimates,
-and images are real PNGs (`runbook.azure.png`), `b64_json` inline or a URL from `store_image`.
+and images are real PNGs of the requested size (`runbook.azure.png`), `b64_json` inline or a URL from
+`store_image`. Chat honours `tools` with `tool_choice` (`required`, or a named function: the answer is
+`tool_calls` with arguments filled from the function's parameter schema) and `response_format`
+(`json_object` / `json_schema`: the content is JSON), and carries Azure's content-filter fields.
+Embeddings have the dimensions of the real model (text-embedding-3-small 1536, -large 3072, ada-002
+1536); `dimensions` shortens the 3-series only, as in Azure.
 """
 
 from __future__ import annotations
@@ -25,8 +30,12 @@ __all__ = ["CAPABILITY_OF", "CREATED", "KINDS", "answer", "openai_error"]
 
 #: The `created` stamp of data-plane answers: fixed (the seed incident's time), so they are stable.
 CREATED = 1763093700  # 2025-11-14T04:15:00Z
-#: Generated images are at most this many pixels on their long side (the requested size scaled down).
-IMAGE_SIDE = 64
+#: The largest image side the emulator draws (Azure's largest size is 1792).
+IMAGE_MAX_SIDE = 4096
+#: Native vector sizes of the embedding models Azure serves; other embedding models get 1536.
+EMBEDDING_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+#: Azure's content-filter categories, all "safe" in the emulator.
+FILTER_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
 
 #: The operation kind of an APIM URL template, by the literal segments it ends with.
 KINDS = {
@@ -34,6 +43,7 @@ KINDS = {
     "completions": "completions",
     "embeddings": "embeddings",
     "images/generations": "images",
+    "images/edits": "image_edits",
 }
 #: The deployment capability each kind needs.
 CAPABILITY_OF = {
@@ -41,6 +51,7 @@ CAPABILITY_OF = {
     "completions": "completion",
     "embeddings": "embeddings",
     "images": "imageGenerations",
+    "image_edits": "imageGenerations",
 }
 
 #: Keeps a generated PNG and returns the URL it is served at.
@@ -49,7 +60,7 @@ ImageSink = Callable[[bytes], str]
 
 def answer(kind: str, deployment: Deployment, body: Json, store_image: ImageSink) -> Response:
     """The answer of `deployment` to `body` for operation `kind` (a key of `CAPABILITY_OF`)."""
-    if kind == "images":
+    if kind in ("images", "image_edits"):
         return _images(deployment, body, store_image)
     handler = {"chat": _chat, "completions": _completions, "embeddings": _embeddings}[kind]
     return handler(deployment, body)
@@ -68,8 +79,14 @@ def _chat(deployment: Deployment, body: Json) -> Response:
         return openai_error(400, "n must be an integer from 1 to 10", param="n")
     completion_id = "chatcmpl-" + digest("chat", deployment.name, json.dumps(messages, sort_keys=True))[:29]
     model = _model_label(deployment)
+    calls, problem = _tool_calls(body, completion_id)
+    if problem is not None:
+        return openai_error(400, problem, param="tool_choice")
+    reply, problem = _formatted(body, reply, deployment)
+    if problem is not None:
+        return openai_error(400, problem, param="response_format")
     prompt_tokens = sum(map(_tokens, texts))
-    completion_tokens = _tokens(reply) * choices_wanted
+    completion_tokens = (_tokens(json.dumps(calls)) if calls else _tokens(reply)) * choices_wanted
     usage = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -86,18 +103,91 @@ def _chat(deployment: Deployment, body: Json) -> Response:
             "created": CREATED,
             "model": model,
             "system_fingerprint": "fp_emulator",
+            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": _filter_results()}],
             "choices": [
                 {
                     "index": index,
-                    "finish_reason": "stop",
+                    "finish_reason": "tool_calls" if calls else "stop",
                     "logprobs": None,
-                    "message": {"role": "assistant", "content": reply, "refusal": None},
+                    "message": (
+                        {"role": "assistant", "content": None, "refusal": None, "tool_calls": calls}
+                        if calls
+                        else {"role": "assistant", "content": reply, "refusal": None}
+                    ),
+                    "content_filter_results": _filter_results(),
                 }
                 for index in range(choices_wanted)
             ],
             "usage": usage,
         },
     )
+
+
+def _filter_results() -> Json:
+    return {name: {"filtered": False, "severity": "safe"} for name in FILTER_CATEGORIES}
+
+
+def _tool_calls(body: Json, completion_id: str) -> tuple[list[Json], str | None]:
+    """The tool calls `tool_choice` asks for (`required`, or one named function); none for auto/none."""
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("function"), dict)]
+    choice = body.get("tool_choice")
+    if choice in (None, "auto", "none"):
+        return [], None
+    if not tools:
+        return [], "'tool_choice' is only allowed when 'tools' are specified"
+    if choice == "required":
+        chosen = tools[0]["function"]
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        name = choice["function"].get("name")
+        chosen = next((t["function"] for t in tools if t["function"].get("name") == name), None)
+        if chosen is None:
+            return [], f"tool_choice names the function {name!r}, which is not in 'tools'"
+    else:
+        return [], f"tool_choice {choice!r} must be 'none', 'auto', 'required' or a named function"
+    arguments = _sample(chosen.get("parameters") or {"type": "object"})
+    call = {
+        "id": "call_" + digest("tool", completion_id, str(chosen.get("name")))[:24],
+        "type": "function",
+        "function": {"name": chosen.get("name"), "arguments": json.dumps(arguments)},
+    }
+    return [call], None
+
+
+def _formatted(body: Json, reply: str, deployment: Deployment) -> tuple[str, str | None]:
+    """The reply in the asked `response_format`: text, any JSON object, or an instance of a JSON Schema."""
+    wanted = body.get("response_format")
+    kind = wanted.get("type") if isinstance(wanted, dict) else None
+    if wanted is None or kind == "text":
+        return reply, None
+    if kind == "json_object":
+        return json.dumps({"reply": reply, "deployment": deployment.name}), None
+    if kind == "json_schema":
+        schema = (wanted.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            return reply, "response_format json_schema needs json_schema.schema"
+        return json.dumps(_sample(schema)), None
+    return reply, f"response_format type {kind!r} must be 'text', 'json_object' or 'json_schema'"
+
+
+def _sample(schema: Any, depth: int = 0) -> Any:
+    """A small value that fits a JSON Schema: every property of an object, first enum value, one item."""
+    if not isinstance(schema, dict) or depth > 8:
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return _sample(schema[key][0], depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        return {name: _sample(sub, depth + 1) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [_sample(schema.get("items") or {}, depth + 1)] if schema.get("minItems", 1) else []
+    return {"string": "emulated", "integer": 0, "number": 0, "boolean": False}.get(str(kind))
 
 
 def _completions(deployment: Deployment, body: Json) -> Response:
@@ -127,9 +217,12 @@ def _embeddings(deployment: Deployment, body: Json) -> Response:
     if raw in (None, "", []):
         return openai_error(400, "'input' is a required property", param="input")
     inputs = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
-    dimensions = _int_in(body.get("dimensions"), 8, 1, 3072)
+    native = EMBEDDING_DIMENSIONS.get(deployment.model.lower(), 1536)
+    if body.get("dimensions") is not None and not deployment.model.lower().startswith("text-embedding-3"):
+        return openai_error(400, "This model does not support specifying dimensions.", param="dimensions")
+    dimensions = _int_in(body.get("dimensions"), native, 1, native)
     if dimensions is None:
-        return openai_error(400, "dimensions must be an integer from 1 to 3072", param="dimensions")
+        return openai_error(400, f"dimensions must be an integer from 1 to {native}", param="dimensions")
     as_base64 = body.get("encoding_format") == "base64"
     data = []
     for index, item in enumerate(inputs):
@@ -167,8 +260,9 @@ def _images(deployment: Deployment, body: Json, store_image: ImageSink) -> Respo
             f"response_format '{response_format}' must be 'url' or 'b64_json'",
             param="response_format",
         )
-    scale = IMAGE_SIDE / max(dimensions)
-    width, height = (max(1, round(side * scale)) for side in dimensions)
+    width, height = dimensions
+    if max(width, height) > IMAGE_MAX_SIDE:
+        return openai_error(400, f"size '{size}' is larger than {IMAGE_MAX_SIDE}x{IMAGE_MAX_SIDE}", param="size")
     data = []
     for index in range(count):
         png = render_png(f"{deployment.name}\0{prompt}", width=width, height=height, index=index)

@@ -8,6 +8,13 @@ template ends in an Azure OpenAI route are answered by a backend deployment (`da
 operation echoes what matched. Generated images are served back under `/_emulator/images/`.
 An API with a `backend` is balanced over that APIM backend (pool) instead, and response headers such
 as `x-ms-region` / `x-ms-backend-id` come only from the API policy's outbound section (`apim_backends`).
+
+An API whose path ends in `openai` also answers the Azure OpenAI v1 routes under `v1/` (chat,
+completions, embeddings, image generations and edits; the deployment named by `model`), as APIM
+does when it imports the v1 API; there the key may also come as `Authorization: Bearer <key>`, as
+the `openai.OpenAI(base_url=...)` client sends it. `images/edits` takes the multipart form the SDK
+sends. Data-plane answers carry `x-request-id` and Azure's `x-ratelimit-*` headers (limits from the
+deployment's capacity: 1000 tokens and 6 requests per minute per unit).
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
 
 from runbook.azure.emulator.apim_backends import policy_headers, region_of, route, service_id
 from runbook.azure.emulator.dataplane import CAPABILITY_OF, KINDS, answer, openai_error
@@ -134,6 +144,8 @@ class GatewaySite:
         return apim_error(404, "Resource not found")
 
     def _call(self, entry: _GatewayApi, rest: Sequence[str], request: Request) -> Response:
+        if entry.prefix[-1:] == ("openai",) and list(rest[:1]) == ["v1"]:
+            return self._v1(entry, [part.lower() for part in rest[1:]], request)
         matches = [
             (op, params) for op in entry.operations if (params := op.match(request.method, rest, request)) is not None
         ]
@@ -148,13 +160,29 @@ class GatewaySite:
         if op.kind is None:
             echo = {"operationId": name, "method": request.method, "templateParameters": params}
             return json_response(200, echo, operation=name)
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError as exc:
-            return openai_error(400, f"The request body is not valid JSON: {exc}", operation=name)
-        if not isinstance(body, dict):
-            return openai_error(400, "The request body must be a JSON object.", operation=name)
+        body, problem = _request_body(request)
+        if problem is not None:
+            return openai_error(400, problem, operation=name)
         deployment_name = params.get(op.deployment_param) if op.deployment_param else body.get("model")
+        return self._answer(entry, op.kind, name, deployment_name, body)
+
+    def _v1(self, entry: _GatewayApi, rest: Sequence[str], request: Request) -> Response:
+        kind = KINDS.get("/".join(rest))
+        name = "v1-" + "-".join(rest)
+        if kind is None or request.method != "POST":
+            return apim_error(404, "Resource not found")
+        refused = _check_key(entry, request, name, bearer=True)
+        if refused is not None:
+            return refused
+        body, problem = _request_body(request)
+        if problem is not None:
+            return openai_error(400, problem, operation=name)
+        if not isinstance(body.get("model"), str):
+            return openai_error(400, "'model' is a required property", param="model", operation=name)
+        return self._answer(entry, kind, name, body["model"], body)
+
+    def _answer(self, entry: _GatewayApi, kind: str, name: str, deployment_name: object, body: dict[str, Any]) -> Response:
+        """The deployment's answer to a data-plane call, with Azure's request-id and rate-limit headers."""
         routed = route(self.estate, self.store, entry.service_id, entry.api, str(deployment_name))
         if routed is not None:  # balanced over the API's backend pool
             extra = policy_headers(
@@ -173,7 +201,7 @@ class GatewaySite:
             extra = policy_headers(
                 self.store, entry.service_id, entry.api, region=region_of(self.estate, account), backend_id=account.name
             )
-        capability = CAPABILITY_OF[op.kind]
+        capability = CAPABILITY_OF[kind]
         if capability not in deployment.effective_capabilities():
             return arm_error(
                 400,
@@ -184,9 +212,10 @@ class GatewaySite:
                 "https://go.microsoft.com/fwlink/?linkid=2197993.",
                 operation=name,
             )
-        response = answer(op.kind, deployment, body, self._store_image)
+        response = answer(kind, deployment, body, self._store_image)
         response.operation = name
         response.headers.extend([*extra, ("apim-request-id", str(uuid.uuid4()))])
+        response.headers.extend(_rate_limit_headers(deployment, response))
         return response
 
     def _store_image(self, png: bytes) -> str:
@@ -199,18 +228,72 @@ class GatewaySite:
         return Response(200, png, operation="image-file", content_type="image/png")
 
 
-def _check_key(entry: _GatewayApi, request: Request, operation: str) -> Response | None:
+def _check_key(entry: _GatewayApi, request: Request, operation: str, *, bearer: bool = False) -> Response | None:
     """APIM's 401 when the API needs a subscription key and the request has no valid one, else None."""
     if not entry.api.subscription_required:
         return None
     key = request.headers.get(entry.service.subscription_key_header.lower())
     if key is None:
         key = request.query_value(entry.service.subscription_key_query)
+    authorization = request.headers.get("authorization", "")
+    if key is None and bearer and authorization.lower().startswith("bearer "):
+        key = authorization[7:].strip()
     if not key:
         return apim_error(401, _MISSING_KEY, operation=operation)
     if key not in entry.service.subscription_keys:
         return apim_error(401, _INVALID_KEY, operation=operation)
     return None
+
+
+def _request_body(request: Request) -> tuple[dict[str, Any], str | None]:
+    """The request's parameters: a JSON object, or the fields of a multipart form (images.edit)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        message = BytesParser(policy=HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + request.body
+        )
+        if not message.is_multipart():
+            return {}, "The multipart form could not be read."
+        fields: dict[str, Any] = {}
+        files: list[str] = []
+        for part in message.iter_parts():
+            field_name = part.get_param("name", header="content-disposition")
+            if not isinstance(field_name, str):
+                continue
+            if part.get_filename() is not None:
+                files.append(field_name)
+            else:
+                text = part.get_content()
+                fields[field_name] = int(text) if field_name == "n" and str(text).isdigit() else text
+        if not any(name.startswith("image") for name in files):
+            return fields, "'image' is a required property"
+        return fields, None
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError as exc:
+        return {}, f"The request body is not valid JSON: {exc}"
+    if not isinstance(body, dict):
+        return {}, "The request body must be a JSON object."
+    return body, None
+
+
+def _rate_limit_headers(deployment: Deployment, response: Response) -> list[tuple[str, str]]:
+    """`x-request-id` and Azure OpenAI's rate-limit headers; the limits follow the deployment's capacity."""
+    tokens_limit = max(deployment.capacity, 1) * 1000
+    requests_limit = max(deployment.capacity, 1) * 6
+    used = 0
+    if response.status == 200 and response.content_type.startswith("application/json"):
+        try:
+            used = int(json.loads(response.body).get("usage", {}).get("total_tokens", 0))
+        except (ValueError, AttributeError, TypeError):
+            used = 0
+    return [
+        ("x-request-id", str(uuid.uuid4())),
+        ("x-ratelimit-limit-requests", str(requests_limit)),
+        ("x-ratelimit-remaining-requests", str(requests_limit - 1)),
+        ("x-ratelimit-limit-tokens", str(tokens_limit)),
+        ("x-ratelimit-remaining-tokens", str(max(tokens_limit - used, 0))),
+    ]
 
 
 def _find_deployment(backends: Sequence[Account], name: object) -> tuple[Account, Deployment] | None:

@@ -3,16 +3,26 @@
 `Emulator` binds the ARM and gateway servers on loopback (free ports unless given), serves them in
 daemon threads, and runs every request through one pipeline: injected latency, the seeded fault draw,
 the site's answer (an unexpected exception becomes ARM's 500, never a dead thread), and a request-log
-entry. The ARM resources that writes change live in one `ArmStore`, seeded from the estate (after a
+entry. `serve_forever` backs `runbook emulator`: it prints the URLs, key and environment and serves
+until Ctrl-C or until its `stop` event is set.
+
+`https=True` serves both servers over TLS with a throwaway CA made by `trustme` for this emulator
+alone (a certificate for 127.0.0.1, ::1 and localhost); `ca_file` is its PEM, and `env()` points
+`SSL_CERT_FILE` and `REQUESTS_CA_BUNDLE` at it, so the official SDKs (azure-mgmt-*, openai) connect
+with their default settings: no `enforce_https=False`, no `verify=False`. Plain http stays the
+default (azure-core's bearer policy then needs `enforce_https=False` on each call).
+The ARM resources that writes change live in one `ArmStore`, seeded from the estate (after a
 state file, when one is given and exists, so the file's world wins) and saved back to that file after
-every change. `serve_forever` backs `runbook emulator`: it prints the URLs, key and environment and
-serves until Ctrl-C or until its `stop` event is set.
+every change.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import socket
+import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +59,7 @@ class Emulator:
         gateway_port: int = 0,
         state_file: Path | None = None,
         lro_polls: int = 1,
+        https: bool = False,
     ) -> None:
         if page_size < 1:
             raise InputError(f"page size {page_size} must be at least 1")
@@ -60,6 +71,9 @@ class Emulator:
         self.latency = latency
         self.faults = faults
         self._ports = (arm_port, gateway_port)
+        self.https = https
+        self.ca_file: Path | None = None  # the throwaway CA's PEM while serving https
+        self._tls: ssl.SSLContext | None = None
         self._dice = FaultDraw(faults, seed)
         self._log = RequestLog(
             {"subscription-key"} | {service.subscription_key_query for _, _, service in estate.apim_services()}
@@ -98,11 +112,17 @@ class Emulator:
             "arm": lambda request: self._serve("arm", request),
             "gateway": lambda request: self._serve("gateway", request),
         }
+        scheme = "https" if self.https else "http"
+        if self.https and self._tls is None:
+            self._tls = self._throwaway_ca()
         try:
             for (name, site), port in zip(sites.items(), self._ports, strict=True):
                 server = HTTPServer((bind_host, port), family, site)
+                if self._tls is not None:
+                    # the handshake runs in the connection's thread, on its first read
+                    server.socket = self._tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
                 self._servers[name] = server
-                self._urls[name] = f"http://{url_host}:{server.server_address[1]}"
+                self._urls[name] = f"{scheme}://{url_host}:{server.server_address[1]}"
         except OSError as exc:
             self.stop()
             raise InputError(
@@ -131,6 +151,10 @@ class Emulator:
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = []
+        if self.ca_file is not None:
+            shutil.rmtree(self.ca_file.parent, ignore_errors=True)
+            self.ca_file = None
+            self._tls = None
         self.save_state()
 
     def save_state(self) -> None:
@@ -142,6 +166,22 @@ class Emulator:
             if writes != self._saved:
                 self.store.save(self.state_file)
                 self._saved = writes
+
+    def _throwaway_ca(self) -> ssl.SSLContext:
+        try:
+            import trustme
+        except ImportError:
+            raise InputError(
+                "the emulator's https needs the trustme package",
+                hint="pip install 'incident-runbook[https]' (or trustme), or leave https off",
+            ) from None
+        ca = trustme.CA(organization_name="runbook emulator (throwaway)")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1", "::1", "localhost").configure_cert(context)
+        folder = Path(tempfile.mkdtemp(prefix="runbook-emulator-ca-"))
+        self.ca_file = folder / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        return context
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -184,6 +224,8 @@ class Emulator:
     def env(self) -> dict[str, str]:
         """The variables a notebook kernel needs to talk to this emulator."""
         values = {"ARM_BASE_URL": self.arm_url}
+        if self.ca_file is not None:  # clients trust the throwaway CA: requests, httpx, ssl
+            values.update(SSL_CERT_FILE=str(self.ca_file), REQUESTS_CA_BUNDLE=str(self.ca_file))
         found = _first_service(self.estate)
         if found is None:
             sub = self.estate.subscriptions[0]
@@ -264,6 +306,7 @@ def serve_forever(
     echo: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
     state_file: Path | None = None,
+    https: bool = False,
 ) -> None:
     """Run the emulator until Ctrl-C (or until `stop` is set), printing its URLs, key and env.
 
@@ -282,6 +325,7 @@ def serve_forever(
         arm_port=arm_port,
         gateway_port=gateway_port,
         state_file=state_file,
+        https=https,
     )
     with emulator:
         source = str(estate_path) if estate_path is not None else "the packaged AI-gateway lab"
@@ -291,6 +335,7 @@ def serve_forever(
             f"  ARM      {emulator.arm_url}",
             f"  gateway  {emulator.gateway_url}",
             f"  key      {emulator.subscription_key}",
+            *([f"  CA       {emulator.ca_file} (throwaway; trusted through SSL_CERT_FILE / REQUESTS_CA_BUNDLE)"] if emulator.ca_file else []),
             "environment:",
             *(f"  export {name}={value}" for name, value in emulator.env().items()),
             "press Ctrl-C to stop",
