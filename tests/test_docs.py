@@ -319,3 +319,15 @@ def test_the_stylesheet_is_one_package_resource_written_into_the_site(logged: Pa
     assert (logged / "docs" / "assets" / "runbook.css").read_text(encoding="utf-8") == source
     for module in DOCS_PACKAGE.glob("*.py"):
         assert ".rb-progress" not in module.read_text(encoding="utf-8"), f"CSS belongs in the resource: {module}"
+
+
+def test_the_actions_reference_lists_every_declared_output_field() -> None:
+    from runbook import actions
+    from runbook.docs.reference import actions_reference
+
+    page = actions_reference([actions.get(name) for name in actions.names()])
+    for name in actions.names():
+        section = page.split(f"## `{name}`", 1)[1].split("\n## ", 1)[0]
+        assert "**Output**" in section, name
+        for field in actions.describe_outputs(name):
+            assert f"`{field.path}`" in section, (name, field.path)

@@ -93,7 +93,27 @@ def actions_reference(specs: Sequence[ActionSpec]) -> str:
         for nested in _nested_models(spec.params):
             out.append(f"**{code(nested.__name__)}** (used by the parameters above):\n")
             out.append(_model_table(nested))
+        out.append(_output_section(spec.name))
     return "\n".join(out)
+
+
+def _output_section(name: str) -> str:
+    """What `register:` (or `steps.<id>.output`) gives later steps: every declared output field."""
+    from ..actions import describe_outputs, output_note
+
+    head = "**Output** (what `register:` and `steps.<id>.output` give later steps):\n\n"
+    note = output_note(name)
+    if note is not None:
+        return head + note + "\n"
+    rows = [
+        [
+            code(field.path),
+            code(field.type),
+            md_text(field.description + ("" if field.required else " (only in some outcomes)"), table=True),
+        ]
+        for field in describe_outputs(name)
+    ]
+    return head + table(["Field", "Type", "Description"], rows)
 
 
 def _action_anchor(name: str) -> str:
