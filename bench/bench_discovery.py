@@ -40,7 +40,7 @@ _EMULATOR = """
 import json, sys
 from runbook.azure import emulator as module
 from runbook.azure.emulator import Emulator
-from runbook.azure.estate import generate_estate
+from runbook.azure.estate_generator import generate_estate
 # socketserver's default listen backlog is 5: a burst of 16+ new connections overflows it and the
 # kernel drops SYNs, which clients retry after 1 s. Azure does not do that, so the stand-in must not.
 server = getattr(module, "_HTTPServer", None)

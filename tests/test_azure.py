@@ -25,7 +25,8 @@ from runbook.api import RunOptions, run_phase
 from runbook.azure.client import RetryPolicy, display_url, retry_after
 from runbook.azure.credentials import ARM_SCOPE, TokenProvider
 from runbook.azure.emulator import Emulator, FaultPlan
-from runbook.azure.estate import generate_estate, load_estate
+from runbook.azure.estate import load_estate
+from runbook.azure.estate_generator import generate_estate
 from runbook.errors import ActionError, AzureError, CredentialError, InputError, SecurityViolation
 from runbook.record import read_record
 from runbook.secrets import Redactor

@@ -21,7 +21,8 @@ import pytest
 
 from conftest import invoke
 from runbook.azure.emulator import Emulator, FaultPlan
-from runbook.azure.estate import generate_estate, load_estate, parse_estate
+from runbook.azure.estate import load_estate, parse_estate
+from runbook.azure.estate_generator import generate_estate
 from runbook.azure.png import PNG_SIGNATURE, read_png_header, render_png
 from runbook.errors import InputError, ValidationFailed
 
