@@ -61,6 +61,9 @@ class EmulatorSettings(TargetSettings):
     fault_kinds: list[str] | str | None = Field(None, description="which faults to inject (default: all kinds)")
     fault_servers: list[str] | str | None = Field(None, description='which servers misbehave: "arm", "gateway"')
     fault_retry_after: float | None = Field(None, ge=0, description="the Retry-After seconds of injected 429s")
+    state_file: str | None = Field(
+        None, description="JSON file (in the workspace) that keeps ARM writes between runs: the world runs share"
+    )
 
 
 # ------------------------------------------------------------------------------ template names

@@ -118,6 +118,21 @@ class Redactor:
             return MASK
         return run
 
+    def bound(self, value: str, limit: int) -> str:
+        """`value` cut to at most `limit` characters, never through a secret (or an encoding of one).
+
+        The text keeps its secrets (later steps may need them; the record masks them whole), but a
+        secret the bound would cut in two is left out entirely, so no half of it survives masking.
+        """
+        if len(value) <= limit or self._pattern is None:
+            return value[:limit]
+        cut = limit
+        for pattern in (self._pattern, _BASE64_RUN):
+            for match in pattern.finditer(value, max(0, limit - 4096), limit + 4096):
+                if match.start() < cut < match.end() and (pattern is self._pattern or self._mask_base64(match) == MASK):
+                    cut = match.start()
+        return value[:cut]
+
     def text(self, value: str) -> str:
         if self._pattern is None:
             return value

@@ -152,9 +152,9 @@ def shell(params: ShellParams, ctx: ActionContext) -> Result:
                 why = "interrupted" if ctx.stop.is_set() else f"timed out after {timeout:g}s"
                 raise ActionError(
                     f"{shlex.join(argv)} {why}",
-                    output=_output(argv, process.returncode, stdout, stderr, started, ctx.redactor.text),
+                    output=_output(argv, process.returncode, stdout, stderr, started, ctx.redactor.bound),
                 ) from None
-    output = _output(argv, process.returncode, stdout, stderr, started, ctx.redactor.text)
+    output = _output(argv, process.returncode, stdout, stderr, started, ctx.redactor.bound)
     if params.parse == "json":
         try:
             output["json"] = json.loads(stdout or b"null")
@@ -169,14 +169,15 @@ def shell(params: ShellParams, ctx: ActionContext) -> Result:
 
 
 def _output(
-    argv: list[str], code: int | None, stdout: bytes, stderr: bytes, started: float, redact: Callable[[str], str]
+    argv: list[str], code: int | None, stdout: bytes, stderr: bytes, started: float, bound: Callable[[str, int], str]
 ) -> dict[str, Any]:
-    # Mask first, then cut: a secret straddling the bound must not leave half of itself behind.
+    # Cut never through a secret: the output keeps its secrets for later steps (the record masks them
+    # whole), and a secret straddling the bound is left out rather than half kept.
     return {
         "argv": argv,
         "rc": code,
-        "stdout": redact(stdout.decode("utf-8", "replace"))[:OUTPUT_LIMIT],
-        "stderr": redact(stderr.decode("utf-8", "replace"))[:OUTPUT_LIMIT],
+        "stdout": bound(stdout.decode("utf-8", "replace"), OUTPUT_LIMIT),
+        "stderr": bound(stderr.decode("utf-8", "replace"), OUTPUT_LIMIT),
         "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
     }
 

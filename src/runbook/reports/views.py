@@ -1,7 +1,7 @@
 """Step views: what a run record says about each step and about the run, as plain dicts.
 
 This is the one place that reads run-record events (`record.started`, `record.finished`,
-`record.raw_events` and the keys of each event); every document (resolution report, JUnit, changelog,
+the typed events of `runbook.record`); every document (resolution report, JUnit, changelog,
 commit message) reads the views built here. A step view joins the record (what happened: the last
 `step_finished`/`step_restored` of each step wins) with the runbook (titles, descriptions, declared
 cells and `expect`). When run-record events become typed models, only this module changes.
@@ -14,10 +14,23 @@ from typing import Any
 
 from ..loader import LoadedRunbook
 from ..model import Step
-from ..record import RunRecord, parse_time
+from ..record import RunRecord, RunResumed, StepFinished, StepRestored, StepStarted, parse_time
 from ..text import duration_text
 from .markdown import first_line, plural
 from .outputs import output_excerpt, output_observed
+
+StepEvent = StepStarted | StepFinished | StepRestored | None
+
+
+def _field(event: StepEvent, name: str) -> Any:
+    """A field of a step event, None when the event (or that kind of event) has none."""
+    return getattr(event, name, None)
+
+
+def _error(event: StepEvent) -> dict[str, Any] | None:
+    error = _field(event, "error")
+    return error.model_dump(exclude_unset=True) if error is not None else None
+
 
 __all__ = [
     "STAGE_ORDER",
@@ -53,7 +66,7 @@ def as_number(value: Any) -> int | None:
     return None
 
 
-def _cell_refs(decl: Step | None, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _cell_refs(decl: Step | None, event: StepEvent) -> list[dict[str, Any]]:
     """The cells a step touched (its changes, its output's `cell`) or declared (`cells:`)."""
     refs: list[dict[str, Any]] = []
 
@@ -82,10 +95,10 @@ def _cell_refs(decl: Step | None, event: Mapping[str, Any]) -> list[dict[str, An
         }
         refs.append(ref)
 
-    for change in event.get("changes") or []:
+    for change in _field(event, "changes") or []:
         if isinstance(change, Mapping) and change.get("kind") == "cell":
             add(change.get("number"), change.get("id"), change.get("description"))
-    output = event.get("output")
+    output = _field(event, "output")
     if isinstance(output, Mapping) and isinstance(output.get("cell"), Mapping):
         add(output["cell"].get("number"), output["cell"].get("id"), None, output["cell"].get("tags"))
     for cell in decl.cells if decl is not None else []:
@@ -94,14 +107,14 @@ def _cell_refs(decl: Step | None, event: Mapping[str, Any]) -> list[dict[str, An
     return refs
 
 
-def _step_files(decl: Step | None, event: Mapping[str, Any]) -> list[str]:
+def _step_files(decl: Step | None, event: StepEvent) -> list[str]:
     files: list[str] = []
-    for change in event.get("changes") or []:
+    for change in _field(event, "changes") or []:
         if isinstance(change, Mapping):
             for key in ("path", "notebook", "file"):
                 if isinstance(change.get(key), str) and change[key] not in files:
                     files.append(change[key])
-    output = event.get("output")
+    output = _field(event, "output")
     if isinstance(output, Mapping):
         for key in ("notebook", "path", "file"):
             value = output.get(key)
@@ -115,21 +128,22 @@ def _step_files(decl: Step | None, event: Mapping[str, Any]) -> list[str]:
     return files
 
 
-def _observed(stage: str, uses: str, event: Mapping[str, Any], status: str) -> str:
+def _observed(stage: str, uses: str, event: StepEvent, status: str) -> str:
     """One line saying what a step got: `HTTP 404`, `cell 109: KeyError: …`, an error, or ok."""
-    said = output_observed(uses, event.get("output"))
+    said = output_observed(uses, _field(event, "output"))
     if said is not None:
         return said
-    error = event.get("error") if isinstance(event.get("error"), Mapping) else None
+    error = _error(event)
     if error is not None:
         return first_line(error.get("message") or error.get("type") or "failed")
     if status in ("ok", "changed"):
-        expectations = event.get("expectations") or []
+        expectations = _field(event, "expectations") or []
         if expectations:
             return f"{plural(len(expectations), 'expectation')} held"
         return "already applied" if status == "ok" and stage == "fix" else "ok"
     if status == "skipped":
-        return f"skipped: {event.get('reason')}" if event.get("reason") else "skipped"
+        reason = _field(event, "reason")
+        return f"skipped: {reason}" if reason else "skipped"
     return status.replace("_", " ")
 
 
@@ -150,24 +164,22 @@ def step_results(loaded: LoadedRunbook, record: RunRecord) -> list[dict[str, Any
     Steps the record never reached are `not_run`; a step started but never finished is `running`.
     """
     runbook = loaded.runbook
-    finished: dict[tuple[str, str], dict[str, Any]] = {}
-    pending: dict[tuple[str, str], dict[str, Any]] = {}
+    finished: dict[tuple[str, str], StepFinished | StepRestored] = {}
+    pending: dict[tuple[str, str], StepStarted] = {}
     seen: dict[tuple[str, str], None] = {}  # execution order, with constant-time membership
-    for event in record.raw_events:
-        kind = event.get("event")
-        if kind not in ("step_started", "step_finished", "step_restored"):
+    for line in record.events:
+        if not isinstance(line, StepStarted | StepFinished | StepRestored):
             continue
-        key = (str(event.get("stage")), str(event.get("step")))
+        key = (line.stage, line.step)
         seen.setdefault(key, None)
-        if kind == "step_started":
-            pending[key] = event
+        if isinstance(line, StepStarted):
+            pending[key] = line
         else:
-            finished[key] = event
+            finished[key] = line
             pending.pop(key, None)
     declared = {"discovery": runbook.discovery, "fix": runbook.fix, "verify": runbook.verify}
-    options = record.started.get("options") or {}
-    reproduce_ran = any(stage == "reproduce" for stage, _ in seen) or bool(options.get("reproduce"))
-    ended = record.finished is not None
+    reproduce_ran = any(stage == "reproduce" for stage, _ in seen) or record.options.reproduce
+    ended = record.run_finished is not None
     views: list[dict[str, Any]] = []
     for stage in STAGE_ORDER:
         if stage == "reproduce" and not reproduce_ran:
@@ -178,13 +190,14 @@ def step_results(loaded: LoadedRunbook, record: RunRecord) -> list[dict[str, Any
         for step_id in ids:
             key = (stage, step_id)
             decl = by_id.get(step_id)
+            event: StepEvent
             if key in pending:
                 event, status = pending[key], "interrupted" if ended else "running"
             elif key in finished:
                 event = finished[key]
-                status = str(event.get("status") or "ok")
+                status = event.status or "ok"
             else:
-                event, status = {}, "not_run"
+                event, status = None, "not_run"
             views.append(_view(stage, step_id, decl, event, status, ended))
     for index, view in enumerate(views, start=1):
         view["number"] = index
@@ -192,10 +205,10 @@ def step_results(loaded: LoadedRunbook, record: RunRecord) -> list[dict[str, Any
 
 
 def _view(
-    stage: str, step_id: str, decl: Step | None, event: Mapping[str, Any], status: str, ended: bool
+    stage: str, step_id: str, decl: Step | None, event: StepEvent, status: str, ended: bool
 ) -> dict[str, Any]:
-    error = event.get("error") if isinstance(event.get("error"), Mapping) else None
-    reason = event.get("reason")
+    error = _error(event)
+    reason = _field(event, "reason")
     if status == "not_run":
         reason = "not in this run (the runbook gained it later)" if ended else "the record ends before this step"
     elif status == "running":
@@ -204,7 +217,8 @@ def _view(
     for item in decl.expect if decl is not None else []:
         that, message = (item, None) if isinstance(item, str) else (item.that, item.message)
         expect.append({"that": that, "message": message})
-    uses = str(event.get("uses") or (decl.uses if decl is not None else ""))
+    uses = str(_field(event, "uses") or (decl.uses if decl is not None else ""))
+    signature = _field(event, "signature")
     icon = STEP_ICONS.get(status, "•")
     if stage == "reproduce":
         icon = {
@@ -213,40 +227,40 @@ def _view(
             "ok": "⚠️ passed",
             "changed": "⚠️ passed",
         }.get(status, icon)
-        if status == "failed" and isinstance(event.get("signature"), dict) and not event["signature"].get("matched"):
+        if status == "failed" and isinstance(signature, dict) and not signature.get("matched"):
             icon = "❌ (not as the fault)"
     view: dict[str, Any] = {
         "stage": stage,
         "id": step_id,
-        "title": (decl.label if decl is not None else None) or str(event.get("title") or step_id),
+        "title": (decl.label if decl is not None else None) or str(_field(event, "title") or step_id),
         "description": (decl.description.strip() if decl is not None and decl.description else None),
         "uses": uses,
         "declared": decl is not None,
         "status": status,
         "icon": icon,
-        "restored": event.get("event") == "step_restored",
-        "started_at": event.get("started_at") or event.get("time"),
-        "finished_at": event.get("finished_at"),
-        "duration_s": event.get("duration_s"),
-        "duration": duration_text(event.get("duration_s"))
+        "restored": isinstance(event, StepRestored),
+        "started_at": _field(event, "started_at") or _field(event, "time"),
+        "finished_at": _field(event, "finished_at"),
+        "duration_s": _field(event, "duration_s"),
+        "duration": duration_text(_field(event, "duration_s"))
         if status in ("ok", "changed", "failed", "error", "interrupted")
         else "—",
-        "attempts": event.get("attempts"),
-        "output": event.get("output"),
-        "output_excerpt": output_excerpt(uses, event.get("output")),
-        "error": dict(error) if error else None,
+        "attempts": _field(event, "attempts"),
+        "output": _field(event, "output"),
+        "output_excerpt": output_excerpt(uses, _field(event, "output")),
+        "error": error or None,
         "expect": expect,
-        "signature": event.get("signature"),
+        "signature": signature,
         "declared_expect": declared_expect(decl.with_["expect"])
         if decl is not None and decl.with_.get("expect")
         else None,
-        "expectations": [dict(e) for e in event.get("expectations") or [] if isinstance(e, Mapping)],
-        "diff": event.get("diff") if isinstance(event.get("diff"), str) else None,
-        "changes": [dict(c) for c in event.get("changes") or [] if isinstance(c, Mapping)],
+        "expectations": [e.model_dump(exclude_unset=True) for e in _field(event, "expectations") or []],
+        "diff": _field(event, "diff"),
+        "changes": [dict(c) for c in _field(event, "changes") or [] if isinstance(c, Mapping)],
         "reason": reason,
-        "message": event.get("message"),
-        "warnings": list(event.get("warnings") or []),
-        "dry_run": bool(event.get("dry_run")),
+        "message": _field(event, "message"),
+        "warnings": list(_field(event, "warnings") or []),
+        "dry_run": bool(_field(event, "dry_run")),
     }
     view["observed"] = _observed(stage, uses, event, status) if status != "not_run" else "did not run"
     view["cells"] = _cell_refs(decl, event)
@@ -259,32 +273,23 @@ def _view(
 
 def is_partial(record: RunRecord) -> bool:
     """A run of `--only` or `--step`: it resolves nothing and does not replace the phase's report."""
-    options = record.started.get("options") or {}
-    return bool(options.get("only") or options.get("step"))
+    return record.options.partial
 
 
 def run_facts(record: RunRecord) -> dict[str, Any]:
     """What the record says about the run: status, options, times, duration, counts, resumes."""
-    started = record.started
-    finished = record.finished or {}
-    options = started.get("options") or {}
-    partial = next(
-        (f"--{name} {options[key]}" for key, name in (("only", "only"), ("step", "step")) if options.get(key)), None
-    )
-    resumed = sum(1 for e in record.raw_events if e.get("event") == "run_resumed")
-    start_time = started.get("time")
+    started, finished, options = record.run_started, record.run_finished, record.options
+    partial = f"--only {options.only}" if options.only else f"--step {options.step}" if options.step else None
+    resumed = sum(1 for e in record.events if isinstance(e, RunResumed))
+    start_time = started.time if started is not None else None
     last_time = next(
-        (
-            e.get("time") or e.get("finished_at")
-            for e in reversed(record.raw_events)
-            if e.get("time") or e.get("finished_at")
-        ),
+        (t for e in reversed(record.events) if (t := getattr(e, "time", None) or getattr(e, "finished_at", None))),
         None,
     )
-    end_time = finished.get("time") if record.finished else last_time
+    end_time = finished.time if finished is not None else last_time
     duration: float | None = None
-    if record.finished is not None and not resumed and isinstance(finished.get("duration_s"), int | float):
-        duration = float(finished["duration_s"])
+    if finished is not None and not resumed and isinstance(finished.duration_s, int | float):
+        duration = float(finished.duration_s)
     elif start_time and end_time:
         try:
             duration = (parse_time(str(end_time)) - parse_time(str(start_time))).total_seconds()
@@ -295,33 +300,32 @@ def run_facts(record: RunRecord) -> dict[str, Any]:
         "status": record.status,
         "partial": partial,
         "resumed": resumed,
-        "restored": sum(1 for e in record.raw_events if e.get("event") == "step_restored"),
-        "target": started.get("target"),
-        "runbook": started.get("runbook"),
-        "digest": started.get("digest"),
+        "restored": sum(1 for e in record.events if isinstance(e, StepRestored)),
+        "target": started.target if started is not None else None,
+        "runbook": started.runbook if started is not None else None,
+        "digest": started.digest if started is not None else None,
         "warnings": len(record.warnings),
         "started_at": start_time,
         "finished_at": end_time,
-        "ended": record.finished is not None,
+        "ended": finished is not None,
         "duration_s": duration,
-        "reproduced": finished.get("reproduced"),
-        "changed_files": list(finished.get("changed_files") or []),
-        "counts": dict(finished.get("counts") or {}),
-        "failed_step": finished.get("failed_step"),
-        "vars": dict(started.get("vars") or {}),
+        "reproduced": finished.reproduced if finished is not None else None,
+        "changed_files": list(finished.changed_files) if finished is not None else [],
+        "counts": dict(finished.counts or {}) if finished is not None else {},
+        "failed_step": finished.failed_step if finished is not None else None,
+        "vars": dict(started.vars) if started is not None else {},
     }
 
 
 def changed_fix_titles(record: RunRecord) -> list[str]:
     """Titles of the fix steps that changed something, from the record alone (no runbook at hand)."""
     titles: list[str] = []
-    for event in record.raw_events:
-        finished = event.get("event") in ("step_finished", "step_restored") and event.get("stage") == "fix"
-        if finished and event.get("status") == "changed" and event.get("title") not in titles:
-            titles.append(str(event.get("title")))
+    for event in record.step_outcomes():
+        if event.stage == "fix" and event.status == "changed" and event.title not in titles:
+            titles.append(str(event.title))
     return titles
 
 
 def record_events(record: RunRecord) -> list[dict[str, Any]]:
-    """The raw (already redacted) events, for templates that want them."""
-    return record.raw_events
+    """The (already redacted) events as written, for templates that want them."""
+    return [event.as_record() for event in record.events]
