@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +86,179 @@ def test_ordinary_aliases_still_load(tmp_path: Path) -> None:
     root = _workspace(tmp_path / "ws", runbook)
     result = invoke(["validate"], cwd=root)
     assert result.exit_code == 0, result.output
+
+
+# ------------------------------------------------------------------------------------ bounded HTTP
+
+TRICKLE_SERVER = """
+import socket, sys, threading, time
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(8)
+print(server.getsockname()[1], flush=True)
+def serve(conn):
+    try:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: 60\\r\\n\\r\\n")
+        for _ in range(60):
+            conn.sendall(b"x")
+            time.sleep(1)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""
+
+HUGE = 200 * 1024 * 1024
+
+# A loopback server answering 200 MB of zeros, and a runbook process that fetches it and reports its
+# peak memory: the body must be counted past the bound, not held.
+HUGE_FETCH = """
+import resource, socket, sys, threading
+from pathlib import Path
+from runbook import actions
+from runbook.actions import ActionContext
+from runbook.secrets import Redactor
+from runbook.targets import TargetSession
+
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(2)
+SIZE = int(sys.argv[1])
+def serve():
+    conn, _ = server.accept()
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\n\\r\\n" % SIZE)
+    block = b"0" * (1024 * 1024)
+    for _ in range(SIZE // len(block)):
+        conn.sendall(block)
+    conn.close()
+threading.Thread(target=serve, daemon=True).start()
+ctx = ActionContext(workspace_root=Path.cwd(), step_id="big", stage="verify", dry_run=False,
+    redactor=Redactor([]), target=TargetSession(name="t", kind="local", settings={}, env={}),
+    timeout=None, stop=threading.Event())
+spec = actions.get("http.request")
+result = spec.func(spec.params.model_validate(
+    {"url": f"http://127.0.0.1:{server.getsockname()[1]}/big", "timeout": 120, "auth": "none"}), ctx)
+out = result.output
+print(out["body_bytes"], out.get("dropped_bytes", 0), len(out["text"]))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def _action_context(timeout: float | None = None) -> Any:
+    from runbook.actions import ActionContext
+    from runbook.secrets import Redactor
+    from runbook.targets import TargetSession
+
+    return ActionContext(
+        workspace_root=Path.cwd(),
+        step_id="slow",
+        stage="verify",
+        dry_run=False,
+        redactor=Redactor([]),
+        target=TargetSession(name="t", kind="local", settings={}, env={}),
+        timeout=timeout,
+        stop=threading.Event(),
+    )
+
+
+def test_a_trickling_server_cannot_keep_a_step_past_its_timeout() -> None:
+    from runbook import actions
+    from runbook.errors import RunbookError
+
+    server = subprocess.Popen([sys.executable, "-c", TRICKLE_SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        spec = actions.get("http.request")
+        params = spec.params.model_validate(
+            {"url": f"http://127.0.0.1:{port}/slow", "timeout": 3, "retries": 0, "auth": "none"}
+        )
+        # Each read gets a byte within a second, so a per-read timeout never fires; the whole
+        # 60-byte answer takes a minute. The attempt's deadline refuses it.
+        with pytest.raises(RunbookError) as caught:
+            spec.func(params, _action_context())
+        assert "deadline" in str(caught.value)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_a_huge_answer_is_counted_not_held(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", HUGE_FETCH, str(HUGE)], capture_output=True, text=True, env=env, cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    counts, peak = done.stdout.split("\n")[:2]
+    body_bytes, dropped, text_chars = map(int, counts.split())
+    from runbook.actions.http import BODY_BYTES, BODY_CHARS
+
+    assert body_bytes == HUGE
+    assert dropped == HUGE - BODY_BYTES
+    assert text_chars < BODY_CHARS + 100
+    assert int(peak) < 400, f"peak RSS {peak} MB for a {HUGE >> 20} MB answer"
+
+
+# ------------------------------------------------------------------------ templates stay inside
+
+
+def _template_workspace(root: Path) -> Any:
+    from runbook.workspace import load_workspace
+
+    _workspace(root, 'phase: "1.1"\ntitle: t\nfix:\n  - {id: a, uses: set, with: {x: 1}}\n')
+    (root / "templates").mkdir()
+    return load_workspace(root)
+
+
+def test_a_template_symlinked_out_of_the_workspace_is_refused(tmp_path: Path) -> None:
+    from runbook.reports.environment import render_template
+
+    (tmp_path / "outside.md").write_text("stolen {{ 1 + 1 }}\n")
+    ws = _template_workspace(tmp_path / "ws")
+    (ws.templates_dir / "mine.md").symlink_to(tmp_path / "outside.md")
+    with pytest.raises(InputError) as caught:
+        render_template(ws, "mine.md", {})
+    assert "outside the workspace" in caught.value.message and "allowed_paths" in (caught.value.hint or "")
+
+
+def test_a_symlink_to_an_allowed_folder_is_followed(tmp_path: Path) -> None:
+    from runbook.reports.environment import render_template
+
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "t.md").write_text("shared {{ 1 + 1 }}\n")
+    root = tmp_path / "ws"
+    _workspace(root, 'phase: "1.1"\ntitle: t\nfix:\n  - {id: a, uses: set, with: {x: 1}}\n',
+               CONFIG + "allowed_paths: [../shared]\n")
+    (root / "templates").mkdir()
+    (root / "templates" / "mine.md").symlink_to(tmp_path / "shared" / "t.md")
+    from runbook.workspace import load_workspace
+
+    assert render_template(load_workspace(root), "mine.md", {}) == "shared 2\n"
+
+
+@pytest.mark.parametrize("name", ["../outside.md", "sub/../../outside.md"])
+def test_an_include_climbing_out_is_refused(tmp_path: Path, name: str) -> None:
+    from runbook.reports.environment import render_template
+
+    (tmp_path / "outside.md").write_text("stolen\n")
+    ws = _template_workspace(tmp_path / "ws")
+    (ws.templates_dir / "mine.md").write_text(f'{{% include "{name}" %}}\n')
+    with pytest.raises(InputError) as caught:
+        render_template(ws, "mine.md", {})
+    assert "stay inside templates/" in caught.value.message
+
+
+def test_an_include_of_a_missing_template_is_a_clear_error(tmp_path: Path) -> None:
+    from runbook.reports.environment import render_template
+
+    ws = _template_workspace(tmp_path / "ws")
+    (ws.templates_dir / "mine.md").write_text('{% include "nope.md" %}\n')
+    with pytest.raises(InputError) as caught:
+        render_template(ws, "mine.md", {})
+    assert "'nope.md'" in caught.value.message
