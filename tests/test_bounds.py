@@ -262,3 +262,23 @@ def test_an_include_of_a_missing_template_is_a_clear_error(tmp_path: Path) -> No
     with pytest.raises(InputError) as caught:
         render_template(ws, "mine.md", {})
     assert "'nope.md'" in caught.value.message
+
+
+# ------------------------------------------------------------------------------ NUL bytes in paths
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        '{id: a, uses: file.replace, with: {path: "a\\0b", replacements: [{find: x, replace: y}]}}',
+        '{id: a, uses: notebook.cells, with: {path: "lab\\0.ipynb"}}',
+        '{id: a, uses: notebook.edit, with: {path: "lab\\0.ipynb", cell: 1, replacements: [{find: x, replace: y}]}}',
+    ],
+    ids=["file.replace", "notebook.cells", "notebook.edit"],
+)
+def test_a_nul_byte_in_a_step_path_is_a_clear_step_error(tmp_path: Path, step: str) -> None:
+    root = _workspace(tmp_path / "ws", f'phase: "1.1"\ntitle: t\nfix:\n  - {step}\n')
+    result = invoke(["run", "1.1"], cwd=root)
+    assert result.exit_code in (1, 2), result.output
+    assert "contains a NUL byte" in result.output
+    assert "crashed" not in result.output and "internal error" not in result.output
