@@ -37,7 +37,8 @@ from .layout import (
     skip,
     split_source,
 )
-from .replacements import EditOutcome, Replacement, replace_in_cell
+from ..replacements import EditOutcome, Replacement
+from ..replacements import replace_in_text as replace_in_cell
 from .splice import splice_source
 
 if TYPE_CHECKING:
