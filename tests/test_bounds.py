@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from conftest import invoke
-
 from runbook.azure.estate import parse_estate
 from runbook.errors import InputError, ValidationFailed
 from runbook.loader import check_alias_expansion

@@ -597,19 +597,18 @@ CANARIES = {
 
 def encoded_forms(name: str, value: str) -> dict[str, str]:
     """The value and the encodings a program commonly prints it in (each must be masked too)."""
-    forms = {
+    return {
         name: value,
         f"{name} (base64)": base64.b64encode(value.encode()).decode(),
         f"{name} (Basic user:value)": base64.b64encode(f"user:{value}".encode()).decode(),
         f"{name} (URL-encoded)": urllib.parse.quote(value, safe=""),
         f"{name} (JSON-escaped)": json.dumps(value)[1:-1],
     }
-    return forms
 
 
 # A loopback server whose answer puts the token across the record's 2,000-character HTTP bound.
 class _Straddle(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the http.server name
+    def do_GET(self) -> None:
         body = ("x" * 1990 + CANARIES["token"] + "y" * 100).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")

@@ -9,11 +9,11 @@ names `replace_in_cell` and `cell_diff`. Import from here.
 
 from __future__ import annotations
 
-from .cells import CELL_ID_PATTERN, CELL_TYPES, Cell, CellAddress, CellType, fingerprint
-from .document import Notebook
 from ..replacements import EditOutcome, Replacement, ReplacementResult
 from ..replacements import replace_in_text as replace_in_cell
 from ..replacements import text_diff as cell_diff
+from .cells import CELL_ID_PATTERN, CELL_TYPES, Cell, CellAddress, CellType, fingerprint
+from .document import Notebook
 
 __all__ = [
     "CELL_ID_PATTERN",
