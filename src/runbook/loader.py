@@ -90,8 +90,8 @@ def check_alias_expansion(text: str, display: str, *, limit: int = MAX_EXPANDED_
     expanded size is remembered when it closes, and each alias occurrence adds that size. A syntax
     error stops the count silently; the loader words it.
     """
-    if "*" not in text or "&" not in text:
-        return  # no alias without an anchor
+    if "*" not in text or "&" not in text or not (_ANCHOR.search(text) and _ALIAS.search(text)):
+        return  # no alias without an anchor (a cheap look first: `a & b` is none)
     try:
         events = _events(text)
         sizes: dict[Any, int] = {}
@@ -128,6 +128,11 @@ def check_alias_expansion(text: str, display: str, *, limit: int = MAX_EXPANDED_
         raise
     except Exception:  # a syntax error: the loader reports it with its own words
         return
+
+
+# Where an anchor or an alias may start: after a line start, a space or a flow indicator.
+_ANCHOR = re.compile(r"(?:^|[\s\[{,:])&[^\s,\[\]{}]", re.M)
+_ALIAS = re.compile(r"(?:^|[\s\[{,:])\*[^\s,\[\]{}]", re.M)
 
 
 def _events(text: str) -> Any:
