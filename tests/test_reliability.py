@@ -7,14 +7,19 @@ docs/reliability.md maps every guarantee to its test.
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -586,7 +591,35 @@ CANARIES = {
     "dotenv": "cnry-dotenv-2f9d6b11c8",
     "token": "cnry-token-90ab3e4d51",
     "apim": "cnry-apim-key-e6a0c7f2b4",
+    # a password whose URL-encoded and JSON-escaped forms differ from it
+    "special": 'cnry-sp:/@\\"+ &=x9',
 }
+
+
+def encoded_forms(name: str, value: str) -> dict[str, str]:
+    """The value and the encodings a program commonly prints it in (each must be masked too)."""
+    return {
+        name: value,
+        f"{name} (base64)": base64.b64encode(value.encode()).decode(),
+        f"{name} (Basic user:value)": base64.b64encode(f"user:{value}".encode()).decode(),
+        f"{name} (URL-encoded)": urllib.parse.quote(value, safe=""),
+        f"{name} (JSON-escaped)": json.dumps(value)[1:-1],
+    }
+
+
+# A loopback server whose answer puts the token across the record's 2,000-character HTTP bound.
+class _Straddle(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = ("x" * 1990 + CANARIES["token"] + "y" * 100).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
 
 LEAKY = """\
 phase: "1.6"
@@ -594,6 +627,7 @@ title: Backend Services
 vars: {lab_password: ""}
 inputs:
   token: {env: LAB_TOKEN, secret: true, required: true}
+  special: {env: LAB_SPECIAL_PASSWORD, secret: true, required: true}
 discovery:
   - id: echo
     title: Every secret, echoed on purpose
@@ -611,6 +645,22 @@ discovery:
       url: "{{ target.gateway_url }}/inference/openai/deployments/FLUX-1.1-pro/images/generations?api-version=2024-08-01-preview&subscription-key={{ target.api_key }}"
       json: {prompt: a lighthouse, n: 1, size: 256x256}
       expect: {status: 200}
+  - id: shell-bound
+    title: The token straddles the shell output bound (64,000 characters)
+    uses: shell
+    with:
+      cmd: [python3, -c, "print('x' * 63995 + '{{ secrets.token }}' + 'y' * 100)"]
+      changes: false
+  - id: http-bound
+    title: The token straddles the HTTP body bound (2,000 characters)
+    uses: http.request
+    with: {url: "http://127.0.0.1:PORT/straddle", auth: none}
+  - id: encodings
+    title: The secrets printed base64, as Basic auth, URL-encoded and JSON-escaped
+    uses: shell
+    with:
+      cmd: [python3, -c, "ENCODER"]
+      changes: false
 fix:
   - id: leak-in-error
     uses: shell
@@ -620,7 +670,40 @@ fix:
     uses: assert
     with: {that: [{that: false, message: "token {{ secrets.token }} rejected"}]}
     continue_on_error: true
+  - id: retried
+    title: A retried request whose templated URL holds the token (retry warnings)
+    uses: http.request
+    with: {url: "http://127.0.0.1:CLOSED/{{ secrets.token }}/x?t={{ secrets.token }}", auth: none, retries: 1, timeout: 2}
+    continue_on_error: true
+  - id: manual-prompt
+    uses: manual
+    with: {instruction: "rotate the key {{ secrets.token }} in the portal"}
+    continue_on_error: true
+  - id: kernel
+    title: A kernel cell prints the secrets in their encodings
+    uses: notebook.run
+    changes: false
+    with: {path: leak.ipynb, cells: [1]}
+  - id: bearer
+    uses: shell
+    with: {cmd: [sh, -c, 'echo "Bearer {{ secrets.token }}"']}
+    changes: false
+    register: bearer
+  - id: needs-bearer
+    title: Fails once, then uses the restored value (which held a secret) in the resumed run
+    uses: shell
+    with:
+      cmd: [sh, -c, 'test -e .second-try || { touch .second-try; exit 1; }; echo "{{ bearer.stdout | trim }}" > /dev/null']
 """
+
+# Printed by a shell step and by a kernel cell: each secret in the forms `encoded_forms` lists.
+ENCODER = (
+    "import base64, json, os, urllib.parse\n"
+    "for name in ('LAB_TOKEN', 'LAB_SPECIAL_PASSWORD'):\n"
+    "    v = os.environ[name]\n"
+    "    print(base64.b64encode(v.encode()).decode(), base64.b64encode(('user:' + v).encode()).decode())\n"
+    "    print(urllib.parse.quote(v, safe=''), json.dumps({'p': v}))\n"
+)
 
 
 def test_canary_secrets_never_leave_the_process(tmp_path: Path) -> None:
@@ -638,36 +721,60 @@ def test_canary_secrets_never_leave_the_process(tmp_path: Path) -> None:
         + config.read_text().replace("    kind: emulator\n", f"    kind: emulator\n    estate: {tmp_path / 'estate.yaml'}\n", 1)
     )
     (root / ".env").write_text(f"# lab secrets\nLAB_SERVICE_PASSWORD={CANARIES['dotenv']}\n")
-    write_runbook(root, "1.6", LEAKY)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Straddle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    leaky = (
+        LEAKY.replace("PORT", str(server.server_address[1]))
+        .replace("CLOSED", str(closed.getsockname()[1]))
+        .replace("ENCODER", ENCODER.replace("\n", "\\n"))
+    )
+    write_runbook(root, "1.6", leaky)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(ENCODER)])
+    nbformat.write(notebook, str(root / "leak.ipynb"))
     git(root, "add", "-A")
     git(root, "commit", "-qm", "initial")
-    env = {"LAB_API_KEY": CANARIES["env"], "LAB_TOKEN": CANARIES["token"]}
+    env = {"LAB_API_KEY": CANARIES["env"], "LAB_TOKEN": CANARIES["token"], "LAB_SPECIAL_PASSWORD": CANARIES["special"]}
     var = ["--var", f"lab_password={CANARIES['var']}"]
 
     outputs = []
-    for args in (
-        ["run", "phase-1.5", "--commit", "-v"],  # 1.5 declares no lab_password: --var would be refused
-        ["run", "phase-1.6", "--commit", "--json", *var],
-        ["run", "phase-1.6", "--json", "--no-report", *var],
-        ["status"],
-        ["status", "1.5", "--json"],
-        ["report", "phase-1.6", "-o", "-"],
-        ["docs", "build"],
-    ):
-        result = invoke(args, cwd=root, env=env)
-        assert result.exit_code == 0, (args, result.output)
-        outputs.append(result.output)
+    try:
+        for args, code in (
+            (["run", "phase-1.5", "--commit", "-v"], 0),  # 1.5 declares no lab_password: --var would be refused
+            (["run", "phase-1.6", "--commit", "--json", *var], 1),  # needs-bearer fails once
+            (["run", "phase-1.6", "--resume", "--commit", *var], 0),  # restored `bearer` is not its mask
+            (["run", "phase-1.6", "--json", "--no-report", *var], 0),
+            (["status"], 0),
+            (["status", "1.5", "--json"], 0),
+            (["report", "phase-1.6", "-o", "-"], 0),
+            (["docs", "build"], 0),
+        ):
+            result = invoke(args, cwd=root, env=env)
+            assert result.exit_code == code, (args, result.output)
+            outputs.append(result.output)
+    finally:
+        server.shutdown()
+        closed.close()
 
     # The secrets did travel: the leaky steps saw them (masked), the gateway accepted the canary key.
-    record = read_record(record_paths(root / "reports", "1.6")[0])
-    steps = {e["step"]: e for e in record.step_results()}
+    records = [read_record(path) for path in record_paths(root / "reports", "1.6")]
+    steps = {e["step"]: e for record in records for e in record.step_results()}
     assert steps["echo"]["output"]["stdout"] == "env=*** var=*** token=*** key=***\n"
     assert "LAB_SERVICE_PASSWORD=***" in steps["dotenv"]["output"]["stdout"]
     assert steps["keyed-url"]["status"] == "ok"
     assert steps["leak-in-error"]["status"] == "failed" and "***" in steps["leak-in-error"]["error"]["message"]
+    assert "***" in steps["shell-bound"]["output"]["stdout"] and "***" in steps["http-bound"]["output"]["text"]
+    assert steps["needs-bearer"]["status"] in ("ok", "changed")
+    assert any("retrying" in text for text in outputs[1:3])  # the retry warnings were printed (masked)
+    assert "bearer: its recorded output was masked" in outputs[2]  # re-run on resume, not handed on masked
 
     found: list[str] = []
-    for name, canary in CANARIES.items():
+    forms = {k: v for name, canary in CANARIES.items() for k, v in encoded_forms(name, canary).items()}
+    # a fragment long enough to be the token and no other text: half a straddling secret shows here
+    forms["token (a half)"] = CANARIES["token"][:12]
+    history = git(root, "log", "-p", "--all")
+    for name, canary in forms.items():
         for number, text in enumerate(outputs):
             if canary in text:
                 found.append(f"console output #{number}: {name}")
@@ -675,7 +782,6 @@ def test_canary_secrets_never_leave_the_process(tmp_path: Path) -> None:
             scanned = path.is_file() and ".git" not in path.relative_to(root).parts and path != root / ".env"
             if scanned and canary.encode() in path.read_bytes():
                 found.append(f"{path.relative_to(root)}: {name}")
-        history = git(root, "log", "-p", "--all")
         if canary in history:
             found.append(f"git history: {name}")
     assert found == []

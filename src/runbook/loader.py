@@ -70,16 +70,97 @@ def read_yaml(path: Path, *, root: Path | None = None) -> YamlDocument:
 
 def parse_yaml(text: str, display: str, *, fast: bool = True) -> tuple[Any, Any]:
     """Plain data and a position map for YAML `text` (the C path, else the round-trip loader)."""
+    check_alias_expansion(text, display)
     if fast:
         parsed = _parse_fast(text)
         if parsed is not None:
             return parsed
-    tree = parse_yaml_text(text, display)
+    tree = _load_round_trip(text, display)
     return to_plain(tree), tree
+
+
+# Nodes a document may reach once every alias is expanded. Real runbooks, configs and estates stay in
+# the hundreds or thousands; an expansion bomb (nested aliases, 639 bytes) reaches billions.
+MAX_EXPANDED_NODES = 100_000
+
+
+def check_alias_expansion(text: str, display: str, *, limit: int = MAX_EXPANDED_NODES) -> None:
+    """Refuse YAML whose aliases expand to more than `limit` nodes, located at the alias that crosses it.
+
+    Counted over the parser's events, so nothing is expanded to count it: each anchored node's
+    expanded size is remembered when it closes, and each alias occurrence adds that size. A syntax
+    error stops the count silently; the loader words it.
+    """
+    if "*" not in text or "&" not in text or not (_ANCHOR.search(text) and _ALIAS.search(text)):
+        return  # no alias without an anchor (a cheap look first: `a & b` is none)
+    try:
+        events = _events(text)
+        sizes: dict[Any, int] = {}
+        frames: list[list[Any]] = []  # [expanded size so far, anchor] of each open collection
+        total = 0
+        for event in events:
+            kind = event.__class__.__name__
+            if kind in ("MappingStartEvent", "SequenceStartEvent"):
+                frames.append([1, event.anchor])
+                total += 1
+                continue
+            if kind in ("MappingEndEvent", "SequenceEndEvent"):
+                size, anchor = frames.pop()
+            elif kind == "ScalarEvent":
+                size, anchor = 1, event.anchor
+                total += 1
+            elif kind == "AliasEvent":
+                size, anchor = sizes.get(event.anchor, 1), None
+                total += size
+                if total > limit:
+                    mark = event.start_mark
+                    raise InputError(
+                        f"YAML aliases expand to more than {limit:,} nodes (alias *{event.anchor})",
+                        location=Location(display, mark.line + 1, mark.column + 1),
+                        hint="write the values out, or use fewer nested aliases",
+                    )
+            else:
+                continue
+            if anchor is not None:
+                sizes[anchor] = size
+            if frames:
+                frames[-1][0] += size
+    except InputError:
+        raise
+    except Exception:  # a syntax error: the loader reports it with its own words
+        return
+
+
+# Where an anchor or an alias may start: after a line start, a space or a flow indicator.
+_ANCHOR = re.compile(r"(?:^|[\s\[{,:])&[^\s,\[\]{}]", re.M)
+_ALIAS = re.compile(r"(?:^|[\s\[{,:])\*[^\s,\[\]{}]", re.M)
+
+
+def _events(text: str) -> Any:
+    """YAML parser events for `text`: LibYAML's when available, else ruamel's."""
+    loader = _c_loader()
+    if loader:
+        parser = loader[0](text)
+        try:
+            while parser.check_event():
+                yield parser.get_event()
+        finally:
+            parser.dispose()
+        return
+    from ruamel.yaml import YAML
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield from YAML(typ="rt").parse(text)
 
 
 def parse_yaml_text(text: str, display: str) -> Any:
     """Parse YAML text with ruamel's round-trip loader; every failure is a located InputError."""
+    check_alias_expansion(text, display)
+    return _load_round_trip(text, display)
+
+
+def _load_round_trip(text: str, display: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError

@@ -99,7 +99,12 @@ class ActionContext:
     progress: Callable[[str], None] = lambda _text: None
 
     def resolve_path(self, value: str | Path) -> Path:
-        """Resolve a path against the workspace; refuse one that leaves it (unless allowed)."""
+        """Resolve a path against the workspace; refuse one that leaves it (unless allowed) or holds a NUL."""
+        if "\0" in str(value):
+            raise ActionError(
+                f"path {str(value)!r} contains a NUL byte, which no file name can hold",
+                hint="write the path without the \\u0000 (check the template or variable that built it)",
+            )
         path = Path(value)
         if not path.is_absolute():
             path = self.workspace_root / path

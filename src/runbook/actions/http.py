@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     import httpx
 
 BODY_CHARS = 2000
+# Body bytes held in memory for the checks (`expect.json`, `contains`); bytes past it are counted in
+# the output's `dropped_bytes`, not held. Large enough for a generated image's base64.
+BODY_BYTES = 16 * 1024 * 1024
 LIST_ITEMS = 50
 MAX_DEPTH = 16
 JSON_PATH_LIMIT = 200
@@ -157,6 +160,9 @@ class HttpRequestOutput(Output):
     headers: dict[str, str] = Field(description="response headers, lower-cased; credentials and `date` left out")
     content_type: str | None = Field(description="the response's content-type")
     body_bytes: int = Field(description="size of the response body in bytes")
+    dropped_bytes: int | None = Field(
+        None, description="body bytes past the 16 MiB held for checks: counted, not kept (absent when none)"
+    )
     json_: Any = Field(
         None, alias="json", description="the JSON body, bounded: long strings cut, base64 payloads summarised"
     )
@@ -221,6 +227,7 @@ def http_request(params: HttpRequestParams, ctx: ActionContext) -> Result:
             attempts=params.retries + 1,
             timeout=params.timeout,
             follow_redirects=params.follow_redirects,
+            max_body_bytes=BODY_BYTES,
         ),
         stop=ctx.stop,
         policy=policy,
@@ -340,8 +347,10 @@ def _output(exchange: Exchange, is_json: bool, payload: Any, text: str | None, l
         "attempts": exchange.attempts,
         "headers": _recorded_headers(response.headers),
         "content_type": response.headers.get("content-type"),
-        "body_bytes": len(raw),
+        "body_bytes": len(raw) + exchange.dropped_bytes,
     }
+    if exchange.dropped_bytes:
+        output["dropped_bytes"] = exchange.dropped_bytes
     if is_json:
         bounded = bound_json(payload, max_chars=limit)
         output["json"] = bounded

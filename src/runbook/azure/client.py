@@ -268,6 +268,7 @@ class Exchange:
     attempts: int
     elapsed_ms: float  # the final attempt only
     total_ms: float  # all attempts and waits
+    dropped_bytes: int = 0  # body bytes past the caller's bound: counted, not held
 
 
 RetryListener = Callable[[str], None]
@@ -343,12 +344,20 @@ class AzureClient:
         retry_statuses: frozenset[int] | None = None,
         timeout: float | None = None,
         follow_redirects: bool = False,
+        max_body_bytes: int | None = None,
     ) -> Exchange:
         """Send with retries. Returns the last answer, whatever its status (callers judge it).
+
+        `timeout` is a deadline for each whole attempt (connect, send, every byte of the answer), not
+        a bound on each read: a server trickling one byte a second cannot hold a step. The body is
+        read incrementally; past `max_body_bytes` bytes are counted (`Exchange.dropped_bytes`), not
+        held, so a huge answer costs only the bound.
 
         Raises `AzureError` only when no answer came back after every attempt (refused, dropped,
         timed out), and `Stopped` when the step is stopped.
         """
+        import asyncio
+
         import httpx
 
         tries = max(1, attempts if attempts is not None else self.policy.attempts)
@@ -360,8 +369,9 @@ class AzureClient:
             if self.stop.is_set():
                 raise Stopped()
             sent = time.monotonic()
+            deadline = timeout if timeout is not None else self.timeout
             try:
-                response = await self.http.request(
+                request = self.http.build_request(
                     method,
                     url,
                     headers=headers,
@@ -369,10 +379,16 @@ class AzureClient:
                     json=json,
                     content=content,
                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                    follow_redirects=follow_redirects,
                 )
-            except httpx.TransportError as exc:
-                last_problem = _transport_problem(exc)
+                response, dropped = await asyncio.wait_for(
+                    self._exchange(request, follow_redirects, max_body_bytes), timeout=deadline
+                )
+            except (httpx.TransportError, TimeoutError) as exc:
+                last_problem = (
+                    f"no complete answer within the {deadline:g}s deadline"
+                    if isinstance(exc, TimeoutError)
+                    else _transport_problem(exc)
+                )
                 if attempt == tries:
                     noun = "attempt" if tries == 1 else "attempts"
                     raise AzureError(
@@ -392,8 +408,29 @@ class AzureClient:
                 attempts=attempt,
                 elapsed_ms=elapsed_ms,
                 total_ms=round((time.monotonic() - started) * 1000, 1),
+                dropped_bytes=dropped,
             )
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def _exchange(
+        self, request: httpx.Request, follow_redirects: bool, max_body_bytes: int | None
+    ) -> tuple[httpx.Response, int]:
+        """One attempt: the response with at most `max_body_bytes` of its body held, and the bytes dropped."""
+        response = await self.http.send(request, stream=True, follow_redirects=follow_redirects)
+        kept: list[bytes] = []
+        held = dropped = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                room = len(chunk) if max_body_bytes is None else max(0, max_body_bytes - held)
+                if room:
+                    kept.append(chunk[:room])
+                    held += min(room, len(chunk))
+                dropped += len(chunk) - min(room, len(chunk))
+        finally:
+            await response.aclose()
+        # httpx fills `_content` itself when it reads a body whole; a bounded read sets what it held.
+        response._content = b"".join(kept)
+        return response, dropped
 
     async def _wait(self, attempt: int, tries: int, after: float | None, shown: str, why: str) -> None:
         delay = self.policy.delay(attempt, after)

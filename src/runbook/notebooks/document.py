@@ -24,6 +24,8 @@ from pydantic import ValidationError
 
 from ..atomic import atomic_write_bytes
 from ..errors import Location, NotebookError, relative_display
+from ..replacements import EditOutcome, Replacement
+from ..replacements import replace_in_text as replace_in_cell
 from .cells import CELL_ID_PATTERN, CELL_TYPES, Cell, CellAddress, CellType
 from .layout import (
     Layout,
@@ -37,7 +39,6 @@ from .layout import (
     skip,
     split_source,
 )
-from .replacements import EditOutcome, Replacement, replace_in_cell
 from .splice import splice_source
 
 if TYPE_CHECKING:

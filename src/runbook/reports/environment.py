@@ -2,7 +2,9 @@
 
 Sandboxed, `StrictUndefined` (a misspelt variable is an error, never an empty string), no
 autoescape (the output is markdown). A workspace's `templates/` folder is searched first, so a
-template there overrides the packaged default of the same name in `runbook/templates/`.
+template there overrides the packaged default of the same name in `runbook/templates/`. Workspace
+templates stay inside the workspace: a symlink resolving outside it (unless `allowed_paths` names the
+place) and an include climbing out with `..` are refused with a clear error.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from jinja2 import (
@@ -45,11 +48,40 @@ def _package_template(name: str) -> tuple[str, str, Callable[[], bool]] | None:
     return node.read_text(encoding="utf-8"), f"runbook/templates/{name}", lambda: True
 
 
+class TemplateOutsideWorkspace(InputError):
+    """A report template (or an include) would be read from outside the workspace."""
+
+
+class _ConfinedLoader(FileSystemLoader):
+    """The workspace's templates/, refusing names that climb out and files that resolve outside."""
+
+    def __init__(self, folder: Path, home: Path, allowed: tuple[Path, ...]) -> None:
+        super().__init__(str(folder))
+        self._folder, self._home, self._allowed = folder, home.resolve(), allowed
+
+    def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
+        parts = template.replace("\\", "/").split("/")
+        if ".." in parts or "\0" in template or template.startswith("/"):
+            raise TemplateOutsideWorkspace(
+                f"report template {template!r}: template names stay inside templates/ (no '..', no absolute path)",
+                hint="put the template in the workspace's templates/ folder and name it from there",
+            )
+        candidate = self._folder.joinpath(*parts)
+        if candidate.exists():
+            real = candidate.resolve()
+            if not any(real.is_relative_to(place) for place in (self._home, *self._allowed)):
+                raise TemplateOutsideWorkspace(
+                    f"report template {template!r} resolves to {real}, outside the workspace",
+                    hint="copy the template into templates/ instead of linking it, or list its folder under `allowed_paths:`",
+                )
+        return super().get_source(environment, template)
+
+
 def report_environment(ws: Workspace | None = None) -> SandboxedEnvironment:
     """The sandboxed environment for report templates: the workspace's templates/, then the defaults."""
     loaders: list[BaseLoader] = []
     if ws is not None and ws.templates_dir.is_dir():
-        loaders.append(FileSystemLoader(str(ws.templates_dir)))
+        loaders.append(_ConfinedLoader(ws.templates_dir, ws.root, ws.allowed_paths))
     loaders.append(FunctionLoader(_package_template))
     env = SandboxedEnvironment(
         loader=ChoiceLoader(loaders),
@@ -92,6 +124,11 @@ def render_template(ws: Workspace | None, template: str, context: Mapping[str, A
         raise TemplateError(f"{exc.filename or template}:{exc.lineno}: template syntax error: {exc.message}") from None
     try:
         return tmpl.render(**context)
+    except TemplateNotFound as exc:
+        raise InputError(
+            f"{template}: includes {exc.name!r}, which is not in templates/ or the packaged defaults",
+            hint="check the include's name (names are relative to templates/, without '..')",
+        ) from None
     except (UndefinedError, SecurityError) as exc:
         raise TemplateError(
             f"{template}: {exc}",
