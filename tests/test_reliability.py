@@ -763,8 +763,10 @@ def test_canary_secrets_never_leave_the_process(tmp_path: Path) -> None:
     assert steps["echo"]["output"]["stdout"] == "env=*** var=*** token=*** key=***\n"
     assert "LAB_SERVICE_PASSWORD=***" in steps["dotenv"]["output"]["stdout"]
     assert steps["keyed-url"]["status"] == "ok"
-    assert steps["leak-in-error"]["status"] == "failed" and "***" in steps["leak-in-error"]["error"]["message"]
-    assert "***" in steps["shell-bound"]["output"]["stdout"] and "***" in steps["http-bound"]["output"]["text"]
+    assert steps["leak-in-error"]["status"] == "failed"  # its message holds no secret: the scan below checks every form
+    # At the bound a shell output is cut before the straddling secret (none of it kept); http masks it whole.
+    assert CANARIES["token"][:6] not in steps["shell-bound"]["output"]["stdout"]
+    assert "***" in steps["http-bound"]["output"]["text"]
     assert steps["needs-bearer"]["status"] in ("ok", "changed")
     assert any("retrying" in text for text in outputs[1:3])  # the retry warnings were printed (masked)
     assert "bearer: its recorded output was masked" in outputs[2]  # re-run on resume, not handed on masked
