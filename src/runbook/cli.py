@@ -256,18 +256,31 @@ def _action_json(spec: Any) -> dict[str, Any]:
 @click.option("-m", "--message", required=True, help="What was done (the log line's description).")
 @click.option("--cells", help="Cells fixed, comma separated (e.g. 109,130,171).")
 @click.option("--status", help="Status for complete/fail lines (default SUCCESS for complete).")
+@click.option("--at", "at", metavar="TIME", help="When it happened (ISO 8601, UTC unless it has an offset; default now).")
+@click.option("--started", metavar="TIME", help="Also log the start of a complete/fail line at TIME (gives its duration).")
 @click.pass_obj
-def log(state: State, phase: str, action: str, message: str, cells: str | None, status: str | None) -> None:
+def log(
+    state: State,
+    phase: str,
+    action: str,
+    message: str,
+    cells: str | None,
+    status: str | None,
+    at: str | None,
+    started: str | None,
+) -> None:
     """Append a hand-written line to the timestamp log, for phases done without a runbook.
 
-    Example: runbook log 1.2 complete -m "All 8 MCP servers verified"
+    Example: runbook log 1.3 complete -m "Embeddings fixed" --started 2025-11-14T03:00Z --at 2025-11-14T03:25Z
     """
     from .api import log_phase
 
     cell_list: list[Any] | None = None
     if cells:
         cell_list = [int(c) if c.strip().isdigit() else c.strip() for c in cells.split(",") if c.strip()]
-    entry = log_phase(state.workspace(), phase, action, message, cells=cell_list, status=status)
+    entry = log_phase(
+        state.workspace(), phase, action, message, cells=cell_list, status=status, at=at, started=started
+    )
     click.echo(json.dumps(entry, ensure_ascii=False))
 
 

@@ -6,7 +6,9 @@ Progress: 62.5% (5/8 subphases complete)" line and the docs site — so they nev
 A phase is `resolved` when its latest terminal line (complete/fail) is a successful `complete`;
 `failed` when that line is a failure (a later failed run of a resolved phase marks it failed again,
 and `regressed` says so); `in_progress` when a `start` came after its latest terminal line (or it
-only has starts: a run that is going, or was killed); `not_started` otherwise.
+only has starts: a run that is going, or was killed); `unknown` when its latest terminal line carries a
+status word that is neither a success nor a failure word (`record.status_outcome`; read_log warns with
+file:line); `not_started` otherwise.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Any, Literal
 from .record import LogLine, iso, read_log
 from .workspace import Workspace
 
-State = Literal["resolved", "in_progress", "failed", "not_started"]
+State = Literal["resolved", "in_progress", "failed", "unknown", "not_started"]
 STATE_LABELS: dict[str, str] = {
     "resolved": "RESOLVED",
     "in_progress": "IN PROGRESS",
     "failed": "FAILED",
+    "unknown": "UNKNOWN",
     "not_started": "NOT STARTED",
 }
 
@@ -46,6 +49,8 @@ class PhaseProgress:
     resolved_at: datetime | None = None
     runs: int = 0
     description: str | None = None
+    status_word: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -69,6 +74,8 @@ class PhaseProgress:
             "runs": self.runs,
             "label": self.label,
             "description": self.description,
+            "status_word": self.status_word,
+            "notes": self.notes,
         }
 
 
@@ -140,6 +147,8 @@ def phase_states(lines: list[LogLine]) -> dict[str, PhaseProgress]:
             phase.run_id = None
         phase.finished_at = line.timestamp
         phase.description = line.description
+        phase.status_word = line.status
+        phase.notes = line.notes
         phase.run_id = line.run_id or phase.run_id
         duration = line.extra.get("duration_s")
         if isinstance(duration, int | float) and not isinstance(duration, bool):
@@ -153,6 +162,9 @@ def phase_states(lines: list[LogLine]) -> dict[str, PhaseProgress]:
             cells = [cell for cell in line.cells_fixed if cell not in (None, "", (), [])]
             if cells:
                 phase.cells_fixed = cells
+        elif line.outcome == "unknown":
+            phase.state = "unknown"
+            phase.regressed = False
         else:
             phase.regressed = phase.resolved_at is not None
             phase.state = "failed"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from ..progress import GroupProgress, PhaseProgress
-from ..record import LogLine
+from ..record import LogLine, record_paths
 from ..status import format_cells, last_run, phase_runs, state_text
 from ..text import code, duration_text, utc_short
 from ..workspace import Workspace
@@ -63,6 +63,7 @@ def home_page(workspace: Workspace, groups: list[GroupProgress], warnings: list[
         out.append('!!! warning "Timestamp-log lines skipped"\n')
         out.extend(f"    - {md_text(_relative_to_root(warning, workspace))}\n" for warning in warnings)
         out.append("")
+    records = {phase.id: len(record_paths(workspace.reports_dir, phase.id)) for group in groups for phase in group.phases}
     for group in groups:
         title = f" - {md_text(group.title)}" if group.title else ""
         out.append(f"## Phase {group.group}{title}\n")
@@ -71,7 +72,7 @@ def home_page(workspace: Workspace, groups: list[GroupProgress], warnings: list[
         rows = []
         for phase in group.phases:
             report = f"[report]({phase_page_path(phase.id)})" if phase.report else "-"
-            runs = f"[{phase.runs} run{'s' if phase.runs != 1 else ''}]({runs_page_path(phase.id)})"
+            runs = f"[{runs_text(phase, records.get(phase.id, 0))}]({runs_page_path(phase.id)})"
             rows.append(
                 [
                     phase.id,
@@ -103,6 +104,7 @@ def phase_page(workspace: Workspace, phase: PhaseProgress, links: LinkMap) -> st
         f"\n---\n\n[Run history of phase {phase.id}](../{runs_page_path(phase.id)}) · "
         f"[Progress of all phases](../{HOME_PAGE})\n"
     )
+    footer = logged_block(phase) + footer
     report = workspace.reports_dir / f"phase-{phase.id}.md"
     if phase.report and report.is_file():
         text = links.rewrite(report.read_text(encoding="utf-8"), report, page)
@@ -125,6 +127,46 @@ def phase_page(workspace: Workspace, phase: PhaseProgress, links: LinkMap) -> st
         f"{GENERATED_NOTE}\n# Phase {phase.id} - {md_text(phase.title)}\n\n"
         f'!!! note "No resolution report yet"\n    {how}\n\n' + table(["", ""], facts) + footer
     )
+
+
+def logged_block(phase: PhaseProgress) -> str:
+    """The phase's latest timestamp-log line as people wrote it: message, status word and their own keys."""
+    if phase.finished_at is None and not phase.notes:
+        return ""
+    rows = [["Logged (UTC)", utc_short(phase.finished_at)]]
+    if phase.description:
+        rows.append(["Message", md_text(phase.description, table=True)])
+    if phase.status_word:
+        rows.append(["Status as written", md_text(phase.status_word, table=True) + f" (read as {state_text(phase)})"])
+    rows.extend([md_text(_key_text(key), table=True), md_text(_value_text(value), table=True)] for key, value in phase.notes.items())
+    return "\n## From the timestamp log\n\n" + table(["", ""], rows)
+
+
+def _key_text(key: str) -> str:
+    """`servers_verified` -> `Servers verified`."""
+    text = key.replace("_", " ").replace("-", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def _value_text(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value) or "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def runs_text(phase: PhaseProgress, records: int) -> str:
+    """`2 runs` — with how many of them were logged by hand (no run record), so every page agrees."""
+    text = f"{phase.runs} run{'s' if phase.runs != 1 else ''}"
+    by_hand = max(phase.runs - records, 0)
+    if by_hand and by_hand == phase.runs:
+        return f"{text} (logged by hand)"
+    if by_hand:
+        return f"{text} ({by_hand} logged by hand)"
+    return text
 
 
 def runs_page(workspace: Workspace, phase: PhaseProgress, log: list[LogLine]) -> str:
@@ -151,12 +193,18 @@ def runs_page(workspace: Workspace, phase: PhaseProgress, log: list[LogLine]) ->
             for run in reversed(runs)
         ]
         out.append(
-            f"{len(runs)} run record{'s' if len(runs) != 1 else ''} under `reports/runs/{phase.id}/`, newest first.\n"
+            f"{runs_text(phase, len(runs))}; {len(runs)} run record{'s' if len(runs) != 1 else ''} "
+            f"under `reports/runs/{phase.id}/`, newest first.\n"
         )
         out.append(table(header, rows))
+    elif phase.runs:
+        out.append(
+            f"{runs_text(phase, 0).capitalize()}: done without `runbook run`, so there is no run record; "
+            "the timestamp-log lines below are the whole history.\n"
+        )
     else:
         out.append(
-            f"No run records yet. `runbook run phase-{phase.id}` records every step in "
+            f"No runs yet. `runbook run phase-{phase.id}` records every step in "
             f"`reports/runs/{phase.id}/<run-id>.jsonl`.\n"
         )
     out.append("## Timestamp log\n")
@@ -168,10 +216,11 @@ def runs_page(workspace: Workspace, phase: PhaseProgress, log: list[LogLine]) ->
                 md_text(line.status or "-", table=True),
                 md_text(line.description or "-", table=True),
                 md_text(format_cells(line.cells_fixed), table=True),
+                md_text("; ".join(f"{_key_text(k)}: {_value_text(v)}" for k, v in line.notes.items()) or "-", table=True),
             ]
             for line in sorted(log, key=lambda item: (item.timestamp, item.line))
         ]
-        out.append(table(["Time (UTC)", "Action", "Status", "Description", "Cells fixed"], rows))
+        out.append(table(["Time (UTC)", "Action", "Status", "Description", "Cells fixed", "Notes"], rows))
     else:
         out.append("No lines for this phase in the timestamp log.\n")
     return "\n".join(out)

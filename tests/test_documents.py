@@ -1,0 +1,128 @@
+"""The documents people keep by hand, read as they write them: the timestamp log with their status
+words, backdated lines, messages and their own keys, through the CLI and onto the site's pages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import invoke
+from runbook.docs.links import LinkMap
+from runbook.docs.pages import home_page, phase_page, runs_page
+from runbook.progress import PhaseProgress, compute_progress
+from runbook.record import read_log, status_outcome
+from runbook.workspace import load_workspace
+
+LOG = Path("reports") / "timestamps" / "execution-log.jsonl"
+
+# The shape of a log people keep by hand: their own status words (with emoji), extra keys, no run ids.
+USER_LOG = [
+    {"timestamp": "2025-11-14T01:00:00Z", "phase": "1.1", "action": "start", "description": "Env loading"},
+    {"timestamp": "2025-11-14T01:12:00Z", "phase": "1.1", "action": "complete", "status": "COMPLETE",
+     "description": "Env loads, gateway answers", "cells_fixed": [3, 5]},
+    {"timestamp": "2025-11-14T02:00:00Z", "phase": "1.2", "action": "start", "description": "MCP servers"},
+    {"timestamp": "2025-11-14T02:40:00Z", "phase": "1.2", "action": "complete", "status": "RESOLVED ✅",
+     "description": "All 8 MCP servers verified", "servers_verified": 8},
+    {"timestamp": "2025-11-14T03:00:00Z", "phase": "1.4", "action": "complete", "status": "Done!",
+     "description": "Caching checked"},
+    {"timestamp": "2025-11-14T03:30:00Z", "phase": "1.6", "action": "complete", "status": "blocked on quota",
+     "description": "Backend services wait for quota"},
+]
+
+
+def write_log(root: Path, lines: list[dict[str, object]]) -> Path:
+    path = root / LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def phases(root: Path) -> dict[str, PhaseProgress]:
+    return {p.id: p for g in compute_progress(load_workspace(root)) for p in g.phases}
+
+
+@pytest.mark.parametrize(
+    ("word", "outcome"),
+    [
+        ("SUCCESS", "success"), ("resolved", "success"), ("RESOLVED ✅", "success"), ("Complete", "success"),
+        ("COMPLETED.", "success"), ("done!", "success"), ("OK", "success"), ("✅ PASS", "success"),
+        ("**Done**", "success"), ("FAIL", "failure"), ("failed ❌", "failure"), ("Error", "failure"),
+        ("blocked", "unknown"), ("", "unknown"), ("✅", "unknown"), ("PARTIAL", "unknown"),
+    ],
+)
+def test_status_words_as_people_write_them(word: str, outcome: str) -> None:
+    assert status_outcome(word) == outcome
+
+
+def test_user_shaped_log_gives_the_right_progress_and_durations(sample: Path) -> None:
+    path = write_log(sample, USER_LOG)
+    lines, warnings = read_log(path)
+    assert len(lines) == len(USER_LOG)
+    # The unknown word warns with file:line and is never silently a failure.
+    assert len(warnings) == 1 and f"{path}:6" in warnings[0] and "blocked on quota" in warnings[0]
+    got = phases(sample)
+    assert got["1.1"].state == "resolved" and got["1.1"].duration_s == 12 * 60 and got["1.1"].cells_fixed == [3, 5]
+    assert got["1.2"].state == "resolved" and got["1.2"].duration_s == 40 * 60
+    assert got["1.2"].notes == {"servers_verified": 8}
+    assert got["1.4"].state == "resolved" and got["1.4"].duration_s is None  # no start: duration unknown
+    assert got["1.6"].state == "unknown" and got["1.6"].label == "UNKNOWN"
+    group = next(g for g in compute_progress(load_workspace(sample)) if g.group == "1")
+    assert group.resolved == 3 and group.line.startswith("Phase 1 Progress: 37.5% (3/8")
+
+
+def test_log_backdates_with_at_and_started(sample: Path) -> None:
+    result = invoke(
+        ["log", "1.3", "complete", "-m", "Embeddings fixed", "--cells", "21,23",
+         "--started", "2025-11-14T03:00:00Z", "--at", "2025-11-14 03:25"],
+        cwd=sample,
+    )
+    assert result.exit_code == 0, result.output
+    lines, warnings = read_log(sample / LOG)
+    assert warnings == []
+    assert [(line.action, line.timestamp.isoformat()) for line in lines] == [
+        ("start", "2025-11-14T03:00:00+00:00"),
+        ("complete", "2025-11-14T03:25:00+00:00"),
+    ]
+    got = phases(sample)["1.3"]
+    assert got.state == "resolved" and got.duration_s == 25 * 60 and got.cells_fixed == [21, 23]
+    # A backdated start without a pair also lands at its own time.
+    assert invoke(["log", "1.4", "start", "-m", "x", "--at", "2025-11-14T05:00:00+01:00"], cwd=sample).exit_code == 0
+    assert phases(sample)["1.4"].started_at.isoformat() == "2025-11-14T04:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--at", "yesterday"], "--at 'yesterday' is not a time"),
+        (["--at", "2099-01-01T00:00:00Z"], "in the future"),
+        (["--started", "2025-11-14T04:00Z", "--at", "2025-11-14T03:00Z"], "is after the line's own time"),
+    ],
+)
+def test_bad_log_times_are_refused_and_nothing_is_written(sample: Path, args: list[str], words: str) -> None:
+    result = invoke(["log", "1.3", "complete", "-m", "x", *args], cwd=sample)
+    assert result.exit_code == 2 and words in result.output and "Traceback" not in result.output
+    assert not (sample / LOG).exists()
+
+
+def test_started_goes_with_a_terminal_line(sample: Path) -> None:
+    result = invoke(["log", "1.3", "start", "-m", "x", "--started", "2025-11-14T03:00Z"], cwd=sample)
+    assert result.exit_code == 2 and "--started goes with a complete or fail line" in result.output
+
+
+def test_pages_show_the_message_keys_and_agree_on_run_counts(sample: Path) -> None:
+    write_log(sample, USER_LOG)
+    ws = load_workspace(sample)
+    lines, warnings = read_log(ws.timestamp_log)
+    groups = compute_progress(ws, log=(lines, warnings))
+    got = {p.id: p for g in groups for p in g.phases}
+    page = phase_page(ws, got["1.2"], LinkMap(ws))
+    assert "All 8 MCP servers verified" in page and "| Servers verified | 8 |" in page
+    assert "RESOLVED ✅ (read as RESOLVED)" in page
+    home = home_page(ws, groups, warnings)
+    assert "[1 run (logged by hand)](runs/phase-1.2.md)" in home
+    runs = runs_page(ws, got["1.2"], [line for line in lines if line.phase == "1.2"])
+    assert "1 run (logged by hand): done without `runbook run`" in runs and "No run" not in runs
+    assert "Servers verified: 8" in runs
+    assert "UNKNOWN" in home and "blocked on quota" in home  # the warning is on the home page too
