@@ -126,3 +126,100 @@ def test_pages_show_the_message_keys_and_agree_on_run_counts(sample: Path) -> No
     assert "1 run (logged by hand): done without `runbook run`" in runs and "No run" not in runs
     assert "Servers verified: 8" in runs
     assert "UNKNOWN" in home and "blocked on quota" in home  # the warning is on the home page too
+
+
+# ---------------------------------------------------------------- charts (static SVG)
+
+from datetime import UTC, datetime, timedelta  # noqa: E402
+from xml.etree import ElementTree  # noqa: E402
+
+from runbook import charts  # noqa: E402
+from runbook.docs.chart import burnup, run_spans, timeline_chart  # noqa: E402
+
+SVG = "{http://www.w3.org/2000/svg}"
+T0 = datetime(2025, 11, 14, 1, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "span",
+    [timedelta(minutes=3), timedelta(minutes=40), timedelta(hours=5), timedelta(hours=30), timedelta(days=9),
+     timedelta(days=120), timedelta(days=800)],
+)
+def test_axis_ticks_fit_the_span_and_read_differently(span: timedelta) -> None:
+    low, high, marks = charts.ticks(T0, T0 + span, width=400)
+    labels = [text for _mark, text in marks]
+    assert len(labels) == len(set(labels)), labels
+    assert 2 <= len(labels) <= 400 // charts.TICK_PX + 1
+    assert low <= T0 and high >= T0 + span
+
+
+def test_timeline_is_an_svg_with_one_bar_per_run_coloured_by_outcome(sample: Path) -> None:
+    write_log(sample, USER_LOG)
+    lines, _ = read_log(sample / LOG)
+    svg = timeline_chart(run_spans(lines), {"1.1": "Env", "1.2": "MCP"})
+    root = ElementTree.fromstring(svg)
+    assert root.tag == f"{SVG}svg"
+    bars = [e for e in root.iter() if "rb-bar" in (e.get("class") or "")]
+    assert len(bars) == 4  # 1.1 and 1.2 are spans; 1.4 and 1.6 are lines without a start (markers)
+    fills = {e.get("class", "").split("--")[-1]: e.get("fill") for e in bars}
+    assert fills["resolved"] == charts.COLOURS["resolved"] and fills["unknown"] == charts.COLOURS["unknown"]
+    assert int(root.get("font-size")) >= 11
+    assert all(float(e.get("font-size", root.get("font-size"))) >= 11 for e in root.iter(f"{SVG}text"))
+
+
+def test_burnup_counts_resolved_phases_in_time_order(sample: Path) -> None:
+    write_log(sample, USER_LOG)
+    lines, _ = read_log(sample / LOG)
+    points = burnup(lines, [f"1.{n}" for n in range(1, 9)])
+    assert [(p.time.strftime("%H:%M"), p.done, p.total) for p in points] == [
+        ("01:12", 1, 8), ("02:40", 2, 8), ("03:00", 3, 8)
+    ]
+    root = ElementTree.fromstring(charts.burnup_svg(points))
+    assert len([e for e in root.iter(f"{SVG}circle")]) == 3
+
+
+def test_step_durations_scale_to_the_longest_step() -> None:
+    svg = charts.durations_svg([charts.Duration("a", 1.0, "ok"), charts.Duration("b", 4.0, "changed"),
+                                charts.Duration("c", None, "skipped")])
+    bars = [e for e in ElementTree.fromstring(svg).iter(f"{SVG}rect") if "rb-bar" in (e.get("class") or "")]
+    widths = [float(e.get("width")) for e in bars]
+    assert widths[1] == pytest.approx(4 * widths[0], rel=0.01) and widths[2] == 2.0
+    assert "—" in svg  # an unknown duration is written as unknown, not 0
+
+
+def test_report_emoji_become_local_icons_outside_code() -> None:
+    from runbook.docs.emoji import icon_emoji
+
+    text = "Status: RESOLVED ✅\n\n`✅ in code`\n\n```\n❌ in a fence\n```\n| ❌ | x |\n"
+    out = icon_emoji(text)
+    assert ":material-check-circle:" in out.splitlines()[0]
+    assert "`✅ in code`" in out and "❌ in a fence" in out and ":material-close-circle:" in out.splitlines()[-1]
+
+
+def test_zensical_builds_the_same_pages_from_mkdocs_yml(sample: Path, tmp_path: Path) -> None:
+    """Zensical (Material's successor) reads our mkdocs.yml: every page mkdocs builds, it builds too."""
+    import shutil
+    import subprocess
+
+    zensical = shutil.which("zensical")
+    if zensical is None:
+        pytest.skip("zensical is not installed (pip install zensical)")
+    write_log(sample, USER_LOG[:4])
+    built = invoke(["docs", "build", "--site-dir", str(tmp_path / "mkdocs-site")], cwd=sample)
+    assert built.exit_code == 0, built.output
+    config = sample / "mkdocs-zensical.yml"
+    config.write_text(
+        f"site_dir: {tmp_path / 'zensical-site'}\n" + (sample / "mkdocs.yml").read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    done = subprocess.run([zensical, "build", "-f", str(config)], cwd=sample, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def pages(site: Path) -> set[str]:
+        return {p.relative_to(site).as_posix() for p in site.rglob("*.html") if p.name != "404.html"}
+
+    mkdocs_pages, zensical_pages = pages(tmp_path / "mkdocs-site"), pages(tmp_path / "zensical-site")
+    assert "timeline.html" in mkdocs_pages and "phases/phase-1.5.html" in mkdocs_pages
+    assert mkdocs_pages <= zensical_pages, sorted(mkdocs_pages - zensical_pages)
+    timeline = (tmp_path / "zensical-site" / "timeline.html").read_text(encoding="utf-8")
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="rb-chart"' in timeline

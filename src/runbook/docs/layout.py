@@ -17,6 +17,8 @@ REFERENCE_DIR = "reference"
 ACTIONS_PAGE = "reference/actions.md"
 CLI_PAGE = "reference/cli.md"
 STYLESHEET = "assets/runbook.css"
+# Material's search needs this shim from file://; the offline plugin would load it from unpkg.com otherwise.
+SEARCH_SHIM = "assets/iframe-worker-shim.js"
 REPORT_ASSETS_DIR = "assets/reports"
 GUIDE_ORDER = ("writing-runbooks.md", "progress.md", "emulator.md")
 REFERENCE_ORDER = ("actions.md", "cli.md")

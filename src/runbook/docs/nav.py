@@ -87,12 +87,20 @@ DEFAULT_MKDOCS = """\
 # `nav:` below; everything else in this file is yours to edit.
 site_name: {site_name}
 docs_dir: {docs_dir}
+# Works offline and from file:// (the offline plugin turns off folder URLs); no Google Fonts, no CDN:
+# the iframe-worker shim search needs from file:// is a local copy (otherwise the plugin adds unpkg's).
 theme:
   name: material
   font: false
   features:
     - navigation.top
     - content.code.copy
+plugins:
+  - search
+  - offline
+extra:
+  polyfills:
+    - assets/iframe-worker-shim.js
 markdown_extensions:
   - tables
   - admonition
@@ -100,11 +108,13 @@ markdown_extensions:
   - md_in_html
   - toc:
       permalink: true
-  - pymdownx.superfences:
-      custom_fences:
-        - name: mermaid
-          class: mermaid
-          format: !!python/name:pymdownx.superfences.fence_code_format
+  - pymdownx.details
+  - pymdownx.highlight
+  - pymdownx.superfences
+  # Icons inlined as SVG from Material's own files; Unicode emoji stay characters (no CDN images).
+  - pymdownx.emoji:
+      emoji_index: !!python/name:material.extensions.emoji.twemoji
+      emoji_generator: !!python/name:runbook.docs.emoji.to_svg
 extra_css:
   - {stylesheet}
 validation:

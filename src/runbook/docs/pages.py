@@ -7,14 +7,15 @@ same text as the reports and the status screen.
 
 from __future__ import annotations
 
+import html
 import os
 
 from ..progress import GroupProgress, PhaseProgress
-from ..record import LogLine, record_paths
+from ..record import LogLine, read_record, record_paths
 from ..status import format_cells, last_run, phase_runs, state_text
 from ..text import code, duration_text, utc_short
 from ..workspace import Workspace
-from .chart import gantt, run_spans
+from .chart import burnup_chart, chart_block, durations_chart, run_spans, timeline_chart
 from .layout import (
     CHANGELOG_PAGE,
     GENERATED_NOTE,
@@ -49,9 +50,12 @@ def _relative_to_root(text: str, workspace: Workspace) -> str:
     return text.replace(str(workspace.root) + os.sep, "")
 
 
-def home_page(workspace: Workspace, groups: list[GroupProgress], warnings: list[str]) -> str:
+def home_page(
+    workspace: Workspace, groups: list[GroupProgress], warnings: list[str], lines: list[LogLine] | None = None
+) -> str:
     """Each phase group's progress bar and its table of phases, linking to reports and runs."""
     config = workspace.config
+    lines = lines or []
     out = [WIDE_PAGE, f"# {md_text(config.project)}\n"]
     if config.description:
         out.append(f"{md_text(config.description.strip())}\n")
@@ -69,6 +73,8 @@ def home_page(workspace: Workspace, groups: list[GroupProgress], warnings: list[
         out.append(f"## Phase {group.group}{title}\n")
         out.append(progress_html(group))
         out.append(f"**{group.line}**\n")
+        if any(line.action != "start" for line in lines if line.phase in {p.id for p in group.phases}):
+            out.append(chart_block(burnup_chart(lines, [p.id for p in group.phases], group.group)))
         rows = []
         for phase in group.phases:
             report = f"[report]({phase_page_path(phase.id)})" if phase.report else "-"
@@ -197,6 +203,7 @@ def runs_page(workspace: Workspace, phase: PhaseProgress, log: list[LogLine]) ->
             f"under `reports/runs/{phase.id}/`, newest first.\n"
         )
         out.append(table(header, rows))
+        out.append(step_charts(workspace, phase.id))
     elif phase.runs:
         out.append(
             f"{runs_text(phase, 0).capitalize()}: done without `runbook run`, so there is no run record; "
@@ -226,6 +233,20 @@ def runs_page(workspace: Workspace, phase: PhaseProgress, log: list[LogLine]) ->
     return "\n".join(out)
 
 
+def step_charts(workspace: Workspace, phase_id: str) -> str:
+    """Step-duration bars of each run, newest first and open, older ones folded, each linking its record."""
+    out = ["### Step durations\n"]
+    paths = list(reversed(record_paths(workspace.reports_dir, phase_id)))
+    for index, path in enumerate(paths):
+        record = read_record(path)
+        out.append(
+            f'<details class="rb-run-chart"{" open" if index == 0 else ""}><summary>Run {record.run_id} '
+            f"({record.status}) · record <code>{html.escape(path.relative_to(workspace.root).as_posix())}</code></summary>"
+        )
+        out.append(chart_block(durations_chart(record)).rstrip("\n") + "</details>\n")
+    return "\n".join(out)
+
+
 def step_counts(steps: dict[str, int]) -> str:
     """`10 ok · 4 changed · 0 failed` (skipped and others only when there are some)."""
     shown = [f"{steps.get(name, 0)} {name}" for name in ("ok", "changed", "failed")]
@@ -251,13 +272,13 @@ def changelog_page(workspace: Workspace, links: LinkMap) -> str:
 
 
 def timeline_page(workspace: Workspace, phases: list[PhaseProgress], lines: list[LogLine], links: LinkMap) -> str:
-    """TIMELINE.md (or a placeholder) with a gantt chart and a table of phase runs over time."""
+    """TIMELINE.md (or a placeholder) with an SVG timeline chart and a table of phase runs over time."""
     spans = run_spans(lines)
     titles = {phase.id: phase.title for phase in phases}
     source = workspace.root / "TIMELINE.md"
     chart = ["## Phase runs over time\n"]
     if spans:
-        chart.append(gantt(spans, titles))
+        chart.append(chart_block(timeline_chart(spans, titles)))
     if spans and not source.is_file():  # TIMELINE.md has its own table of the same runs
         rows = [
             [

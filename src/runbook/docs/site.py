@@ -23,13 +23,16 @@ from .layout import (
     CLI_PAGE,
     HOME_PAGE,
     PHASES_DIR,
+    REFERENCE_DIR,
     REPORT_ASSETS_DIR,
     RUNS_DIR,
+    SEARCH_SHIM,
     STYLESHEET,
     TIMELINE_PAGE,
     phase_page_path,
     runs_page_path,
 )
+from .emoji import icon_emoji
 from .links import LinkMap
 from .nav import site_nav, write_nav
 from .pages import changelog_page, home_page, phase_page, runs_page, timeline_page
@@ -42,6 +45,11 @@ if typing.TYPE_CHECKING:
 def stylesheet_text() -> str:
     """The site's stylesheet, shipped as the package resource `runbook/docs/assets/runbook.css`."""
     return resources.files("runbook.docs").joinpath(STYLESHEET).read_text(encoding="utf-8")
+
+
+def search_shim_text() -> str:
+    """The iframe-worker shim (vendored from its npm package) that lets search run from file://."""
+    return resources.files("runbook.docs").joinpath(SEARCH_SHIM).read_text(encoding="utf-8")
 
 
 def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> list[Path]:
@@ -60,7 +68,7 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
     by_phase: dict[str, list[LogLine]] = {}
     for line in lines:
         by_phase.setdefault(line.phase, []).append(line)
-    pages: dict[str, str] = {HOME_PAGE: home_page(workspace, groups, warnings)}
+    pages: dict[str, str] = {HOME_PAGE: home_page(workspace, groups, warnings, lines)}
     for phase in phases:
         pages[phase_page_path(phase.id)] = phase_page(workspace, phase, links)
         pages[runs_page_path(phase.id)] = runs_page(workspace, phase, by_phase.get(phase.id, []))
@@ -68,7 +76,11 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
     pages[TIMELINE_PAGE] = timeline_page(workspace, phases, lines, links)
     pages[ACTIONS_PAGE] = actions_reference(_action_specs())
     pages[CLI_PAGE] = cli_reference(commands)
+    for relative, text in list(pages.items()):
+        if not relative.startswith(REFERENCE_DIR + "/"):
+            pages[relative] = icon_emoji(text)
     pages[STYLESHEET] = stylesheet_text()
+    pages[SEARCH_SHIM] = search_shim_text()
 
     for relative, text in pages.items():
         write_if_changed(docs_dir / relative, text)
