@@ -4,11 +4,15 @@ words, backdated lines, messages and their own keys, through the CLI and onto th
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from conftest import invoke
+from runbook import charts
+from runbook.docs.chart import burnup, run_spans, timeline_chart
 from runbook.docs.links import LinkMap
 from runbook.docs.pages import home_page, phase_page, runs_page
 from runbook.progress import PhaseProgress, compute_progress
@@ -130,11 +134,6 @@ def test_pages_show_the_message_keys_and_agree_on_run_counts(sample: Path) -> No
 
 # ---------------------------------------------------------------- charts (static SVG)
 
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from xml.etree import ElementTree  # noqa: E402
-
-from runbook import charts  # noqa: E402
-from runbook.docs.chart import burnup, run_spans, timeline_chart  # noqa: E402
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = datetime(2025, 11, 14, 1, 0, tzinfo=UTC)
@@ -175,7 +174,7 @@ def test_burnup_counts_resolved_phases_in_time_order(sample: Path) -> None:
         ("01:12", 1, 8), ("02:40", 2, 8), ("03:00", 3, 8)
     ]
     root = ElementTree.fromstring(charts.burnup_svg(points))
-    assert len([e for e in root.iter(f"{SVG}circle")]) == 3
+    assert len(list(root.iter(f"{SVG}circle"))) == 3
 
 
 def test_step_durations_scale_to_the_longest_step() -> None:
@@ -209,7 +208,7 @@ def test_zensical_builds_the_same_pages_from_mkdocs_yml(sample: Path, tmp_path: 
     assert built.exit_code == 0, built.output
     config = sample / "mkdocs-zensical.yml"
     config.write_text(
-        f"site_dir: {tmp_path / 'zensical-site'}\n" + (sample / "mkdocs.yml").read_text(encoding="utf-8"),
+        "site_dir: zensical-site\n" + (sample / "mkdocs.yml").read_text(encoding="utf-8"),
         encoding="utf-8",
     )
     done = subprocess.run([zensical, "build", "-f", str(config)], cwd=sample, capture_output=True, text=True, timeout=300)
@@ -218,8 +217,21 @@ def test_zensical_builds_the_same_pages_from_mkdocs_yml(sample: Path, tmp_path: 
     def pages(site: Path) -> set[str]:
         return {p.relative_to(site).as_posix() for p in site.rglob("*.html") if p.name != "404.html"}
 
-    mkdocs_pages, zensical_pages = pages(tmp_path / "mkdocs-site"), pages(tmp_path / "zensical-site")
+    mkdocs_pages, zensical_pages = pages(tmp_path / "mkdocs-site"), pages(sample / "zensical-site")
     assert "timeline.html" in mkdocs_pages and "phases/phase-1.5.html" in mkdocs_pages
     assert mkdocs_pages <= zensical_pages, sorted(mkdocs_pages - zensical_pages)
-    timeline = (tmp_path / "zensical-site" / "timeline.html").read_text(encoding="utf-8")
+    timeline = (sample / "zensical-site" / "timeline.html").read_text(encoding="utf-8")
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="rb-chart"' in timeline
+
+
+def test_a_scaffolded_site_loads_no_google_fonts_and_no_cdn(tmp_path: Path) -> None:
+    assert invoke(["init", str(tmp_path / "new")]).exit_code == 0
+    root = tmp_path / "new"
+    config = (root / "mkdocs.yml").read_text(encoding="utf-8")
+    assert "font: false" in config and "offline" in config and "mermaid" not in config
+    built = invoke(["docs", "build", "--site-dir", str(root / "site")], cwd=root)
+    assert built.exit_code == 0, built.output
+    for page in (root / "site").rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "fonts.googleapis" not in text and "unpkg.com" not in text and "cdn.jsdelivr" not in text, page
+    assert (root / "site" / "assets" / "iframe-worker-shim.js").is_file()

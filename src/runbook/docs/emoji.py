@@ -52,6 +52,8 @@ def to_svg(
         element = Element("span", {"class": "rb-emoji", "title": title})
         element.text = alt
         return element
-    from material.extensions.emoji import to_svg as material_svg
+    from material.extensions.emoji import to_svg as material_svg  # type: ignore[import-untyped]
 
-    return material_svg(index, shortname, alias, uc, alt, title, category, options, md)  # type: ignore[no-any-return]
+    element = material_svg(index, shortname, alias, uc, alt, title, category, options, md)
+    assert isinstance(element, Element)
+    return element

@@ -17,6 +17,7 @@ from ..atomic import write_if_changed
 from ..progress import compute_progress
 from ..record import LogLine, read_log
 from ..workspace import Workspace
+from .emoji import icon_emoji
 from .layout import (
     ACTIONS_PAGE,
     CHANGELOG_PAGE,
@@ -32,7 +33,6 @@ from .layout import (
     phase_page_path,
     runs_page_path,
 )
-from .emoji import icon_emoji
 from .links import LinkMap
 from .nav import site_nav, write_nav
 from .pages import changelog_page, home_page, phase_page, runs_page, timeline_page
