@@ -24,7 +24,6 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = "runbook"
 KNOWN_CYCLES = {
-    "gitops<->reports": frozenset({"runbook.gitops", "runbook.reports"}),
 }
 
 

@@ -1,4 +1,4 @@
-"""gitops: repository checks and run commits, in real temporary git repositories (no mocks)."""
+"""gitops and publish: repository checks and run commits, in real temporary git repositories (no mocks)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import git, git_init
-from runbook import gitops
+from runbook import gitops, publish
 from runbook.api import RunOutputs, run_phase
 from runbook.errors import GitError
 from runbook.record import read_record
@@ -199,8 +199,8 @@ def test_nothing_changed_means_no_commit(local_workspace: Path) -> None:
     loaded = ws.load_runbook("1.1")
     record = read_record(first.record_path)  # type: ignore[arg-type]
     paths = [first.record_path, *first.written, root / "app.py", root / ".env"]
-    assert gitops.commit_run(ws, loaded, record, paths) is None  # type: ignore[arg-type]
-    assert gitops.commit_run(ws, loaded, record, [root / ".env", root / "missing.txt"]) is None
+    assert publish.commit_run(ws, loaded, record, paths) is None  # type: ignore[arg-type]
+    assert publish.commit_run(ws, loaded, record, [root / ".env", root / "missing.txt"]) is None
     assert git(root, "rev-parse", "HEAD").strip() == first.commit
 
 
@@ -213,10 +213,10 @@ def test_path_staged_with_other_content_is_refused(local_workspace: Path) -> Non
     (root / "app.py").write_text('MODEL = "FLUX-1.1-pro"\n', encoding="utf-8")
     record = read_record(outputs.record_path)  # type: ignore[arg-type]
     with pytest.raises(GitError, match=r"staged with other content than the working tree: app\.py"):
-        gitops.commit_run(ws, ws.load_runbook("1.1"), record, [root / "app.py"])
+        publish.commit_run(ws, ws.load_runbook("1.1"), record, [root / "app.py"])
     # A path staged with exactly its working-tree content is fine, and ends up clean.
     git(root, "add", "app.py")
-    assert gitops.commit_run(ws, ws.load_runbook("1.1"), record, [root / "app.py"]) is not None
+    assert publish.commit_run(ws, ws.load_runbook("1.1"), record, [root / "app.py"]) is not None
     assert _status(root) == []
 
 
@@ -238,7 +238,7 @@ def test_existing_tag_is_an_error_before_committing(local_workspace: Path) -> No
     ws: Workspace = load_workspace(root)
     record = read_record(outputs.record_path)  # type: ignore[arg-type]
     with pytest.raises(GitError, match=r"tag phase-1\.1-resolved already exists"):
-        gitops.commit_run(ws, ws.load_runbook("1.1"), record, outputs.written, tag=True)
+        publish.commit_run(ws, ws.load_runbook("1.1"), record, outputs.written, tag=True)
     assert git(root, "rev-parse", "HEAD").strip() == head
 
 
@@ -263,3 +263,27 @@ def test_report_command_commits_report_and_record(local_workspace: Path) -> None
     assert _committed(root) == ["reports/phase-1.1.md"]
     assert "?? templates/" in git(root, "status", "--porcelain=v1")
     assert outputs.record_path is not None
+
+
+def test_commit_paths_takes_the_message_and_tag_it_is_given(local_workspace: Path) -> None:
+    root = _repo(local_workspace)
+    (root / "notes.txt").write_text("new notes\n", encoding="utf-8")
+    (root / "other.txt").write_text("left alone\n", encoding="utf-8")
+    sha = gitops.commit_paths(root, ["notes.txt"], "Subject line\n\nBody text.\n", tag="v-test")
+    assert sha is not None and git(root, "rev-parse", "HEAD").strip() == sha
+    assert git(root, "log", "-1", "--format=%B").strip() == "Subject line\n\nBody text."
+    assert _committed(root) == ["notes.txt"] and _status(root) == [" M other.txt"]
+    assert git(root, "tag", "-n1").split() == ["v-test", "Subject", "line"]
+    # Nothing left to commit: no commit, no error, and the tag is not asked for again.
+    assert gitops.commit_paths(root, ["notes.txt"], "Again\n") is None
+
+
+def test_commit_message_lists_steps_and_cells(local_workspace: Path) -> None:
+    root = _repo(local_workspace)
+    outputs = _run(root)
+    ws = load_workspace(root)
+    record = read_record(outputs.record_path)  # type: ignore[arg-type]
+    message = publish.commit_message(ws.load_runbook("1.1"), record)
+    assert message.splitlines()[:2] == ["phase-1.1: First Resolution (resolved)", ""]
+    assert "- discovery look: ok" in message and "- verify check: ok" in message
+    assert message.endswith(f"\nRunbook-Run: {record.run_id}\n")

@@ -22,6 +22,7 @@ from runbook.errors import InputError, RunFailed, TemplateError
 from runbook.loader import LoadedRunbook, read_yaml
 from runbook.model import Runbook
 from runbook.record import RunRecord, read_record, record_paths
+from runbook.text import Markdown, code, duration_text, fence, md_cell, md_table
 from runbook.workspace import Workspace, load_workspace
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -74,8 +75,8 @@ def test_failed_report_matches_golden(golden: Workspace) -> None:
 
 def test_junit_matches_golden(golden: Workspace) -> None:
     loaded = _lenient(golden, "1.5")
-    _golden("phase-1.5-resolved.junit.xml", reports.render_junit(golden, loaded, _record(golden, RESOLVED)))
-    _golden("phase-1.5-failed.junit.xml", reports.render_junit(golden, loaded, _record(golden, FAILED)))
+    _golden("phase-1.5-resolved.junit.xml", reports.render_junit(loaded, _record(golden, RESOLVED)))
+    _golden("phase-1.5-failed.junit.xml", reports.render_junit(loaded, _record(golden, FAILED)))
 
 
 def test_changelog_and_timeline_match_golden(golden: Workspace) -> None:
@@ -209,16 +210,16 @@ def test_interrupted_record_renders_interrupted(golden: Workspace) -> None:
     text = reports.render_report(golden, _lenient(golden, "1.5"), record)
     assert "**Status**: INTERRUPTED ⏸️" in text
     assert "resume it with `runbook run 1.5 --resume`" in text
-    junit = ET.fromstring(reports.render_junit(golden, _lenient(golden, "1.5"), record))
+    junit = ET.fromstring(reports.render_junit(_lenient(golden, "1.5"), record))
     assert junit.get("errors") == "1"
 
 
 # ---------------------------------------------------------------- discovery shapes
 
 
-def _discovery_markdown(output: object) -> str:
-    view = {"status": "ok", "output": output, "error": None, "output_excerpt": "", "reason": None}
-    return str(reports._discovery_item(view)["markdown"])
+def _discovery_markdown(output: object, uses: str = "acme.inventory") -> str:
+    view = {"status": "ok", "uses": uses, "output": output, "error": None, "output_excerpt": "", "reason": None}
+    return str(reports.discovery_item(view)["markdown"])
 
 
 def test_unknown_discovery_shapes_fall_back_to_tables_and_json() -> None:
@@ -235,28 +236,84 @@ def test_unknown_discovery_shapes_fall_back_to_tables_and_json() -> None:
     assert "| `name` | `inference-api` |" in flat and "**url**:\n\n```\nhttps://x.example/a?b=1\n```" in flat
 
 
-def test_known_shapes_are_recognised() -> None:
-    ops = _discovery_markdown([{"id": "op", "display_name": "Op", "method": "GET", "url_template": "/a/{b}"}])
-    assert "| `op` | Op | GET | `/a/{b}` |" in ops
-    http = _discovery_markdown({"status": 404, "elapsed_ms": 12, "url": "http://h/x", "headers": {}, "body": {"e": 1}})
-    assert "**Status**: 404" in http and "```json" in http
-    deployments = _discovery_markdown({"deployments": [{"account": "a1", "name": "d", "model": "m", "image": False}]})
-    assert "**a1** (1 deployment total):" in deployments
+def test_built_in_actions_get_their_renderers() -> None:
+    ops = [{"id": "op", "display_name": "Op", "method": "GET", "url_template": "/a/{b}"}]
+    assert "| `op` | Op | GET | `/a/{b}` |" in _discovery_markdown(ops, "azure.apim.operations")
+    http = {"status": 404, "elapsed_ms": 12, "url": "http://h/x", "headers": {}, "body": {"e": 1}}
+    shown = _discovery_markdown(http, "http.request")
+    assert "**Status**: 404" in shown and "```json" in shown
+    deployments = {"deployments": [{"account": "a1", "name": "d", "model": "m", "image": False}]}
+    assert "**a1** (1 deployment total):" in _discovery_markdown(deployments, "azure.deployments")
+    shell = {"argv": ["cat", "app.py"], "rc": 0, "stdout": "MODEL = 1\n", "stderr": ""}
+    assert _discovery_markdown(shell, "shell").startswith("**Command**: `cat app.py` (exit 0)")
+    listing = {"notebook": "nb.ipynb", "cells": [{"number": 3, "id": "c3", "tags": [], "matches": []}]}
+    assert _discovery_markdown(listing, "notebook.cells").startswith("In `nb.ipynb`:\n\n| Cell | ID | Tags |")
+
+
+def test_renderer_is_chosen_by_uses_not_by_output_shape() -> None:
+    assert reports.renderer_for("azure.deployments").kind == "deployments"
+    assert reports.renderer_for("http.request").kind == "http"
+    assert reports.renderer_for("acme.inventory").kind == "generic"
+    assert reports.renderer_for(None).kind == "generic"
+    # A plug-in whose output looks exactly like azure.deployments' is still shown generically.
+    lookalike = {"deployments": [{"account": "a1", "name": "d", "model": "m", "image": True}]}
+    item = reports.discovery_item(
+        {
+            "status": "ok",
+            "uses": "acme.inventory",
+            "output": lookalike,
+            "error": None,
+            "output_excerpt": "",
+            "reason": None,
+        }
+    )
+    assert item["kind"] == "generic" and item["facts"] == {}
+    assert "deployment total" not in item["markdown"] and "IMAGE MODEL" not in item["markdown"]
+    assert item["markdown"].startswith("**deployments**:\n\n| account | name | model | image |")
+    # The same goes for a plug-in answering like http.request or shell.
+    assert "**Status**" not in _discovery_markdown({"status": 200, "url": "http://h/x"})
+    assert "**Command**" not in _discovery_markdown({"argv": ["x"], "rc": 0, "stdout": "y"})
+    # A built-in whose output lacks the fields its renderer reads (a dry run) falls back to generic.
+    assert reports.renderer_for("shell", {"argv": ["rm", "x"], "dry_run": True}).kind == "generic"
+
+
+def test_failure_excerpt_and_observed_line_follow_uses() -> None:
+    from runbook.reports import outputs
+
+    streams = {"argv": ["false"], "rc": 1, "stdout": "out", "stderr": "boom"}
+    assert outputs.output_excerpt("shell", streams) == "stdout:\nout\nstderr:\nboom"
+    assert outputs.output_excerpt("acme.tool", streams).startswith("{\n")
+    answer = {"method": "POST", "url": "http://h/x", "status": 404, "error": {"code": "DeploymentNotFound"}}
+    assert outputs.output_observed("http.request", answer) == "HTTP 404 (DeploymentNotFound)"
+    assert outputs.output_observed("acme.tool", answer) is None
+    cells = {"cells": [{"number": 109, "status": "error", "error": {"ename": "KeyError", "evalue": "'data'"}}]}
+    assert outputs.output_observed("notebook.run", cells) == "cell 109: KeyError: 'data'"
+    assert outputs.cell_results("acme.tool", cells) is None
+
+
+def test_a_plug_in_may_register_its_own_renderer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runbook.reports import outputs
+
+    def details(output: object) -> tuple[Markdown, dict[str, object]]:
+        return Markdown(f"**Inventory**: {len(output)} items"), {"items": len(output)}  # type: ignore[arg-type]
+
+    monkeypatch.setitem(outputs._RENDERERS, "acme.inventory", outputs.OutputRenderer("inventory", details))
+    assert _discovery_markdown([1, 2, 3]) == "**Inventory**: 3 items"
 
 
 # ---------------------------------------------------------------- markdown building blocks
 
 
 def test_markdown_helpers_escape_pipes_and_backticks() -> None:
-    assert reports.md_cell("a|b `c`") == "a\\|b \\`c\\`"
-    assert reports.md_cell(reports.code("x|y")) == "`x\\|y`"
-    assert reports.md_cell("line 1\nline 2") == "line 1<br>line 2"
-    assert reports.code("uses ``two`` ticks") == "```uses ``two`` ticks```"
-    assert reports.code("`edge`") == "`` `edge` ``"
-    fenced = reports.fence("text with ``` inside\n", "python")
+    assert md_cell("a|b `c`") == "a\\|b \\`c\\`"
+    assert md_cell(code("x|y")) == "`x\\|y`"
+    assert md_cell("line 1\nline 2") == "line 1<br>line 2"
+    assert code("uses ``two`` ticks") == "```uses ``two`` ticks```"
+    assert code("`edge`") == "`` `edge` ``"
+    fenced = fence("text with ``` inside\n", "python")
     assert fenced.startswith("````python\n") and fenced.endswith("\n````")
-    assert reports.fence("\x1b[31mred\x1b[0m") == "```\nred\n```"
-    table = reports.md_table([["1", reports.Markdown("**b**")]], ["A", "B"])
+    assert fence("\x1b[31mred\x1b[0m") == "```\nred\n```"
+    table = md_table([["1", Markdown("**b**")]], ["A", "B"])
     assert table == "| A | B |\n|---|---|\n| 1 | **b** |"
 
 
@@ -273,7 +330,7 @@ def test_markdown_helpers_escape_pipes_and_backticks() -> None:
     ],
 )
 def test_duration_text(seconds: float | None, text: str) -> None:
-    assert reports.duration_text(seconds) == text
+    assert duration_text(seconds) == text
 
 
 # ---------------------------------------------------------------- templates
@@ -313,7 +370,7 @@ def test_template_errors_are_clear(golden: Workspace) -> None:
 
 def test_junit_maps_reproduce_and_verify(golden: Workspace) -> None:
     loaded = _lenient(golden, "1.5")
-    resolved = ET.fromstring(reports.render_junit(golden, loaded, _record(golden, RESOLVED)))
+    resolved = ET.fromstring(reports.render_junit(loaded, _record(golden, RESOLVED)))
     assert resolved.get("tests") == "8" and resolved.get("failures") == "0"
     suites = {s.get("name"): s for s in resolved.iter("testsuite")}
     assert set(suites) == {"phase-1.5.reproduce", "phase-1.5.verify"}
@@ -324,7 +381,7 @@ def test_junit_maps_reproduce_and_verify(golden: Workspace) -> None:
     assert {c.get("classname") for c in verify} == {"phase-1.5.verify"}
     assert verify[0].get("time") == "69.000"
 
-    failed = ET.fromstring(reports.render_junit(golden, loaded, _record(golden, FAILED)))
+    failed = ET.fromstring(reports.render_junit(loaded, _record(golden, FAILED)))
     assert failed.get("failures") == "1" and failed.get("skipped") == "4"
     failure = failed.find(".//testcase[@classname='phase-1.5.fix']/failure")
     assert failure is not None and "text not found" in (failure.get("message") or "")

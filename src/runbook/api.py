@@ -328,7 +328,7 @@ def _publish_and_commit(
     if report:
         outputs.written.extend(_publish(run.ws, run.loaded, record_path, junit))
     if commit:
-        from .gitops import commit_run
+        from .publish import commit_run
 
         paths = [record_path, run.ws.timestamp_log, *outputs.written, *outputs.result.changed_files]
         outputs.commit = commit_run(run.ws, run.loaded, read_record(record_path), paths, tag=tag)
@@ -374,9 +374,9 @@ def _log_end(ws: Workspace, loaded: LoadedRunbook, result: RunResult) -> None:
 
 def _publish(ws: Workspace, loaded: LoadedRunbook, record_path: Path, junit: Path | None) -> list[Path]:
     """Report, changelog, timeline (and JUnit when asked) for a finished run."""
-    from . import reports
+    from .publish import publish_run
 
-    return reports.publish_run(ws, loaded, record_path, junit=junit)
+    return publish_run(ws, loaded, record_path, junit=junit)
 
 
 class _interrupts_to:

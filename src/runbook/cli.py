@@ -416,7 +416,7 @@ def report(
     tag: bool,
 ) -> None:
     """Render the resolution report of PHASE from a stored run record (default: its latest run)."""
-    from .reports import report_phase
+    from .publish import report_phase
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")

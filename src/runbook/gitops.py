@@ -1,8 +1,9 @@
-"""Git for runs: check that a repository is fit to commit in, and commit exactly a run's files.
+"""Git for runs: check that a repository is fit to commit in, and commit exactly the files given.
 
 `check_repository` turns the ways a commit goes wrong (not a repository, a repository owned by
 another user, a locked index, a detached HEAD, no author identity) into `GitError`s that say what to
-do, before anything runs. `commit_run` commits only the paths it is given, like `git commit --only`:
+do, before anything runs. `commit_paths` commits only the paths it is given, with the message text
+it is given (`runbook.publish` builds it from the run), like `git commit --only`:
 the tree is built in a temporary index from HEAD plus those paths, so the user's other staged and
 unstaged changes are neither committed nor disturbed, and ignored files (`.env`) are dropped. Git
 itself is driven through GitPython's command wrapper (plumbing: read-tree, add, write-tree,
@@ -25,11 +26,7 @@ from .errors import GitError, relative_display
 if TYPE_CHECKING:
     from git import Repo
 
-    from .loader import LoadedRunbook
-    from .record import RunRecord
-    from .workspace import Workspace
-
-__all__ = ["RepositoryInfo", "check_repository", "commit_message", "commit_run", "tag_name"]
+__all__ = ["RepositoryInfo", "check_repository", "commit_paths"]
 
 
 @dataclass(frozen=True)
@@ -150,37 +147,6 @@ def check_repository(root: Path) -> RepositoryInfo:
 # ---------------------------------------------------------------- the commit
 
 
-def tag_name(phase: str) -> str:
-    return f"phase-{phase}-resolved"
-
-
-def commit_message(loaded: LoadedRunbook, record: RunRecord) -> str:
-    """`phase-1.5: <Title> Resolution (resolved)`, then the steps with statuses, cells changed, run id."""
-    from .reports import COMMIT_WORDS, _resolution_title, step_results
-
-    runbook = loaded.runbook
-    word = COMMIT_WORDS.get(record.status, record.status)
-    lines = [f"phase-{runbook.phase}: {_resolution_title(runbook.title)} ({word})", ""]
-    views = step_results(loaded, record)
-    lines.append(f"Run {record.run_id} of {loaded.doc.display}.")
-    lines.append("")
-    lines.append("Steps:")
-    for view in views:
-        status = view["status"].replace("_", " ")
-        if view["stage"] == "reproduce":
-            status = "failed (fault reproduced)" if view["status"] == "failed" else f"{status} (fault not reproduced)"
-        lines.append(f"- {view['stage']} {view['id']}: {status}")
-    cells = [c for v in views if v["stage"] == "fix" and v["status"] == "changed" for c in v["cells"]]
-    if cells:
-        lines.append("")
-        lines.append("Cells changed:")
-        for cell in cells:
-            number = cell["number"] if cell["number"] is not None else "?"
-            lines.append(f"- {number}" + (f" ({cell['id']})" if cell["id"] else ""))
-    lines.extend(["", f"Runbook-Run: {record.run_id}"])
-    return "\n".join(lines) + "\n"
-
-
 def _repo_paths(tree: Path, paths: Iterable[Path | str], workspace_root: Path) -> list[str]:
     """Paths relative to the work tree (posix), de-duplicated; outside it or inside .git: dropped."""
     found: list[str] = []
@@ -248,23 +214,26 @@ def _refuse_conflicting_stage(repo: Repo, tree: Path, head: str | None, paths: S
         )
 
 
-def commit_run(
-    ws: Workspace,
-    loaded: LoadedRunbook,
-    record: RunRecord,
+def commit_paths(
+    root: Path,
     paths: Sequence[Path | str],
+    message: str,
     *,
-    tag: bool = False,
+    tag: str | None = None,
+    tag_message: str | None = None,
 ) -> str | None:
     """Commit exactly `paths` (ignored ones dropped) on the current branch; None when nothing changed.
 
-    The user's other staged and unstaged changes stay as they were. With `tag`, a resolved run's
-    commit is tagged `phase-<id>-resolved` (a failed run is never tagged).
+    `root`: the workspace (relative `paths` are taken from it). `message`: the whole commit message,
+    subject first. The user's other staged and unstaged changes stay as they were. With `tag`, the
+    new commit gets that annotated tag (`tag_message`, default the subject); an existing tag of that
+    name is an error before anything is committed.
     """
-    with _open(ws.root) as repo:
-        info = _check(repo, ws.root)
+    subject = message.split("\n", 1)[0]
+    with _open(root) as repo:
+        info = _check(repo, root)
         tree = info.root
-        wanted = _repo_paths(tree, paths, ws.root)
+        wanted = _repo_paths(tree, paths, root)
         ignored = set(repo.ignored(*wanted)) if wanted else set()
         wanted = [p for p in wanted if p not in ignored]
         in_head = _tree_entries(repo, info.head, wanted)
@@ -272,11 +241,10 @@ def commit_run(
         if not wanted:
             return None
         _refuse_conflicting_stage(repo, tree, info.head, wanted)
-        name = tag_name(loaded.runbook.phase) if tag and record.status == "success" else None
-        if name is not None and name in [t.name for t in repo.tags]:
+        if tag is not None and tag in [t.name for t in repo.tags]:
             raise GitError(
-                f"tag {name} already exists (at {repo.tags[name].commit.hexsha[:10]})",
-                hint=f"delete it first (`git tag -d {name}`) or commit without --tag",
+                f"tag {tag} already exists (at {repo.tags[tag].commit.hexsha[:10]})",
+                hint=f"delete it first (`git tag -d {tag}`) or commit without --tag",
             )
         with tempfile.TemporaryDirectory(prefix="runbook-commit-", dir=info.git_dir) as scratch:
             env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
@@ -289,14 +257,13 @@ def commit_run(
             if info.head is not None and new_tree == repo.head.commit.tree.hexsha:
                 return None
             message_file = Path(scratch) / "message"
-            message_file.write_text(commit_message(loaded, record), encoding="utf-8")
+            message_file.write_text(message, encoding="utf-8")
             parents = ["-p", info.head] if info.head else []
             sha = str(repo.git.commit_tree(new_tree, *parents, "-F", str(message_file))).strip()
-        subject = commit_message(loaded, record).split("\n", 1)[0]
         # Compare-and-swap on the branch: a commit made meanwhile by someone else is not overwritten.
         repo.git.update_ref("-m", f"commit (runbook): {subject}", "HEAD", sha, info.head or "")
         # Like `git commit --only`: our paths' index entries now match the new HEAD; others untouched.
         repo.git.reset("-q", "--", *wanted)
-        if name is not None:
-            repo.create_tag(name, ref=sha, message=f"Phase {loaded.runbook.phase} resolved by run {record.run_id}")
+        if tag is not None:
+            repo.create_tag(tag, ref=sha, message=tag_message or subject)
         return sha

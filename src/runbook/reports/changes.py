@@ -1,0 +1,239 @@
+"""What a run's fix changed: before/after blocks from its diffs, the cells to fix and the cells modified.
+
+Fix steps record unified diffs (one section per file or notebook cell); `key_changes` turns them
+into the seed report's `# Before:` / `# After:` blocks. The authored `report.cells` notes of the
+runbook are matched to the cells the run actually saw (by number, id or tag) for the "Cells to
+Fix" and "Cells Modified" tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..loader import LoadedRunbook
+from ..text import Markdown, code, fence
+from .markdown import cell_title, first_line
+from .views import as_number
+
+__all__ = ["cell_directory", "cells_modified", "cells_to_fix", "key_changes"]
+
+_STEP_PREFIX = re.compile(r"^\s*(?:(?:update|fix|edit|change)\s+)?cell\s+\d+\s*[-:–—]\s*", re.IGNORECASE)
+_CELL_LABEL = re.compile(r"cell\s+(\d+)(?:\s*\(([^)]+)\))?", re.IGNORECASE)
+
+
+def _diff_sections(diff: str) -> list[tuple[str, str]]:
+    """Split a (possibly multi-file) unified diff into (label, text) per file or cell."""
+    sections: list[tuple[str, list[str]]] = []
+    for line in diff.split("\n"):
+        if line.startswith("--- "):
+            label = line[4:].strip()
+            label = label[2:] if label.startswith("a/") else label
+            sections.append((label, [line]))
+        elif sections:
+            sections[-1][1].append(line)
+        else:
+            sections.append(("", [line]))
+    return [(label, "\n".join(lines).strip("\n")) for label, lines in sections if any(lines)]
+
+
+def _before_after(section: str, limit: int = 40) -> tuple[list[str], list[str]]:
+    before: list[str] = []
+    after: list[str] = []
+    for line in section.split("\n"):
+        if line.startswith(("---", "+++")):
+            continue
+        if line.startswith("@@"):
+            if before and before[-1] != "# …":
+                before.append("# …")
+            if after and after[-1] != "# …":
+                after.append("# …")
+        elif line.startswith("-"):
+            before.append(line[1:])
+        elif line.startswith("+"):
+            after.append(line[1:])
+
+    def cut(lines: list[str]) -> list[str]:
+        lines = [line for line in lines if line != "# …"] if len([x for x in lines if x != "# …"]) <= 1 else lines
+        while lines and lines[-1] == "# …":
+            lines.pop()
+        if len(lines) > limit:
+            return [*lines[:limit], f"# … ({len(lines) - limit} more lines)"]
+        return lines
+
+    return cut(before), cut(after)
+
+
+_LANGS = {".py": "python", ".ipynb": "python", ".sh": "bash", ".env": "bash", ".yaml": "yaml", ".yml": "yaml"}
+
+
+def key_changes(fix_views: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    changes: list[dict[str, Any]] = []
+    for view in fix_views:
+        if not view["diff"] or view["status"] != "changed":
+            continue
+        for label, section in _diff_sections(view["diff"]):
+            match = _CELL_LABEL.search(label)
+            ref = None
+            if match:
+                number = int(match.group(1))
+                ref = next((c for c in view["cells"] if c["number"] == number), None) or {
+                    "number": number,
+                    "id": match.group(2),
+                }
+            elif len(view["cells"]) == 1:
+                ref = view["cells"][0]
+            before, after = _before_after(section)
+            title = _STEP_PREFIX.sub("", view["title"]) if ref is not None else view["title"]
+            if ref is not None:
+                subject = cell_title(ref)
+                lang = "python"
+            else:
+                subject = label or (view["files"][0] if view["files"] else view["id"])
+                lang = _LANGS.get(Path(subject).suffix or Path(subject).name, "")
+            if lang in ("python", "bash", "yaml"):
+                body = "\n".join(["# Before:", *before, "", "# After:", *after])
+                block = fence(body, lang)
+            else:
+                block = fence(section, "diff")
+            changes.append(
+                {
+                    "subject": subject,
+                    "title": title or view["title"],
+                    "step": view["id"],
+                    "cell": ref,
+                    "before": before,
+                    "after": after,
+                    "diff": section,
+                    "markdown": block,
+                }
+            )
+    return changes
+
+
+# ---------------------------------------------------------------- cells to fix, cells modified
+
+
+def cell_directory(views: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every cell the run saw, with number, id and tags (notebook.cells outputs, steps' cells)."""
+    cells: list[dict[str, Any]] = []
+    for view in views:
+        output = view["output"]
+        listed = output.get("cells") if isinstance(output, Mapping) else None
+        for item in listed if isinstance(listed, list) else []:
+            if isinstance(item, Mapping) and as_number(item.get("number")) is not None:
+                tags = [str(t) for t in item.get("tags") or [] if isinstance(t, str)]
+                cells.append({"number": as_number(item["number"]), "id": item.get("id"), "tags": tags})
+        cells.extend({"number": r["number"], "id": r["id"], "tags": r["tags"]} for r in view["cells"])
+    return cells
+
+
+def _same_cell(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    if a.get("number") is not None and a.get("number") == b.get("number"):
+        return True
+    if a.get("id") and a.get("id") == b.get("id"):
+        return True
+    return bool(set(a.get("tags") or []) & set(b.get("tags") or []))
+
+
+def _note_cell(note: Any, directory: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """An authored `cells:` entry (a number, an id or a tag) resolved against the cells of the run."""
+    number = as_number(note.cell)
+    key = str(note.cell)
+    cell: dict[str, Any] = {"number": number, "id": note.id, "tags": [] if number is not None else [key]}
+    if number is None and note.id is None and re.match(r"^cell[_-]", key):
+        cell.update(id=key, tags=[])
+    for known in directory:
+        if _same_cell(cell, known):
+            cell["number"] = cell["number"] if cell["number"] is not None else known["number"]
+            cell["id"] = cell["id"] or known["id"]
+            cell["tags"] = list(dict.fromkeys([*cell["tags"], *(known.get("tags") or [])]))
+    return cell
+
+
+def _cell_display(cell: Mapping[str, Any], authored: Any = None) -> Any:
+    """`15`, or `15 (image-config)` when the runbook names the cell by tag."""
+    tag = str(authored) if authored is not None and as_number(authored) is None and authored != cell.get("id") else None
+    if cell.get("number") is None:
+        return code(tag or cell.get("id") or "?")
+    return Markdown(f"{cell['number']} ({code(tag)})") if tag else cell["number"]
+
+
+def cells_to_fix(
+    loaded: LoadedRunbook, fix: Sequence[Mapping[str, Any]], directory: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for note in loaded.runbook.report.cells:
+        cell = _note_cell(note, directory)
+        rows.append(
+            {
+                **cell,
+                "cell": note.cell,
+                "display": _cell_display(cell, note.cell),
+                "description": note.description,
+                "change": note.change,
+            }
+        )
+    for view in fix:
+        for ref in view["cells"]:
+            if any(_same_cell(ref, row) for row in rows):
+                continue
+            rows.append(
+                {
+                    **ref,
+                    "cell": ref["number"] if ref["number"] is not None else ref["id"],
+                    "display": _cell_display(ref),
+                    "description": ref["description"] or view["title"],
+                    "change": view["description"],
+                }
+            )
+    return rows
+
+
+def cells_modified(
+    loaded: LoadedRunbook, fix: Sequence[Mapping[str, Any]], directory: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    notes = [(note, _note_cell(note, directory)) for note in loaded.runbook.report.cells]
+    rows: list[dict[str, Any]] = []
+    for view in fix:
+        for ref in view["cells"]:
+            note = next((n for n, cell in notes if _same_cell(ref, cell)), None)
+            status = view["status"]
+            if status == "changed":
+                made, state = ref["description"] or view["description"] or view["title"], "✅"
+            elif status == "ok":
+                made, state = "already applied - no changes needed", "✅ already applied"
+            elif status == "failed":
+                error = view["error"] or {}
+                made, state = f"not changed: {first_line(error.get('message') or 'failed')}", "❌ failed"
+            else:
+                made, state = f"not changed: {view['reason'] or 'did not run'}", f"{view['icon']} not run"
+            rows.append(
+                {
+                    **ref,
+                    "id": ref["id"] or (note.id if note else None),
+                    "display": _cell_display(ref, note.cell if note else None),
+                    "change": made,
+                    "status": status,
+                    "state": state,
+                    "step": view["id"],
+                }
+            )
+    for note, cell in notes:
+        if any(_same_cell(cell, row) for row in rows):
+            continue
+        rows.append(
+            {
+                **cell,
+                "display": _cell_display(cell, note.cell),
+                "change": note.change or "not touched by this run",
+                "status": "untouched",
+                "state": "—",
+                "step": None,
+            }
+        )
+    # Changed cells first, then the ones that needed nothing, then the rest (the seed's order).
+    rank = {"changed": 0, "ok": 1}
+    return sorted(rows, key=lambda r: rank.get(r["status"], 2))

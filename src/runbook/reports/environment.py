@@ -1,0 +1,105 @@
+"""The Jinja environment of report templates, and rendering a template into text.
+
+Sandboxed, `StrictUndefined` (a misspelt variable is an error, never an empty string), no
+autoescape (the output is markdown). A workspace's `templates/` folder is searched first, so a
+template there overrides the packaged default of the same name in `runbook/templates/`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from importlib import resources
+from typing import Any
+
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    FileSystemLoader,
+    FunctionLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+)
+from jinja2.exceptions import SecurityError
+from jinja2.loaders import split_template_path
+from jinja2.sandbox import SandboxedEnvironment
+
+from ..errors import InputError, TemplateError
+from ..text import Markdown, code, duration_text, fence, md_cell, md_table, utc_text
+from ..workspace import Workspace
+from .markdown import excerpt, first_line
+
+__all__ = ["CHANGELOG_TEMPLATE", "REPORT_TEMPLATE", "TIMELINE_TEMPLATE", "render_template", "report_environment"]
+
+REPORT_TEMPLATE = "resolution.md"
+CHANGELOG_TEMPLATE = "changelog.md"
+TIMELINE_TEMPLATE = "timeline.md"
+
+
+def _package_template(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+    node = resources.files("runbook").joinpath("templates", *split_template_path(name))
+    if not node.is_file():
+        return None
+    return node.read_text(encoding="utf-8"), f"runbook/templates/{name}", lambda: True
+
+
+def report_environment(ws: Workspace | None = None) -> SandboxedEnvironment:
+    """The sandboxed environment for report templates: the workspace's templates/, then the defaults."""
+    loaders: list[BaseLoader] = []
+    if ws is not None and ws.templates_dir.is_dir():
+        loaders.append(FileSystemLoader(str(ws.templates_dir)))
+    loaders.append(FunctionLoader(_package_template))
+    env = SandboxedEnvironment(
+        loader=ChoiceLoader(loaders),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        md_table=md_table,
+        md_cell=md_cell,
+        md=Markdown,
+        code=code,
+        fence=fence,
+        duration=duration_text,
+        utc=utc_text,
+        excerpt=excerpt,
+        first_line=first_line,
+        to_json=lambda value, indent=None: json.dumps(value, indent=indent, ensure_ascii=False, default=str),
+    )
+    env.globals.update(md_table=md_table, fence=fence, code=code)
+    for unsafe in ("cycler", "joiner"):
+        env.globals.pop(unsafe, None)
+    return env
+
+
+def render_template(ws: Workspace | None, template: str, context: Mapping[str, Any]) -> str:
+    """`template` rendered with `context`; a missing template, bad syntax or unknown name is a clear error."""
+    env = report_environment(ws)
+    try:
+        tmpl = env.get_template(template)
+    except TemplateNotFound:
+        where = f"{ws.config.paths.templates}/ or " if ws is not None else ""
+        raise InputError(
+            f"no report template {template!r} in {where}the packaged defaults",
+            hint=f"packaged templates: {', '.join(packaged_templates())}",
+        ) from None
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"{exc.filename or template}:{exc.lineno}: template syntax error: {exc.message}") from None
+    try:
+        return tmpl.render(**context)
+    except (UndefinedError, SecurityError) as exc:
+        raise TemplateError(
+            f"{template}: {exc}",
+            hint="see the template variables in runbook.reports.build_report_context",
+        ) from None
+
+
+def packaged_templates() -> list[str]:
+    """Names of the default templates shipped in `runbook/templates/`."""
+    folder = resources.files("runbook").joinpath("templates")
+    return sorted(item.name for item in folder.iterdir() if item.is_file())

@@ -1,0 +1,511 @@
+"""The resolution report: the context its template sees, and rendering and writing it.
+
+`build_report_context` is a pure function of the workspace (plan, timestamp log), the loaded
+runbook (authored material) and the run record (through the step views of `views`): the same
+inputs give byte-identical output, with no wall clock and no absolute paths. The report follows the
+hand-written seed report: summary, root causes, discovery details, resolution steps, cells to fix,
+the A-L testing plan, environment variables, files, results, lessons, progress and the next phase.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_if_changed
+from ..loader import LoadedRunbook
+from ..model import Runbook
+from ..progress import compute_progress, group_of
+from ..record import RunRecord, parse_time, read_log
+from ..text import Markdown, code, duration_text, fence
+from ..workspace import Workspace
+from .changes import cell_directory, cells_modified, cells_to_fix, key_changes
+from .environment import REPORT_TEMPLATE, render_template
+from .markdown import cells_text, join_words, plural
+from .outputs import cell_results, discovery_item
+from .paths import relative_path, report_path
+from .runbooks import PhaseRunbooks
+from .views import STAGE_ORDER, record_events, run_facts, step_results
+
+__all__ = [
+    "build_report_context",
+    "render_report",
+    "report_heading",
+    "resolution_title",
+    "run_info",
+    "write_report",
+]
+
+STATUS_LABELS = {
+    "success": "RESOLVED ✅",
+    "failed": "FAILED ❌",
+    "interrupted": "INTERRUPTED ⏸️",
+    "incomplete": "IN PROGRESS ⏳",
+}
+_HTTP_CODE = re.compile(r"\b([45]\d{2})\b")
+
+
+def resolution_title(title: str) -> str:
+    """`Image Generation Deployment Resolution`: the runbook's title, ending in "Resolution" once."""
+    return title if title.rstrip().lower().endswith("resolution") else f"{title} Resolution"
+
+
+def report_heading(runbook: Runbook) -> str:
+    """`Phase 1.5 - Image Generation Deployment Resolution` (the seed's first line, without `#`)."""
+    return f"Phase {runbook.phase} - {resolution_title(runbook.title)}"
+
+
+def run_info(
+    ws: Workspace, loaded: LoadedRunbook, record: RunRecord, views: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The `run` of the report context: the record's facts plus labels and the failing step's view."""
+    facts = run_facts(record)
+    status, partial = facts["status"], facts["partial"]
+    label = STATUS_LABELS.get(status, status.upper())
+    if status == "success" and partial:
+        label = f"PARTIAL RUN ✅ ({partial}: not a resolution)"
+    digest = facts["digest"]
+    failed_id = facts["failed_step"]
+    failing = next(
+        (v for v in views if v["stage"] != "reproduce" and v["status"] in ("failed", "interrupted", "running")),
+        None,
+    )
+    if failed_id:
+        failing = next((v for v in views if v["id"] == failed_id and v["stage"] != "reproduce"), failing)
+    return {
+        "id": facts["id"],
+        "status": status,
+        "status_label": label,
+        "resolved": status == "success" and not partial,
+        "partial": partial,
+        "resumed": facts["resumed"],
+        "restored": facts["restored"],
+        "target": facts["target"],
+        "runbook": facts["runbook"] or loaded.doc.display,
+        "digest": digest,
+        "runbook_changed": bool(digest) and digest != loaded.digest,
+        "record": relative_path(ws, record.path),
+        "record_warnings": facts["warnings"],
+        "started_at": facts["started_at"],
+        "finished_at": facts["finished_at"],
+        "ended": facts["ended"],
+        "duration_s": facts["duration_s"],
+        "duration_text": duration_text(facts["duration_s"]),
+        "time_label": "Resolution Time" if status == "success" and not partial else "Run Time",
+        "reproduced": facts["reproduced"],
+        "changed_files": facts["changed_files"],
+        "counts": facts["counts"],
+        "failed_step": failing,
+        "vars": facts["vars"],
+    }
+
+
+def _pre_fix_state(run: Mapping[str, Any], reproduce: Sequence[Mapping[str, Any]], verify_cells: list[Any]) -> str:
+    if not reproduce:
+        return "Not reproduced in this run (reproduce was off: `--no-reproduce`, a partial run, or no verify steps)."
+    ran = [v for v in reproduce if v["status"] not in ("skipped", "not_run", "running", "interrupted")]
+    failed = [v for v in ran if v["status"] == "failed"]
+    if not ran:
+        return "The reproduce checks did not run."
+    codes = {m.group(1) for v in failed for m in [_HTTP_CODE.search(v["observed"])] if m}
+    subject = plural(len(ran), "verify check")
+    if verify_cells:
+        subject += f" (on {cells_text(verify_cells).lower()})"
+    if failed and len(failed) == len(ran):
+        lead = f"All {subject}" if len(ran) > 1 else f"The verify check{subject[len('1 verify check') :]}"
+        if len(codes) == 1:
+            return f"{lead} failed before the fix with HTTP {codes.pop()}: the fault is reproduced."
+        return f"{lead} failed before the fix: the fault is reproduced."
+    if failed:
+        return f"{len(failed)} of {len(ran)} verify checks failed before the fix; the others already passed."
+    return "The fault did not reproduce: every verify check already passed before the fix."
+
+
+def _summary_sentence(
+    phase: str,
+    run: Mapping[str, Any],
+    views: Sequence[Mapping[str, Any]],
+    discovery: Sequence[Mapping[str, Any]],
+    cells_changed: Sequence[Mapping[str, Any]],
+) -> str:
+    sentences: list[str] = []
+    for item in discovery:
+        facts = item["facts"]
+        if item["kind"] != "deployments":
+            continue
+        text = f"Discovery found {plural(facts['deployments'], 'deployment')} in {plural(facts['accounts'], 'account')}"
+        if facts["image_models"]:
+            names = ", ".join(str(code(n)) for n in facts["image_models"])
+            where = f", only in {join_words(facts['image_accounts'])}" if facts["image_accounts"] else ""
+            text += f"; image models: {names}{where}"
+        sentences.append(text + ".")
+    reproduce = [v for v in views if v["stage"] == "reproduce"]
+    verify = [v for v in views if v["stage"] == "verify"]
+    passed = [v for v in verify if v["status"] in ("ok", "changed")]
+    changed_files = list(run["changed_files"])
+    parts: list[str] = []
+    if reproduce:
+        failed_before = sum(1 for v in reproduce if v["status"] == "failed")
+        if failed_before:
+            parts.append(f"reproduced the fault ({failed_before} of {len(reproduce)} checks failed before the fix)")
+        else:
+            parts.append("did not reproduce the fault (every check passed before the fix)")
+    if cells_changed:
+        numbers = [str(c["number"] if c["number"] is not None else c["id"]) for c in cells_changed]
+        parts.append(f"changed {plural(len(numbers), 'cell')} ({', '.join(numbers)})")
+    if changed_files:
+        parts.append(f"changed {plural(len(changed_files), 'file')} ({', '.join(changed_files)})")
+    elif run["status"] == "success" and any(v["stage"] == "fix" for v in views):
+        parts.append("changed nothing (every fix was already applied)")
+    status = run["status"]
+    lead = f"Run {code(run['id'])}"
+    if status == "success":
+        if verify:
+            parts.append(f"passed {len(passed)} of {len(verify)} verify checks")
+        sentences.append(f"{lead} {join_words(parts)} in {run['duration_text']}.")
+    elif status == "failed":
+        failing = run["failed_step"]
+        where = f" at step {code(failing['id'])} ({failing['stage']}): {failing['observed']}" if failing else ""
+        not_run = sum(1 for v in views if v["status"] in ("skipped", "not_run") and v["stage"] != "reproduce")
+        done = f"{join_words(parts)}, then " if parts else ""
+        sentences.append(
+            f"{lead} {done}failed{where}; {plural(not_run, 'step')} did not run and the phase is not resolved."
+        )
+    elif status == "interrupted":
+        failing = run["failed_step"]
+        where = f" during step {code(failing['id'])}" if failing else ""
+        sentences.append(f"{lead} was interrupted{where}; resume it with {code(f'runbook run {phase} --resume')}.")
+    else:
+        failing = run["failed_step"]
+        where = f" (last step: {code(failing['id'])})" if failing else ""
+        sentences.append(f"{lead} has no end in its record{where}: it is still running, or was killed.")
+    return " ".join(sentences)
+
+
+def _root_causes(loaded: LoadedRunbook) -> list[dict[str, Any]]:
+    causes = []
+    for cause in loaded.runbook.report.root_causes:
+
+        def shown(value: str | list[str] | None) -> str | None:
+            if value is None:
+                return None
+            if isinstance(value, list):
+                return ", ".join(str(code(v)) for v in value)
+            return value.strip()
+
+        causes.append(
+            {
+                "title": cause.title.strip(),
+                "expected": shown(cause.expected),
+                "actual": shown(cause.actual),
+                "detail": cause.detail.strip() if cause.detail else None,
+            }
+        )
+    return causes
+
+
+def _environment(views: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for view in views:
+        if view["stage"] == "reproduce":
+            continue
+        for change in view["changes"]:
+            if change.get("kind") == "env" and change.get("key"):
+                path = str(change.get("path") or ".env")
+                found[(path, str(change["key"]))] = {
+                    "key": str(change["key"]),
+                    "value": change.get("value"),
+                    "action": str(change.get("action") or "set"),
+                    "path": path,
+                    "step": view["id"],
+                }
+        output = view["output"]
+        if view["uses"] == "env.set" and isinstance(output, Mapping) and isinstance(output.get("values"), Mapping):
+            path = str(output.get("path") or ".env")
+            for key, value in output["values"].items():
+                found.setdefault(
+                    (path, str(key)),
+                    {"key": str(key), "value": value, "action": "already set", "path": path, "step": view["id"]},
+                )
+    return list(found.values())
+
+
+def _environment_block(entries: Sequence[Mapping[str, Any]]) -> Markdown:
+    parts: list[str] = []
+    for path in dict.fromkeys(e["path"] for e in entries):
+        mine = [e for e in entries if e["path"] == path]
+        lines = [f"{e['key']}={'' if e['value'] is None else e['value']}" for e in mine]
+        actions: dict[str, list[str]] = {}
+        for entry in mine:
+            actions.setdefault(entry["action"], []).append(str(code(entry["key"])))
+        how = "; ".join(f"{action}: {', '.join(keys)}" for action, keys in actions.items())
+        parts.append(f"In {code(path)} ({how}):\n\n{fence(chr(10).join(lines), 'bash')}")
+    return Markdown("\n\n".join(parts))
+
+
+def _test_method(verify: Sequence[Mapping[str, Any]], cells: list[Any]) -> str:
+    if not verify:
+        return "No verify steps."
+    titles = "; ".join(v["title"] for v in verify)
+    if cells:
+        return f"Execute {cells_text(cells).lower()} sequentially ({titles})."
+    return f"Run {plural(len(verify), 'verify step')} in order: {titles}."
+
+
+def _verify_cells(verify: Sequence[Mapping[str, Any]]) -> list[Any]:
+    cells: list[Any] = []
+    for view in verify:
+        for ref in view["cells"]:
+            value = ref["number"] if ref["number"] is not None else ref["id"]
+            if value not in cells:
+                cells.append(value)
+        for result in cell_results(view["uses"], view["output"]) or []:
+            if result.get("number") is not None and result["number"] not in cells and not result.get("setup"):
+                cells.append(result["number"])
+    return cells
+
+
+def _success_criteria(loaded: LoadedRunbook, verify: Sequence[Mapping[str, Any]]) -> list[str]:
+    criteria = [c.strip() for c in loaded.runbook.report.success_criteria]
+    for view in verify:
+        wanted = [item["message"] or str(code(item["that"].strip())) for item in view["expect"]]
+        if not wanted and view.get("declared_expect"):
+            wanted = [view["declared_expect"]]
+        if not wanted and view["cells"]:
+            numbers = [c["number"] if c["number"] is not None else c["id"] for c in view["cells"]]
+            wanted = [f"{cells_text(numbers).lower()} run{'s' if len(numbers) == 1 else ''} without error"]
+        for text in wanted:
+            line = f"{view['title']}: {text}"
+            if line not in criteria:
+                criteria.append(line)
+    return criteria
+
+
+def _expectation_text(view: Mapping[str, Any]) -> str:
+    results = view["expectations"]
+    if results:
+        return "; ".join(f"{'✅' if e.get('passed') else '❌'} {e.get('message') or e.get('that')}" for e in results)
+    output = view["output"]
+    checked = output.get("expectations") if isinstance(output, Mapping) else None
+    if isinstance(checked, list) and checked and all(isinstance(c, Mapping) and "passed" in c for c in checked):
+        return "; ".join(
+            f"{'✅' if c.get('passed') else '❌'} cell {c.get('cell')}"
+            + (f": {'; '.join(str(f) for f in c['failed'])}" if c.get("failed") else " runs as expected")
+            for c in checked
+        )
+    if view["expect"]:
+        return "; ".join(str(e["message"] or e["that"]) for e in view["expect"])
+    declared = view.get("declared_expect")
+    return declared or "the step succeeds"
+
+
+def _files(authored: Sequence[str], changed: Sequence[str]) -> list[dict[str, Any]]:
+    """Files to modify (authored, maybe `path (what)`) and files the run changed, once each."""
+    files: dict[str, dict[str, Any]] = {}
+    for entry in authored:
+        match = re.match(r"^(?P<path>\S+)(?:\s+\((?P<note>.*)\))?\s*$", entry.strip())
+        path, note = (match.group("path"), match.group("note")) if match else (entry.strip(), None)
+        files.setdefault(path, {"path": path, "note": note, "changed": False})
+    for path in changed:
+        files.setdefault(path, {"path": path, "note": None, "changed": False})["changed"] = True
+    return list(files.values())
+
+
+def _next_phase(ws: Workspace, runbook: Runbook, runbooks: PhaseRunbooks) -> dict[str, Any] | None:
+    """The phase after this one, with the cells it will touch, from the plan's `cells:`.
+
+    The next runbook is not parsed for this line when the plan knows the phase (it may be thousands
+    of steps); only a `next:` phase outside the plan is looked up for its title and cells.
+    """
+    next_id = runbook.next or ws.next_phase(runbook.phase)
+    if not next_id:
+        return None
+    title = ws.phase_title(next_id)
+    cells: list[Any] = []
+    if next_id in ws.phases:
+        cells = list(ws.phases[next_id][1].cells)
+    else:
+        following = runbooks.get(next_id)
+        if following is not None:
+            title = following.runbook.title
+            for note in following.runbook.report.cells:
+                if note.cell not in cells:
+                    cells.append(note.cell)
+            for _stage, step in following.runbook.all_steps():
+                cells.extend(c for c in step.cells if c not in cells)
+    text = f"{next_id} - {title}" + (f" ({cells_text(cells)})" if cells else "")
+    return {"id": next_id, "title": title, "cells": cells, "text": text}
+
+
+def _progress(ws: Workspace, record: RunRecord, phase: str, end_time: Any) -> dict[str, Any] | None:
+    """Progress as of the end of this run: the timestamp log up to then, plus this run's own lines."""
+    lines, _warnings = read_log(ws.timestamp_log)
+    cutoff: datetime | None = None
+    if end_time:
+        try:
+            cutoff = parse_time(str(end_time))
+        except ValueError:
+            cutoff = None
+    kept = [line for line in lines if cutoff is None or line.timestamp <= cutoff or line.run_id == record.run_id]
+    group = group_of(compute_progress(ws, log=(kept, [])), phase)
+    if group is None:
+        return None
+    label, _, value = group.line.partition(": ")
+    return {
+        "line": group.line,
+        "label": label,
+        "value": value,
+        "markdown": f"**{label}**: {value}",
+        "group": group.group,
+        "resolved": group.resolved,
+        "total": group.total,
+        "percent": group.percent_text,
+    }
+
+
+def build_report_context(
+    ws: Workspace, loaded: LoadedRunbook, record: RunRecord, *, runbooks: PhaseRunbooks | None = None
+) -> dict[str, Any]:
+    """Everything a report template may use (plain dicts, lists and strings; see the keys below).
+
+    heading, phase{id,title,group}, run{id,status,status_label,resolved,partial,target,runbook,
+    record,started_at,finished_at,duration_s,duration_text,time_label,reproduced,changed_files,
+    counts,failed_step,runbook_changed,...}, summary{authored,generated}, root_causes[title,expected,
+    actual,detail], discovery[step,kind,markdown,facts], steps/reproduce/fix/verify (step views:
+    stage,id,title,description,uses,status,icon,observed,started_at,duration,output,output_excerpt,
+    error,expect,expectations,diff,changes,cells[number,id],files,reason), resolution_steps,
+    cells_to_fix[number,cell,id,description,change], cells_modified[number,id,change,status,state],
+    key_changes[subject,title,before,after,diff,markdown], testing_plan{pre_fix_state,expected_fix,
+    test_method,success_criteria}, environment[key,value,action,path] + environment_markdown,
+    testing_results, comparison[title,before,after], failure, not_run, files, lessons, notes,
+    progress{line,label,value,markdown,...}, next_phase{id,title,cells,text}, report (authored
+    material as a dict), events (the raw, redacted record).
+
+    `runbooks`: the phases' runbooks already loaded (only consulted for a `next:` phase outside the plan).
+    """
+    runbook = loaded.runbook
+    views = step_results(loaded, record)
+    by_stage: dict[str, list[dict[str, Any]]] = {stage: [] for stage in STAGE_ORDER}
+    for view in views:
+        view["expectation_text"] = _expectation_text(view)
+        by_stage.setdefault(view["stage"], []).append(view)
+    run = run_info(ws, loaded, record, views)
+    discovery = [discovery_item(v) for v in by_stage["discovery"]]
+    fix = by_stage["fix"]
+    verify = by_stage["verify"]
+    reproduce = by_stage["reproduce"]
+    cells_changed = [c for v in fix if v["status"] == "changed" for c in v["cells"]]
+    directory = cell_directory(views)
+    verify_cells = _verify_cells(verify)
+    environment = _environment(views)
+    material = runbook.report
+    authored_summary = (material.summary or runbook.summary or "").strip() or None
+    fix_titles = [v["title"] for v in fix]
+    before = {v["id"]: v for v in reproduce}
+    comparison = [
+        {
+            "id": v["id"],
+            "title": v["title"],
+            "before": before[v["id"]]["observed"] if v["id"] in before else "not reproduced",
+            "before_icon": before[v["id"]]["icon"] if v["id"] in before else "—",
+            "after": v["observed"],
+            "after_icon": v["icon"],
+        }
+        for v in verify
+    ]
+    not_run = [v for v in views if v["stage"] != "reproduce" and v["status"] in ("skipped", "not_run")]
+    failure = None
+    if run["status"] != "success" and run["failed_step"] is not None:
+        failure = run["failed_step"]
+    files = _files(material.files, run["changed_files"])
+    if cells_changed:
+        implementation = "ALL CELLS FIXED"
+    elif any(v["status"] == "changed" for v in fix):
+        implementation = "ALL FIXES APPLIED"
+    elif fix:
+        implementation = "NO CHANGES NEEDED (already applied)"
+    else:
+        implementation = "NOTHING TO FIX"
+    return {
+        "heading": report_heading(runbook),
+        "phase": {
+            "id": runbook.phase,
+            "title": runbook.title,
+            "group": runbook.phase.split(".")[0],
+            "plan_title": ws.phase_title(runbook.phase),
+        },
+        "runbook": {
+            "title": runbook.title,
+            "summary": runbook.summary,
+            "next": runbook.next,
+            "path": loaded.doc.display,
+        },
+        "run": run,
+        "summary": {
+            "authored": authored_summary,
+            "generated": _summary_sentence(runbook.phase, run, views, discovery, cells_changed),
+        },
+        "root_causes": _root_causes(loaded),
+        "discovery": discovery,
+        "steps": views,
+        "reproduce": reproduce,
+        "fix": fix,
+        "verify": verify,
+        "resolution_steps": fix,
+        "cells_to_fix": cells_to_fix(loaded, fix, directory),
+        "cells_modified": cells_modified(loaded, fix, directory),
+        "cells_changed": cells_changed,
+        "key_changes": key_changes(fix),
+        "implementation_status": implementation,
+        "testing_plan": {
+            "pre_fix_state": _pre_fix_state(run, reproduce, verify_cells),
+            "pre_fix_checks": reproduce,
+            "expected_fix": (material.expected_fix or "").strip() or (join_words(fix_titles) if fix_titles else "—"),
+            "test_method": _test_method(verify, verify_cells),
+            "success_criteria": _success_criteria(loaded, verify),
+        },
+        "environment": environment,
+        "environment_markdown": _environment_block(environment) if environment else Markdown(""),
+        "testing_results": verify,
+        "comparison": comparison,
+        "failure": failure,
+        "not_run": not_run,
+        "files": files,
+        "lessons": [lesson.strip() for lesson in material.lessons],
+        "notes": (material.notes or "").strip() or None,
+        "progress": _progress(ws, record, runbook.phase, run["finished_at"]),
+        "next_phase": _next_phase(ws, runbook, runbooks or PhaseRunbooks(ws, [loaded])),
+        "report": material.model_dump(),
+        "events": record_events(record),
+    }
+
+
+def render_report(
+    ws: Workspace,
+    loaded: LoadedRunbook,
+    record: RunRecord,
+    *,
+    template: str = REPORT_TEMPLATE,
+    runbooks: PhaseRunbooks | None = None,
+) -> str:
+    """The markdown report of one run, from `template` (workspace templates/ first, then the default)."""
+    text = render_template(ws, template, build_report_context(ws, loaded, record, runbooks=runbooks))
+    return text if text.endswith("\n") else text + "\n"
+
+
+def write_report(
+    ws: Workspace,
+    loaded: LoadedRunbook,
+    record: RunRecord,
+    *,
+    template: str = REPORT_TEMPLATE,
+    path: Path | None = None,
+    runbooks: PhaseRunbooks | None = None,
+) -> Path:
+    """Write the report (default: reports/phase-<id>.md); unchanged files are not rewritten."""
+    target = path or report_path(ws, loaded.runbook.phase)
+    write_if_changed(target, render_report(ws, loaded, record, template=template, runbooks=runbooks))
+    return target
