@@ -391,38 +391,28 @@ def test_junit_maps_reproduce_and_verify(golden: Workspace) -> None:
 # ---------------------------------------------------------------- changelog and timeline
 
 
-def test_changelog_keeps_text_above_the_marker_and_is_idempotent(golden: Workspace) -> None:
+def test_changelog_keeps_what_people_wrote_and_is_idempotent(golden: Workspace) -> None:
     path = golden.root / "CHANGELOG.md"
     path.write_text(
-        "# Changelog\n\nOur own words.\n\n## [Unreleased]\n\n- Planned: phase 1.7\n\n"
-        f"{reports.GENERATED_MARKER}\n\n## [1999-01-01]\n\n- stale generated text\n",
+        "# Changelog\n\nOur own words.\n\n## [Unreleased]\n\n### Added\n\n- Planned: phase 1.7\n\n"
+        "## [1.4.0] - 1999-01-01\n\n### Fixed\n\n- stale generated text\n\n"
+        "## [0.9.0] - 2025-01-01\n\n### Added\n\n- the lab\n\n[0.9.0]: https://example.com/0.9.0\n",
         encoding="utf-8",
     )
     reports.write_changelog(golden)
     text = path.read_text(encoding="utf-8")
-    assert text.startswith(
-        "# Changelog\n\nOur own words.\n\n## [Unreleased]\n\n- Planned: phase 1.7\n\n" + reports.GENERATED_MARKER
-    )
+    assert text.startswith("# Changelog\n\nOur own words.\n\n## [Unreleased]\n\n### Added\n\n- Planned: phase 1.7\n\n## [1.6.0]")
     assert "stale generated text" not in text
-    days = [line for line in text.splitlines() if line.startswith("## [2")]
-    assert days == ["## [2025-11-15]", "## [2025-11-14]", "## [2025-11-13]"]
+    versions = [line for line in text.splitlines() if line.startswith("## [") and "Unreleased" not in line]
+    assert versions == [
+        "## [1.6.0] - 2025-11-15", "## [1.5.0] - 2025-11-14", "## [1.4.0] - 2025-11-14",
+        "## [1.3.0] - 2025-11-14", "## [1.2.0] - 2025-11-13", "## [1.1.0] - 2025-11-13",
+        "## [0.9.0] - 2025-01-01",
+    ]
+    assert text.endswith("[1.1.0]: runbook.yaml\n[0.9.0]: https://example.com/0.9.0\n")
     before = path.stat().st_mtime_ns
     reports.write_changelog(golden)
     assert path.read_text(encoding="utf-8") == text and path.stat().st_mtime_ns == before
-
-
-def test_changelog_without_marker_keeps_hand_written_history(golden: Workspace) -> None:
-    path = golden.root / "CHANGELOG.md"
-    path.write_text(
-        "# Changelog\n\n## [Unreleased]\n\n- soon\n\n## [0.9.0] - 2025-01-01\n\n### Added\n\n- the lab\n",
-        encoding="utf-8",
-    )
-    reports.write_changelog(golden)
-    first = path.read_text(encoding="utf-8")
-    assert first.index("- soon") < first.index(reports.GENERATED_MARKER) < first.index("## [2025-11-15]")
-    assert first.index("## [2025-11-13]") < first.index("## [0.9.0] - 2025-01-01") and first.endswith("- the lab\n")
-    reports.write_changelog(golden)
-    assert path.read_text(encoding="utf-8") == first
 
 
 def test_timeline_marks_hand_written_lines(golden: Workspace) -> None:
@@ -503,8 +493,8 @@ def test_publish_run_writes_report_changelog_timeline_and_junit(local_workspace:
     assert "**Next Phase**: 1.2 - Second" in report
     # No cells: the changelog falls back to the fix step titles.
     changelog = (root / "CHANGELOG.md").read_text(encoding="utf-8")
-    assert "- Phase 1.1: Use FLUX in app.py ([report](reports/phase-1.1.md))" in changelog
-    assert "- Phase 1.1: Store settings" in changelog
+    assert "## [1.1.0] - " in changelog and "- Use FLUX in app.py\n" in changelog
+    assert "- Store settings" in changelog and "[1.1.0]: reports/phase-1.1.md" in changelog
     timeline = (root / "TIMELINE.md").read_text(encoding="utf-8")
     assert "| 1.1 | First |" in timeline and "✅ complete" in timeline
     junit = ET.parse(root / "out" / "junit.xml").getroot()

@@ -432,11 +432,18 @@ def report(
 
 
 @cli.command(context_settings=CONTEXT)
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when CHANGELOG.md is missing or stale.")
 @click.pass_obj
-def changelog(state: State) -> None:
-    """(Re)write CHANGELOG.md: one section per day from resolved phases; text above the marker is kept."""
-    from .reports import write_changelog
+def changelog(state: State, check: bool) -> None:
+    """(Re)write CHANGELOG.md (Keep a Changelog): one version per resolved phase; hand-written parts are kept."""
+    from .reports import changelog_is_current, write_changelog
 
+    if check:
+        if not changelog_is_current(state.workspace()):
+            click.echo("CHANGELOG.md is stale: run `runbook changelog` to bring it up to date", err=True)
+            raise SystemExit(1)
+        click.echo("CHANGELOG.md is current")
+        return
     click.echo(f"wrote {write_changelog(state.workspace())}")
 
 

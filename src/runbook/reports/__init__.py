@@ -20,7 +20,7 @@ publishing a run and committing it is `runbook.publish`'s job.
 from __future__ import annotations
 
 from ..text import Markdown
-from .changelog import GENERATED_MARKER, build_changelog_context, render_changelog, write_changelog
+from .changelog import build_changelog_context, changelog_is_current, phase_version, render_changelog, write_changelog
 from .environment import REPORT_TEMPLATE, report_environment
 from .junit import render_junit
 from .outputs import OutputRenderer, discovery_item, register_renderer, renderer_for
@@ -31,14 +31,15 @@ from .timeline import build_timeline_context, render_timeline, write_timeline
 from .views import is_partial, step_results
 
 __all__ = [
+    "phase_version",
     "CHANGELOG_NAME",
-    "GENERATED_MARKER",
     "REPORT_TEMPLATE",
     "TIMELINE_NAME",
     "Markdown",
     "OutputRenderer",
     "PhaseRunbooks",
     "build_changelog_context",
+    "changelog_is_current",
     "build_report_context",
     "build_timeline_context",
     "discovery_item",
