@@ -31,7 +31,6 @@ from .timeline import build_timeline_context, render_timeline, write_timeline
 from .views import is_partial, step_results
 
 __all__ = [
-    "phase_version",
     "CHANGELOG_NAME",
     "REPORT_TEMPLATE",
     "TIMELINE_NAME",
@@ -39,11 +38,12 @@ __all__ = [
     "OutputRenderer",
     "PhaseRunbooks",
     "build_changelog_context",
-    "changelog_is_current",
     "build_report_context",
     "build_timeline_context",
+    "changelog_is_current",
     "discovery_item",
     "is_partial",
+    "phase_version",
     "register_renderer",
     "relative_path",
     "render_changelog",
