@@ -8,7 +8,8 @@ A phase is `resolved` when its latest terminal line (complete/fail) is a success
 and `regressed` says so); `in_progress` when a `start` came after its latest terminal line (or it
 only has starts: a run that is going, or was killed); `unknown` when its latest terminal line carries a
 status word that is neither a success nor a failure word (`record.status_outcome`; read_log warns with
-file:line); `not_started` otherwise.
+file:line); `investigated` when it has no log line but its latest run record is a successful
+discovery-only run (`--only discovery`: findings, no fix yet); `not_started` otherwise.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 
-from .record import LogLine, iso, read_log
+from .record import LogLine, iso, read_log, read_record, record_paths
 from .workspace import Workspace
 
-State = Literal["resolved", "in_progress", "failed", "unknown", "not_started"]
+State = Literal["resolved", "in_progress", "failed", "unknown", "investigated", "not_started"]
 STATE_LABELS: dict[str, str] = {
     "resolved": "RESOLVED",
     "in_progress": "IN PROGRESS",
     "failed": "FAILED",
     "unknown": "UNKNOWN",
+    "investigated": "INVESTIGATED",
     "not_started": "NOT STARTED",
 }
 
@@ -209,10 +211,20 @@ def _merge(
     state.title = title
     state.group = group
     state.has_runbook = phase_id in runbooks
+    if state.state == "not_started" and _investigated(workspace, phase_id):
+        state.state = "investigated"
     report = workspace.reports_dir / f"phase-{phase_id}.md"
     if report.exists():
         state.report = str(report.relative_to(workspace.root))
     return state
+
+
+def _investigated(workspace: Workspace, phase_id: str) -> bool:
+    paths = record_paths(workspace.reports_dir, phase_id)
+    if not paths:
+        return False
+    record = read_record(paths[-1])
+    return record.options.only == "discovery" and record.status == "success"
 
 
 def _phase_key(phase: str) -> list[int]:

@@ -22,7 +22,7 @@ from .text import paint as _paint
 from .workspace import Workspace
 
 BAR_MAX_WIDTH = 40
-STATE_COLOURS = {"resolved": "32", "in_progress": "33", "failed": "31", "unknown": "35", "not_started": "90"}
+STATE_COLOURS = {"resolved": "32", "in_progress": "33", "failed": "31", "unknown": "35", "investigated": "36", "not_started": "90"}
 RUN_COLOURS = {"success": "32", "failed": "31", "interrupted": "35", "incomplete": "33"}
 STEP_COUNTS = ("ok", "changed", "failed", "skipped")
 

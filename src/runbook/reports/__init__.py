@@ -22,6 +22,7 @@ from __future__ import annotations
 from ..text import Markdown
 from .changelog import build_changelog_context, changelog_is_current, phase_version, render_changelog, write_changelog
 from .environment import REPORT_TEMPLATE, report_environment
+from .history import resolving_run_id, run_report_path, write_phase_report, write_run_report
 from .junit import render_junit
 from .outputs import OutputRenderer, discovery_item, register_renderer, renderer_for
 from .paths import CHANGELOG_NAME, TIMELINE_NAME, relative_path, report_path
@@ -55,8 +56,12 @@ __all__ = [
     "report_heading",
     "report_path",
     "resolution_title",
+    "resolving_run_id",
+    "run_report_path",
     "step_results",
     "write_changelog",
+    "write_phase_report",
     "write_report",
+    "write_run_report",
     "write_timeline",
 ]

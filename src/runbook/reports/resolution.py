@@ -429,7 +429,12 @@ def build_report_context(
         implementation = "NO CHANGES NEEDED (already applied)"
     else:
         implementation = "NOTHING TO FIX"
+    options = record.started.get("options") or {}
+    investigation = options.get("only") == "discovery" and run["status"] == "success"
     return {
+        "investigation": investigation,
+        "next_steps": _next_steps(runbook.phase, views, run["status"], investigation),
+        "next_action": _next_action(runbook.phase, fix, investigation),
         "heading": report_heading(runbook),
         "phase": {
             "id": runbook.phase,
@@ -509,3 +514,30 @@ def write_report(
     target = path or report_path(ws, loaded.runbook.phase)
     write_if_changed(target, render_report(ws, loaded, record, template=template, runbooks=runbooks))
     return target
+
+
+def _next_steps(phase: str, views: list[dict[str, Any]], status: str, investigation: bool) -> list[dict[str, Any]]:
+    """The seed's "Next Steps" checklist: what this run did (done) and what is left, stage by stage."""
+    steps: list[dict[str, Any]] = []
+    discovery = [v for v in views if v["stage"] == "discovery"]
+    if discovery:
+        steps.append({"done": all(v["status"] in ("ok", "changed") for v in discovery), "text": "Document findings (discovery)"})
+    for view in (v for v in views if v["stage"] == "fix"):
+        steps.append({"done": view["status"] in ("ok", "changed") and not investigation, "text": view["title"]})
+    verify = [v for v in views if v["stage"] == "verify"]
+    if verify:
+        steps.append(
+            {"done": not investigation and all(v["status"] == "ok" for v in verify), "text": f"Run the {len(verify)} verify checks"}
+        )
+    resolved = status == "success" and not investigation
+    steps.append({"done": resolved, "text": "Update the timestamp log"})
+    steps.append({"done": resolved, "text": f"Mark Phase {phase} complete"})
+    return steps
+
+
+def _next_action(phase: str, fix: list[dict[str, Any]], investigation: bool) -> str | None:
+    """After an investigation: the first fix to apply, and the command that applies it."""
+    if not investigation:
+        return None
+    first = fix[0]["title"] if fix else "apply the fixes"
+    return f"{first} (`runbook run phase-{phase}` applies every fix and verifies it)"
