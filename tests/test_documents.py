@@ -235,3 +235,38 @@ def test_a_scaffolded_site_loads_no_google_fonts_and_no_cdn(tmp_path: Path) -> N
         text = page.read_text(encoding="utf-8")
         assert "fonts.googleapis" not in text and "unpkg.com" not in text and "cdn.jsdelivr" not in text, page
     assert (root / "site" / "assets" / "iframe-worker-shim.js").is_file()
+
+
+# ---------------------------------------------------------------- reports per run
+
+
+def test_a_rerun_never_loses_the_resolving_report(sample: Path) -> None:
+    first = invoke(["run", "phase-1.5"], cwd=sample)
+    assert first.exit_code == 0, first.output
+    phase_report = sample / "reports" / "phase-1.5.md"
+    (resolver,) = sorted((sample / "reports" / "runs" / "1.5").glob("*.md"))
+    resolving = resolver.read_text(encoding="utf-8")
+    assert phase_report.read_text(encoding="utf-8") == resolving
+    assert "**Cells Fixed**: 3 (15, 17, 19)" in resolving and "1. ✅ Document findings (discovery)" in resolving
+
+    again = invoke(["run", "phase-1.5"], cwd=sample)
+    assert again.exit_code == 0, again.output
+    runs = sorted((sample / "reports" / "runs" / "1.5").glob("*.md"))
+    assert len(runs) == 2 and runs[0].read_text(encoding="utf-8") == resolving  # kept, never replaced
+    text = phase_report.read_text(encoding="utf-8")
+    assert text.startswith(resolving.rstrip("\n")) and "**Cells Fixed**: 3 (15, 17, 19)" in text
+    assert f"| [{runs[1].stem}](runs/1.5/{runs[1].name}) | re-verified |" in text
+
+
+def test_a_discovery_only_run_is_an_investigation(sample: Path) -> None:
+    ran = invoke(["run", "phase-1.5", "--only", "discovery"], cwd=sample)
+    assert ran.exit_code == 0, ran.output
+    text = (sample / "reports" / "phase-1.5.md").read_text(encoding="utf-8")
+    assert "## Investigation Complete 🔎" in text and "Investigation complete, fixes ready to implement" in text
+    assert "**Next Action**: Image configuration cell" in text and "`runbook run phase-1.5` applies every fix" in text
+    assert "## Testing Results" not in text  # nothing was tested yet
+    assert "Implementation Complete" not in text and "NO CHANGES NEEDED" not in text
+    assert "## Phase 1.5 Investigated" in text and "2. ⏭️ Image configuration cell" in text
+    status = json.loads(invoke(["status", "--json"], cwd=sample).stdout)
+    (phase,) = [p for g in status["groups"] for p in g["phases"] if p["id"] == "1.5"]
+    assert phase["state"] == "investigated" and phase["label"] == "INVESTIGATED"

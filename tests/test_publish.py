@@ -88,6 +88,7 @@ def test_publishing_a_run_never_rereads_the_runbook(workspace: Path) -> None:
     written = publish.publish_run(ws, loaded, outputs.record_path, junit=workspace / "junit.xml")
 
     assert [p.relative_to(workspace).as_posix() for p in written] == [
+        f"reports/runs/1.1/{outputs.record_path.stem}.md",
         "reports/phase-1.1.md",
         "CHANGELOG.md",
         "TIMELINE.md",

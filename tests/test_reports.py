@@ -99,6 +99,7 @@ def test_resolved_report_follows_the_seed(golden: Workspace) -> None:
         "## Files to Modify",
         "## Implementation Complete ✅",
         "## Testing Results",
+        "## Next Steps",
         "## Lessons Learned",
         "## Phase 1.5 Complete",
     ]
@@ -409,7 +410,7 @@ def test_changelog_keeps_what_people_wrote_and_is_idempotent(golden: Workspace) 
         "## [1.3.0] - 2025-11-14", "## [1.2.0] - 2025-11-13", "## [1.1.0] - 2025-11-13",
         "## [0.9.0] - 2025-01-01",
     ]
-    assert text.endswith("[1.1.0]: runbook.yaml\n[0.9.0]: https://example.com/0.9.0\n")
+    assert text.endswith("[1.1.0]: TIMELINE.md\n[0.9.0]: https://example.com/0.9.0\n")
     before = path.stat().st_mtime_ns
     reports.write_changelog(golden)
     assert path.read_text(encoding="utf-8") == text and path.stat().st_mtime_ns == before
@@ -485,7 +486,9 @@ def test_publish_run_writes_report_changelog_timeline_and_junit(local_workspace:
     root = make_phase(local_workspace)
     outputs = _run(root, junit=root / "out" / "junit.xml")
     written = [p.relative_to(root).as_posix() for p in outputs.written]  # type: ignore[attr-defined]
-    assert written == ["reports/phase-1.1.md", "CHANGELOG.md", "TIMELINE.md", "out/junit.xml"]
+    run_id = outputs.result.run_id  # type: ignore[attr-defined]
+    assert written == [f"reports/runs/1.1/{run_id}.md", "reports/phase-1.1.md", "CHANGELOG.md", "TIMELINE.md", "out/junit.xml"]
+    assert (root / written[0]).read_text(encoding="utf-8") == (root / written[1]).read_text(encoding="utf-8")
     report = (root / "reports" / "phase-1.1.md").read_text(encoding="utf-8")
     assert "**Status**: RESOLVED ✅" in report
     assert "**Status**: ALL FIXES APPLIED" in report
@@ -512,8 +515,12 @@ def test_partial_run_does_not_replace_the_report(local_workspace: Path) -> None:
     _run(root)
     report = (root / "reports" / "phase-1.1.md").read_text(encoding="utf-8")
     outputs = _run(root, options=RunOptions(only="discovery"))
-    assert root / "reports" / "phase-1.1.md" not in outputs.written  # type: ignore[attr-defined]
-    assert (root / "reports" / "phase-1.1.md").read_text(encoding="utf-8") == report
+    run_id = outputs.result.run_id  # type: ignore[attr-defined]
+    # The partial run keeps its own report; the phase report stays the resolving run's, and lists it.
+    assert (root / "reports" / "runs" / "1.1" / f"{run_id}.md").is_file()
+    after = (root / "reports" / "phase-1.1.md").read_text(encoding="utf-8")
+    assert after.startswith(report.rstrip("\n")) and "## Later Runs" in after
+    assert f"| [{run_id}](runs/1.1/{run_id}.md) | investigated |" in after
 
 
 def test_failed_run_report_from_the_real_pipeline(local_workspace: Path) -> None:

@@ -36,3 +36,12 @@ def phase_page_path(phase: str) -> str:
 def runs_page_path(phase: str) -> str:
     """The page of a phase's run history, relative to docs/."""
     return f"{RUNS_DIR}/phase-{phase}.md"
+
+
+def run_page_path(phase: str, run_id: str) -> str:
+    """The page of one run's report (and its record beside it), relative to docs/; kept out of the nav."""
+    return f"{RUNS_DIR}/{phase}/{run_id}.md"
+
+
+# Per-run pages are linked from their phase's runs page, not listed in the nav (mkdocs `not_in_nav`).
+RUN_PAGES_PATTERN = f"/{RUNS_DIR}/*/*.md"

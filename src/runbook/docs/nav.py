@@ -26,6 +26,7 @@ from .layout import (
     PHASES_DIR,
     REFERENCE_DIR,
     REFERENCE_ORDER,
+    RUN_PAGES_PATTERN,
     RUNS_DIR,
     STYLESHEET,
     TIMELINE_PAGE,
@@ -117,6 +118,7 @@ markdown_extensions:
       emoji_generator: !!python/name:runbook.docs.emoji.to_svg
 extra_css:
   - {stylesheet}
+not_in_nav: {not_in_nav}
 validation:
   nav:
     omitted_files: warn
@@ -145,6 +147,7 @@ def write_nav(workspace: Workspace, nav: Nav) -> Path:
             site_name=json.dumps(workspace.config.project),
             docs_dir=workspace.config.paths.docs,
             stylesheet=STYLESHEET,
+            not_in_nav=RUN_PAGES_PATTERN,
         )
     text = _splice_nav(_with_site_settings(text, workspace), nav)
     write_if_changed(path, text)
@@ -168,6 +171,12 @@ def _with_site_settings(text: str, workspace: Workspace) -> str:
     changed = False
     if str(tree.get("docs_dir", "docs")).rstrip("/") != workspace.config.paths.docs.rstrip("/"):
         tree["docs_dir"] = workspace.config.paths.docs
+        changed = True
+    if tree.get("not_in_nav") is None:
+        tree["not_in_nav"] = RUN_PAGES_PATTERN
+        changed = True
+    elif RUN_PAGES_PATTERN not in str(tree.get("not_in_nav")):
+        tree["not_in_nav"] = str(tree["not_in_nav"]).rstrip("\n") + "\n" + RUN_PAGES_PATTERN
         changed = True
     styles = tree.get("extra_css")
     if styles is None:

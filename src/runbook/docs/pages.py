@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import os
+from pathlib import Path
 
 from ..progress import GroupProgress, PhaseProgress
 from ..record import LogLine, read_record, record_paths
@@ -23,6 +24,7 @@ from .layout import (
     TIMELINE_PAGE,
     WIDE_PAGE,
     phase_page_path,
+    run_page_path,
     runs_page_path,
 )
 from .links import LinkMap
@@ -233,12 +235,28 @@ def runs_page(workspace: Workspace, phase: PhaseProgress, log: list[LogLine]) ->
     return "\n".join(out)
 
 
+def run_page(workspace: Workspace, phase: PhaseProgress, report: Path, links: LinkMap) -> str:
+    """One run's own report (kept beside its record), linking the record copied next to the page."""
+    run_id = report.stem
+    page = run_page_path(phase.id, run_id)
+    head = (
+        f"[Run history of phase {phase.id}](../../{runs_page_path(phase.id)}) · "
+        f"[Run record]({run_id}.jsonl) (`reports/runs/{phase.id}/{run_id}.jsonl`) · "
+        f"[Phase report](../../{phase_page_path(phase.id)})\n\n"
+    )
+    text = links.rewrite(report.read_text(encoding="utf-8"), report, page)
+    title, _, rest = _with_title(text, f"Run {run_id}").partition("\n")
+    return f"{GENERATED_NOTE}{title}\n\n{head}{rest.lstrip(chr(10))}"
+
+
 def step_charts(workspace: Workspace, phase_id: str) -> str:
     """Step-duration bars of each run, newest first and open, older ones folded, each linking its record."""
     out = ["### Step durations\n"]
     paths = list(reversed(record_paths(workspace.reports_dir, phase_id)))
     for index, path in enumerate(paths):
         record = read_record(path)
+        if path.with_suffix(".md").is_file():
+            out.append(f"[Report of run {code(record.run_id)}]({phase_id}/{record.run_id}.md) · [record]({phase_id}/{record.run_id}.jsonl)\n")
         out.append(
             f'<details class="rb-run-chart"{" open" if index == 0 else ""}><summary>Run {record.run_id} '
             f"({record.status}) · record <code>{html.escape(path.relative_to(workspace.root).as_posix())}</code></summary>"

@@ -31,11 +31,12 @@ from .layout import (
     STYLESHEET,
     TIMELINE_PAGE,
     phase_page_path,
+    run_page_path,
     runs_page_path,
 )
 from .links import LinkMap
 from .nav import site_nav, write_nav
-from .pages import changelog_page, home_page, phase_page, runs_page, timeline_page
+from .pages import changelog_page, home_page, phase_page, run_page, runs_page, timeline_page
 from .reference import CommandDoc, actions_reference, cli_reference
 
 if typing.TYPE_CHECKING:
@@ -72,6 +73,11 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
     for phase in phases:
         pages[phase_page_path(phase.id)] = phase_page(workspace, phase, links)
         pages[runs_page_path(phase.id)] = runs_page(workspace, phase, by_phase.get(phase.id, []))
+        for report in sorted((workspace.reports_dir / "runs" / phase.id).glob("*.md")):
+            pages[run_page_path(phase.id, report.stem)] = run_page(workspace, phase, report, links)
+            record = report.with_suffix(".jsonl")
+            if record.is_file():
+                links.assets[f"{RUNS_DIR}/{phase.id}/{record.name}"] = record
     pages[CHANGELOG_PAGE] = changelog_page(workspace, links)
     pages[TIMELINE_PAGE] = timeline_page(workspace, phases, lines, links)
     pages[ACTIONS_PAGE] = actions_reference(_action_specs())
@@ -88,6 +94,7 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
         _copy_if_changed(source, docs_dir / relative)
     _remove_stale(docs_dir, PHASES_DIR, set(pages))
     _remove_stale(docs_dir, RUNS_DIR, set(pages))
+    _remove_stale(docs_dir, RUNS_DIR, set(pages) | set(links.assets), pattern="*/*")
     _remove_stale(docs_dir, REPORT_ASSETS_DIR, set(links.assets), pattern="**/*")
     write_nav(workspace, site_nav(docs_dir, phases))
     return [docs_dir / relative for relative in sorted(pages)]

@@ -5,7 +5,8 @@ Why per phase, not per day: Keep a Changelog's headings are versions (`## [1.5.0
 with a link reference each; a resolved phase is the unit people release and tag
 (`phase-1.5-resolved`), while a day is not a version at all (the validators rejected the day
 headings). Phase `1.5` is version `1.5.0`, so versions sort like the plan; the date is the day the
-phase was resolved; the link reference goes to the phase's report (else the plan, runbook.yaml). Entries are each runbook's `report.changelog` lines, or its changed fix steps, or the
+phase was resolved; the link reference goes to the phase's report (else TIMELINE.md, where a
+phase done by hand has its log lines). Entries are each runbook's `report.changelog` lines, or its changed fix steps, or the
 logged message (without a `Phase 1.1 Complete - ` prefix), written once, not prefixed by the phase.
 
 Kept as written: everything above `## [Unreleased]`, that section's hand-written entries, and any
@@ -27,7 +28,7 @@ from ..progress import phase_states
 from ..record import LogLine, read_log, read_record
 from ..workspace import Workspace
 from .environment import CHANGELOG_TEMPLATE, render_template
-from .paths import CHANGELOG_NAME, relative_path, report_path
+from .paths import CHANGELOG_NAME, TIMELINE_NAME, relative_path, report_path
 from .runbooks import PhaseRunbooks
 from .timeline import own_words
 from .views import changed_fix_titles, step_results
@@ -130,8 +131,8 @@ def build_changelog_context(ws: Workspace, runbooks: PhaseRunbooks | None = None
         loaded = runbooks.get(phase)
         title = ws.phase_title(phase) if phase in ws.phases else (loaded.runbook.title if loaded else f"Phase {phase}")
         report = report_path(ws, phase)
-        # A phase done by hand has no report: its version links to the plan it is part of.
-        link = relative_path(ws, report) if report.exists() else relative_path(ws, ws.config_path)
+        # A phase done by hand has no report: its version links to the timeline, where its log lines are.
+        link = relative_path(ws, report) if report.exists() else TIMELINE_NAME
         authored = loaded.runbook.report.changelog if loaded is not None else None
         sections: dict[str, list[str]] = {}
         if authored is not None:
