@@ -65,6 +65,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
       runbook validate              check every runbook (file:line:col errors)
       runbook run phase-1.5         discovery -> reproduce -> fix -> verify -> report
       runbook status                progress of every phase group
+      runbook checkpoint            a status update with what changed since the last one
       runbook docs build            reports, changelog, timeline and progress as a site
 
     Exit codes: 0 success, 1 a step or verification failed, 2 invalid input, 130 interrupted.
@@ -457,6 +458,20 @@ def timeline(state: State) -> None:
 
 
 # -- commands: status and docs (anchor: keep this line)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print the checkpoint's facts as JSON (the file is written too).")
+@click.pass_obj
+def checkpoint(state: State, as_json: bool) -> None:
+    """Write a status update into reports/status/<time>.md: progress and what changed since the last one."""
+    from .checkpoint import write_checkpoint
+
+    path, data = write_checkpoint(state.workspace())
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"wrote {path}")
 
 
 @cli.command(context_settings=CONTEXT)

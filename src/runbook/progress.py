@@ -53,6 +53,11 @@ class PhaseProgress:
     description: str | None = None
     status_word: str | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    planned_cells: list[Any] = field(default_factory=list)
+
+    @property
+    def pending(self) -> bool:
+        return self.state != "resolved"
 
     @property
     def label(self) -> str:
@@ -78,6 +83,7 @@ class PhaseProgress:
             "description": self.description,
             "status_word": self.status_word,
             "notes": self.notes,
+            "planned_cells": self.planned_cells,
         }
 
 
@@ -184,7 +190,9 @@ def compute_progress(workspace: Workspace, *, log: tuple[list[LogLine], list[str
         phases = []
         for plan_phase in group.phases:
             listed.add(plan_phase.id)
-            phases.append(_merge(workspace, plan_phase.id, plan_phase.title, group.group, states, runbooks))
+            item = _merge(workspace, plan_phase.id, plan_phase.title, group.group, states, runbooks)
+            item.planned_cells = list(plan_phase.cells)
+            phases.append(item)
         groups.append(GroupProgress(group=group.group, title=group.title, phases=phases))
     extra = [p for p in sorted(set(runbooks) | set(states), key=_phase_key) if p not in listed]
     for phase_id in extra:

@@ -256,6 +256,9 @@ def render_status(status: WorkspaceStatus, *, colour: bool = False) -> str:
             for phase in group.phases
         ]
         out.extend(_table(header, rows, [STATE_COLOURS[p.state] for p in group.phases], colour))
+        planned = [f"{p.id}: {format_cells(p.planned_cells)}" for p in group.phases if p.pending and p.planned_cells]
+        if planned:
+            out.append(f"  Planned cells of pending phases: {'; '.join(planned)}")
     if not status.groups:
         out.append("no phases: add a plan to runbook.yaml or a runbook under runbooks/")
     return "\n".join(out) + "\n"

@@ -43,5 +43,6 @@ def run_page_path(phase: str, run_id: str) -> str:
     return f"{RUNS_DIR}/{phase}/{run_id}.md"
 
 
-# Per-run pages are linked from their phase's runs page, not listed in the nav (mkdocs `not_in_nav`).
-RUN_PAGES_PATTERN = f"/{RUNS_DIR}/*/*.md"
+# Per-run pages and status checkpoints are linked from their phase's runs page, not listed in the nav (mkdocs `not_in_nav`).
+STATUS_DIR = "status"
+RUN_PAGES_PATTERN = f"/{RUNS_DIR}/*/*.md\n/{STATUS_DIR}/*.md"

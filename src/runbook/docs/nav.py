@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,8 @@ markdown_extensions:
       emoji_generator: !!python/name:runbook.docs.emoji.to_svg
 extra_css:
   - {stylesheet}
-not_in_nav: {not_in_nav}
+not_in_nav: |
+{not_in_nav}
 validation:
   nav:
     omitted_files: warn
@@ -147,7 +149,7 @@ def write_nav(workspace: Workspace, nav: Nav) -> Path:
             site_name=json.dumps(workspace.config.project),
             docs_dir=workspace.config.paths.docs,
             stylesheet=STYLESHEET,
-            not_in_nav=RUN_PAGES_PATTERN,
+            not_in_nav=textwrap.indent(RUN_PAGES_PATTERN, "  "),
         )
     text = _splice_nav(_with_site_settings(text, workspace), nav)
     write_if_changed(path, text)
@@ -165,7 +167,10 @@ def _yaml() -> Any:
 
 
 def _with_site_settings(text: str, workspace: Workspace) -> str:
-    """`docs_dir` matching the workspace and the pages' stylesheet in `extra_css` (round-trip edit)."""
+    """`docs_dir` matching the workspace, the pages' stylesheet in `extra_css`, and `not_in_nav` for the
+    per-run and checkpoint pages (round-trip edit)."""
+    from ruamel.yaml.scalarstring import LiteralScalarString
+
     yaml = _yaml()
     tree = yaml.load(text)
     changed = False
@@ -173,11 +178,14 @@ def _with_site_settings(text: str, workspace: Workspace) -> str:
         tree["docs_dir"] = workspace.config.paths.docs
         changed = True
     if tree.get("not_in_nav") is None:
-        tree["not_in_nav"] = RUN_PAGES_PATTERN
+        tree["not_in_nav"] = LiteralScalarString(RUN_PAGES_PATTERN + "\n")
         changed = True
-    elif RUN_PAGES_PATTERN not in str(tree.get("not_in_nav")):
-        tree["not_in_nav"] = str(tree["not_in_nav"]).rstrip("\n") + "\n" + RUN_PAGES_PATTERN
-        changed = True
+    else:
+        present = str(tree.get("not_in_nav")).splitlines()
+        missing = [line for line in RUN_PAGES_PATTERN.splitlines() if line not in present]
+        if missing:
+            tree["not_in_nav"] = LiteralScalarString("\n".join([*present, *missing]) + "\n")
+            changed = True
     styles = tree.get("extra_css")
     if styles is None:
         tree["extra_css"] = [STYLESHEET]

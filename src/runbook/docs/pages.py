@@ -21,6 +21,7 @@ from .layout import (
     CHANGELOG_PAGE,
     GENERATED_NOTE,
     HOME_PAGE,
+    STATUS_DIR,
     TIMELINE_PAGE,
     WIDE_PAGE,
     phase_page_path,
@@ -98,6 +99,12 @@ def home_page(
         )
     if not groups:
         out.append("No phases yet: add a plan to `runbook.yaml`, or a runbook under `runbooks/`.\n")
+    checkpoints = sorted((workspace.reports_dir / STATUS_DIR).glob("*.md"), reverse=True)
+    if checkpoints:
+        out.append("## Status checkpoints\n")
+        out.append("Written by `runbook checkpoint`, newest first:\n")
+        out.extend(f"- [{path.stem}]({STATUS_DIR}/{path.name})" for path in checkpoints[:10])
+        out.append("")
     return "\n".join(out)
 
 

@@ -22,12 +22,14 @@ from .layout import (
     ACTIONS_PAGE,
     CHANGELOG_PAGE,
     CLI_PAGE,
+    GENERATED_NOTE,
     HOME_PAGE,
     PHASES_DIR,
     REFERENCE_DIR,
     REPORT_ASSETS_DIR,
     RUNS_DIR,
     SEARCH_SHIM,
+    STATUS_DIR,
     STYLESHEET,
     TIMELINE_PAGE,
     phase_page_path,
@@ -78,6 +80,9 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
             record = report.with_suffix(".jsonl")
             if record.is_file():
                 links.assets[f"{RUNS_DIR}/{phase.id}/{record.name}"] = record
+    for checkpoint in sorted((workspace.reports_dir / STATUS_DIR).glob("*.md")):
+        relative = f"{STATUS_DIR}/{checkpoint.name}"
+        pages[relative] = GENERATED_NOTE + links.rewrite(checkpoint.read_text(encoding="utf-8"), checkpoint, relative)
     pages[CHANGELOG_PAGE] = changelog_page(workspace, links)
     pages[TIMELINE_PAGE] = timeline_page(workspace, phases, lines, links)
     pages[ACTIONS_PAGE] = actions_reference(_action_specs())
@@ -94,6 +99,7 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
         _copy_if_changed(source, docs_dir / relative)
     _remove_stale(docs_dir, PHASES_DIR, set(pages))
     _remove_stale(docs_dir, RUNS_DIR, set(pages))
+    _remove_stale(docs_dir, STATUS_DIR, set(pages))
     _remove_stale(docs_dir, RUNS_DIR, set(pages) | set(links.assets), pattern="*/*")
     _remove_stale(docs_dir, REPORT_ASSETS_DIR, set(links.assets), pattern="**/*")
     write_nav(workspace, site_nav(docs_dir, phases))
