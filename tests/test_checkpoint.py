@@ -41,7 +41,7 @@ def test_checkpoints_compare_with_the_previous_one(sample: Path) -> None:
     assert any(lesson["phase"] == "1.5" for lesson in data["lessons"])
     assert data["next_actions"][0].startswith("Phase 1.3")
     text = path.read_text(encoding="utf-8")
-    assert text.startswith("# Status Update - 37.5%\n")
+    assert text.startswith("# Status Update - 37.5% (")
     assert "| Progress | 12.5% | 37.5% | +25 points |" in text and "| Cells fixed | 2 | 5 | +3 |" in text
     assert "- **1.6** Backend Services (not started) - cells 21, 22" in text
     assert "**Estimated remaining**:" in text and "x 5 pending phases)" in text
@@ -50,6 +50,7 @@ def test_checkpoints_compare_with_the_previous_one(sample: Path) -> None:
     ok(sample, "docs", "build", "--site-dir", str(sample / "site"))
     assert (sample / "docs" / "status" / path.name).is_file()
     assert f"(status/{path.name})" in (sample / "docs" / "index.md").read_text(encoding="utf-8")
+    assert "status/" not in (sample / "mkdocs.yml").read_text(encoding="utf-8").split("\nnav:", 1)[1].split("not_in_nav")[0]
 
 
 def test_status_names_planned_cells_of_pending_phases(sample: Path) -> None:

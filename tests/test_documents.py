@@ -141,7 +141,7 @@ T0 = datetime(2025, 11, 14, 1, 0, tzinfo=UTC)
 
 @pytest.mark.parametrize(
     "span",
-    [timedelta(minutes=3), timedelta(minutes=40), timedelta(hours=5), timedelta(hours=30), timedelta(days=9),
+    [timedelta(seconds=5), timedelta(seconds=50), timedelta(minutes=3), timedelta(minutes=40), timedelta(hours=5), timedelta(hours=30), timedelta(days=9),
      timedelta(days=120), timedelta(days=800)],
 )
 def test_axis_ticks_fit_the_span_and_read_differently(span: timedelta) -> None:

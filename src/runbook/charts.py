@@ -3,7 +3,7 @@
 No JavaScript and no CDN: the SVG text goes inline into the site's pages (and into files next to
 them), so a page opened from disk shows the chart. Inputs are plain data (`Bar`, `Point`,
 `Duration`), so this module knows nothing about logs, records or pages. Labels are 12 px; an axis
-picks a tick step that fits its span (1 minute to 1 year), so no two tick labels read the same.
+picks a tick step that fits its span (1 second to 1 year), so no two tick labels read the same.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ RIGHT = 40  # room for the last tick label
 ROW = 22
 CHAR_PX = 6.8  # a 12 px sans-serif character, on average, for sizing the label column
 
-# Tick steps from a minute to a year; the smallest that gives at most MAX_TICKS ticks is used.
-STEPS = [
+# Tick steps from a second to a year; the smallest that gives at most MAX_TICKS ticks is used.
+STEPS = [timedelta(seconds=n) for n in (1, 2, 5, 10, 15, 30)] + [
     timedelta(minutes=m) for m in (1, 2, 5, 10, 15, 30)
 ] + [timedelta(hours=h) for h in (1, 2, 3, 6, 12)] + [timedelta(days=d) for d in (1, 2, 7, 14, 30, 91, 365)]
 MAX_TICKS = 8
-TICK_PX = 84  # room for the longest tick label (`2025-11-14`, `11-14 04:00`) and a gap
+TICK_PX = 96  # room for the longest tick label (`11-14 04:00:05`, `2025-11-14`) and a gap
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,8 @@ def ticks(
     for index, mark in enumerate(marks):
         if step >= timedelta(days=1):
             text = mark.strftime("%Y-%m-%d" if years else "%m-%d")
+        elif step < timedelta(minutes=1):
+            text = mark.strftime("%m-%d %H:%M:%S" if index == 0 else "%H:%M:%S")
         elif days or index == 0:
             text = mark.strftime("%m-%d %H:%M")
         else:

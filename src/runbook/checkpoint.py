@@ -225,7 +225,8 @@ def render_checkpoint(data: dict[str, Any]) -> str:
     """The checkpoint as markdown, in the shape of a hand-written status update."""
     total = data["progress"]["total"]
     percent = format_percent(100.0 * data["progress"]["resolved"] / total if total else 0.0)
-    out = [f"# Status Update - {percent}%\n", f"**Time**: {data['time']}  ", f"**Project**: {data['project']}\n"]
+    moment = data["time"][:16].replace("T", " ")
+    out = [f"# Status Update - {percent}% ({moment} UTC)\n", f"**Time**: {data['time']}  ", f"**Project**: {data['project']}\n"]
     for group in data["groups"]:
         title = f" - {group['title']}" if group["title"] else ""
         out.append(f"**Phase {group['group']}{title}**: {format_percent(group['percent'])}% ({group['resolved']}/{group['total']} subphases complete)  ")

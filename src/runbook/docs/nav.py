@@ -29,6 +29,7 @@ from .layout import (
     REFERENCE_ORDER,
     RUN_PAGES_PATTERN,
     RUNS_DIR,
+    STATUS_DIR,
     STYLESHEET,
     TIMELINE_PAGE,
     phase_page_path,
@@ -54,7 +55,7 @@ def site_nav(docs_dir: Path, phases: list[PhaseProgress]) -> Nav:
     nav.append({"Timeline": TIMELINE_PAGE})
     pages = sorted(path.relative_to(docs_dir).as_posix() for path in docs_dir.rglob("*.md") if path.is_file())
     taken = {HOME_PAGE, CHANGELOG_PAGE, TIMELINE_PAGE}
-    generated = (f"{PHASES_DIR}/", f"{RUNS_DIR}/", f"{REFERENCE_DIR}/", "assets/")
+    generated = (f"{PHASES_DIR}/", f"{RUNS_DIR}/", f"{REFERENCE_DIR}/", f"{STATUS_DIR}/", "assets/")
     guide = _ordered([p for p in pages if p.startswith(f"{GUIDE_DIR}/")], GUIDE_DIR, GUIDE_ORDER)
     guide += [p for p in pages if "/" not in p and p not in taken]
     guide += [p for p in pages if "/" in p and not p.startswith((*generated, f"{GUIDE_DIR}/"))]

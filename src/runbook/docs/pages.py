@@ -323,9 +323,9 @@ def timeline_page(workspace: Workspace, phases: list[PhaseProgress], lines: list
     if source.is_file():
         body = _with_title(links.rewrite(source.read_text(encoding="utf-8"), source, TIMELINE_PAGE), "Timeline")
         title, _, rest = body.partition("\n")
-        return f"{GENERATED_NOTE}{title}\n\n{chart_text}\n{rest.lstrip(chr(10))}"
+        return f"{WIDE_PAGE}{title}\n\n{chart_text}\n{rest.lstrip(chr(10))}"
     return (
-        f"{GENERATED_NOTE}\n# Timeline\n\n"
+        f"{WIDE_PAGE}\n# Timeline\n\n"
         '!!! info "No TIMELINE.md yet"\n'
         "    `runbook run` writes `TIMELINE.md` at the workspace root, the UTC timeline of every phase's "
         "steps, when a run finishes. The chart below comes from the timestamp log.\n\n" + chart_text
