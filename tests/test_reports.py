@@ -94,7 +94,7 @@ def test_resolved_report_follows_the_seed(golden: Workspace) -> None:
         "## Discovery Details",
         "## Resolution Steps",
         "## Cells to Fix",
-        "## Testing Plan (A-L Protocol)",
+        "## Testing Plan",
         "## Environment Variables",
         "## Files to Modify",
         "## Implementation Complete ✅",

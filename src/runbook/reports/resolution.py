@@ -28,6 +28,7 @@ from .markdown import cells_text, join_words, plural
 from .outputs import cell_results, discovery_item
 from .paths import relative_path, report_path
 from .runbooks import PhaseRunbooks
+from .sentences import expect_sentence
 from .views import STAGE_ORDER, record_events, run_facts, step_results
 
 __all__ = [
@@ -287,13 +288,18 @@ def _success_criteria(loaded: LoadedRunbook, verify: Sequence[Mapping[str, Any]]
 def _expectation_text(view: Mapping[str, Any]) -> str:
     results = view["expectations"]
     if results:
-        return "; ".join(f"{'✅' if e.get('passed') else '❌'} {e.get('message') or e.get('that')}" for e in results)
+        held = [e for e in results if e.get("passed")]
+        if len(held) == len(results):
+            return "; ".join(str(e.get("message") or e.get("that")) for e in results)
+        return "; ".join(
+            f"{e.get('message') or e.get('that')}" + ("" if e.get("passed") else " (did not hold)") for e in results
+        )
     output = view["output"]
     checked = output.get("expectations") if isinstance(output, Mapping) else None
     if isinstance(checked, list) and checked and all(isinstance(c, Mapping) and "passed" in c for c in checked):
         return "; ".join(
-            f"{'✅' if c.get('passed') else '❌'} cell {c.get('cell')}"
-            + (f": {'; '.join(str(f) for f in c['failed'])}" if c.get("failed") else " runs as expected")
+            f"cell {c.get('cell')}"
+            + (f" did not: {'; '.join(str(f) for f in c['failed'])}" if c.get("failed") else " ran as expected")
             for c in checked
         )
     if view["expect"]:
@@ -389,7 +395,13 @@ def build_report_context(
     runbook = loaded.runbook
     views = step_results(loaded, record)
     by_stage: dict[str, list[dict[str, Any]]] = {stage: [] for stage in STAGE_ORDER}
+    declared = {step.id: step for step in (*runbook.discovery, *runbook.fix, *runbook.verify)}
     for view in views:
+        step = declared.get(view["id"])
+        raw = step.with_.get("expect") if step is not None and isinstance(step.with_, dict) else None
+        sentence = expect_sentence(raw) if raw is not None else None
+        if sentence:
+            view["declared_expect"] = sentence
         view["expectation_text"] = _expectation_text(view)
         by_stage.setdefault(view["stage"], []).append(view)
     run = run_info(ws, loaded, record, views)
