@@ -248,6 +248,12 @@ def test_a_rerun_never_loses_the_resolving_report(sample: Path) -> None:
     resolving = resolver.read_text(encoding="utf-8")
     assert phase_report.read_text(encoding="utf-8") == resolving
     assert "**Cells Fixed**: 3 (15, 17, 19)" in resolving and "1. ✅ Document findings (discovery)" in resolving
+    # Written for people: checks and expectations as sentences, a heading that matches what is there.
+    for machine in ("expectation held", "⚠️ passed", "status 200; json", "exists True", "cell tag ", "(A-L Protocol)"):
+        assert machine not in resolving, machine
+    assert "answers HTTP 200 with data[0].b64_json in its JSON" in resolving
+    assert "already passed before the fix, so this check does not show the fault" in resolving
+    assert resolving.count("Discovery found") == 1
 
     again = invoke(["run", "phase-1.5"], cwd=sample)
     assert again.exit_code == 0, again.output

@@ -299,7 +299,7 @@ def _expectation_text(view: Mapping[str, Any]) -> str:
     if isinstance(checked, list) and checked and all(isinstance(c, Mapping) and "passed" in c for c in checked):
         return "; ".join(
             f"cell {c.get('cell')}"
-            + (f" did not: {'; '.join(str(f) for f in c['failed'])}" if c.get("failed") else " ran as expected")
+            + (f" runs as expected, but: {'; '.join(str(f) for f in c['failed'])}" if c.get("failed") else " runs as expected")
             for c in checked
         )
     if view["expect"]:
@@ -403,6 +403,13 @@ def build_report_context(
         if sentence:
             view["declared_expect"] = sentence
         view["expectation_text"] = _expectation_text(view)
+        messages = [str(item["message"] or item["that"]) for item in view["expect"]]
+        if messages and re.fullmatch(r"\d+ expectations? held", str(view.get("observed", ""))):
+            view["observed"] = "as expected: " + "; ".join(messages)  # not "1 expectation held"
+        if view["stage"] == "reproduce" and view["status"] in ("ok", "changed"):
+            # Not "⚠️ passed 1 expectation held": say what it means for the fault.
+            view["icon"] = "⚠️"
+            view["observed"] = "already passed before the fix, so this check does not show the fault"
         by_stage.setdefault(view["stage"], []).append(view)
     run = run_info(ws, loaded, record, views)
     discovery = [discovery_item(v) for v in by_stage["discovery"]]

@@ -1,8 +1,8 @@
 """An action's own `with.expect` as a sentence a person would write, for the reports' tables.
 
-`status 200; json data[0].b64_json exists True` reads "answers HTTP 200 with `data[0].b64_json` in
-its JSON"; `cell tag image-config; output_contains [...]` reads "the cell tagged `image-config`
-prints "[image] Primary image generated"". Shapes this module does not know fall back to the
+`status 200; json data[0].b64_json exists True` reads "answers HTTP 200 with data[0].b64_json in its
+JSON"; `cell tag image-config; output_contains [...]` reads "the cell tagged “image-config” prints
+“[image] Primary image generated”". No code spans: the sentences go into table cells. Shapes this module does not know fall back to the
 compact form (`views.declared_expect`).
 """
 
@@ -20,30 +20,30 @@ def _quoted(values: Any) -> str:
 
 
 def _json_check(path: str, check: Any) -> str:
-    where = f"`{path}`"
+    where = path
     if isinstance(check, Mapping):
         if "exists" in check:
             return f"{where} in its JSON" if check["exists"] else f"no {where} in its JSON"
         if "equals" in check:
-            return f"{where} equal to `{check['equals']}`"
+            return f"{where} equal to {_quoted(check['equals'])}"
         if "contains" in check:
             return f"{where} containing {_quoted(check['contains'])}"
         if "regex" in check:
-            return f"{where} matching `{check['regex']}`"
+            return f"{where} matching /{check['regex']}/"
         if "min_length" in check:
             return f"at least {check['min_length']} items in {where}"
-    return f"{where} equal to `{check}`"
+    return f"{where} equal to {_quoted(check)}"
 
 
 def _cell_name(cell: Any) -> str:
     if isinstance(cell, Mapping):
         for key, words in (("tag", "tagged"), ("id", "with id"), ("number", "numbered"), ("contains", "containing")):
             if key in cell:
-                return f"the cell {words} `{cell[key]}`"
+                return f"the cell {words} {_quoted(cell[key])}"
         return "the cell"
     if isinstance(cell, int) and not isinstance(cell, bool):
         return f"cell {cell}"
-    return f"cell `{cell}`"
+    return f"cell {_quoted(cell)}"
 
 
 def _http(expect: Mapping[str, Any]) -> str | None:
@@ -62,9 +62,9 @@ def _http(expect: Mapping[str, Any]) -> str | None:
     if expect.get("body_contains"):
         parts.append(f"whose body contains {_quoted(expect['body_contains'])}")
     if expect.get("body_regex"):
-        parts.append(f"whose body matches `{expect['body_regex']}`")
+        parts.append(f"whose body matches /{expect['body_regex']}/")
     for header, value in (expect.get("headers") or {}).items():
-        parts.append(f"with header `{header}: {value}`")
+        parts.append(f"with header {header}: {value}")
     if expect.get("max_latency_ms"):
         parts.append(f"within {expect['max_latency_ms']:g} ms")
     return " ".join(parts) if parts else None
@@ -80,7 +80,7 @@ def _cells(expect: list[Any]) -> str | None:
         if item.get("output_contains"):
             what.append(f"prints {_quoted(item['output_contains'])}")
         if item.get("output_matches"):
-            what.append(f"prints text matching {' and '.join(f'`{m}`' for m in item['output_matches'])}")
+            what.append(f"prints text matching {' and '.join(f'/{m}/' for m in item['output_matches'])}")
         if item.get("no_error", True):
             what.append("runs without error" if not what else "without error")
         sentences.append(f"{name} {' '.join(what) if what else 'runs'}")
