@@ -321,7 +321,12 @@ def timeline_page(workspace: Workspace, phases: list[PhaseProgress], lines: list
         chart.append("No phase has been started or completed yet; the chart fills in as the timestamp log grows.\n")
     chart_text = "\n".join(chart)
     if source.is_file():
-        body = _with_title(links.rewrite(source.read_text(encoding="utf-8"), source, TIMELINE_PAGE), "Timeline")
+        # The page draws the chart inline; TIMELINE.md's link to the same chart as a file is dropped.
+        own = "".join(
+            line for line in source.read_text(encoding="utf-8").splitlines(keepends=True)
+            if not line.startswith("![Phase runs over time (UTC)](")
+        )
+        body = _with_title(links.rewrite(own, source, TIMELINE_PAGE), "Timeline")
         title, _, rest = body.partition("\n")
         return f"{WIDE_PAGE}{title}\n\n{chart_text}\n{rest.lstrip(chr(10))}"
     return (
