@@ -263,7 +263,8 @@ def test_the_site_and_runbook_status_show_the_same_duration_for_the_same_run(sam
     runs_page = (sample / "docs" / "runs" / "phase-1.5.md").read_text(encoding="utf-8")
     screen = invoke(["status", "1.5"], cwd=sample).stdout
     # Runs table: Run, Target, Status, Started, Duration, Steps / RUN ID, TARGET, STATUS, STARTED, DURATION, ...
-    assert _table_row(runs_page, f"`{run['run_id']}`")[4] == expected
+    # The run id links to the run's own page (its kept report).
+    assert _table_row(runs_page, f"[`{run['run_id']}`](1.5/{run['run_id']}.md)")[4] == expected
     assert _screen_row(screen, run["run_id"])[4] == expected
 
     home = (sample / "docs" / "index.md").read_text(encoding="utf-8")

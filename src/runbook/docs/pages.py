@@ -197,7 +197,9 @@ def runs_page(workspace: Workspace, phase: PhaseProgress, log: list[LogLine]) ->
         header = ["Run", "Target", "Status", "Started (UTC)", "Duration", "Steps"]
         rows = [
             [
-                code(run.run_id),
+                f"[{code(run.run_id)}]({phase.id}/{run.run_id}.md)"
+                if (workspace.reports_dir / "runs" / phase.id / f"{run.run_id}.md").is_file()
+                else code(run.run_id),
                 md_text(run.target or "-", table=True),
                 f'<span class="rb-run rb-run--{run.status}">{run.status}</span>'
                 + (f" at {code(run.failed_step)}" if run.failed_step else ""),
