@@ -8,7 +8,7 @@ child process and, when it returns, prints its own peak resident set, `VmHWM` fr
 so it reports the benchmark process's own size.) The Jupyter kernel and the shell steps are processes
 of their own, children of that process, and do not count; `RUSAGE_CHILDREN` gives an upper bound of
 the largest (for the same reason it is at least runbook's size when it forked). For scale, the same
-figure for `python -c pass` and `runbook --help`. Target: < 150 MB.
+figure for `python -c pass` and `runbook --help`. Target: <= 100 MB.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from common import Row, Section, median, quiet_env, sample_copy
 
 NAME = "memory"
 TITLE = "Memory"
-BUDGET_MB = 150.0
+BUDGET_MB = 100.0
 
 _WRAPPER = """
 import json, resource, sys

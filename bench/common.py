@@ -69,6 +69,29 @@ def time_call(func: Callable[[], Any], *, repeat: int, setup: Callable[[], Any] 
     return times
 
 
+def interleaved(runs: dict[str, Callable[[], Any]], *, repeat: int) -> dict[str, list[Any]]:
+    """Each of `runs` called `repeat` times in rounds (A B C, A B C, ...), so a swing of the machine's
+    load hits every side alike; the results of each, in round order."""
+    results: dict[str, list[Any]] = {name: [] for name in runs}
+    for round_index in range(repeat):
+        # alternate the order too (A B, B A): the first of a round may find colder caches
+        names = list(runs) if round_index % 2 == 0 else list(reversed(runs))
+        for name in names:
+            results[name].append(runs[name]())
+    return results
+
+
+def pair_ratio(peer: Sequence[float], ours: Sequence[float]) -> float:
+    """Median of the per-round ratios peer / ours (the rounds of `interleaved`)."""
+    return median([p / o for p, o in zip(peer, ours, strict=False) if o])
+
+
+def cpu_now() -> float:
+    """CPU seconds (user + system) of this process and every child waited for so far."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime + children_cpu()
+
+
 def children_cpu() -> float:
     """CPU seconds (user + system) of every child process waited for so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -98,6 +121,41 @@ def run_command(
         tail = (result.stderr or result.stdout).decode("utf-8", "replace")[-2000:]
         raise RuntimeError(f"{' '.join(argv)} exited with {result.returncode}:\n{tail}")
     return elapsed, result
+
+
+def interleaved_commands(
+    commands: dict[str, tuple[Sequence[str], Path | None]],
+    *,
+    repeat: int,
+    env: dict[str, str] | None = None,
+    warmup: int = 1,
+    timeout: float = 600,
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall and CPU seconds of each command (argv, cwd), run in interleaved rounds after `warmup`
+    untimed rounds: {name: (walls, cpus)}, in round order (pair them with `pair_ratio`)."""
+    for _ in range(warmup):
+        for argv, cwd in commands.values():
+            run_command(argv, cwd=cwd, env=env, timeout=timeout)
+
+    def timed(argv: Sequence[str], cwd: Path | None) -> Callable[[], tuple[float, float]]:
+        def once() -> tuple[float, float]:
+            cpu: list[float] = []
+            elapsed, _result = run_command(argv, cwd=cwd, env=env, timeout=timeout, cpu=cpu)
+            return elapsed, cpu[0]
+
+        return once
+
+    rounds = interleaved({name: timed(argv, cwd) for name, (argv, cwd) in commands.items()}, repeat=repeat)
+    return {name: ([w for w, _ in runs], [c for _, c in runs]) for name, runs in rounds.items()}
+
+
+def pair_difference(ours: Sequence[float], base: Sequence[float]) -> float:
+    """Median of the per-round differences ours - base (the rounds of `interleaved`)."""
+    return median([o - b for o, b in zip(ours, base, strict=False)])
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
 def time_command(
@@ -142,9 +200,14 @@ class Row:
     target: str | None = None
     met: bool | None = None
     note: str | None = None
+    # the median of per-round ratios when both sides ran interleaved (else peer_value / value)
+    pair: float | None = None
+    cpu: float | None = None  # CPU time beside the wall time (same unit)
 
     @property
     def ratio(self) -> float | None:
+        if self.pair is not None:
+            return self.pair
         if self.peer_value is None or not self.value:
             return None
         return self.peer_value / self.value
@@ -158,6 +221,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    load: str = "?"  # load average when the benchmark ended
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -188,8 +252,9 @@ def table(section: Section) -> list[str]:
         ratio = row.ratio
         met = "-" if row.met is None else ("yes" if row.met else "**no**")
         what = row.what + (f" ({row.note})" if row.note else "")
+        value = fmt(row.value, row.unit) + (f" (CPU {fmt(row.cpu, row.unit)})" if row.cpu is not None else "")
         lines.append(
-            f"| {what} | {fmt(row.value, row.unit)} | {row.peer or '-'} | "
+            f"| {what} | {value} | {row.peer or '-'} | "
             f"{fmt(row.peer_value, row.unit) if row.peer_value is not None else '-'} | "
             f"{f'{ratio:,.1f}x' if ratio is not None else '-'} | {row.target or '-'} | {met} |"
         )

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
+import subprocess
 import sys
 import time
 import traceback
@@ -23,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, Section, machine, package_version, table
+from common import REPO, Section, load_average, machine, package_version, table
 
 BENCHMARKS = {
     "startup": "bench_startup",
@@ -32,9 +34,13 @@ BENCHMARKS = {
     "notebooks": "bench_notebooks",
     "history": "bench_history",
     "memory": "bench_memory",
+    "kernel": "bench_kernel",
 }
 REPORT = REPO / "BENCHMARKS.md"
-PEERS = ("ansible-core", "httpx", "jinja2", "ruamel.yaml", "pydantic", "click", "nbformat")
+PEERS = (
+    "ansible-core", "httpx", "jinja2", "ruamel.yaml", "ruamel.yaml.clib", "pydantic", "click", "nbformat",
+    "papermill", "nbconvert", "orjson",
+)
 
 
 def header(quick: bool) -> list[str]:
@@ -44,7 +50,8 @@ def header(quick: bool) -> list[str]:
         f"Last run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}: `python3 bench/run.py"
         f"{' --quick' if quick else ''}` (each block below says when it was measured).",
         "",
-        f"- machine: {info['cores']} cores, Python {info['python']}, {info['platform']}",
+        f"- machine: {info['cores']} cores, Python {info['python']}, {info['platform']}; bytecode compiled first"
+        " (`python -m compileall -q src`) and PYTHONDONTWRITEBYTECODE unset for the runs",
         f"- load average when the run started: {info['load']}; tasks waiting for a CPU over the last minute:"
         f" {info['cpu_wait']} of the time (other work on the machine moves absolute figures; ratios are"
         " measured side by side, and CPU-time rows barely move)",
@@ -56,7 +63,7 @@ def render(section: Section, quick: bool) -> list[str]:
     lines = [
         f"<!-- bench:{section.name} -->",
         f"_{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, {'--quick' if quick else 'default'} mode, "
-        f"{section.seconds:.0f} s_",
+        f"{section.seconds:.0f} s, load average at its end {section.load}_",
         "",
     ]
     if section.error:
@@ -91,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
     names = args.only or list(BENCHMARKS)
+    # Measure with compiled bytecode: a shell that sets PYTHONDONTWRITEBYTECODE=1 makes every
+    # process recompile the (editable) source, ~80 ms per command that is not runbook's.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "src")], check=False)
     print("\n".join(header(args.quick)), flush=True)
     sections: list[Section] = []
     for name in names:
@@ -103,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             section = Section(name, module.TITLE, error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
         section.seconds = time.perf_counter() - started
+        section.load = load_average()
         sections.append(section)
         print("\n".join(render(section, args.quick)[2:-1]), flush=True)
     if not args.no_write:

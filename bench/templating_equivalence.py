@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import Undefined
 
-from runbook.templating import _direct_expression, environment
+from runbook.templating import _compiled_expression, _direct_expression, environment
 
 # fmt: off
 CORPUS = [
@@ -92,9 +92,10 @@ def random_expression(rng: random.Random, depth: int = 0) -> str:
 _ADDRESS = re.compile(r" at 0x[0-9a-f]+")
 
 
-def outcome(func: Any, context: dict[str, Any]) -> tuple[str, str]:
+def outcome(func: Any, context: dict[str, Any], *, mapping: bool = False) -> tuple[str, str]:
+    """What `func` makes of `context`: called as Jinja calls it (`**context`), or with the mapping."""
     try:
-        value = func(**copy.deepcopy(context))
+        value = func(copy.deepcopy(context)) if mapping else func(**copy.deepcopy(context))
     except Exception as exc:
         return "error", f"{type(exc).__name__}: {exc}"
     if isinstance(value, Undefined):
@@ -109,26 +110,59 @@ def check(expressions: list[str]) -> tuple[int, list[str]]:
     mismatches = []
     for expr in expressions:
         direct = _direct_expression(expr)
-        if direct is None:
-            continue
-        direct_count += 1
         try:
             compiled = env.compile_expression(expr, undefined_to_none=False)
         except Exception as exc:
-            mismatches.append(f"{expr!r}: direct evaluator accepted what the compiler refuses ({exc})")
+            if direct is not None:
+                mismatches.append(f"{expr!r}: direct evaluator accepted what the compiler refuses ({exc})")
             continue
+        if direct is not None:
+            direct_count += 1
+            # validation trusts the direct parse in place of Jinja's template parse
+            try:
+                env.parse("{{ " + expr + " }}")
+            except Exception as exc:
+                mismatches.append(f"{expr!r}: direct evaluator accepted what the template parser refuses ({exc})")
+        # runbook's path (direct, or compiled but fed the context in place) against Jinja's own call
+        ours = _compiled_expression(expr)
         for context in CONTEXTS:
-            got, want = outcome(direct, context), outcome(compiled, context)
+            got, want = outcome(ours, context, mapping=True), outcome(compiled, context)
             if got != want:
-                mismatches.append(f"{expr!r}: direct {got} != compiled {want}")
+                kind = "direct" if direct is not None else "compiled, shared context"
+                mismatches.append(f"{expr!r}: {kind} {got} != compiled {want}")
     return direct_count, mismatches
+
+
+# Whole templates: runbook renders them against the context in place (no copy per render).
+TEMPLATES = [
+    "plain {{ x }} text", "{{ x }}{{ y }}", "{% for i in range(3) %}{{ i }},{% endfor %}", "{% set z = 2 %}{{ z }}",
+    "{% if x %}yes{% else %}no{% endif %}", "{% macro m(a) %}[{{ a }}]{% endmacro %}{{ m(x) }}",
+    "{{ missing }}", "{{ x.__class__ }}", "{{ lipsum is defined }} {{ dict(a=1) }}", "{{ range(2) | list }} end",
+    "{% for k in d %}{{ k }}={{ d[k] }};{% endfor %}", "{{ x | to_json }} and {{ self }}", "{{ loop }} x",
+    "{% with q = x %}{{ q }}{% endwith %}", "{{ namespace }} {{ cycler }}",
+]
+
+
+def check_templates() -> list[str]:
+    from runbook.templating import render_string
+
+    env = environment()
+    mismatches = []
+    for text in TEMPLATES:
+        for context in CONTEXTS:
+            got = outcome(lambda ctx, t=text: render_string(t, ctx), context, mapping=True)
+            want = outcome(lambda t=text, **ctx: env.from_string(t).render(**ctx), context)
+            # runbook wraps errors in its own; compare the kind of outcome and the value
+            if got[0] != want[0] or (got[0] != "error" and got != want):
+                mismatches.append(f"template {text!r}: runbook {got} != jinja {want}")
+    return mismatches
 
 
 def run(count: int = 3000, seed: int = 1) -> tuple[int, int, list[str]]:
     rng = random.Random(seed)
     expressions = CORPUS + [random_expression(rng) for _ in range(count)]
     direct, mismatches = check(expressions)
-    return len(expressions), direct, mismatches
+    return len(expressions), direct, mismatches + check_templates()
 
 
 if __name__ == "__main__":

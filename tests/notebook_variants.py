@@ -17,6 +17,7 @@ import copy
 import hashlib
 import json
 import random
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,13 +36,20 @@ class Writer:
     sort_keys: bool = True
     ensure_ascii: bool = False
     final_newline: bool = True
-    source_as: Literal["lines", "string"] = "lines"
+    # "lines": one item per line (nbformat); "string": one string; "one_item": a one-element list
+    # holding the whole text; "mixed": per cell one of lines / one item / a mid-line split
+    source_as: Literal["lines", "string", "one_item", "mixed"] = "lines"
     newline: str = "\n"
     separators: tuple[str, str] = (",", ": ")
     ids: Literal["seed", "uuid", "none", "partial"] = "seed"
     minor: int = 5
     bom: bool = False
     via_nbformat: bool = False  # let nbformat.writes itself serialise
+    ids_in_4_4: bool = False  # a 4.4 notebook whose cells carry ids anyway (editors add them)
+    escape_slash: bool = False  # write "/" as "\\/" (some PHP/Java serialisers do)
+    upper_hex: bool = False  # write \\u escapes with uppercase hex (\\u00E9, \\uD83D\\uDE80)
+    escape_in_raw: str = ""  # characters escaped as \\uXXXX although the file is raw UTF-8
+    exotic: bool = False  # add cells with "/", a form feed, a lone surrogate, uppercase-able escapes
 
 
 WRITERS: dict[str, Writer] = {
@@ -57,6 +65,14 @@ WRITERS: dict[str, Writer] = {
     "minified": Writer(indent=None, separators=(",", ":"), final_newline=False, ids="uuid"),
     "odd_spacing": Writer(indent=2, separators=(", ", " : "), sort_keys=False, ids="none", minor=4),
     "bom": Writer(bom=True),
+    "one_item_lists": Writer(source_as="one_item", ids="none", minor=4, exotic=True),
+    "mixed_chunks": Writer(source_as="mixed", sort_keys=False, exotic=True),
+    "escapes_upper": Writer(ensure_ascii=True, escape_slash=True, upper_hex=True, exotic=True),
+    "escaped_in_raw": Writer(escape_in_raw="✅é", final_newline=False, exotic=True),
+    "v4_4_with_ids": Writer(ids="partial", minor=4, ids_in_4_4=True),
+    "crlf_ascii_4_4": Writer(
+        newline="\r\n", ensure_ascii=True, final_newline=False, ids="none", minor=4, source_as="mixed"
+    ),
 }
 
 VARIANT_NAMES: tuple[str, ...] = (*WRITERS, "large_outputs")
@@ -125,6 +141,21 @@ def _outputs(rng: random.Random, n: int, output_bytes: int) -> list[dict[str, An
     return outputs
 
 
+_EXOTIC = [
+    'url = "http://127.0.0.1/inference/openai/deployments"  # slashes\nname = "café — ✅ 🚀"\nprint(url, name)\n',
+    "page_one = 1\fpage_two = 2\nprint(page_one)\n",
+    'broken = "\ud83d lone high surrogate"\nlow = "\udc00"\nprint(len(broken))',
+]
+
+
+def exotic_cells() -> Cells:
+    """Cells whose text stresses escaping: slashes, non-BMP, a form feed, lone surrogates."""
+    return [
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": text}
+        for text in _EXOTIC
+    ]
+
+
 def sample_cells(count: int = 30, *, seed: int = 0, output_bytes: int = 0) -> Cells:
     """`count` cells of realistic content (markdown and code, outputs, tags), in a tool-neutral model:
     sources and output texts are plain strings, ids are filled in by the writer."""
@@ -158,7 +189,7 @@ def sample_cells(count: int = 30, *, seed: int = 0, output_bytes: int = 0) -> Ce
 
 
 def _cell_id(index: int, cell: dict[str, Any], style: str) -> str | None:
-    digest = hashlib.sha256(f"{index}:{cell['source']}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{index}:{cell['source']}".encode("utf-8", "surrogatepass")).hexdigest()
     if style == "seed":
         return f"cell_{index}_{digest[:8]}"
     if style == "uuid":
@@ -175,16 +206,33 @@ def _split(text: str) -> list[str]:
 def with_ids(cells: Cells, writer: Writer) -> Cells:
     """Give the cells the ids this writer's notebooks carry (none for 4.4, some for "partial")."""
     for index, cell in enumerate(cells):
-        cell_id = _cell_id(index, cell, writer.ids) if writer.minor >= 5 else None
+        cell_id = _cell_id(index, cell, writer.ids) if writer.minor >= 5 or writer.ids_in_4_4 else None
         if cell_id is not None:
             cell["id"] = cell_id
     return cells
 
 
-def _serialised_cell(cell: dict[str, Any], writer: Writer) -> dict[str, Any]:
+def _chunked(text: str, how: str, index: int) -> list[str]:
+    if how == "mixed":
+        how = ("lines", "one_item", "mid_line")[index % 3]
+    if how == "one_item":
+        return [text] if text else []
+    lines = _split(text)
+    if how == "mid_line" and lines and len(lines[0]) > 4:  # ["a = ", "1\n", ...]
+        cut = len(lines[0]) // 2
+        lines[0:1] = [lines[0][:cut], lines[0][cut:]]
+    return lines
+
+
+def _serialised_cell(cell: dict[str, Any], writer: Writer, index: int = 0) -> dict[str, Any]:
     cell = copy.deepcopy(cell)
     cell_id = cell.pop("id", None)
-    if writer.source_as == "lines":
+    if writer.source_as in ("one_item", "mixed"):
+        cell["source"] = _chunked(cell["source"], writer.source_as, index)
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = _chunked(output["text"], writer.source_as, index)
+    elif writer.source_as == "lines":
         cell["source"] = _split(cell["source"])
         for output in cell.get("outputs", []):
             if "text" in output:
@@ -207,7 +255,7 @@ def _serialised_cell(cell: dict[str, Any], writer: Writer) -> dict[str, Any]:
 def render(cells: Cells, writer: Writer) -> bytes:
     """Serialise `cells` exactly as the tool described by `writer` would."""
     doc = {
-        "cells": [_serialised_cell(c, writer) for c in cells],
+        "cells": [_serialised_cell(c, writer, i) for i, c in enumerate(cells)],
         "metadata": {
             "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
             "language_info": {"name": "python", "version": "3.11.7"},
@@ -226,10 +274,37 @@ def render(cells: Cells, writer: Writer) -> bytes:
             ensure_ascii=writer.ensure_ascii,
             separators=writer.separators,
         )
+        text = _respell(text, writer)
         text = text.replace("\n", writer.newline)
         if writer.final_newline:
             text += writer.newline
     return (b"\xef\xbb\xbf" if writer.bom else b"") + text.encode("utf-8")
+
+
+_ESCAPE_OR_PAIR = re.compile(r"(\\\\)|\\u([0-9a-f]{4})")
+
+
+def _respell(text: str, writer: Writer) -> str:
+    """Spellings json.dumps never writes but other serialisers do (all valid JSON, same values)."""
+    if writer.escape_slash:  # "/" only occurs inside strings in a notebook's JSON
+        text = text.replace("/", "\\/")
+    if writer.upper_hex:
+        text = _ESCAPE_OR_PAIR.sub(lambda m: m.group(1) or "\\u" + m.group(2).upper(), text)
+    for char in writer.escape_in_raw:
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    if not writer.ensure_ascii:  # a lone surrogate cannot be raw UTF-8: escaped, as json does in ASCII
+        text = re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text
+
+
+def content(name: str, *, count: int = 30, seed: int = 0) -> Cells:
+    """The cells of variant `name` (before ids): `sample_cells`, plus the exotic ones for some."""
+    if name == "large_outputs":
+        return sample_cells(200, seed=seed, output_bytes=3_000)
+    cells = sample_cells(count, seed=seed)
+    if WRITERS[name].exotic:
+        cells[4:4] = exotic_cells()
+    return cells
 
 
 def build(
@@ -241,12 +316,8 @@ def build(
 ) -> bytes:
     """The notebook variant `name` (one of VARIANT_NAMES); `edit` changes the content first, so
     `build(name, edit=...)` is what the tool itself would write after that edit."""
-    if name == "large_outputs":
-        cells = sample_cells(200, seed=seed, output_bytes=3_000)
-        writer = WRITERS["jupyterlab"]
-    else:
-        cells = sample_cells(count, seed=seed)
-        writer = WRITERS[name]
+    cells = content(name, count=count, seed=seed)
+    writer = writer_for(name)
     with_ids(cells, writer)
     if edit is not None:
         edit(cells)

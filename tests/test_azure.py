@@ -323,7 +323,7 @@ def test_accounts_and_apim(start_emulator: Callable[..., Emulator]) -> None:
     assert whole["count"] == 3 and whole["resource_group"] is None
 
     apis = run_action("azure.apim.apis", context(settings)).output
-    assert [(a["name"], a["path"]) for a in apis["apis"]] == [("inference-api", "inference/openai")]
+    assert [(a["name"], a["path"]) for a in apis["apis"]] == [("inference-api", "inference/openai"), ("lb-api", "lb/openai")]
     ops = run_action("azure.apim.operations", context(settings), api="inference-api", match="images/generations")
     (op,) = ops.output["operations"]
     assert op["name"] == "ImageGenerations_Create" and op["method"] == "POST"

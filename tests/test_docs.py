@@ -110,7 +110,8 @@ def test_the_actions_reference_lists_every_registered_action_and_parameter(logge
     for spec in actions.all_specs():
         section = documented[spec.name]
         assert spec.summary.split("`")[0].strip() in section
-        assert ("Read-only" in section) == (not spec.changes)
+        assert ("Read-only" in section) == (not spec.changes and spec.changes_when is None)
+        assert ("Depends on its parameters" in section) == (spec.changes_when is not None)
         for name, info in spec.params.model_fields.items():
             assert f"| `{info.alias or name}` |" in section, (spec.name, name)
 

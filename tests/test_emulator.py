@@ -104,7 +104,8 @@ def test_default_estate_is_the_seed_lab() -> None:
         assert "imageGenerations" not in capabilities
     (_, group, service), *_ = estate.apim_services()
     assert (group.name, service.name) == (RG, "apim-pavavy6pu5hpa")
-    (api,) = service.apis
+    api, lb_api = service.apis  # phase 1.6 added the load-balanced API
+    assert (lb_api.id, lb_api.backend) == ("lb-api", "lb-pool")
     assert (api.id, api.path) == ("inference-api", "inference/openai")
     image_templates = [op.url_template for op in api.operations if "images" in op.url_template]
     assert image_templates == ["/deployments/{deployment-id}/images/generations?api-version={api-version}"]
@@ -559,7 +560,7 @@ def test_estate_yaml_and_file_errors(tmp_path: Path) -> None:
 class _StaticCredential:
     """A TokenCredential for the emulator, which accepts any bearer token."""
 
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+    def get_token(self, *_scopes: str, **_kwargs: Any) -> Any:
         from azure.core.credentials import AccessToken
 
         return AccessToken("emulator-token", int(time.time()) + 3600)

@@ -49,8 +49,8 @@ BROKEN_NOTEBOOKS = {
     "nbformat 3": (lambda text: text.replace('"nbformat": 4', '"nbformat": 3'), "nbformat 3 notebooks are not supported"),
     "nbformat 5": (lambda text: text.replace('"nbformat": 4', '"nbformat": 5'), "nbformat 5 is newer than runbook"),
     "duplicate ids": (_duplicate_ids, r"duplicate cell id '[^']+': cells 1 and 2"),
-    "empty": (lambda text: "", "the notebook file is empty"),
-    "a list": (lambda text: "[]", "a notebook is a JSON object"),
+    "empty": (lambda _text: "", "the notebook file is empty"),
+    "a list": (lambda _text: "[]", "a notebook is a JSON object"),
     "conflict markers": (lambda text: text.replace(' "cells": [', '<<<<<<< HEAD\n "cells": [', 1), "not valid JSON"),
 }
 
@@ -74,7 +74,7 @@ def test_a_run_on_a_malformed_notebook_fails_clearly(local_workspace: Path, kind
     assert re.search(expected, result.stdout), result.stdout
     (record,) = [read_record(p) for p in record_paths(local_workspace / "reports", "1.1")]
     first = record.step_results()[0]
-    assert first["status"] == "failed" and re.search(expected, first["error"]["message"])
+    assert first["status"] == "error" and re.search(expected, first["error"]["message"])
     assert notebook.read_bytes() == before  # nothing was written to it
 
 

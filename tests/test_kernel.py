@@ -157,7 +157,7 @@ def test_bad_cell_index_and_unknown_kernel_are_clear_errors() -> None:
 
 
 def test_python3_falls_back_to_this_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
-    def nothing_registered(self: KernelSpecManager, kernel_name: str) -> None:
+    def nothing_registered(_self: KernelSpecManager, kernel_name: str) -> None:
         raise NoSuchKernel(kernel_name)
 
     monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", nothing_registered)
@@ -171,6 +171,22 @@ def test_a_4_4_notebook_without_ids_runs_as_read() -> None:
     runs = run_cells(nb, [1, 2, 3])
     assert [(r.status, r.id) for r in runs] == [("ok", None), ("ok", None), ("skipped", None)]
     assert runs[0].text == "0" and runs[2].message == "not a code cell"
+
+
+def test_setup_code_runs_first_without_being_a_cell() -> None:
+    nb = notebook("print(SHIM * 2)\n")
+    progress: list[str] = []
+    runs = run_cells(
+        nb, [0], setup_code=["SHIM = 21\n", "import os\n"], on_cell=lambda run: progress.append(run.label)
+    )
+    assert [(r.label, r.index, r.setup, r.status) for r in runs] == [
+        ("setup code", -1, True, "ok"),
+        ("setup code 2", -2, True, "ok"),
+        (runs[2].label, 0, False, "ok"),
+    ]
+    assert runs[2].label.startswith("cell 1") and runs[-1].stdout == "42\n"
+    assert progress == [r.label for r in runs]
+    assert len(nb.cells) == 1
 
 
 def test_long_output_is_bounded() -> None:

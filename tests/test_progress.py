@@ -214,7 +214,7 @@ verify:
   - id: check
     uses: assert
     with:
-      that: ["{{ steps.change.output.fixed }}"]
+      that: ["{{ steps.change is defined and steps.change.output.fixed }}"]
 """
 
 

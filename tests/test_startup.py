@@ -79,11 +79,84 @@ def test_command_help_imports_no_heavy_dependency(command: str) -> None:
 def test_help_loads_only_the_cli_and_its_errors() -> None:
     modules, _ = imported_after(["--help"])
     ours = sorted(m for m in modules if m == "runbook" or m.startswith("runbook."))
-    assert ours == ["runbook", "runbook.cli", "runbook.errors"]
+    assert ours == ["runbook", "runbook.cli", "runbook.cli.common", "runbook.cli.fleet", "runbook.errors"]
 
 
 def test_validate_does_not_import_the_kernel_stack() -> None:
     """Validating runbooks needs the action registry, not nbformat/nbclient (only execution does)."""
     modules, output = imported_after(["-w", str(Path(__file__).resolve().parent.parent), "validate"])
-    assert "runbook valid" in output
+    assert "runbooks valid" in output  # phases 1.5 and 1.6
     assert [m for m in heavy(modules) if m.split(".")[0] in ("nbformat", "nbclient")] == []
+
+
+# Modules a command must not load unless the runbook uses what they are for.
+KERNEL = ("nbformat", "nbclient", "jupyter_client", "zmq", "ipykernel", "runbook.kernel")
+NETWORK = ("httpx", "httpcore", "anyio", "asyncio", "azure", "runbook.azure.emulator", "http.server")
+
+
+def loaded(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == name or m.startswith(name + ".") for name in names)]
+
+
+CORE_RUNBOOK = """\
+phase: "1.1"
+title: Core steps only
+discovery:
+  - id: answer
+    uses: set
+    with:
+      value: 42
+    register: answer
+verify:
+  - id: check
+    uses: assert
+    with:
+      that: "{{ answer.value == 42 }}"
+"""
+
+
+def core_workspace(root: Path) -> Path:
+    """A workspace whose default target is the emulator and whose one runbook uses core actions only."""
+    (root / "runbooks").mkdir(parents=True)
+    (root / "reports").mkdir()
+    (root / "runbook.yaml").write_text(
+        'project: Test\nplan:\n  - group: "1"\n    phases:\n      - {id: "1.1", title: First}\n'
+        "default_target: emulator\ntargets:\n  emulator:\n    kind: emulator\n",
+        encoding="utf-8",
+    )
+    (root / "runbooks" / "phase-1.1.yaml").write_text(CORE_RUNBOOK, encoding="utf-8")
+    return root
+
+
+def test_validate_of_the_sample_loads_no_kernel_http_or_azure_sdk_code() -> None:
+    """The sample uses azure.* and notebook.* actions: validating them needs their parameter models,
+    not the HTTP stack, the Azure SDK, nbformat or a kernel (only running them does)."""
+    modules, output = imported_after(["-w", str(Path(__file__).resolve().parent.parent), "validate"])
+    assert "runbooks valid" in output  # phases 1.5 and 1.6
+    assert loaded(modules, KERNEL) == []
+    assert loaded(modules, NETWORK) == []
+
+
+def test_validate_of_a_core_runbook_loads_no_kernel_http_or_azure_code(tmp_path: Path) -> None:
+    root = core_workspace(tmp_path / "ws")
+    modules, output = imported_after(["-w", str(root), "validate"])
+    assert "runbook valid" in output
+    assert loaded(modules, KERNEL) == []
+    assert loaded(modules, NETWORK) == []
+
+
+def test_a_run_whose_steps_never_talk_to_azure_does_not_start_the_emulator(tmp_path: Path) -> None:
+    root = core_workspace(tmp_path / "ws")
+    modules, _output = imported_after(["-w", str(root), "run", "1.1"])
+    records = list((root / "reports" / "runs" / "1.1").glob("*.jsonl"))
+    assert len(records) == 1
+    assert '"status": "ok"' in records[0].read_text(encoding="utf-8") or "ok" in records[0].read_text(encoding="utf-8")
+    assert loaded(modules, ("runbook.azure.emulator", "runbook.azure.estate", "http.server")) == []
+    assert loaded(modules, KERNEL) == []
+
+
+def test_status_loads_no_kernel_http_or_template_code(tmp_path: Path) -> None:
+    root = core_workspace(tmp_path / "ws")
+    modules, _output = imported_after(["-w", str(root), "status"])
+    assert loaded(modules, KERNEL) == []
+    assert loaded(modules, NETWORK) == []

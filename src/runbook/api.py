@@ -190,6 +190,58 @@ def run_phase(
     return outputs
 
 
+def phases_to_run(workspace: Workspace, words: Iterable[str]) -> list[str]:
+    """The phases `words` name, in plan order: ids (`1.5`, `phase-1.6`) or `group N` (its phases with a runbook)."""
+    from .errors import InputError
+    from .model import normalise_phase
+
+    items = list(words)
+    runbooks = workspace.runbook_files()
+    order = workspace.phase_ids()
+    wanted: list[str] = []
+    index = 0
+    while index < len(items):
+        word = items[index].strip()
+        if word.lower() == "group":
+            if index + 1 >= len(items):
+                raise InputError("`group` needs a group id, e.g. `runbook run group 1`")
+            group_id = items[index + 1].strip()
+            groups = {str(g.group): g for g in workspace.config.plan}
+            if group_id not in groups:
+                raise InputError(f"no group {group_id!r} in the plan", hint=f"groups: {', '.join(groups) or 'none'}")
+            wanted += [p.id for p in groups[group_id].phases if p.id in runbooks]
+            index += 2
+            continue
+        wanted.append(normalise_phase(word))
+        index += 1
+    unique = list(dict.fromkeys(wanted))
+    return sorted(unique, key=lambda phase: order.index(phase) if phase in order else len(order))
+
+
+def run_phases(
+    phases: Iterable[str],
+    *,
+    workspace: Workspace | Path | str | None = None,
+    on_finished: Callable[[RunOutputs], None] | None = None,
+    **run_options: Any,
+) -> list[RunOutputs]:
+    """Run several phases in plan order (`["group", "1"]` or ids), stopping after the first that fails.
+
+    Each phase is a full `run_phase` (record, report, progress) before the next starts; `on_finished`
+    hears each one. Raises like `run_phase` unless `raise_on_failure=False` is passed.
+    """
+    ws = workspace if isinstance(workspace, Workspace) else load_workspace(workspace)
+    done: list[RunOutputs] = []
+    for phase in phases_to_run(ws, phases):
+        outputs = run_phase(phase, workspace=ws, **run_options)
+        done.append(outputs)
+        if on_finished is not None:
+            on_finished(outputs)
+        if outputs.result.status != "success":
+            break
+    return done
+
+
 @dataclass
 class _PhaseRun:
     """What one `run_phase` call works with, gathered once."""
@@ -270,7 +322,11 @@ def _execute(run: _PhaseRun, redactor: Redactor, listeners: list[Listener]) -> t
 
     # The lock comes first: what to resume is decided under it, and a lock left by a killed run is
     # taken over (with a warning) by whatever `runbook run` comes next, even one with nothing to do.
-    lock = None if run.options.dry_run else WorkspaceLock(run.ws.root, run.phase_id, run.warn).acquire()
+    lock = (
+        None
+        if run.options.dry_run
+        else WorkspaceLock(run.ws.root, run.phase_id, run.warn, break_lock=run.options.break_lock).acquire()
+    )
     target = None
     try:
         plan = _prepare_resume(run)
@@ -359,7 +415,10 @@ def _log_end(ws: Workspace, loaded: LoadedRunbook, result: RunResult) -> None:
             duration_s=duration,
         )
     else:
-        failed = next((o.step.id for o in result.outcomes if o.status in ("failed", "interrupted") and o.stage != "reproduce"), None)
+        failed = next(
+            (o.step.id for o in result.outcomes if o.status in ("failed", "interrupted") and o.stage != "reproduce"),
+            None,
+        )
         entry = log_entry(
             phase_id,
             "fail",
@@ -414,12 +473,14 @@ def validate(paths: Iterable[Path] = (), *, workspace: Workspace | None = None) 
         try:
             doc = read_yaml(path, root=Path.cwd() if root is None else None)
         except InputError as exc:
-            problems.append(Problem(exc.location or Location(str(path)), exc.message.split(": ", 1)[-1] if exc.location else exc.message))
+            problems.append(
+                Problem(
+                    exc.location or Location(str(path)), exc.message.split(": ", 1)[-1] if exc.location else exc.message
+                )
+            )
             continue
         problems.extend(validate_document(doc, known_phases=known))
     return len(files), problems
-
-
 
 
 # ---------------------------------------------------------------- log, init, new

@@ -29,6 +29,7 @@ COLOURS = {
     "ok": "32",
     "changed": "33",
     "failed": "31",
+    "error": "31;1",
     "skipped": "90",
     "interrupted": "35",
     "success": "32",
@@ -106,9 +107,10 @@ class ConsolePrinter:
         error = event.error
         if error is None or event.status == "skipped":
             return
-        prefix = "expected failure (pre-fix)" if event.stage == "reproduce" else "error"
+        expected = event.stage == "reproduce" and event.status == "failed"
+        prefix = "expected failure (pre-fix)" if expected else "error"
         self.write(f"    {prefix}: {error.message}")
-        if error.hint and event.stage != "reproduce":
+        if error.hint and not expected:
             self.write(f"    hint: {error.hint}")
 
     def _summary(self, event: RunFinished) -> None:

@@ -111,7 +111,16 @@ class ActionError(RunbookError):
         super().__init__(message, hint=hint)
 
 
-class ExpectationFailed(ActionError):
+class CheckFailed(ActionError):
+    """A check did not hold: an expectation, an HTTP status, an assertion, a cell that raised.
+
+    The step's outcome is *failed* — evidence about the system. Every other `ActionError` is an
+    *error*: the runbook or the machine is wrong (undefined name, no such cell, a crash, a timeout),
+    which says nothing about the fault.
+    """
+
+
+class ExpectationFailed(CheckFailed):
     """A step ran but its `expect` assertions did not hold; `expectations` says which (recorded)."""
 
     def __init__(
@@ -169,6 +178,36 @@ class GitError(RunbookError):
 
 class NotebookError(InputError):
     """A notebook cannot be read, addressed or written as asked."""
+
+
+class StorageError(RunbookError):
+    """The disk refused a write (full, read-only, over quota): what was written before is intact."""
+
+
+# errno values that mean "the storage refused", not "runbook has a bug".
+STORAGE_ERRNOS = frozenset({28, 30, 122, 13, 1})  # ENOSPC, EROFS, EDQUOT, EACCES, EPERM
+
+
+def storage_error(exc: OSError, *, resume: str | None = None) -> StorageError:
+    """A clear error for a refused write, saying that nothing already recorded was lost and how to go on."""
+    import errno
+    import os
+
+    reasons = {
+        errno.ENOSPC: "no space left on the device",
+        errno.EROFS: "the file system is read-only",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "the operation is not permitted",
+    }
+    reason = reasons.get(exc.errno or 0, exc.strerror or str(exc))
+    where = f" writing {relative_display(Path(os.fsdecode(exc.filename)))}" if exc.filename else ""
+    next_step = f"then `{resume}` continues where it stopped" if resume else "then run the command again"
+    return StorageError(
+        f"{reason}{where}: nothing already recorded was lost (run records are appended and synced step by "
+        "step; reports, notebooks and logs are replaced atomically or not at all)",
+        hint=f"free some space or make the folder writable, {next_step}",
+    )
 
 
 def did_you_mean(word: str, choices: Iterable[str], *, quote: bool = True) -> str:

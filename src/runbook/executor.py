@@ -9,8 +9,10 @@ reports; `api.run_phase` does that once the run is over.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,8 +25,10 @@ from pydantic import ValidationError
 
 from . import actions
 from .actions import ActionContext, ActionSpec, Result
+from .actions.core import approval_refusal
 from .errors import (
     ActionError,
+    CheckFailed,
     ExpectationFailed,
     InputError,
     Problem,
@@ -33,6 +37,8 @@ from .errors import (
     ValidationFailed,
     did_you_mean,
 )
+from .evidence import describe_params as _describe_params
+from .evidence import match_signature, reproduce_verdict
 from .loader import LoadedRunbook, schema_problems
 from .model import Step
 from .record import (
@@ -52,7 +58,7 @@ from .record import (
     redact_event,
     utc_now,
 )
-from .secrets import Redactor, is_secret_name
+from .secrets import MASK, Redactor, is_secret_name
 from .templating import evaluate, render_value
 
 Only = Literal["discovery", "fix", "verify"]
@@ -74,6 +80,7 @@ class RunOptions:
     assume_yes: bool = False
     reproduce: bool | None = None  # None: as the runbook says
     resume: bool = False
+    break_lock: bool = False  # take over a lock that names another host
 
 
 @dataclass
@@ -83,6 +90,7 @@ class StepOutcome:
     status: str
     output: Any = None
     error: RunbookError | None = None
+    signature: dict[str, Any] | None = None  # reproduce: the expected failure signature, expected vs seen
 
 
 @dataclass
@@ -200,7 +208,9 @@ class Executor:
         self.run_id = run_id or new_run_id()
         self.allowed_paths = allowed_paths
         self.confirm = confirm
-        self.warn = warn or (lambda _msg: None)
+        sink = warn or (lambda _msg: None)
+        # Warnings (retries above all) quote errors, URLs and outputs: they pass the redactor like events.
+        self.warn: Callable[[str], None] = lambda message: sink(redactor.text(message))
         self.restored = restored or {}
         self.previous_steps = previous_steps or {}
         self.run_state: dict[str, Any] = {}
@@ -214,7 +224,7 @@ class Executor:
             "vars": dict(variables),
             "secrets": dict(secrets),
             "env": public_env,
-            "target": dict(getattr(target, "settings", {}) or {}),
+            "target": getattr(target, "settings", {}),  # not copied: reading it may start the emulator
             "target_name": getattr(target, "name", None),
             "phase": self.runbook.phase,
             "run": {"id": self.run_id},
@@ -272,19 +282,35 @@ class Executor:
         failed_step: str | None = None
         try:
             failed = False
-            for stage, step, selected in plan:
+            for stage, step, planned in plan:
+                selected = planned
+                if not failed and not selected and stage != "reproduce":
+                    try:
+                        # --from/--step: a read-only step whose recorded output was masked runs again
+                        selected = self._masked_and_needed(stage, step, from_record=False)
+                    except InputError as exc:
+                        self._error_step(stage, step, exc)
+                        failed, failed_step, status = True, step.id, "failed"
+                        continue
                 if failed or not selected:
-                    reason = "an earlier step failed" if failed else self._skip_reason(stage, step)
+                    reason = self._after_failure_reason(failed_step) if failed else self._skip_reason(stage)
                     self._record_skip(stage, step, reason)
                     continue
                 if stage == "reproduce" and reproduced is None:
                     reproduced = False  # a reproduce step runs: from now on the fault may show
                 outcome = self._run_step(stage, step)
                 if stage == "reproduce":
-                    if outcome.status == "failed":
-                        reproduced = True
+                    verdict = self._reproduce_verdict(step, outcome)
+                    if verdict is None:
+                        reproduced = True if outcome.status == "failed" else reproduced
+                        continue
+                    # The runbook could not check the fault (an error, or a failure unlike the fault):
+                    # stop before any fix, so nothing is changed on evidence that is not there.
+                    self.emit(Note(kind=verdict[0], time=iso(utc_now()), message=verdict[1]))
+                    failed, failed_step, status = True, step.id, "failed"
+                    reproduced = None  # the fault was not checked: neither reproduced nor not
                     continue
-                if outcome.status == "failed" and not step.continue_on_error:
+                if outcome.status in ("failed", "error") and not step.continue_on_error:
                     failed = True
                     failed_step = step.id
                     status = "failed"
@@ -330,6 +356,22 @@ class Executor:
             interrupted=status == "interrupted",
         )
 
+    def _after_failure_reason(self, failed_step: str | None) -> str:
+        for outcome in reversed(self.outcomes):
+            if outcome.step.id == failed_step and outcome.stage == "reproduce":
+                return "the fault could not be checked before the fix"
+        return "an earlier step failed"
+
+    def _reproduce_verdict(self, step: Step, outcome: StepOutcome) -> tuple[str, str] | None:
+        """None when the reproduce step is evidence (failed as the fault does, or passed); else why not."""
+        return reproduce_verdict(step.id, outcome.status, outcome.error, outcome.signature)
+
+    def _signature(self, stage: str, step: Step, status: str, output: Any) -> dict[str, Any] | None:
+        """Reproduce: does the failure match the step's expected failure signature?"""
+        if stage != "reproduce" or step.reproduce is None or status != "failed":
+            return None
+        return match_signature(step.reproduce.expect, {**self.context, "output": output})
+
     def _relative(self, path: Path) -> str:
         try:
             return str(path.resolve().relative_to(self.root.resolve()))
@@ -355,7 +397,9 @@ class Executor:
         for wanted in (self.options.from_step, self.options.step):
             if wanted and wanted not in ids:
                 hint = did_you_mean(wanted, ids)
-                raise InputError(f"no step {wanted!r} in {self.loaded.doc.display}: {hint}steps: {', '.join(dict.fromkeys(ids))}")
+                raise InputError(
+                    f"no step {wanted!r} in {self.loaded.doc.display}: {hint}steps: {', '.join(dict.fromkeys(ids))}"
+                )
         plan: list[tuple[str, Step, bool]] = []
         reached = self.options.from_step is None
         for stage, step in order:
@@ -371,7 +415,7 @@ class Executor:
             plan.append((stage, step, selected))
         return plan
 
-    def _skip_reason(self, stage: str, step: Step) -> str:
+    def _skip_reason(self, stage: str) -> str:
         if self.options.dry_run and stage == "verify":
             return "dry-run: verify does not run"
         if self.options.only is not None:
@@ -379,6 +423,46 @@ class Executor:
         if self.options.step is not None:
             return f"--step {self.options.step}"
         return f"before --from {self.options.from_step}"
+
+    def _masked_and_needed(self, stage: str, step: Step, *, from_record: bool) -> bool:
+        """A recorded output that was redacted cannot be handed to later steps: it holds `***`, not the secret.
+
+        True when the step must run again instead (it only reads, and a later step uses its output).
+        A step that changes things is not re-run behind the user's back: that is a clear error.
+        """
+        previous = self.restored.get((stage, step.id)) if from_record else self.previous_steps.get(step.id)
+        if previous is None or stage == "reproduce" or not previous.succeeded:
+            return False
+        if MASK not in json.dumps(previous.output, default=str) or not self._used_later(step):
+            return False
+        spec = actions.get(step.uses)
+        if spec.changes and spec.changes_when is None and step.changes is not False:
+            raise InputError(
+                f"step {step.id}'s recorded output was masked (it held a secret) and later steps use it, but the "
+                f"step changes things ({spec.name}), so it is not run again behind your back",
+                hint=f"run the phase again without --resume/--from/--step, or mark {step.id} `changes: false` "
+                "if it only reads",
+            )
+        self.warn(f"{step.id}: its recorded output was masked (it held a secret); running it again (it only reads)")
+        return True
+
+    def _used_later(self, step: Step) -> bool:
+        """Whether any template of the runbook names this step's output (by `steps.<id>` or its register)."""
+        text = self.loaded.doc.text
+        if re.search(rf"steps\s*(?:\.\s*{re.escape(step.id)}\b|\[\s*['\"]{re.escape(step.id)}['\"])", text):
+            return True
+        if step.register_:
+            uses = re.findall(rf"(?<![\w.]){re.escape(step.register_)}\b", text)
+            return len(uses) > 1  # more than the `register:` line itself
+        return False
+
+    def _error_step(self, stage: str, step: Step, error: RunbookError) -> StepOutcome:
+        """Record `step` as an error without running it (the runbook cannot go on as asked)."""
+        started = utc_now()
+        self.emit(StepStarted(stage=stage, step=step.id, title=step.label, uses=step.uses, time=iso(started)))
+        tries = _Tries()
+        tries.status, tries.error = "error", error
+        return self._finish(stage, step, actions.get(step.uses), started, tries)
 
     def _record_skip(self, stage: str, step: Step, reason: str) -> None:
         # Outputs of steps not run this time are restored from the last record that has them,
@@ -414,7 +498,12 @@ class Executor:
         """One step: restored from the interrupted run, or gated, attempted and finished."""
         restored = self.restored.get((stage, step.id))
         if restored is not None:
-            return self._restore(stage, step, restored)
+            try:
+                rerun = self._masked_and_needed(stage, step, from_record=True)
+            except InputError as exc:
+                return self._error_step(stage, step, exc)
+            if not rerun:
+                return self._restore(stage, step, restored)
         spec = actions.get(step.uses)
         started = utc_now()
         self.emit(StepStarted(stage=stage, step=step.id, title=step.label, uses=step.uses, time=iso(started)))
@@ -442,26 +531,52 @@ class Executor:
         """`when:` and dry-run: True when the step runs; otherwise `tries` says skipped or failed."""
         try:
             skip = step.when is not None and not self._truthy(step.when)
-        except RunbookError as exc:  # a `when` that cannot be evaluated fails the step, recorded
-            tries.status, tries.error = "failed", exc
+        except RunbookError as exc:  # a `when` that cannot be evaluated: the runbook is wrong, recorded
+            tries.status, tries.error = "error", exc
             return False
         if skip:
             tries.status, tries.reason = "skipped", f"when: {step.when}"
             return False
-        if self.options.dry_run and spec.changes and not spec.supports_dry_run:
-            tries.status, tries.reason = "skipped", f"dry-run: would run {spec.name}"
-            return False
+        if self.options.dry_run and not spec.supports_dry_run:
+            would = self._would_change(step, spec)
+            if would is not None:
+                tries.status, tries.reason = "skipped", would
+                return False
         return True
+
+    def _would_change(self, step: Step, spec: ActionSpec) -> str | None:
+        """Under --dry-run: what the step would do when it may change something, else None (it runs).
+
+        A step's `changes: false` says it only reads; otherwise the action decides, from its rendered
+        parameters where that matters (an HTTP DELETE changes, a GET does not). Parameters that cannot
+        be rendered yet count as changing: dry-run never guesses in favour of sending.
+        """
+        if step.changes is False:
+            return None
+        if step.changes is None and not spec.changes and spec.changes_when is None:
+            return None
+        try:
+            params = self._params(step, spec)
+        except RunbookError:
+            return f"dry-run: would run {spec.name} (its parameters cannot be rendered before earlier steps run)"
+        if step.changes is None and not spec.changes_for(params):
+            return None
+        return f"dry-run: would run {spec.name}: {self.redactor.text(_describe_params(params))}"
 
     def _attempts(self, stage: str, step: Step, spec: ActionSpec, tries: _Tries) -> None:
         """Run the action until it passes `expect` and `until`, at most 1 + `retries` times."""
+        if step.approve and not self.options.dry_run:
+            refused = approval_refusal(step.id, step.label, assume_yes=self.options.assume_yes, confirm=self.confirm)
+            if refused is not None:
+                tries.error, tries.status = refused, "failed"
+                return
         while True:
             tries.attempts += 1
             try:
                 tries.result = self._attempt(stage, step, spec)
                 tries.expectations = self._check(step, tries.result.output)
                 if step.until is not None and not self._truthy(step.until, tries.result.output):
-                    raise ActionError(f"`until` still false: {step.until}", output=tries.result.output)
+                    raise CheckFailed(f"`until` still false: {step.until}", output=tries.result.output)
                 tries.error = None
                 break
             except (ActionError, InputError) as exc:
@@ -472,7 +587,9 @@ class Executor:
                 if self._wait(step.delay):
                     raise Interrupted() from None
         if tries.error is not None:
-            tries.status = "failed"
+            # A check that did not hold is evidence (failed); anything else means the runbook or the
+            # machine is wrong (error).
+            tries.status = "failed" if isinstance(tries.error, CheckFailed) else "error"
         elif tries.result is not None:
             tries.status = tries.result.status
 
@@ -483,6 +600,7 @@ class Executor:
         output = result.output if result is not None else getattr(error, "output", None)
         # Reproduce registers too, so later verify steps see the pre-fix values they depend on;
         # the verify stage overwrites them after the fix.
+        signature = self._signature(stage, step, status, output)
         if status in ("ok", "changed"):
             self._register(step, output, status)
         else:
@@ -499,10 +617,11 @@ class Executor:
                 duration_s=round((finished - started).total_seconds(), 3),
                 attempts=tries.attempts,
                 output=output,
+                **({"signature": signature} if signature is not None else {}),
                 **self._evidence(spec, tries),
             )
         )
-        outcome = StepOutcome(stage, step, status, output, error)
+        outcome = StepOutcome(stage, step, status, output, error, signature)
         self.outcomes.append(outcome)
         if status == "interrupted":
             raise Interrupted()
@@ -516,7 +635,7 @@ class Executor:
             expectations = list(error.expectations)
         fields: dict[str, Any] = {
             "reason": tries.reason,
-            "dry_run": True if self.options.dry_run and spec.changes else None,
+            "dry_run": True if self.options.dry_run and (spec.changes or tries.reason) else None,
             "expectations": expectations,
         }
         if result is not None:
@@ -656,9 +775,7 @@ class Executor:
             if not passed:
                 failed.append(message or that)
         if failed:
-            raise ExpectationFailed(
-                f"expectation failed: {'; '.join(failed)}", output=output, expectations=results
-            )
+            raise ExpectationFailed(f"expectation failed: {'; '.join(failed)}", output=output, expectations=results)
         return results
 
     def _close_run_state(self) -> None:
@@ -670,5 +787,3 @@ class Executor:
                 except Exception as exc:  # cleanup must not hide the run's own result
                     self.warn(f"closing {key}: {exc}")
         self.run_state.clear()
-
-

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -86,6 +86,8 @@ class CellRun:
 
     @property
     def label(self) -> str:
+        if self.index < 0:
+            return "setup code" if self.index == -1 else f"setup code {-self.index}"
         return f"cell {self.number} ({self.id})" if self.id else f"cell {self.number}"
 
     @property
@@ -100,12 +102,13 @@ class CellRun:
 
 @dataclass
 class _Plan:
-    index: int
+    index: int  # the notebook cell, or -1, -2, ... for setup code (not a cell of the notebook)
     setup: bool
+    code: str | None = None
     run: CellRun = field(init=False)
 
 
-def _bounded(text: str, limit: int) -> str:
+def bounded(text: str, limit: int) -> str:
     """`text` cut to about `limit` characters, keeping its head and tail (where errors show)."""
     if len(text) <= limit:
         return text
@@ -147,11 +150,11 @@ def _collect(run: CellRun, outputs: Sequence[Mapping[str, Any]], limit: int) -> 
         elif kind == "error":
             trace = _ANSI.sub("", "\n".join(output.get("traceback", [])))
             run.error = CellError(
-                str(output.get("ename", "")), str(output.get("evalue", "")), _bounded(trace, limit // 2)
+                str(output.get("ename", "")), str(output.get("evalue", "")), bounded(trace, limit // 2)
             )
-    run.stdout = _bounded("".join(stdout), limit)
-    run.stderr = _bounded("".join(stderr), limit)
-    run.text = _bounded("\n".join(t for t in texts if t), limit)
+    run.stdout = bounded("".join(stdout), limit)
+    run.stderr = bounded("".join(stderr), limit)
+    run.text = bounded("\n".join(t for t in texts if t), limit)
 
 
 class _KernelSpecs(KernelSpecManager):
@@ -173,6 +176,13 @@ def _execution_copy(nb: NotebookNode, plan: list[_Plan]) -> NotebookNode:
     """A notebook holding copies of the planned cells, in run order, without old outputs."""
     cells = []
     for step in plan:
+        if step.code is not None:
+            cells.append(
+                nbformat.from_dict(  # type: ignore[no-untyped-call]
+                    {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": step.code}
+                )
+            )
+            continue
         cell = copy.deepcopy(nb.cells[step.index])
         cell["source"] = _joined(cell.get("source", ""))
         if cell.get("cell_type") == "code":
@@ -197,6 +207,7 @@ async def run_cells_async(
     cells: Sequence[int],
     *,
     setup: Sequence[int] = (),
+    setup_code: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 60.0,
@@ -204,15 +215,18 @@ async def run_cells_async(
     stop: threading.Event | None = None,
     output_limit: int = OUTPUT_LIMIT,
     startup_timeout: float = 60.0,
+    on_cell: Callable[[CellRun], None] | None = None,
 ) -> list[CellRun]:
     """The coroutine behind `run_cells` (for callers that already run an event loop)."""
     count = len(nb.cells)
     for index in [*setup, *cells]:
         if not 0 <= index < count:
             raise NotebookError(f"there is no cell {index + 1} to run: the notebook has {count} cells")
-    plan = [_Plan(i, True) for i in setup] + [_Plan(i, False) for i in cells]
+    plan = [_Plan(-1 - k, True, code) for k, code in enumerate(setup_code)]
+    plan += [_Plan(i, True) for i in setup] + [_Plan(i, False) for i in cells]
     for step in plan:
-        step.run = CellRun(step.index, nb.cells[step.index].get("id"), "not_run", setup=step.setup)
+        cell_id = nb.cells[step.index].get("id") if step.code is None else None
+        step.run = CellRun(step.index, cell_id, "not_run", setup=step.setup)
     if stop is not None and stop.is_set():
         for step in plan:
             step.run.message = "the run was stopped before this cell"
@@ -233,18 +247,18 @@ async def run_cells_async(
         iopub_timeout=4,
     )
     # nbclient's `timeout` trait is an int; its per-cell hook takes any number of seconds.
-    client.timeout_func = lambda cell: timeout  # type: ignore[assignment]
+    client.timeout_func = lambda _cell: timeout  # type: ignore[assignment]
     replies: dict[int, dict[str, Any]] = {}
 
-    def remember_reply(*, cell: NotebookNode, cell_index: int, execute_reply: dict[str, Any]) -> None:
+    def remember_reply(*, cell_index: int, execute_reply: dict[str, Any], **_cell: NotebookNode) -> None:
         replies[cell_index] = execute_reply
 
     client.on_cell_executed = remember_reply
 
     with tempfile.TemporaryFile(mode="w+b") as kernel_log:
         try:
-            await _start(client, manager, kernel_env, cwd, kernel_log, kernel_name)
-            await _run_plan(client, manager, node, plan, replies, timeout, stop, output_limit, kernel_log)
+            await _start(client, kernel_env, cwd, kernel_log, kernel_name)
+            await _run_plan(client, manager, node, plan, replies, timeout, stop, output_limit, kernel_log, on_cell)
         finally:
             await _shutdown(client, manager)
     return [step.run for step in plan]
@@ -252,7 +266,6 @@ async def run_cells_async(
 
 async def _start(
     client: NotebookClient,
-    manager: AsyncKernelManager,
     env: dict[str, str],
     cwd: Path | None,
     log: IO[bytes],
@@ -299,70 +312,94 @@ async def _run_plan(
     stop: threading.Event | None,
     limit: int,
     log: IO[bytes],
+    on_cell: Callable[[CellRun], None] | None = None,
 ) -> None:
     executed = 0
     for position, step in enumerate(plan):
-        run, cell = step.run, node.cells[position]
-        if stop is not None and stop.is_set():
-            run.message = "the run was stopped before this cell"
-            continue
-        if cell.get("cell_type") != "code" or not cell.source.strip():
-            run.status = "skipped"
-            run.message = "not a code cell" if cell.get("cell_type") != "code" else "empty cell"
-            continue
-        run.started_at = utc_now()
-        began = time.monotonic()
-        task = asyncio.ensure_future(client.async_execute_cell(cell, position, execution_count=executed + 1))
-        # A cancelled run (Ctrl-C) leaves the task failing when the kernel is shut down: mark its
-        # exception as seen so asyncio does not print it.
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
-        executed += 1
-        try:
-            stopped = await _watch(task, manager, stop)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        dead = False
-        try:
-            await task
-        except DeadKernelError:  # also what nbclient raises for a cell we gave up on after a stop
-            dead = True
-        run.finished_at = utc_now()
-        run.duration_s = round(time.monotonic() - began, 3)
-        _collect(run, cell.get("outputs", []), limit)
-        reply = replies.get(position, {}).get("content", {})
-        run.execution_count = reply.get("execution_count")
-        if stopped:
-            run.status = "interrupted"
-            run.message = f"{run.label} was interrupted: the run was stopped" + (
-                f" (it did not stop within {INTERRUPT_GRACE_S:g} s; the kernel was shut down)" if dead else ""
-            )
-            for later in plan[position + 1 :]:
-                later.run.message = "the run was stopped before this cell"
+        if await _run_step(client, manager, node, plan, position, replies, timeout, stop, limit, log, executed):
+            executed += 1
+        if on_cell is not None and step.run.status != "not_run":
+            on_cell(step.run)
+        if step.run.status in ("interrupted", "dead"):
             return
-        if dead:
-            code = await _exit_code(manager)
-            run.status = "dead"
-            run.message = (
-                f"the kernel died while running {run.label}"
-                + (f" (exit code {code})" if code is not None else "")
-                + "; the cells after it were not run"
-                + _log_tail(log)
-            )
-            for later in plan[position + 1 :]:
-                later.run.message = f"not run: the kernel died in {run.label}"
-            return
-        if reply.get("status") == "error" and reply.get("ename") == _TIMEOUT_ENAME:
-            run.status = "timeout"
-            run.error = CellError("TimeoutError", f"cell did not finish within {timeout:g} s", "")
-            run.message = f"{run.label} timed out after {timeout:g} s; the kernel was interrupted"
-        elif reply.get("status") in ("error", "aborted") or run.error is not None:
-            run.status = "failed"
-            if run.error is None:
-                run.error = CellError(str(reply.get("ename", "Error")), str(reply.get("evalue", reply.get("status"))))
-            run.message = f"{run.label} failed: {run.error.ename}: {run.error.evalue}"
-        else:
-            run.status = "ok"
+
+
+async def _run_step(
+    client: NotebookClient,
+    manager: AsyncKernelManager,
+    node: NotebookNode,
+    plan: list[_Plan],
+    position: int,
+    replies: dict[int, dict[str, Any]],
+    timeout: float,
+    stop: threading.Event | None,
+    limit: int,
+    log: IO[bytes],
+    executed: int,
+) -> bool:
+    """Run plan step `position`; True if it was sent to the kernel."""
+    step = plan[position]
+    run, cell = step.run, node.cells[position]
+    if stop is not None and stop.is_set():
+        run.message = "the run was stopped before this cell"
+        return False
+    if cell.get("cell_type") != "code" or not cell.source.strip():
+        run.status = "skipped"
+        run.message = "not a code cell" if cell.get("cell_type") != "code" else "empty cell"
+        return False
+    run.started_at = utc_now()
+    began = time.monotonic()
+    task = asyncio.ensure_future(client.async_execute_cell(cell, position, execution_count=executed + 1))
+    # A cancelled run (Ctrl-C) leaves the task failing when the kernel is shut down: mark its
+    # exception as seen so asyncio does not print it.
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    try:
+        stopped = await _watch(task, manager, stop)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    dead = False
+    try:
+        await task
+    except DeadKernelError:  # also what nbclient raises for a cell we gave up on after a stop
+        dead = True
+    run.finished_at = utc_now()
+    run.duration_s = round(time.monotonic() - began, 3)
+    _collect(run, cell.get("outputs", []), limit)
+    reply = replies.get(position, {}).get("content", {})
+    run.execution_count = reply.get("execution_count")
+    if stopped:
+        run.status = "interrupted"
+        run.message = f"{run.label} was interrupted: the run was stopped" + (
+            f" (it did not stop within {INTERRUPT_GRACE_S:g} s; the kernel was shut down)" if dead else ""
+        )
+        for later in plan[position + 1 :]:
+            later.run.message = "the run was stopped before this cell"
+        return True
+    if dead:
+        code = await _exit_code(manager)
+        run.status = "dead"
+        run.message = (
+            f"the kernel died while running {run.label}"
+            + (f" (exit code {code})" if code is not None else "")
+            + "; the cells after it were not run"
+            + _log_tail(log)
+        )
+        for later in plan[position + 1 :]:
+            later.run.message = f"not run: the kernel died in {run.label}"
+        return True
+    if reply.get("status") == "error" and reply.get("ename") == _TIMEOUT_ENAME:
+        run.status = "timeout"
+        run.error = CellError("TimeoutError", f"cell did not finish within {timeout:g} s", "")
+        run.message = f"{run.label} timed out after {timeout:g} s; the kernel was interrupted"
+    elif reply.get("status") in ("error", "aborted") or run.error is not None:
+        run.status = "failed"
+        if run.error is None:
+            run.error = CellError(str(reply.get("ename", "Error")), str(reply.get("evalue", reply.get("status"))))
+        run.message = f"{run.label} failed: {run.error.ename}: {run.error.evalue}"
+    else:
+        run.status = "ok"
+    return True
 
 
 async def _watch(task: asyncio.Future[Any], manager: AsyncKernelManager, stop: threading.Event | None) -> bool:
@@ -401,6 +438,14 @@ async def _shutdown(client: NotebookClient, manager: AsyncKernelManager) -> None
     if kc is not None:
         kc.stop_channels()
         client.kc = None
+    # Kill the kernel's process group and wait for the exit itself: jupyter_client would poll a
+    # killed kernel every 100 ms (twice), ~0.1-0.2 s per kernel; after this its shutdown finds the
+    # process gone and does not sleep.
+    process = getattr(manager.provisioner, "process", None)
+    if process is not None:
+        with contextlib.suppress(Exception):
+            await manager.provisioner.kill()  # type: ignore[union-attr]
+            await asyncio.to_thread(process.wait, 5)
     with contextlib.suppress(Exception):  # a dead kernel may refuse; it is killed below anyway
         if manager.has_kernel:
             await manager.shutdown_kernel(now=True)
@@ -417,6 +462,7 @@ def run_cells(
     cells: Sequence[int],
     *,
     setup: Sequence[int] = (),
+    setup_code: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 60.0,
@@ -424,19 +470,24 @@ def run_cells(
     stop: threading.Event | None = None,
     output_limit: int = OUTPUT_LIMIT,
     startup_timeout: float = 60.0,
+    on_cell: Callable[[CellRun], None] | None = None,
 ) -> list[CellRun]:
-    """Run `setup` cells, then `cells` (0-based indices, in the order given) in one new kernel.
+    """Run `setup_code` (code not in the notebook), then `setup` cells, then `cells` (0-based
+    indices, in the order given) in one new kernel.
 
     `env` is added to this process's environment for the kernel; `cwd` is its working folder
     (Jupyter uses the notebook's folder). Each cell may run `timeout` seconds; a cell over time is
     interrupted and the next cells still run. If the kernel dies, that cell is "dead" and the rest
     "not_run". Setting `stop` interrupts the running cell and ends the run. The kernel is always
-    shut down, also on KeyboardInterrupt. Returns one CellRun per planned cell, setup first.
+    shut down, also on KeyboardInterrupt. `on_cell` is called with each CellRun as it finishes
+    (progress). Returns one CellRun per planned cell, setup first (setup code has index -1, -2, ...).
     """
     work = run_cells_async(
         nb,
         cells,
         setup=setup,
+        setup_code=setup_code,
+        on_cell=on_cell,
         env=env,
         cwd=cwd,
         timeout=timeout,

@@ -1,7 +1,14 @@
 """YAML loading with positions, and validation of runbooks into `file:line:col` problems.
 
-ruamel.yaml's round-trip loader keeps the line and column of every key and item; pydantic's error
-locations are walked back through that tree so each problem points at the text the user wrote. All
+Reading goes through ruamel's C parser (ruamel.yaml.clib, LibYAML underneath) composing a node
+graph, with ruamel's own YAML 1.2 resolver tagging the scalars; plain values are built from that
+graph here and the nodes stay behind as the position map, so `file:line:col` is where the text is.
+Whatever the C path cannot reproduce exactly (a syntax error, duplicate keys, merge keys, `%YAML`
+directives, characters LibYAML reads differently, deep nesting, exotic tags) is read again with
+ruamel's round-trip loader, which is what defines the result: tests/test_loader_equivalence.py
+checks both paths give the same data and the same locations. The round-trip loader is also the
+one to use where a file is edited (workspace.add_phase_to_plan). pydantic's error locations are
+walked back through the position map so each problem points at the text the user wrote. All
 problems of a file are collected (schema, unknown actions, action parameters, duplicate step ids,
 unknown `next` phase, Jinja syntax) before anything runs.
 """
@@ -9,6 +16,8 @@ unknown `next` phase, Jinja syntax) before anything runs.
 from __future__ import annotations
 
 import hashlib
+import re
+import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +43,8 @@ class YamlDocument:
     data: Any
 
     def location(self, loc: Sequence[str | int] = (), *, key: bool = False) -> Location:
+        if isinstance(self.tree, NodePositions):
+            return Location(self.display, *self.tree.position(loc, key=key))
         return Location(self.display, *_position(self.tree, loc, key=key))
 
 
@@ -52,8 +63,18 @@ def read_yaml(path: Path, *, root: Path | None = None) -> YamlDocument:
         ) from None
     except OSError as exc:
         raise InputError(f"{display}: cannot read: {exc.strerror}") from None
+    data, tree = parse_yaml(text, display)
+    return YamlDocument(path=path, display=display, text=text, tree=tree, data=data)
+
+
+def parse_yaml(text: str, display: str, *, fast: bool = True) -> tuple[Any, Any]:
+    """Plain data and a position map for YAML `text` (the C path, else the round-trip loader)."""
+    if fast:
+        parsed = _parse_fast(text)
+        if parsed is not None:
+            return parsed
     tree = parse_yaml_text(text, display)
-    return YamlDocument(path=path, display=display, text=text, tree=tree, data=to_plain(tree))
+    return to_plain(tree), tree
 
 
 def parse_yaml_text(text: str, display: str) -> Any:
@@ -88,11 +109,20 @@ def parse_yaml_text(text: str, display: str) -> Any:
         ) from None
     except (YAMLError, RecursionError, ValueError) as exc:
         raise InputError(f"invalid YAML: {exc}", location=Location(display, 1, 1)) from None
+    except (IndexError, KeyError, TypeError) as exc:
+        # ruamel's constructors trip over some scalars its resolver accepted (`-_` as an int,
+        # `!!bool maybe`): a located problem, not a traceback.
+        raise InputError(
+            f"invalid YAML: a value cannot be read ({type(exc).__name__}: {exc})",
+            location=Location(display, 1, 1),
+            hint="quote the value to make it a string",
+        ) from None
     return tree
 
 
 def to_plain(node: Any) -> Any:
     """ruamel's round-trip types -> plain dict/list/str/int/float/bool/None."""
+    from ruamel.yaml.scalarbool import ScalarBoolean
     from ruamel.yaml.scalarfloat import ScalarFloat
 
     if isinstance(node, Mapping):
@@ -101,6 +131,9 @@ def to_plain(node: Any) -> Any:
         return [to_plain(v) for v in node]
     if isinstance(node, bool) or node is None:
         return node
+    if isinstance(node, ScalarBoolean):
+        # an anchored `true` (&a true) is ruamel's int subclass; it means the boolean.
+        return bool(node)
     if isinstance(node, ScalarFloat):
         # Keep what was written: phase 1.10 is not phase 1.1.
         return _FloatText(node)
@@ -113,6 +146,274 @@ def to_plain(node: Any) -> Any:
     if hasattr(node, "value"):  # tagged scalars
         return to_plain(node.value)
     return node
+
+
+# ---------------------------------------------------------------------------------- the C path
+
+# Characters LibYAML reads differently from ruamel's YAML 1.2 scanner (tabs as separators, NEL and
+# the Unicode line separators as line breaks, a lone CR) or that are errors either way: their
+# presence sends the text to the round-trip loader.
+_UNSAFE = re.compile(r"[\t\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]|\r(?!\n)|^%", re.M)
+# LibYAML's composer recurses on the C stack (~0.3-0.8 KB a level; 30,000 levels overflow the main
+# thread's 8 MB): text that might nest deeper than _INLINE_DEPTH is composed in a thread with a
+# 256 MB stack (reserved, touched only as deep as the text goes); beyond _MAX_DEPTH, or nested
+# deeper than _BUILD_DEPTH once composed, it goes to the round-trip loader, which decides (its
+# Python recursion limit makes that a located error from ~200 levels on).
+_INLINE_DEPTH = 5_000
+_MAX_DEPTH = 200_000
+_BUILD_DEPTH = 100
+_Y = "tag:yaml.org,2002:"
+_STR, _NULL, _BOOL, _INT, _FLOAT = _Y + "str", _Y + "null", _Y + "bool", _Y + "int", _Y + "float"
+_TIMESTAMP, _MAP, _SEQ = _Y + "timestamp", _Y + "map", _Y + "seq"
+_VALUE, _MERGE = _Y + "value", _Y + "merge"
+
+
+class _Fallback(Exception):
+    """The C path cannot give the round-trip loader's answer for this text."""
+
+
+class NodePositions:
+    """The position map of the C path: the composed node graph, looked up like the round-trip tree."""
+
+    def __init__(self, root: Any, scalar: Any, text: str) -> None:
+        self.root = root
+        self._scalar = scalar
+        self._text = text
+        self._entries: dict[int, dict[Any, tuple[Any, Any]]] = {}
+        self._round_trip: Any = None
+
+    def _round_trip_position(self, loc: Sequence[str | int], key: bool) -> tuple[int | None, int | None] | None:
+        """LibYAML and ruamel place an empty value differently: ask the round-trip tree (errors only)."""
+        if self._round_trip is None:
+            try:
+                self._round_trip = parse_yaml_text(self._text, "")
+            except InputError:
+                self._round_trip = False
+        return _position(self._round_trip, loc, key=key) if self._round_trip is not False else None
+
+    def _mapping(self, node: Any) -> dict[Any, tuple[Any, Any]]:
+        entries = self._entries.get(id(node))
+        if entries is None:
+            entries = {self._scalar(k): (k, v) for k, v in node.value}
+            self._entries[id(node)] = entries
+        return entries
+
+    def position(self, loc: Sequence[str | int], *, key: bool = False) -> tuple[int | None, int | None]:
+        """Line and column (1-based) of the node at `loc`, or of the deepest ancestor that exists."""
+        from ruamel.yaml.nodes import MappingNode, SequenceNode
+
+        line: int | None = None
+        col: int | None = None
+        node = self.root
+        if isinstance(node, MappingNode | SequenceNode):
+            line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        for depth, part in enumerate(loc):
+            last = depth == len(loc) - 1
+            if isinstance(node, MappingNode):
+                try:
+                    found = self._mapping(node).get(part)
+                except TypeError:  # an unhashable part
+                    break
+                if found is None:
+                    break
+                marked = found[0] if (key and last) else found[1]
+                node = found[1]
+            elif isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                node = marked = node.value[part]
+            else:
+                break
+            if marked.value == "" and not marked.style:
+                return self._round_trip_position(loc, key) or (marked.start_mark.line + 1, marked.start_mark.column + 1)
+            line, col = marked.start_mark.line + 1, marked.start_mark.column + 1
+        return line, col
+
+
+_C_LOADER: Any = None
+# Implicit tags of plain scalars depend on their text only: resolved once per distinct text, and the
+# text of every Tag object handed out, so the builder never formats a Tag per node.
+_RESOLVED: dict[str, Any] = {}
+_TAG_TEXT: dict[int, str] = {}
+
+
+def _c_loader() -> Any:
+    """The C parser class with ruamel's YAML 1.2 resolver, and a round-trip scalar constructor."""
+    global _C_LOADER
+    if _C_LOADER is None:
+        try:
+            from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
+        except ImportError:  # ruamel.yaml.clib not installed: every file takes the round-trip path
+            _C_LOADER = False
+            return _C_LOADER
+        from ruamel.yaml import YAML
+        from ruamel.yaml.nodes import ScalarNode
+        from ruamel.yaml.resolver import VersionedResolver
+
+        class _Parser(CParser, VersionedResolver):  # type: ignore[misc]
+            def __init__(self, text: str) -> None:
+                CParser.__init__(self, text)
+                VersionedResolver.__init__(self, loadumper=self)
+
+            def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+                if kind is ScalarNode and implicit[0]:
+                    tag = _RESOLVED.get(value)
+                    if tag is None:
+                        tag = VersionedResolver.resolve(self, kind, value, implicit)
+                        if len(value) <= 64 and len(_RESOLVED) < 20_000:
+                            _RESOLVED[value] = tag
+                            _TAG_TEXT[id(tag)] = str(tag)
+                    return tag
+                return VersionedResolver.resolve(self, kind, value, implicit)
+
+        for tag in (_Parser.DEFAULT_SCALAR_TAG, _Parser.DEFAULT_SEQUENCE_TAG, _Parser.DEFAULT_MAPPING_TAG):
+            _TAG_TEXT[id(tag)] = str(tag)
+        # ruamel's own constructors for the scalars whose spelling matters (ints, floats, dates),
+        # so their values are exactly what the round-trip loader makes of them.
+        _C_LOADER = (_Parser, YAML(typ="rt").constructor)
+    return _C_LOADER
+
+
+def _parse_fast(text: str) -> tuple[Any, NodePositions] | None:
+    """Data and positions through the C parser, or None when only the round-trip loader will do."""
+    loader = _c_loader()
+    if not loader or _UNSAFE.search(text) is not None:
+        return None
+    depth = text.count("[") + text.count("{") + max(map(len, _LEADING.findall(text)), default=0)
+    if depth > _MAX_DEPTH:
+        return None
+    parser_class, constructor = loader
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            root = _compose(parser_class, text) if depth <= _INLINE_DEPTH else _compose_on_a_big_stack(parser_class, text)
+            builder = _Builder(constructor, text)
+            data = None if root is None else builder.value(root, 0)
+    except (_Fallback, RecursionError):
+        return None
+    except Exception:  # any error: the round-trip loader words it (or, being more lenient, reads the text)
+        return None
+    return data, NodePositions(root, builder.key, text)
+
+
+def _compose(parser_class: Any, text: str) -> Any:
+    parser = parser_class(text)
+    try:
+        return parser.get_single_node()
+    finally:
+        parser.dispose()
+
+
+def _compose_on_a_big_stack(parser_class: Any, text: str) -> Any:
+
+    outcome: list[Any] = []
+
+    def work() -> None:
+        try:
+            outcome.append((True, _compose(parser_class, text)))
+        except Exception as exc:
+            outcome.append((False, exc))
+
+    with _STACK_LOCK:
+        previous = threading.stack_size(256 * 1024 * 1024)
+        try:
+            thread = threading.Thread(target=work, name="yaml-compose", daemon=True)
+            thread.start()
+        finally:
+            threading.stack_size(previous)
+    thread.join()
+    ok, result = outcome[0]
+    if not ok:
+        raise result
+    return result
+
+
+_STACK_LOCK = threading.Lock()
+_LEADING = re.compile(r"^[ ?:-]*", re.M)
+
+
+class _Builder:
+    """Plain values from a composed node graph, as `to_plain` makes them of the round-trip tree."""
+
+    def __init__(self, constructor: Any, text: str) -> None:
+        from ruamel.yaml.nodes import MappingNode, ScalarNode
+
+        self._constructor = constructor
+        self._text = text
+        self._active: set[int] = set()
+        self._scalar_node, self._mapping_node = ScalarNode, MappingNode
+
+    @staticmethod
+    def _tag(node: Any) -> str:
+        return _TAG_TEXT.get(id(node.ctag)) or str(node.tag)
+
+    def scalar(self, node: Any, tag: str | None = None) -> Any:
+        tag = tag or self._tag(node)
+        if tag == _STR:
+            return node.value
+        if tag == _NULL:
+            return None
+        if tag == _INT:
+            return self._constructor.construct_yaml_int(node)
+        if tag == _FLOAT:
+            return self._constructor.construct_yaml_float(node)
+        if tag == _BOOL:
+            return self._constructor.construct_yaml_bool(node)
+        if (tag.startswith("!") and tag != "!") or tag in (_VALUE, _MERGE):
+            return node.value  # a local tag, a lone `=` or `<<`: the round-trip loader keeps the text
+        raise _Fallback(tag)
+
+    def key(self, node: Any, tag: str | None = None) -> Any:
+        tag = tag or self._tag(node)
+        if node.__class__ is not self._scalar_node or tag == _TIMESTAMP:
+            raise _Fallback("complex key")
+        if self._text[node.start_mark.index] in "!&":
+            # the round-trip loader keeps a tagged key as an object of its own, not its text
+            raise _Fallback("tagged key")
+        return self.scalar(node, tag)
+
+    def value(self, node: Any, depth: int) -> Any:
+        tag = self._tag(node)
+        if node.__class__ is self._scalar_node:
+            if tag == _STR:
+                return node.value
+            if tag == _TIMESTAMP:
+                return self._constructor.construct_yaml_timestamp(node)
+            value = self.scalar(node, tag)
+            if tag == _FLOAT:
+                return _FloatText(value) if hasattr(value, "_width") else float(value)
+            if tag == _INT:
+                return int(value)
+            return bool(value) if tag == _BOOL else value
+        if tag not in (_MAP, _SEQ) and not (tag.startswith("!") and tag != "!"):
+            raise _Fallback(tag)
+        if depth > _BUILD_DEPTH:
+            raise _Fallback("deep nesting")
+        marker = id(node)
+        if marker in self._active:
+            raise _Fallback("recursive alias")
+        self._active.add(marker)
+        try:
+            if node.__class__ is self._mapping_node:
+                return self._mapping(node, depth + 1)
+            return [self.value(child, depth + 1) for child in node.value]
+        finally:
+            self._active.discard(marker)
+
+    def _mapping(self, node: Any, depth: int) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            tag = self._tag(key_node)
+            if tag == _MERGE:
+                raise _Fallback("merge key")
+            key = key_node.value if tag == _STR and key_node.__class__ is self._scalar_node else self.key(key_node, tag)
+            if self._text[key_node.start_mark.index] in "!&":
+                raise _Fallback("tagged key")
+            if key in seen:
+                raise _Fallback("duplicate key")  # the round-trip loader words the error
+            seen.add(key)
+            plain = key if isinstance(key, str | int | float | bool) else str(key)
+            out[plain] = self.value(value_node, depth)
+        return out
 
 
 class _FloatText(float):

@@ -53,6 +53,21 @@ class Expectation(Strict):
     message: str | None = Field(None, description="what it means when it is false")
 
 
+class Reproduce(Strict):
+    """What the fault looks like before the fix: the expected failure signature of a verify step."""
+
+    expect: list[str | Expectation] = Field(
+        min_length=1,
+        description="expressions over `output` that hold when the step fails the way the fault makes it fail "
+        "(e.g. `output.status == 404`); the fault counts as reproduced only when they all hold",
+    )
+
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | dict) else value
+
+
 class Step(Strict):
     id: str = Field(description="unique in the runbook; used by --from/--step and `steps.<id>`")
     title: str | None = None
@@ -68,6 +83,17 @@ class Step(Strict):
     continue_on_error: bool = False
     description: str | None = Field(None, description="why this step exists (shown in reports)")
     cells: list[int | str] = Field(default_factory=list, description="cells this step concerns (reports)")
+    approve: bool = Field(
+        False, description="ask a person before this step changes anything (the terminal prompt, or --yes)"
+    )
+    changes: bool | None = Field(
+        None,
+        description="whether the step changes anything (default: the action decides); `false` lets a read-only "
+        "step (e.g. notebook.run of cells that only read) run under --dry-run",
+    )
+    reproduce: Reproduce | None = Field(
+        None, description="verify steps: the expected failure signature before the fix (see Reproduce)"
+    )
 
     @field_validator("id")
     @classmethod
@@ -100,6 +126,21 @@ class CellNote(Strict):
     change: str | None = None
 
 
+class CellDetail(Strict):
+    """One per-cell section of the report: issue, root cause, fix, and the Azure fix's CLI and portal path."""
+
+    cell: int | str = Field(description="cell number, id or tag")
+    title: str | None = None
+    issue: str | None = None
+    root_cause: str | None = None
+    fix: str | None = None
+    step: str | None = Field(
+        None, description="the fix step (azure.update/create) whose az CLI command and portal path to show"
+    )
+    az_cli: str | None = Field(None, description="a CLI command to show when no step applies it")
+    portal: str | None = Field(None, description="a portal path to show when no step applies it")
+
+
 class ChangelogLines(Strict):
     fixed: list[str] = Field(default_factory=list)
     changed: list[str] = Field(default_factory=list)
@@ -113,6 +154,7 @@ class ReportMaterial(Strict):
     root_causes: list[RootCause] = Field(default_factory=list)
     lessons: list[str] = Field(default_factory=list)
     cells: list[CellNote] = Field(default_factory=list, description="the 'Cells to Fix' table")
+    cells_detail: list[CellDetail] = Field(default_factory=list, description="one report section per cell")
     expected_fix: str | None = None
     success_criteria: list[str] = Field(default_factory=list)
     files: list[str] = Field(default_factory=list, description="files to modify")

@@ -133,9 +133,10 @@ def format_percent(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def phase_states(lines: list[LogLine]) -> dict[str, PhaseProgress]:
-    """Fold timestamp-log lines (in file order, then time) into one state per phase."""
-    states: dict[str, PhaseProgress] = {}
+def phase_states(lines: list[LogLine], start: dict[str, PhaseProgress] | None = None) -> dict[str, PhaseProgress]:
+    """Fold timestamp-log lines (in file order, then time) into one state per phase; `start`
+    continues an earlier fold (history_index), its states updated in place."""
+    states: dict[str, PhaseProgress] = {} if start is None else start
     ordered = sorted(lines, key=attrgetter("timestamp", "line"))
     for line in ordered:
         phase = states.setdefault(line.phase, PhaseProgress(id=line.phase, title="", group=line.phase.split(".")[0]))
@@ -179,10 +180,17 @@ def phase_states(lines: list[LogLine]) -> dict[str, PhaseProgress]:
     return states
 
 
-def compute_progress(workspace: Workspace, *, log: tuple[list[LogLine], list[str]] | None = None) -> list[GroupProgress]:
-    """Progress of every phase group of the plan (phases outside the plan form their own groups)."""
-    lines, _warnings = log if log is not None else read_log(workspace.timestamp_log)
-    states = phase_states(lines)
+def compute_progress(
+    workspace: Workspace,
+    *,
+    log: tuple[list[LogLine], list[str]] | None = None,
+    states: dict[str, PhaseProgress] | None = None,
+) -> list[GroupProgress]:
+    """Progress of every phase group of the plan (phases outside the plan form their own groups);
+    `states` is the log already folded (history_index.folded_states)."""
+    if states is None:
+        lines, _warnings = log if log is not None else read_log(workspace.timestamp_log)
+        states = phase_states(lines)
     runbooks = workspace.runbook_files()
     groups: list[GroupProgress] = []
     listed: set[str] = set()

@@ -95,7 +95,10 @@ def commit_message(loaded: LoadedRunbook, record: RunRecord) -> str:
     for view in views:
         status = view["status"].replace("_", " ")
         if view["stage"] == "reproduce":
-            status = "failed (fault reproduced)" if view["status"] == "failed" else f"{status} (fault not reproduced)"
+            status = {
+                "failed": "failed (fault reproduced)",
+                "error": "error (the fault could not be checked)",
+            }.get(view["status"], f"{status} (fault not reproduced)")
         lines.append(f"- {view['stage']} {view['id']}: {status}")
     cells = [c for v in views if v["stage"] == "fix" and v["status"] == "changed" for c in v["cells"]]
     if cells:

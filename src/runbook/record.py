@@ -209,6 +209,8 @@ class _StepResult(_Event):
     warnings: list[str] | None = None
     message: str | None = None
     error: StepErrorRecord | None = None
+    # reproduce stage, when the step declares its expected failure: what was expected and seen.
+    signature: dict[str, Any] | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -303,6 +305,11 @@ def redact_event(event: RunEvent, redactor: Callable[[Any], Any]) -> RunEvent:
     """A copy of `event` with every secret masked (the fields it carries keep being the ones set)."""
     data = redactor(event.model_dump(by_alias=True, exclude_unset=True))
     return type(event).model_validate({**data, "event": event.event})
+
+
+def append_durably(path: Path, obj: dict[str, Any]) -> None:
+    """Append one JSON line to a record (run or fleet) and make it durable before returning."""
+    _append_line(path, obj, durable=True)
 
 
 class RecordWriter:

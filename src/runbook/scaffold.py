@@ -1,11 +1,18 @@
 """Scaffolding: `runbook init` lays out a new workspace; `runbook new` adds a phase's runbook.
 
 Neither overwrites a file that exists: `init` lists every file in the way and writes nothing.
+`runbook new PHASE --from-scan reports/scan/X.json` writes a runbook whose verify steps run exactly
+the cells the scan found failing (with the earlier cells they need as setup), with expectations
+that fail now; the fix steps are left for the person to write.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .atomic import atomic_write_text
 from .errors import InputError
@@ -62,7 +69,7 @@ verify:
     uses: assert
     with:
       that:
-        - that: "{{{{ steps['fix-it'].output.fixed }}}}"
+        - that: "{{{{ steps['fix-it'] is defined and steps['fix-it'].output.fixed }}}}"
           message: the fix was applied
 report:
   root_causes: []
@@ -148,8 +155,11 @@ def init_workspace(folder: Path, *, project: str | None = None) -> list[Path]:
     return written
 
 
-def new_phase(workspace: Workspace, phase: str, title: str | None) -> tuple[Path, bool]:
-    """Write `runbooks/phase-<id>.yaml` and add the phase to the plan if missing."""
+def new_phase(
+    workspace: Workspace, phase: str, title: str | None, *, from_scan: Path | None = None
+) -> tuple[Path, bool]:
+    """Write `runbooks/phase-<id>.yaml` and add the phase to the plan if missing (`from_scan`: a
+    scan's JSON; the runbook then verifies the cells the scan found failing)."""
     phase_id = normalise_phase(phase)
     from .model import PHASE_ID
 
@@ -159,9 +169,14 @@ def new_phase(workspace: Workspace, phase: str, title: str | None) -> tuple[Path
     if path.exists():
         raise InputError(f"{path} already exists", hint="edit it, or pick another phase number")
     known_title = workspace.phases[phase_id][1].title if phase_id in workspace.phases else None
-    chosen = title or known_title
+    scaffold = None
+    if from_scan is not None:
+        scaffold = runbook_from_scan(workspace, from_scan)
+    chosen = title or known_title or (scaffold.title if scaffold else None)
     if not chosen:
-        raise InputError(f"phase {phase_id} is not in the plan yet", hint='give it a title: --title "Fix Backend Services"')
+        raise InputError(
+            f"phase {phase_id} is not in the plan yet", hint='give it a title: --title "Fix Backend Services"'
+        )
     added = add_phase_to_plan(workspace, phase_id, chosen)
     ids = [p.id for g in workspace.config.plan for p in g.phases]
     if added:
@@ -169,11 +184,140 @@ def new_phase(workspace: Workspace, phase: str, title: str | None) -> tuple[Path
     ids.sort(key=lambda s: [int(x) for x in s.split(".")])
     following = [p for p in ids if phase_group(p) == phase_group(phase_id) and ids.index(p) > ids.index(phase_id)]
     next_line = f'next: "{following[0]}"\n' if following else ""
-    atomic_write_text(path, RUNBOOK.format(phase=phase_id, title=_yaml_text(chosen), next_line=next_line))
+    if scaffold is not None:
+        atomic_write_text(path, scaffold.render(phase_id, _yaml_text(chosen), next_line))
+    else:
+        atomic_write_text(path, RUNBOOK.format(phase=phase_id, title=_yaml_text(chosen), next_line=next_line))
     return path, added
 
 
 def _yaml_text(text: str) -> str:
-    import json
-
     return json.dumps(text) if any(c in text for c in ":#{}[]&*!|>'\"%@`") else text
+
+
+# ---------------------------------------------------------------------------------------------
+# a runbook from a scan
+
+
+@dataclass
+class _ScanRunbook:
+    """What `runbook new --from-scan` writes: vars, verify steps and their expected failure signatures."""
+
+    title: str
+    notebook: str
+    summary: str
+    steps: list[str]
+
+    def render(self, phase: str, title: str, next_line: str) -> str:
+        return (
+            "# yaml-language-server: $schema=../runbook.schema.json\n"
+            f"# Scaffolded from a scan of {self.notebook}: the verify steps run exactly the cells the scan\n"
+            "# found failing (with the earlier cells they need as setup) and fail until the fix works.\n"
+            f'phase: "{phase}"\n'
+            f"title: {title}\n"
+            f"summary: {json.dumps(self.summary, ensure_ascii=False)}\n"
+            f"{next_line}"
+            f"vars:\n  notebook: {json.dumps(self.notebook)}\n"
+            "discovery: []\n"
+            "fix:\n"
+            "  # One step per change, for example:\n"
+            "  # - id: fix-config\n"
+            "  #   uses: notebook.edit\n"
+            '  #   with:\n  #     path: "{{ notebook }}"\n'
+            "  #     cell: {pattern: '^# IMAGE GENERATION CONFIG'}\n"
+            '  #     replacements:\n  #       - {find: "dall-e-3", replace: "FLUX-1.1-pro"}\n'
+            "  []\n"
+            "verify:\n" + "".join(self.steps)
+        )
+
+
+def _cell_ref(cell: Any, code_cells: list[Any]) -> str:
+    """A pattern on the cell's first line when that names it alone, else its number."""
+    first = next((line for line in cell.source.splitlines() if line.strip()), "")
+    if first:
+        pattern = "^" + _REGEX_SPECIAL.sub(r"\\\g<0>", first.rstrip())
+        regex = re.compile(pattern, re.MULTILINE)
+        if sum(1 for c in code_cells if regex.search(c.source)) == 1:
+            return "{pattern: " + json.dumps(pattern, ensure_ascii=False) + "}"
+    return str(cell.number)
+
+
+_REGEX_SPECIAL = re.compile(r"[.^$*+?{}\[\]\\|()]")
+_PRINTED_FAILURE = re.compile(r"\b(?:failed|error)\b\W{0,3}[45]\d\d\b", re.IGNORECASE)
+
+
+def runbook_from_scan(workspace: Workspace, scan_path: Path) -> _ScanRunbook:
+    """The runbook for the failing cells of the scan at `scan_path` (checked against the notebook)."""
+    from .notebooks import Notebook
+    from .scan import definers, free_names, load_scan, preview
+
+    data = load_scan(scan_path)
+    notebook_rel = str(data["notebook"])
+    nb = Notebook.read(workspace.root / notebook_rel)
+    scanned = {int(c["number"]): c for c in data["cells"] if isinstance(c, dict) and "number" in c}
+    for number, item in scanned.items():
+        same = number <= len(nb) and nb.cells[number - 1].cell_type == "code"
+        if not same or item.get("preview") not in (None, preview(nb.cells[number - 1].source)):
+            raise InputError(
+                f"{scan_path}: cell {number} of the scan is not the same cell of {notebook_rel} any more",
+                hint="the notebook changed since the scan: run `runbook scan` again",
+            )
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    phases = [p for p in data.get("phases", []) if isinstance(p, dict) and p.get("cells")]
+    if not phases:
+        raise InputError(f"{scan_path}: the scan found no failing cells", hint="nothing to scaffold a runbook for")
+    steps = []
+    for number, group in enumerate(phases, start=1):
+        cells = [nb.cells[int(n) - 1] for n in group["cells"]]
+        # Setup: the earlier cells that ran fine in the scan and define what these cells read.
+        earlier = [
+            c for c in code_cells if c.number < cells[0].number and scanned.get(c.number, {}).get("status") == "ok"
+        ]
+        defined = definers(earlier)
+        wanted: set[int] = set()
+        todo = set().union(*(free_names(c.source) for c in cells))
+        while todo:
+            name = todo.pop()
+            definer = defined.get(name)
+            if definer is not None and definer not in wanted:
+                wanted.add(definer)
+                todo |= free_names(nb.cells[definer - 1].source)
+        setup = [nb.cells[n - 1] for n in sorted(wanted)]
+        step_id = re.sub(r"[^a-z0-9]+", "-", str(group.get("cause") or "cells").lower()).strip("-")
+        lines = [
+            f"  - id: verify-{number}-{step_id}",
+            f"    title: {json.dumps(str(group.get('title') or 'Failing cells'), ensure_ascii=False)}",
+            "    uses: notebook.run",
+            "    with:",
+            '      path: "{{ notebook }}"',
+        ]
+        if setup:
+            lines.append("      setup: [" + ", ".join(_cell_ref(c, code_cells) for c in setup) + "]")
+        lines.append("      cells: [" + ", ".join(_cell_ref(c, code_cells) for c in cells) + "]")
+        lines.append("      expect:")
+        signature = []
+        for cell in cells:
+            item = scanned.get(cell.number, {})
+            cause = item.get("cause") or {}
+            lines.append(f"        - cell: {_cell_ref(cell, code_cells)}")
+            printed = _PRINTED_FAILURE.search(str(item.get("excerpt") or ""))
+            if str(cause.get("kind", "")).startswith("caught-") and printed:
+                lines.append(f"          output_not_contains: [{json.dumps(printed.group(), ensure_ascii=False)}]")
+            token = cause.get("code") or cause.get("http_status") or item.get("error_name")
+            if token:
+                seen = cause.get("summary") or item.get("status")
+                expression = json.dumps(f"'{token}' in (output | to_json)")
+                signature.append(
+                    f"        - that: {expression}\n          message: {json.dumps(f'cell {cell.number}: {seen}')}"
+                )
+        if signature:
+            lines.append(
+                "    # The failure the scan saw: before the fix, the fault counts as reproduced only if it looks so.\n"
+                "    reproduce:\n      expect:\n" + "\n".join(signature)
+            )
+        steps.append("\n".join(lines) + "\n")
+    first = phases[0]
+    summary = "; ".join(f"{p.get('title')} (cells {', '.join(str(n) for n in p['cells'])})" for p in phases)
+    return _ScanRunbook(
+        str(first.get("title") or "Failing cells"), notebook_rel, "Failing in the scan: " + summary, steps
+    )

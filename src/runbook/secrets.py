@@ -8,6 +8,9 @@ caught even when an action echoes it inside a URL or an error message.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -23,7 +26,11 @@ SECRET_WORDS = frozenset({"sig", "code"})
 # Names that look secret but are not: ARM paging (`$skiptoken`) and the API version.
 PUBLIC_NAMES = frozenset({"$skiptoken", "skiptoken", "api-version"})
 # Shorter values would mask innocent words ("1", "true"); such secrets are rejected at declaration.
+# Values this short would mask innocent text inside words ("1", "true"); they are masked only as
+# whole tokens (not inside a longer run of letters and digits).
 MIN_SECRET_LENGTH = 4
+# Runs of base64 characters long enough to hide a secret: decoded and masked when they contain one.
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
 
 
 def is_secret_name(name: str) -> bool:
@@ -38,22 +45,65 @@ def is_secret_name(name: str) -> bool:
     return lowered in SECRET_WORDS or bool(SECRET_NAME.search(lowered))
 
 
+def encodings(value: str) -> set[str]:
+    """The forms a secret takes on its way out: as written, URL-encoded, JSON- and repr-escaped.
+
+    Base64 forms (the value alone, or inside `user:value` as HTTP Basic auth sends it) are not listed:
+    they depend on what surrounds the value, so `Redactor.text` decodes base64 runs instead.
+    """
+    from urllib.parse import quote, quote_plus
+
+    forms = {
+        value,
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+    }
+    return {form for form in forms if form}
+
+
+def _b64decode(run: str) -> str | None:
+    text = run.rstrip("=")
+    if len(text) % 4 == 1:
+        return None
+    padded = text + "=" * (-len(text) % 4)
+    for alphabet in (None, b"-_"):
+        try:
+            raw = base64.b64decode(padded, altchars=alphabet, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        return raw.decode("utf-8", "replace")
+    return None
+
+
 class Redactor:
-    """Masks known secret values in any JSON-like structure."""
+    """Masks known secret values, and their common encodings, in any JSON-like structure."""
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._plain: re.Pattern[str] | None = None
         for value in values:
             self.add(value)
 
     def add(self, value: str | None) -> None:
-        if not value or len(value) < MIN_SECRET_LENGTH or value in self._values:
+        if not value or value in self._values:
             return
         self._values.add(value)
-        # Longest first so a secret that contains another is masked whole.
-        ordered = sorted(self._values, key=len, reverse=True)
-        self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        forms: set[str] = set()
+        for secret in self._values:
+            forms |= encodings(secret)
+        # Longest first so a secret that contains another is masked whole; short ones only as tokens.
+        ordered = sorted(forms, key=len, reverse=True)
+        parts = [
+            re.escape(form) if len(form) >= MIN_SECRET_LENGTH else rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])"
+            for form in ordered
+        ]
+        self._pattern = re.compile("|".join(parts))
+        self._plain = re.compile("|".join(re.escape(v) for v in sorted(self._values, key=len, reverse=True)))
 
     def __contains__(self, value: str) -> bool:
         return value in self._values
@@ -61,10 +111,18 @@ class Redactor:
     def __bool__(self) -> bool:
         return bool(self._values)
 
+    def _mask_base64(self, match: re.Match[str]) -> str:
+        run = match.group(0)
+        decoded = _b64decode(run)
+        if decoded is not None and self._plain is not None and self._plain.search(decoded):
+            return MASK
+        return run
+
     def text(self, value: str) -> str:
         if self._pattern is None:
             return value
-        return self._pattern.sub(MASK, value)
+        masked = self._pattern.sub(MASK, value)
+        return _BASE64_RUN.sub(self._mask_base64, masked)
 
     def __call__(self, value: Any) -> Any:
         """Return a copy of `value` with every secret masked (strings, lists, tuples, dicts)."""

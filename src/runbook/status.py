@@ -24,7 +24,7 @@ from .workspace import Workspace
 BAR_MAX_WIDTH = 40
 STATE_COLOURS = {"resolved": "32", "in_progress": "33", "failed": "31", "unknown": "35", "investigated": "36", "not_started": "90"}
 RUN_COLOURS = {"success": "32", "failed": "31", "interrupted": "35", "incomplete": "33"}
-STEP_COUNTS = ("ok", "changed", "failed", "skipped")
+STEP_COUNTS = ("ok", "changed", "failed", "error", "skipped")
 
 
 # ---------------------------------------------------------------- what the screens show
@@ -99,9 +99,11 @@ class PhaseStatus:
 
 
 def workspace_status(workspace: Workspace) -> WorkspaceStatus:
-    """Progress of every phase group; reads the timestamp log once and no run record."""
-    lines, warnings = read_log(workspace.timestamp_log)
-    groups = compute_progress(workspace, log=(lines, warnings))
+    """Progress of every phase group, from the status index (history_index) and no run record."""
+    from .history_index import folded_states
+
+    states, warnings = folded_states(workspace)
+    groups = compute_progress(workspace, states=states)
     return WorkspaceStatus(project=workspace.config.project, groups=groups, warnings=warnings)
 
 
@@ -282,7 +284,7 @@ def render_phase(status: PhaseStatus, *, colour: bool = False) -> str:
     out.append("")
     if status.runs:
         out.append(f"Runs ({len(status.runs)}):")
-        header = ["RUN ID", "TARGET", "STATUS", "STARTED", "DURATION", "OK", "CHANGED", "FAILED", "SKIPPED"]
+        header = ["RUN ID", "TARGET", "STATUS", "STARTED", "DURATION", *(name.upper() for name in STEP_COUNTS)]
         rows = [
             [
                 run.run_id,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import operator
 import re
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -29,7 +31,12 @@ _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
 
 def _to_json(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, indent=indent, sort_keys=False, ensure_ascii=False, default=str)
+    return json.dumps(value, indent=indent, sort_keys=False, ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    # mappings that are not dicts (a target's settings, filled on first use) are objects too
+    return dict(value) if isinstance(value, Mapping) else str(value)
 
 
 def _regex_search(value: Any, pattern: str, ignorecase: bool = False) -> bool:
@@ -44,10 +51,50 @@ def _regex_findall(value: Any, pattern: str) -> list[Any]:
     return re.findall(pattern, str(value))
 
 
+# Bounds on what one operator may build: `9**(9**9)` would compute for hours and ignore Ctrl-C (it runs
+# in C), `'a' * 10**9` takes a gigabyte. Real runbooks stay far below both.
+MAX_POWER_BITS = 4096
+MAX_REPEAT_ITEMS = 1_000_000
+
+
+def _too_large(what: str) -> SecurityError:
+    return SecurityError(f"{what} is too large for a runbook expression (the sandbox refuses it)")
+
+
+def _bounded_pow(left: Any, right: Any) -> Any:
+    numbers = isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
+    if numbers and right * math.log2(abs(left)) > MAX_POWER_BITS:
+        raise _too_large(f"{left} ** {right}")
+    return operator.pow(left, right)
+
+
+def _bounded_mul(left: Any, right: Any) -> Any:
+    for seq, times in ((left, right), (right, left)):
+        repeated = (
+            isinstance(seq, str | bytes | list | tuple) and isinstance(times, int) and not isinstance(times, bool)
+        )
+        if repeated and len(seq) * times > MAX_REPEAT_ITEMS:
+            raise _too_large(f"repeating {type(seq).__name__} of {len(seq)} {times} times")
+    return operator.mul(left, right)
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, with `**` and `*` bounded (also where Jinja would fold constants at compile time)."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            return _bounded_pow(left, right)
+        if operator == "*":
+            return _bounded_mul(left, right)
+        return super().call_binop(context, operator, left, right)
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
     """The one sandboxed environment for runbook expressions (built once, reused)."""
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters.update(
         to_json=_to_json,
         regex_search=_regex_search,
@@ -65,6 +112,12 @@ def check_syntax(text: str) -> str | None:
     """Return a syntax error message for a template string, or None when it parses."""
     if "{" not in text:
         return None  # no block can start without `{`: plain text always parses (and is most strings)
+    match = _SINGLE_EXPR.match(text)
+    expr = match.group("expr") if match else None
+    # Rendered as one expression: parsing it for the direct evaluator checks it, and the run that
+    # follows finds it parsed (one parse per expression, not two).
+    if expr is not None and "{{" not in expr and "}}" not in expr and _direct_expression(expr.strip()) is not None:
+        return None
     try:
         environment().parse(text)
     except TemplateSyntaxError as exc:
@@ -74,6 +127,8 @@ def check_syntax(text: str) -> str | None:
 
 def check_expression(text: str) -> str | None:
     """Return a syntax error message for a bare expression (`when`, `expect`), or None."""
+    if _direct_expression(_strip_braces(text).strip()) is not None:
+        return None  # parsed for the direct evaluator (and kept for the run): no need to compile it
     try:
         environment().compile_expression(_strip_braces(text))
     except TemplateSyntaxError as exc:
@@ -87,11 +142,27 @@ def _strip_braces(text: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _compiled_expression(expr: str) -> Any:
+def _compiled_expression(expr: str) -> Evaluator:
+    """A function of the context mapping: the direct evaluator, else Jinja's compiled expression."""
     direct = _direct_expression(expr)
     if direct is not None:
         return direct
-    return environment().compile_expression(expr, undefined_to_none=False)
+    template = environment().compile_expression(expr, undefined_to_none=False)._template
+
+    def run_compiled(context: Mapping[str, Any]) -> Any:
+        # TemplateExpression.__call__ without its `dict(**context)` copy of every registered value
+        jinja_context = _shared_context(template, context)
+        for _ in template.root_render_func(jinja_context):
+            pass
+        return jinja_context.vars["result"]
+
+    return run_compiled
+
+
+def _shared_context(template: Any, context: Mapping[str, Any]) -> Any:
+    """A Jinja context that reads `context` in place (no copy per render); names not in it fall
+    through to the environment's globals, as `dict(globals, **context)` would resolve them."""
+    return template.new_context(ChainMap(context, template.globals), shared=True)  # type: ignore[arg-type]
 
 
 # Compiling an expression to Python costs about 1 ms (Jinja generates a module and `compile()`s
@@ -104,10 +175,10 @@ def _compiled_expression(expr: str) -> Any:
 _BINARY: dict[type[nodes.Node], Callable[[Any, Any], Any]] = {
     nodes.Add: operator.add,
     nodes.Sub: operator.sub,
-    nodes.Mul: operator.mul,
+    nodes.Mul: _bounded_mul,
     nodes.Div: operator.truediv,
     nodes.FloorDiv: operator.floordiv,
-    nodes.Pow: operator.pow,
+    nodes.Pow: _bounded_pow,
     nodes.Mod: operator.mod,
 }
 _UNARY: dict[type[nodes.Node], Callable[[Any], Any]] = {nodes.Neg: operator.neg, nodes.Pos: operator.pos}
@@ -130,10 +201,13 @@ class _Compile(Exception):
     """The expression uses something the direct evaluator leaves to Jinja's compiler."""
 
 
-def _direct_expression(expr: str) -> Callable[..., Any] | None:
-    """A callable like `compile_expression(expr)`'s, or None when the expression must be compiled."""
+@lru_cache(maxsize=4096)
+def _direct_expression(expr: str) -> Evaluator | None:
+    """`compile_expression(expr)` as a function of the context mapping (read in place, never
+    copied), or None when the expression must be compiled."""
     env = environment()
-    if env.is_async or env.intercepted_binops or env.intercepted_unops or env.autoescape:
+    # Intercepted binary operators are fine: the direct evaluator uses the same bounded `**` and `*`.
+    if env.is_async or env.intercepted_unops or env.autoescape:
         return None
     try:
         parser = Parser(env, expr, state="variable")
@@ -142,17 +216,12 @@ def _direct_expression(expr: str) -> Callable[..., Any] | None:
             return None  # the compiler raises the syntax error
         node.set_environment(env)
         node = Optimizer(env).visit(node, nodes.EvalContext(env))
-        run = _evaluator(node, env)
+        return _evaluator(node, env)
     except Exception:  # a syntax error, a constant that fails to fold, or a node left to the compiler
         return None
 
-    def call(**context: Any) -> Any:
-        return run(context)
 
-    return call
-
-
-def _evaluator(node: Any, env: SandboxedEnvironment) -> Evaluator:
+def _evaluator(node: Any, env: SandboxedEnvironment) -> Evaluator:  # noqa: C901 - one branch per Jinja node kind, mirroring Jinja's compiler
     """A function of the template context that evaluates `node` as the compiled code would."""
     kind = type(node)
     if kind is nodes.Const:
@@ -266,9 +335,12 @@ def _compiled_template(text: str) -> Any:
 
 def _fail(exc: Exception, source: str) -> TemplateError | SecurityViolation:
     if isinstance(exc, SecurityError):
+        too_large = "too large for a runbook expression" in str(exc)
         return SecurityViolation(
             f"template refused by the sandbox: {exc} (in {source!r})",
-            hint="templates may read values, not Python internals; remove the attribute access",
+            hint=f"keep powers under {MAX_POWER_BITS} bits and repetitions under {MAX_REPEAT_ITEMS:,} items"
+            if too_large
+            else "templates may read values, not Python internals; remove the attribute access",
         )
     if isinstance(exc, UndefinedError):
         return TemplateError(
@@ -287,12 +359,14 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
     try:
         match = _SINGLE_EXPR.match(text)
         if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
-            value = _compiled_expression(match.group("expr").strip())(**context)
+            value = _compiled_expression(match.group("expr").strip())(context)
             if isinstance(value, Undefined):
                 # The sandbox answers some refused accesses with an undefined value; make it fail here.
                 value._fail_with_undefined_error()
             return value
-        return _compiled_template(text).render(**context)
+        template = _compiled_template(text)
+        # Template.render without its `dict(**context)` copy
+        return template.environment.concat(template.root_render_func(_shared_context(template, context)))
     except Exception as exc:
         raise _fail(exc, text) from exc
 
@@ -312,7 +386,7 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a condition (`when`, `until`, `expect`): bare (`x > 1`) or braced (`{{ x > 1 }}`)."""
     expr = _strip_braces(expression).strip()
     try:
-        value = _compiled_expression(expr)(**context)
+        value = _compiled_expression(expr)(context)
         if isinstance(value, Undefined):
             value._fail_with_undefined_error()
         return value

@@ -206,9 +206,45 @@ def load_workspace(path: Path | str | None = None) -> Workspace:
     config, problems = parse_model(WorkspaceConfig, doc)
     if config is not None:
         problems.extend(_check_config(config, doc))
+        problems.extend(_check_confinement(root, config, doc))
     if problems or config is None:
         raise ValidationFailed(problems)
     return Workspace(root=root, config=config, config_path=config_path)
+
+
+def _config_paths(config: WorkspaceConfig) -> list[tuple[list[Any], str]]:
+    """Every path the workspace config names, with its place in the file."""
+    named: list[tuple[list[Any], str]] = [
+        (["paths", key], value) for key, value in config.paths.model_dump().items()
+    ]
+    named.append((["env_file"], config.env_file))
+    named.extend((["notebooks", i], value) for i, value in enumerate(config.notebooks))
+    named.extend(
+        (["targets", name, "estate"], target.estate) for name, target in config.targets.items() if target.estate
+    )
+    return named
+
+
+def _check_confinement(root: Path, config: WorkspaceConfig, doc: Any) -> list[Problem]:
+    """Paths in the config stay inside the workspace (symlinks followed) unless `allowed_paths` names them."""
+    problems = []
+    home = root.resolve()
+    allowed = [(root / p).resolve() for p in config.allowed_paths if "\0" not in p]
+    for place, value in _config_paths(config):
+        if "\0" in value:
+            problems.append(Problem(doc.location(place), "the path contains a NUL byte; write it without one"))
+            continue
+        target = (root / value).resolve()
+        inside = [home, *allowed]
+        if not any(target == base or base in target.parents for base in inside):
+            problems.append(
+                Problem(
+                    doc.location(place),
+                    f"{value!r} resolves to {target}, outside the workspace {home}; runbook reads and writes "
+                    "only inside the workspace: use a path inside it, or list the folder under `allowed_paths:`",
+                )
+            )
+    return problems
 
 
 def _check_config(config: WorkspaceConfig, doc: Any) -> list[Problem]:

@@ -35,6 +35,7 @@ BUILTIN_MODULES = (
     "runbook.actions.files",
     "runbook.actions.http",
     "runbook.actions.azure",
+    "runbook.actions.azure_write",
     "runbook.actions.notebook",
 )
 ENTRY_POINT_GROUP = "runbook.actions"
@@ -132,6 +133,13 @@ class ActionSpec:
     blocking: bool = True
     # The model of what the action returns (None: a plug-in that declares nothing).
     output: type[Output] | None = None
+    # Whether a call changes anything can depend on its parameters (an HTTP DELETE does, a GET does
+    # not); when given, this decides instead of `changes`.
+    changes_when: Callable[[Any], bool] | None = None
+
+    def changes_for(self, params: Any) -> bool:
+        """Whether running the action with these (rendered) parameters can change anything."""
+        return self.changes_when(params) if self.changes_when is not None else self.changes
 
 
 _registry: dict[str, ActionSpec] = {}
@@ -151,6 +159,7 @@ def action(
     raw_params: tuple[str, ...] = (),
     blocking: bool = True,
     output: type[Output] | None = None,
+    changes_when: Callable[[Any], bool] | None = None,
 ) -> Callable[[F], F]:
     """Register the decorated function as action `name`."""
 
@@ -166,6 +175,7 @@ def action(
                 raw_params=raw_params,
                 blocking=blocking,
                 output=output,
+                changes_when=changes_when,
             )
         )
         return func

@@ -195,7 +195,7 @@ class DeploymentsParams(Scope):
     capability: str | None = Field(None, description="e.g. imageGenerations, chatCompletion, embeddings")
     image_only: bool = Field(False, description="only image-generation deployments")
     api_version: str = COGNITIVE_API_VERSION
-    concurrency: int | None = Field(None, ge=1, le=64, description="accounts fetched at once (default 16)")
+    concurrency: int | None = Field(None, ge=1, le=256, description="accounts fetched at once (default: the target's `concurrency`, 64)")
 
     @field_validator("accounts", mode="before")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from ..errors import ActionError
+from ..errors import ActionError, CheckFailed
 from . import ActionContext, Params, Result, action
 from .outputs import Output
 
@@ -117,7 +117,9 @@ def shell(params: ShellParams, ctx: ActionContext) -> Result:
     cwd = ctx.resolve_path(params.cwd) if params.cwd else ctx.workspace_root
     env = {**os.environ, **getattr(ctx.target, "env", {}), **params.env}
     if ctx.dry_run and params.changes:
-        return Result(status="changed", output={"argv": argv, "dry_run": True}, message=f"would run: {shlex.join(argv)}")
+        return Result(
+            status="changed", output={"argv": argv, "dry_run": True}, message=f"would run: {shlex.join(argv)}"
+        )
     started = time.monotonic()
     try:
         process = subprocess.Popen(
@@ -150,28 +152,31 @@ def shell(params: ShellParams, ctx: ActionContext) -> Result:
                 why = "interrupted" if ctx.stop.is_set() else f"timed out after {timeout:g}s"
                 raise ActionError(
                     f"{shlex.join(argv)} {why}",
-                    output=_output(argv, process.returncode, stdout, stderr, started),
+                    output=_output(argv, process.returncode, stdout, stderr, started, ctx.redactor.text),
                 ) from None
-    output = _output(argv, process.returncode, stdout, stderr, started)
+    output = _output(argv, process.returncode, stdout, stderr, started, ctx.redactor.text)
     if params.parse == "json":
         try:
             output["json"] = json.loads(stdout or b"null")
         except ValueError as exc:
             raise ActionError(f"stdout of {argv[0]} is not JSON: {exc}", output=output) from None
     if params.check and process.returncode != 0:
-        raise ActionError(
+        raise CheckFailed(
             f"{shlex.join(argv)} exited with {process.returncode}: {_tail(output['stderr'] or output['stdout'])}",
             output=output,
         )
     return Result(status="changed" if params.changes else "ok", output=output)
 
 
-def _output(argv: list[str], code: int | None, stdout: bytes, stderr: bytes, started: float) -> dict[str, Any]:
+def _output(
+    argv: list[str], code: int | None, stdout: bytes, stderr: bytes, started: float, redact: Callable[[str], str]
+) -> dict[str, Any]:
+    # Mask first, then cut: a secret straddling the bound must not leave half of itself behind.
     return {
         "argv": argv,
         "rc": code,
-        "stdout": stdout.decode("utf-8", "replace")[:OUTPUT_LIMIT],
-        "stderr": stderr.decode("utf-8", "replace")[:OUTPUT_LIMIT],
+        "stdout": redact(stdout.decode("utf-8", "replace"))[:OUTPUT_LIMIT],
+        "stderr": redact(stderr.decode("utf-8", "replace"))[:OUTPUT_LIMIT],
         "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
     }
 
@@ -199,7 +204,7 @@ class SetOutput(Output):
     output=SetOutput,
     summary="Register computed values: every key of `with` becomes a field of the output.",
 )
-def set_values(params: SetParams, ctx: ActionContext) -> Result:
+def set_values(params: SetParams, _ctx: ActionContext) -> Result:
     return Result(output=dict(params.model_extra or {}))
 
 
@@ -234,7 +239,7 @@ class AssertOutput(Output):
     output=AssertOutput,
     summary="Fail unless every condition is true; say which one was not.",
 )
-def assert_(params: AssertParams, ctx: ActionContext) -> Result:
+def assert_(params: AssertParams, _ctx: ActionContext) -> Result:
     failed = []
     checked = []
     for item in params.that:
@@ -244,7 +249,7 @@ def assert_(params: AssertParams, ctx: ActionContext) -> Result:
         if not ok:
             failed.append(message or f"condition {len(checked)} is false ({value!r})")
     if failed:
-        raise ActionError("; ".join(failed), output={"checked": checked})
+        raise CheckFailed("; ".join(failed), output={"checked": checked})
     return Result(output={"checked": checked})
 
 
@@ -280,11 +285,31 @@ def manual(params: ManualParams, ctx: ActionContext) -> Result:
         return Result(status="ok", output={"instruction": params.instruction, "dry_run": True})
     if ctx.assume_yes:
         return Result(status="changed", output={"instruction": params.instruction, "confirmed": "--yes"})
+    instruction = ctx.redactor.text(params.instruction)
     if ctx.confirm is None or not sys.stdin.isatty():
         raise ActionError(
-            f"manual step needs confirmation: {params.instruction}",
+            f"manual step needs confirmation: {instruction}",
             hint="run in a terminal to confirm, or pass --yes to approve manual steps",
         )
-    if not ctx.confirm(f"{params.instruction}\n{params.prompt}"):
-        raise ActionError(f"not confirmed: {params.instruction}")
+    if not ctx.confirm(f"{instruction}\n{ctx.redactor.text(params.prompt)}"):
+        raise ActionError(f"not confirmed: {instruction}")
     return Result(status="changed", output={"instruction": params.instruction, "confirmed": "tty"})
+
+
+def approval_refusal(
+    step_id: str, label: str, *, assume_yes: bool, confirm: Callable[[str], bool] | None
+) -> ActionError | None:
+    """None when a person approves a step with `approve: true` (at the terminal, or by --yes); else why not.
+
+    The executor asks before such a step runs (never under --dry-run, which changes nothing).
+    """
+    if assume_yes:
+        return None
+    if confirm is None or not sys.stdin.isatty():
+        return ActionError(
+            f"step {step_id} needs approval before it changes anything",
+            hint="run in a terminal to approve it, pass --yes, or look first with --dry-run",
+        )
+    if confirm(f"Approve step {step_id}: {label}?"):
+        return None
+    return ActionError(f"step {step_id} was not approved", hint="nothing was changed; run again to approve it")

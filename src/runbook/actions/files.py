@@ -16,16 +16,10 @@ from pydantic import Field
 
 from ..atomic import atomic_write_text
 from ..errors import ActionError, InputError, Location
+from ..replacements import Replacement, replace_in_text
 from ..secrets import MASK, is_secret_name
 from . import ActionContext, Params, Result, action
 from .outputs import Output
-
-
-class Replacement(Params):
-    find: str = Field(description="text (or regex with regex: true) to look for")
-    replace: str = Field(description="what it becomes")
-    regex: bool = False
-    count: int | None = Field(None, ge=1, description="expected number of matches (fail otherwise)")
 
 
 class FileReplaceParams(Params):
@@ -41,32 +35,15 @@ class FileReplaceOutput(Output):
 
 
 def apply_replacements(text: str, replacements: list[Replacement], where: str) -> tuple[str, list[str]]:
-    """Apply replacements in order; return the new text and, per replacement, changed/already."""
-    states = []
-    for item in replacements:
-        pattern = item.find if item.regex else re.escape(item.find)
-        try:
-            compiled = re.compile(pattern, re.MULTILINE)
-        except re.error as exc:
-            raise ActionError(f"invalid regex {item.find!r}: {exc}") from None
-        matches = len(compiled.findall(text))
-        if matches:
-            if item.count is not None and matches != item.count:
-                raise ActionError(
-                    f"{where}: expected {item.count} match(es) of {item.find!r}, found {matches}",
-                    hint="make `find` more specific or fix `count`",
-                )
-            replacement = item.replace if item.regex else item.replace.replace("\\", "\\\\")
-            text = compiled.sub(replacement, text)
-            states.append("changed")
-        elif (item.replace and item.replace in text) or (item.regex and not item.replace):
-            states.append("already")
-        else:
-            raise ActionError(
-                f"{where}: neither the text to find nor its replacement is present: {item.find!r}",
-                hint="the file changed since the runbook was written; update `find`",
-            )
-    return text, states
+    """Apply replacements in order (the shared engine); return the new text and, per replacement, changed/already."""
+    outcome = replace_in_text(text, replacements, label=where)
+    failed = [r for r in outcome.results if r.status == "failed"]
+    if failed:
+        raise ActionError(
+            f"{where}: " + "; ".join(r.message for r in failed),
+            hint="the file changed since the runbook was written, or `find`/`count` need updating",
+        )
+    return outcome.after, [r.status for r in outcome.results]
 
 
 def unified_diff(before: str, after: str, label: str) -> str:

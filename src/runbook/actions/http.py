@@ -100,6 +100,10 @@ class HttpExpect(Params):
         return value
 
 
+# Methods that only read (RFC 9110 "safe"); any other method may change the server.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class HttpRequestParams(Params):
     method: str = Field("GET", description="HTTP method")
     url: str = Field(description="absolute URL, or a path starting with / on the target's gateway_url")
@@ -171,6 +175,7 @@ class HttpRequestOutput(Output):
     "http.request",
     params=HttpRequestParams,
     changes=False,
+    changes_when=lambda params: params.method.upper() not in SAFE_METHODS,
     output=HttpRequestOutput,
     summary="Send one HTTP request (APIM key or Entra token), check `expect`, record a bounded answer.",
 )
@@ -223,6 +228,8 @@ def http_request(params: HttpRequestParams, ctx: ActionContext) -> Result:
         on_retry=ctx.warn,
     )
     is_json, payload, text = _decode(exchange.response)
+    # Mask before bounding: a secret straddling the bound must not leave half of itself in the record.
+    payload, text = ctx.redactor(payload), ctx.redactor.text(text) if isinstance(text, str) else text
     output = ctx.redactor(_output(exchange, is_json, payload, text, params.max_body_chars))
     results = check_expectations(params, exchange, payload, text)
     unmet = [r for r in results if not r["passed"]]
@@ -305,13 +312,18 @@ def _is_binary(content_type: str) -> bool:
 _UNRECORDED_HEADERS = frozenset({"date"})
 
 
+# At most this many response headers are recorded, each value cut at HEADER_VALUE_CHARS.
+MAX_HEADERS = 50
+HEADER_VALUE_CHARS = 500
+
+
 def _recorded_headers(headers: httpx.Headers) -> dict[str, str]:
     kept = {
-        name.lower(): value
+        name.lower(): value if len(value) <= HEADER_VALUE_CHARS else value[:HEADER_VALUE_CHARS] + "…"
         for name, value in headers.items()
         if not is_secret_name(name) and name.lower() not in _UNRECORDED_HEADERS
     }
-    return dict(sorted(kept.items()))
+    return dict(sorted(kept.items())[:MAX_HEADERS])
 
 
 def _output(exchange: Exchange, is_json: bool, payload: Any, text: str | None, limit: int) -> dict[str, Any]:

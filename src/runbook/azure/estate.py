@@ -1,13 +1,16 @@
 """The estate: the Azure world the emulator plays, its YAML file format, and its loader.
 
 An estate lists subscriptions, their resource groups, the AI Foundry (Cognitive Services) accounts
-with their model deployments, and the API Management services with their APIs and operations. The
-packaged `default_estate.yaml` reproduces the phase 1.5 incident's world. Loading reports every
+with their model deployments and deployable models, the API Management services with their APIs,
+operations, backends, policies and diagnostic settings, and the backend services of the lab: Cosmos DB
+accounts (firewall rules, documents), Azure AI Search services and Log Analytics workspaces. The
+packaged `default_estate.yaml` reproduces the world of the phase 1.5 and 1.6 incidents. Loading reports every
 problem with `file:line:col` (and "did you mean" for unknown keys) as a `ValidationFailed`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import types
 import typing
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -34,13 +37,22 @@ from runbook.errors import InputError, Location, Problem, ValidationFailed, did_
 __all__ = [
     "KNOWN_CAPABILITIES",
     "Account",
+    "AccountModel",
     "Api",
     "ApiManagementService",
+    "Backend",
+    "CosmosAccount",
+    "CosmosContainer",
+    "CosmosDatabase",
     "Deployment",
+    "DiagnosticSetting",
     "Estate",
     "Operation",
+    "PoolMember",
     "ResourceGroup",
+    "SearchService",
     "Subscription",
+    "Workspace",
     "default_estate_path",
     "generate_estate",
     "load_estate",
@@ -113,6 +125,18 @@ class Deployment(_Spec):
         return ("chatCompletion",)
 
 
+class AccountModel(_Spec):
+    """A model the account may deploy (`GET .../accounts/{a}/models`), with its retirement dates."""
+
+    name: Text
+    version: Text
+    format: str = "OpenAI"
+    lifecycle_status: str = "GenerallyAvailable"
+    is_default_version: bool = True
+    deprecation_inference: Text | None = None  # ISO date after which inference calls fail
+    deprecation_fine_tune: Text | None = None
+
+
 class Account(_Spec):
     """An AI Foundry / Azure OpenAI account (`Microsoft.CognitiveServices/accounts`)."""
 
@@ -122,6 +146,8 @@ class Account(_Spec):
     sku: str = "S0"
     tags: dict[str, str] = Field(default_factory=dict)
     deployments: tuple[Deployment, ...] = ()
+    models: tuple[AccountModel, ...] = ()  # default: one entry per deployed model
+    keys: tuple[str, str] = ("emulator-account-key1-not-a-secret", "emulator-account-key2-not-a-secret")
 
 
 class Operation(_Spec):
@@ -171,6 +197,8 @@ class Api(_Spec):
     backends: tuple[str, ...] = ()
     subscription_required: bool = True
     operations: tuple[Operation, ...] = ()
+    backend: str | None = None  # an APIM backend id (Single or Pool): the gateway balances over it
+    policy: str | None = None  # the API-level policy document (rawxml); its outbound sets headers
 
     @field_validator("path")
     @classmethod
@@ -189,6 +217,38 @@ class Api(_Spec):
         return None
 
 
+class PoolMember(_Spec):
+    """A member of a backend pool: another backend's id, its priority (1 first) and weight."""
+
+    backend: ResourceName
+    priority: int = Field(default=1, ge=1)
+    weight: int = Field(default=1, ge=1)
+
+
+class Backend(_Spec):
+    """An APIM backend: a Single one pointing at an account (or a URL), or a Pool of backends."""
+
+    id: ResourceName
+    type: Literal["Single", "Pool"] = "Single"
+    account: str | None = None  # the Foundry account it forwards to (its OpenAI endpoint)
+    url: str | None = None  # or an explicit URL (one that names no account answers 404)
+    pool: tuple[PoolMember, ...] = ()
+
+    def effective_url(self) -> str | None:
+        if self.url is not None:
+            return self.url
+        if self.account is not None:
+            return f"https://{self.account}.openai.azure.com/openai"
+        return None
+
+
+class DiagnosticSetting(_Spec):
+    """Where the service sends its logs (`Microsoft.Insights/diagnosticSettings`): a workspace name."""
+
+    name: ResourceName
+    workspace: str
+
+
 class ApiManagementService(_Spec):
     """An API Management service (`Microsoft.ApiManagement/service`) and its gateway keys."""
 
@@ -202,6 +262,64 @@ class ApiManagementService(_Spec):
     subscription_key_query: str = "subscription-key"
     subscription_keys: tuple[str, ...] = Field(min_length=1)
     apis: tuple[Api, ...] = ()
+    backends: tuple[Backend, ...] = ()
+    diagnostics: tuple[DiagnosticSetting, ...] = ()
+
+
+class CosmosContainer(_Spec):
+    """A Cosmos DB container and the documents a query returns."""
+
+    name: ResourceName
+    documents: tuple[dict[str, Any], ...] = ()
+
+
+class CosmosDatabase(_Spec):
+    name: ResourceName
+    containers: tuple[CosmosContainer, ...] = ()
+
+
+def _ip_rule(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR range like 79.97.178.0/24") from None
+    return value
+
+
+class CosmosAccount(_Spec):
+    """A Cosmos DB account (`Microsoft.DocumentDB/databaseAccounts`) and its firewall."""
+
+    name: ResourceName
+    location: str | None = None
+    public_network_access: Literal["Enabled", "Disabled"] = "Enabled"
+    ip_rules: tuple[Annotated[str, AfterValidator(_ip_rule)], ...] = ()  # empty: every network allowed
+    databases: tuple[CosmosDatabase, ...] = ()
+    keys: tuple[str, str] = ("emulator-cosmos-key1-not-a-secret", "emulator-cosmos-key2-not-a-secret")
+
+
+class SearchService(_Spec):
+    """An Azure AI Search service (`Microsoft.Search/searchServices`) and its index names."""
+
+    name: ResourceName
+    location: str | None = None
+    sku: str = "basic"
+    indexes: tuple[str, ...] = ()
+    admin_key: str = "emulator-search-key-not-a-secret"
+
+
+def _guid_text(value: str) -> str:
+    if not _GUID.match(value):
+        raise ValueError(f"{value!r} is not a GUID; write it like 00000000-0000-0000-0000-000000000000")
+    return value.lower()
+
+
+class Workspace(_Spec):
+    """A Log Analytics workspace (`Microsoft.OperationalInsights/workspaces`); queries use `customer_id`."""
+
+    name: ResourceName
+    location: str | None = None
+    customer_id: Annotated[str, AfterValidator(_guid_text)]
+    retention_days: int = Field(default=30, ge=1)
 
 
 class ResourceGroup(_Spec):
@@ -212,6 +330,9 @@ class ResourceGroup(_Spec):
     tags: dict[str, str] = Field(default_factory=dict)
     accounts: tuple[Account, ...] = ()
     apim: tuple[ApiManagementService, ...] = ()
+    cosmos: tuple[CosmosAccount, ...] = ()
+    search: tuple[SearchService, ...] = ()
+    workspaces: tuple[Workspace, ...] = ()
 
 
 class Subscription(_Spec):
@@ -250,11 +371,28 @@ class Estate(_Spec):
                 subscription_keys: [...]
                 apis:
                   - {id, display_name, path, backends: [account names], operations:
-                     [{id, method, url_template, display_name}]}
+                     [{id, method, url_template, display_name}], backend: <backend id>, policy: <xml>}
+                backends: [{id, type: Single|Pool, account | url, pool: [{backend, priority, weight}]}]
+                diagnostics: [{name, workspace: <workspace name>}]
+            cosmos: [{name, public_network_access, ip_rules: [...], databases: [...]}]
+            search: [{name, sku, indexes: [...]}]
+            workspaces: [{name, customer_id: <guid>}]
+    client_ip: 79.97.178.198            # the public IP the emulator attributes to every caller
+    notebook_env: {NAME: value}         # extra kernel variables; {services} is the emulator's data planes
     """
 
     tenant: str = "00000000-0000-0000-0000-000000000001"
     subscriptions: tuple[Subscription, ...] = Field(min_length=1)
+    client_ip: str = "127.0.0.1"
+    notebook_env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("client_ip")
+    @classmethod
+    def _client_ip(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address like 79.97.178.198") from None
 
     @field_validator("tenant")
     @classmethod
@@ -276,6 +414,12 @@ class Estate(_Spec):
             for group in sub.resource_groups:
                 for service in group.apim:
                     yield sub, group, service
+
+    def groups(self) -> Iterator[tuple[Subscription, ResourceGroup]]:
+        """Every resource group, with its subscription."""
+        for sub in self.subscriptions:
+            for group in sub.resource_groups:
+                yield sub, group
 
     def find_account(self, name: str) -> Account | None:
         """The account called `name` (case-insensitive, as in Azure), or None."""
@@ -430,58 +574,130 @@ class _Finding:
 
 def _cross_check(estate: Estate) -> list[_Finding]:
     """Checks that span several objects: unique names, known capabilities, backends that exist."""
-    found: list[_Finding] = []
+    checker = _CrossCheck(estate)
+    for s, sub in enumerate(estate.subscriptions):
+        checker.subscription(("subscriptions", s), sub)
+    return checker.found
 
-    def unique(seen: dict[str, _Loc], key: str, loc: _Loc, what: str) -> None:
+
+class _CrossCheck:
+    """One walk over the estate, level by level, collecting located findings."""
+
+    def __init__(self, estate: Estate) -> None:
+        self.estate = estate
+        self.found: list[_Finding] = []
+        self.account_names: dict[str, _Loc] = {}
+        self.apim_names: dict[str, _Loc] = {}
+        self.api_paths: dict[str, _Loc] = {}
+        self.subs: dict[str, _Loc] = {}
+        self.service_names: dict[str, dict[str, _Loc]] = {}
+        self.all_accounts = [account.name for _, _, account in estate.accounts()]
+        self.workspaces = {w.name.lower() for _, g in estate.groups() for w in g.workspaces}
+
+    def unique(self, seen: dict[str, _Loc], key: str, loc: _Loc, what: str) -> None:
         if key.lower() in seen:
-            found.append(_Finding(loc, f"duplicate {what} '{key}'", seen[key.lower()]))
+            self.found.append(_Finding(loc, f"duplicate {what} '{key}'", seen[key.lower()]))
         else:
             seen[key.lower()] = loc
 
-    account_names: dict[str, _Loc] = {}
-    apim_names: dict[str, _Loc] = {}
-    api_paths: dict[str, _Loc] = {}
-    subs: dict[str, _Loc] = {}
-    all_accounts = [account.name for _, _, account in estate.accounts()]
-    for s, sub in enumerate(estate.subscriptions):
-        s_loc: _Loc = ("subscriptions", s)
-        unique(subs, sub.id, (*s_loc, "id"), "subscription id")
+    def missing(self, loc: _Loc, message: str, word: str, choices: Sequence[str], label: str) -> None:
+        self.found.append(_Finding(loc, message + _suggest(word, choices, label)))
+
+    def subscription(self, s_loc: _Loc, sub: Any) -> None:
+        self.unique(self.subs, sub.id, (*s_loc, "id"), "subscription id")
         groups: dict[str, _Loc] = {}
         for g, group in enumerate(sub.resource_groups):
             g_loc = (*s_loc, "resource_groups", g)
-            unique(groups, group.name, (*g_loc, "name"), "resource group")
+            self.unique(groups, group.name, (*g_loc, "name"), "resource group")
             for a, account in enumerate(group.accounts):
-                a_loc = (*g_loc, "accounts", a)
-                unique(account_names, account.name, (*a_loc, "name"), "account name")
-                deployments: dict[str, _Loc] = {}
-                for d, deployment in enumerate(account.deployments):
-                    d_loc = (*a_loc, "deployments", d)
-                    unique(deployments, deployment.name, (*d_loc, "name"), "deployment")
-                    for c, capability in enumerate(deployment.capabilities or ()):
-                        if capability not in KNOWN_CAPABILITIES:
-                            message = f"unknown capability '{capability}'" + _suggest(
-                                capability, KNOWN_CAPABILITIES, "known"
-                            )
-                            found.append(_Finding((*d_loc, "capabilities", c), message))
+                self.account((*g_loc, "accounts", a), account)
             for m, service in enumerate(group.apim):
-                m_loc = (*g_loc, "apim", m)
-                unique(apim_names, service.name, (*m_loc, "name"), "API Management service")
-                api_ids: dict[str, _Loc] = {}
-                for p, api in enumerate(service.apis):
-                    p_loc = (*m_loc, "apis", p)
-                    unique(api_ids, api.id, (*p_loc, "id"), "API id")
-                    # one emulator gateway serves every service, so paths must differ estate-wide
-                    unique(api_paths, api.path, (*p_loc, "path"), "gateway API path")
-                    for b, backend in enumerate(api.backends):
-                        if estate.find_account(backend) is None:
-                            message = f"backend '{backend}' is not an account in this estate"
-                            message += _suggest(backend, all_accounts, "accounts")
-                            found.append(_Finding((*p_loc, "backends", b), message))
-                    operation_ids: dict[str, _Loc] = {}
-                    for o, operation in enumerate(api.operations):
-                        o_loc = (*p_loc, "operations", o, "id")
-                        unique(operation_ids, operation.id, o_loc, "operation id")
-    return found
+                self.apim((*g_loc, "apim", m), service)
+            for kind in ("cosmos", "search", "workspaces"):
+                names = self.service_names.setdefault(kind, {})
+                for i, item in enumerate(getattr(group, kind)):
+                    self.unique(names, item.name, (*g_loc, kind, i, "name"), f"{kind} name")
+
+    def account(self, a_loc: _Loc, account: Any) -> None:
+        self.unique(self.account_names, account.name, (*a_loc, "name"), "account name")
+        deployments: dict[str, _Loc] = {}
+        for d, deployment in enumerate(account.deployments):
+            d_loc = (*a_loc, "deployments", d)
+            self.unique(deployments, deployment.name, (*d_loc, "name"), "deployment")
+            for c, capability in enumerate(deployment.capabilities or ()):
+                if capability not in KNOWN_CAPABILITIES:
+                    self.missing(
+                        (*d_loc, "capabilities", c),
+                        f"unknown capability '{capability}'",
+                        capability,
+                        KNOWN_CAPABILITIES,
+                        "known",
+                    )
+
+    def apim(self, m_loc: _Loc, service: Any) -> None:
+        self.unique(self.apim_names, service.name, (*m_loc, "name"), "API Management service")
+        backend_ids = [backend.id for backend in service.backends]
+        api_ids: dict[str, _Loc] = {}
+        for p, api in enumerate(service.apis):
+            p_loc = (*m_loc, "apis", p)
+            self.unique(api_ids, api.id, (*p_loc, "id"), "API id")
+            # one emulator gateway serves every service, so paths must differ estate-wide
+            self.unique(self.api_paths, api.path, (*p_loc, "path"), "gateway API path")
+            for b, backend in enumerate(api.backends):
+                if self.estate.find_account(backend) is None:
+                    self.missing(
+                        (*p_loc, "backends", b),
+                        f"backend '{backend}' is not an account in this estate",
+                        backend,
+                        self.all_accounts,
+                        "accounts",
+                    )
+            operation_ids: dict[str, _Loc] = {}
+            for o, operation in enumerate(api.operations):
+                self.unique(operation_ids, operation.id, (*p_loc, "operations", o, "id"), "operation id")
+            if api.backend is not None and api.backend not in backend_ids:
+                self.missing(
+                    (*p_loc, "backend"),
+                    f"backend '{api.backend}' is not a backend of this service",
+                    api.backend,
+                    backend_ids,
+                    "backends",
+                )
+        self.backends(m_loc, service, backend_ids)
+        for d, setting in enumerate(service.diagnostics):
+            if setting.workspace.lower() not in self.workspaces:
+                self.missing(
+                    (*m_loc, "diagnostics", d, "workspace"),
+                    f"workspace '{setting.workspace}' is not a Log Analytics workspace in this estate",
+                    setting.workspace,
+                    list(self.workspaces),
+                    "workspaces",
+                )
+
+    def backends(self, m_loc: _Loc, service: Any, backend_ids: list[str]) -> None:
+        seen: dict[str, _Loc] = {}
+        for b, spec in enumerate(service.backends):
+            b_loc = (*m_loc, "backends", b)
+            self.unique(seen, spec.id, (*b_loc, "id"), "backend id")
+            if spec.type == "Single" and spec.account is None and spec.url is None:
+                self.found.append(_Finding(b_loc, "a Single backend needs 'account' or 'url'"))
+            if spec.account is not None and self.estate.find_account(spec.account) is None:
+                self.missing(
+                    (*b_loc, "account"),
+                    f"account '{spec.account}' is not an account in this estate",
+                    spec.account,
+                    self.all_accounts,
+                    "accounts",
+                )
+            for i, member in enumerate(spec.pool):
+                if member.backend not in backend_ids:
+                    self.missing(
+                        (*b_loc, "pool", i, "backend"),
+                        f"pool member '{member.backend}' is not a backend of this service",
+                        member.backend,
+                        backend_ids,
+                        "backends",
+                    )
 
 
 def _suggest(word: str, choices: Sequence[str], label: str) -> str:

@@ -244,7 +244,7 @@ def runs_page(workspace: Workspace, phase: PhaseProgress, log: list[LogLine]) ->
     return "\n".join(out)
 
 
-def run_page(workspace: Workspace, phase: PhaseProgress, report: Path, links: LinkMap) -> str:
+def run_page(phase: PhaseProgress, report: Path, links: LinkMap) -> str:
     """One run's own report (kept beside its record), linking the record copied next to the page."""
     run_id = report.stem
     page = run_page_path(phase.id, run_id)
@@ -276,9 +276,9 @@ def step_charts(workspace: Workspace, phase_id: str) -> str:
 
 def step_counts(steps: dict[str, int]) -> str:
     """`10 ok · 4 changed · 0 failed` (skipped and others only when there are some)."""
-    shown = [f"{steps.get(name, 0)} {name}" for name in ("ok", "changed", "failed")]
+    shown = [f"{steps.get(name, 0)} {name}" for name in ("ok", "changed", "failed", "error")]
     shown += [
-        f"{count} {name}" for name, count in sorted(steps.items()) if name not in ("ok", "changed", "failed") and count
+        f"{count} {name}" for name, count in sorted(steps.items()) if name not in ("ok", "changed", "failed", "error") and count
     ]
     return " · ".join(shown)
 

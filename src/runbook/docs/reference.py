@@ -64,7 +64,7 @@ def actions_reference(specs: Sequence[ActionSpec]) -> str:
     rows = [
         [
             f"[{code(spec.name)}](#{_action_anchor(spec.name)})",
-            "read-only" if not spec.changes else "changes things",
+            _effect_word(spec),
             "yes" if spec.supports_dry_run or not spec.changes else "no",
             md_text(spec.summary, table=True),
         ]
@@ -74,7 +74,13 @@ def actions_reference(specs: Sequence[ActionSpec]) -> str:
     for spec in specs:
         out.append(f"## {code(spec.name)} {{ #{_action_anchor(spec.name)} }}\n")
         out.append(f"{md_text(spec.summary)}\n")
-        if spec.changes:
+        if spec.changes_when is not None:
+            effect = (
+                "**Depends on its parameters.** A call that can change things (for `http.request`: any method "
+                "but GET, HEAD and OPTIONS) is skipped under `--dry-run`, which shows what it would send; a "
+                "read-only call runs."
+            )
+        elif spec.changes:
             effect = "**Changes things.** " + (
                 "With `--dry-run` it shows what it would change and changes nothing."
                 if spec.supports_dry_run
@@ -257,3 +263,9 @@ def help_markdown(text: str) -> str:
         elif paragraph.strip():
             out.append(md_text(" ".join(line.strip() for line in lines)))
     return "\n\n".join(out) + "\n" if out else ""
+
+
+def _effect_word(spec: Any) -> str:
+    if spec.changes_when is not None:
+        return "depends on its parameters"
+    return "changes things" if spec.changes else "read-only"

@@ -76,7 +76,7 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
         pages[phase_page_path(phase.id)] = phase_page(workspace, phase, links)
         pages[runs_page_path(phase.id)] = runs_page(workspace, phase, by_phase.get(phase.id, []))
         for report in sorted((workspace.reports_dir / "runs" / phase.id).glob("*.md")):
-            pages[run_page_path(phase.id, report.stem)] = run_page(workspace, phase, report, links)
+            pages[run_page_path(phase.id, report.stem)] = run_page(phase, report, links)
             record = report.with_suffix(".jsonl")
             if record.is_file():
                 links.assets[f"{RUNS_DIR}/{phase.id}/{record.name}"] = record

@@ -205,7 +205,7 @@ def cells_modified(
                 made, state = ref["description"] or view["description"] or view["title"], "✅"
             elif status == "ok":
                 made, state = "already applied - no changes needed", "✅ already applied"
-            elif status == "failed":
+            elif status in ("failed", "error"):
                 error = view["error"] or {}
                 made, state = f"not changed: {first_line(error.get('message') or 'failed')}", "❌ failed"
             else:

@@ -70,15 +70,8 @@ def render_junit(loaded: LoadedRunbook, record: RunRecord) -> str:
 
     def suite(stage: str) -> ET.Element:
         if stage not in suites:
-            element = ET.SubElement(root, "testsuite", name=f"phase-{phase}.{stage}")
-            suites[stage] = element
+            suites[stage] = _suite(root, f"phase-{phase}.{stage}", stage, views, loaded, record)
             counts[stage] = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0, "time": 0.0}
-            first = next((v["started_at"] for v in views if v["stage"] == stage and v["started_at"]), None)
-            if first:
-                element.set("timestamp", utc_text(first).rstrip("Z"))
-            properties = ET.SubElement(element, "properties")
-            ET.SubElement(properties, "property", name="run_id", value=record.run_id)
-            ET.SubElement(properties, "property", name="runbook", value=loaded.doc.display)
         return suites[stage]
 
     def count(stage: str, key: str, seconds: Any) -> None:
@@ -91,58 +84,17 @@ def render_junit(loaded: LoadedRunbook, record: RunRecord) -> str:
             counts[stage]["time"] += float(seconds)
 
     for view in views:
-        stage, status = view["stage"], view["status"]
-        classname = f"phase-{phase}.{stage}"
+        stage = view["stage"]
         if stage in ("discovery", "fix"):
-            if status not in ("failed", "interrupted", "running"):
+            if view["status"] not in ("failed", "error", "interrupted", "running"):
                 continue
-            case = _testcase(suite(stage), classname, f"{view['id']}: {view['title']}", view["duration_s"])
-            tag = "failure" if status == "failed" else "error"
-            error = view["error"] or {}
-            node = ET.SubElement(
-                case, tag, message=_xml_text(error.get("message") or status), type=str(error.get("type") or status)
-            )
-            node.text = _failure_text(view)
-            count(stage, "failures" if tag == "failure" else "errors", view["duration_s"])
-            continue
-        if stage == "reproduce":
-            case = _testcase(suite(stage), classname, f"{view['id']}: fault reproduced", view["duration_s"])
-            if status == "failed":
-                out = ET.SubElement(case, "system-out")
-                out.text = _xml_text(f"before the fix: {view['observed']}")
-                count(stage, "", view["duration_s"])
-            elif status in ("ok", "changed"):
-                ET.SubElement(case, "skipped", message="fault not reproduced: the check already passed before the fix")
-                count(stage, "skipped", view["duration_s"])
-            elif status in ("interrupted", "running"):
-                ET.SubElement(case, "error", message=_xml_text(view["reason"] or "interrupted"), type=status)
-                count(stage, "errors", view["duration_s"])
-            else:
-                ET.SubElement(case, "skipped", message=_xml_text(view["reason"] or "did not run"))
-                count(stage, "skipped", view["duration_s"])
-            continue
-        case = _testcase(suite(stage), classname, f"{view['id']}: {view['title']}", view["duration_s"])
-        if status in ("ok", "changed"):
-            count(stage, "", view["duration_s"])
-            if view["expectations"]:
-                out = ET.SubElement(case, "system-out")
-                out.text = _xml_text(_expectation_lines(view))
-        elif status == "failed":
-            error = view["error"] or {}
-            node = ET.SubElement(
-                case,
-                "failure",
-                message=_xml_text(error.get("message") or "failed"),
-                type=str(error.get("type") or "failed"),
-            )
-            node.text = _failure_text(view)
-            count(stage, "failures", view["duration_s"])
-        elif status in ("interrupted", "running"):
-            ET.SubElement(case, "error", message=_xml_text(view["reason"] or "interrupted by the user"), type=status)
-            count(stage, "errors", view["duration_s"])
+            name, fill = f"{view['id']}: {view['title']}", _failed_step_case
+        elif stage == "reproduce":
+            name, fill = f"{view['id']}: fault reproduced", _reproduce_case
         else:
-            ET.SubElement(case, "skipped", message=_xml_text(view["reason"] or "did not run"))
-            count(stage, "skipped", view["duration_s"])
+            name, fill = f"{view['id']}: {view['title']}", _verify_case
+        case = _testcase(suite(stage), f"phase-{phase}.{stage}", name, view["duration_s"])
+        count(stage, fill(case, view), view["duration_s"])
     for stage, element in suites.items():
         numbers = counts[stage]
         for key in ("tests", "failures", "errors", "skipped"):
@@ -153,3 +105,80 @@ def render_junit(loaded: LoadedRunbook, record: RunRecord) -> str:
     root.set("time", f"{float(run_time):.3f}")
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _suite(
+    root: ET.Element, name: str, stage: str, views: list[dict[str, Any]], loaded: LoadedRunbook, record: RunRecord
+) -> ET.Element:
+    """A stage's <testsuite>, stamped with its first step's start and the run's identity."""
+    element = ET.SubElement(root, "testsuite", name=name)
+    first = next((v["started_at"] for v in views if v["stage"] == stage and v["started_at"]), None)
+    if first:
+        element.set("timestamp", utc_text(first).rstrip("Z"))
+    properties = ET.SubElement(element, "properties")
+    ET.SubElement(properties, "property", name="run_id", value=record.run_id)
+    ET.SubElement(properties, "property", name="runbook", value=loaded.doc.display)
+    return element
+
+
+# Each filler completes a step's <testcase> and returns the count it adds to ("" for a pass).
+
+
+def _failed_step_case(case: ET.Element, view: Mapping[str, Any]) -> str:
+    """A discovery or fix step that failed, errored or was interrupted."""
+    status = view["status"]
+    tag = "failure" if status == "failed" else "error"
+    error = view["error"] or {}
+    node = ET.SubElement(
+        case, tag, message=_xml_text(error.get("message") or status), type=str(error.get("type") or status)
+    )
+    node.text = _failure_text(view)
+    return "failures" if tag == "failure" else "errors"
+
+
+def _reproduce_case(case: ET.Element, view: Mapping[str, Any]) -> str:
+    """A verify step run before the fix: its failure is the fault reproduced, so a pass."""
+    status = view["status"]
+    if status == "failed":
+        out = ET.SubElement(case, "system-out")
+        out.text = _xml_text(f"before the fix: {view['observed']}")
+        return ""
+    if status in ("ok", "changed"):
+        ET.SubElement(case, "skipped", message="fault not reproduced: the check already passed before the fix")
+        return "skipped"
+    if status == "error":
+        error = view["error"] or {}
+        ET.SubElement(
+            case, "error", message=_xml_text(error.get("message") or "could not check the fault"), type="error"
+        )
+        return "errors"
+    if status in ("interrupted", "running"):
+        ET.SubElement(case, "error", message=_xml_text(view["reason"] or "interrupted"), type=status)
+        return "errors"
+    ET.SubElement(case, "skipped", message=_xml_text(view["reason"] or "did not run"))
+    return "skipped"
+
+
+def _verify_case(case: ET.Element, view: Mapping[str, Any]) -> str:
+    """A verify step after the fix."""
+    status = view["status"]
+    if status in ("ok", "changed"):
+        if view["expectations"]:
+            out = ET.SubElement(case, "system-out")
+            out.text = _xml_text(_expectation_lines(view))
+        return ""
+    if status == "failed":
+        error = view["error"] or {}
+        node = ET.SubElement(
+            case,
+            "failure",
+            message=_xml_text(error.get("message") or "failed"),
+            type=str(error.get("type") or "failed"),
+        )
+        node.text = _failure_text(view)
+        return "failures"
+    if status in ("interrupted", "running"):
+        ET.SubElement(case, "error", message=_xml_text(view["reason"] or "interrupted by the user"), type=status)
+        return "errors"
+    ET.SubElement(case, "skipped", message=_xml_text(view["reason"] or "did not run"))
+    return "skipped"

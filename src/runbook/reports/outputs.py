@@ -103,7 +103,7 @@ def discovery_item(view: Mapping[str, Any]) -> dict[str, Any]:
     """A discovery step as the report shows it: {step, kind, markdown, facts}."""
     output = view["output"]
     facts: dict[str, Any] = {}
-    if view["status"] in ("failed", "interrupted"):
+    if view["status"] in ("failed", "error", "interrupted"):
         kind = "failed"
         error = view["error"] or {}
         block = Markdown(f"**Failed**: {md_cell(error.get('message') or view['status'])}")

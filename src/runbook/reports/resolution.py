@@ -24,7 +24,7 @@ from ..text import Markdown, code, duration_text, fence
 from ..workspace import Workspace
 from .changes import cell_directory, cells_modified, cells_to_fix, key_changes
 from .environment import REPORT_TEMPLATE, render_template
-from .markdown import cells_text, join_words, plural
+from .markdown import cells_text, first_line, join_words, plural
 from .outputs import cell_results, discovery_item
 from .paths import relative_path, report_path
 from .runbooks import PhaseRunbooks
@@ -71,7 +71,12 @@ def run_info(
     digest = facts["digest"]
     failed_id = facts["failed_step"]
     failing = next(
-        (v for v in views if v["stage"] != "reproduce" and v["status"] in ("failed", "interrupted", "running")),
+        (
+            v
+            for v in views
+            if (v["stage"] != "reproduce" and v["status"] in ("failed", "error", "interrupted", "running"))
+            or (v["stage"] == "reproduce" and v["id"] == failed_id and v["status"] in ("failed", "error"))
+        ),
         None,
     )
     if failed_id:
@@ -104,13 +109,29 @@ def run_info(
     }
 
 
-def _pre_fix_state(run: Mapping[str, Any], reproduce: Sequence[Mapping[str, Any]], verify_cells: list[Any]) -> str:
+def _pre_fix_state(_run: Mapping[str, Any], reproduce: Sequence[Mapping[str, Any]], verify_cells: list[Any]) -> str:
     if not reproduce:
         return "Not reproduced in this run (reproduce was off: `--no-reproduce`, a partial run, or no verify steps)."
     ran = [v for v in reproduce if v["status"] not in ("skipped", "not_run", "running", "interrupted")]
-    failed = [v for v in ran if v["status"] == "failed"]
     if not ran:
         return "The reproduce checks did not run."
+    errored = [v for v in ran if v["status"] == "error"]
+    if errored:
+        first = errored[0]
+        why = first_line((first["error"] or {}).get("message") or "it could not run")
+        return (
+            f"The runbook could not check the fault: step {code(first['id'])} errored before the fix ({why}). "
+            "An error says the runbook or the machine is wrong, not that the fault is there; no fix was applied."
+        )
+    unlike = [v for v in ran if v["status"] == "failed" and v["signature"] and not v["signature"].get("matched")]
+    if unlike:
+        first = unlike[0]
+        unmet = "; ".join(str(code(r["that"])) for r in first["signature"]["results"] if not r["passed"])
+        return (
+            f"Step {code(first['id'])} failed before the fix, but not the way the fault does: expected {unmet}; "
+            f"seen: {first['observed']}. No fix was applied."
+        )
+    failed = [v for v in ran if v["status"] == "failed"]
     codes = {m.group(1) for v in failed for m in [_HTTP_CODE.search(v["observed"])] if m}
     subject = plural(len(ran), "verify check")
     if verify_cells:
@@ -118,11 +139,24 @@ def _pre_fix_state(run: Mapping[str, Any], reproduce: Sequence[Mapping[str, Any]
     if failed and len(failed) == len(ran):
         lead = f"All {subject}" if len(ran) > 1 else f"The verify check{subject[len('1 verify check') :]}"
         if len(codes) == 1:
-            return f"{lead} failed before the fix with HTTP {codes.pop()}: the fault is reproduced."
-        return f"{lead} failed before the fix: the fault is reproduced."
+            return f"{lead} failed before the fix with HTTP {codes.pop()}: the fault is reproduced." + _signature_text(
+                failed
+            )
+        return f"{lead} failed before the fix: the fault is reproduced." + _signature_text(failed)
     if failed:
         return f"{len(failed)} of {len(ran)} verify checks failed before the fix; the others already passed."
     return "The fault did not reproduce: every verify check already passed before the fix."
+
+
+def _signature_text(failed: Sequence[Mapping[str, Any]]) -> str:
+    """' Each matched its expected failure signature: …' for steps that declared one."""
+    declared = [v for v in failed if v.get("signature")]
+    if not declared:
+        return ""
+    shown = "; ".join(
+        f"{code(v['id'])}: " + ", ".join(str(code(r["that"])) for r in v["signature"]["results"]) for v in declared
+    )
+    return f" Each failure matched its expected signature ({shown})."
 
 
 def _summary_sentence(
@@ -148,8 +182,11 @@ def _summary_sentence(
     passed = [v for v in verify if v["status"] in ("ok", "changed")]
     changed_files = list(run["changed_files"])
     parts: list[str] = []
-    if reproduce:
-        failed_before = sum(1 for v in reproduce if v["status"] == "failed")
+    ran_before = [v for v in reproduce if v["status"] in ("ok", "changed", "failed", "error")]
+    if any(v["status"] == "error" for v in ran_before):
+        parts.append("could not check the fault before the fix (a reproduce step errored)")
+    elif ran_before:
+        failed_before = sum(1 for v in ran_before if v["status"] == "failed")
         if failed_before:
             parts.append(f"reproduced the fault ({failed_before} of {len(reproduce)} checks failed before the fix)")
         else:
@@ -480,6 +517,7 @@ def build_report_context(
         "verify": verify,
         "resolution_steps": fix,
         "cells_to_fix": cells_to_fix(loaded, fix, directory),
+        "cell_sections": _cell_sections(material.cells_detail, fix),
         "cells_modified": cells_modified(loaded, fix, directory),
         "cells_changed": cells_changed,
         "key_changes": key_changes(fix),
@@ -505,6 +543,31 @@ def build_report_context(
         "report": material.model_dump(),
         "events": record_events(record),
     }
+
+
+def _cell_sections(details: Any, fix: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One report section per `report.cells_detail` entry; an Azure fix step gives its az CLI and portal path."""
+    by_id = {view["id"]: view for view in fix}
+    sections = []
+    for detail in details:
+        view = by_id.get(detail.step) if detail.step else None
+        output = view.get("output") if view is not None else None
+        output = output if isinstance(output, dict) else {}
+        sections.append(
+            {
+                "cell": detail.cell,
+                "title": detail.title or f"Cell {detail.cell}",
+                "issue": detail.issue,
+                "root_cause": detail.root_cause,
+                "fix": detail.fix,
+                "az_cli": output.get("az_cli") or detail.az_cli,
+                "portal": output.get("portal") or detail.portal,
+                "step": detail.step,
+                "status": view["status"] if view is not None else None,
+                "icon": view["icon"] if view is not None else None,
+            }
+        )
+    return sections
 
 
 def render_report(

@@ -34,6 +34,7 @@ STEP_ICONS = {
     "ok": "✅",
     "changed": "✅",
     "failed": "❌",
+    "error": "⛔",
     "skipped": "⏭️",
     "interrupted": "⏸️",
     "running": "⏳",
@@ -206,7 +207,14 @@ def _view(
     uses = str(event.get("uses") or (decl.uses if decl is not None else ""))
     icon = STEP_ICONS.get(status, "•")
     if stage == "reproduce":
-        icon = {"failed": "❌ (expected)", "ok": "⚠️ passed", "changed": "⚠️ passed"}.get(status, icon)
+        icon = {
+            "failed": "❌ (expected)",
+            "error": "⛔ (could not check)",
+            "ok": "⚠️ passed",
+            "changed": "⚠️ passed",
+        }.get(status, icon)
+        if status == "failed" and isinstance(event.get("signature"), dict) and not event["signature"].get("matched"):
+            icon = "❌ (not as the fault)"
     view: dict[str, Any] = {
         "stage": stage,
         "id": step_id,
@@ -221,13 +229,14 @@ def _view(
         "finished_at": event.get("finished_at"),
         "duration_s": event.get("duration_s"),
         "duration": duration_text(event.get("duration_s"))
-        if status in ("ok", "changed", "failed", "interrupted")
+        if status in ("ok", "changed", "failed", "error", "interrupted")
         else "—",
         "attempts": event.get("attempts"),
         "output": event.get("output"),
         "output_excerpt": output_excerpt(uses, event.get("output")),
         "error": dict(error) if error else None,
         "expect": expect,
+        "signature": event.get("signature"),
         "declared_expect": declared_expect(decl.with_["expect"])
         if decl is not None and decl.with_.get("expect")
         else None,

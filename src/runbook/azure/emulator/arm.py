@@ -1,5 +1,8 @@
 """The ARM protocol around the resource table: authentication, api-version, routing, paging, ARM errors.
 
+Writes (PUT/PATCH/DELETE/POST rows) reach their handlers like reads; their state is the `ArmStore`
+every call carries (`ArmCall.store`), and their answers carry the write rate-limit header.
+
 `ArmSite` answers a request by finding its row in a table of `ArmRoute`s (`arm_resources.ROUTES`):
 it checks the bearer token and `api-version` first, matches the path case-insensitively as ARM does,
 answers 405 when the path is known but the method is not, and pages list results with `nextLink` and
@@ -15,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from runbook.azure.emulator.state import ArmStore
 from runbook.azure.emulator.transport import Json, Request, Response, arm_error, json_response
 from runbook.azure.estate import Estate, ResourceGroup
 
@@ -31,12 +35,14 @@ class ArmFailureError(Exception):
 
 @dataclass(frozen=True)
 class ArmCall:
-    """What a handler gets: the estate, the path parameters of its row, and the request itself."""
+    """What a handler gets: the estate, the path parameters of its row, the request, and the mutable store."""
 
     estate: Estate
     params: Mapping[str, str]  # as the client wrote them (compare case-insensitively)
     request: Request
     gateway_url: str  # the emulator's own gateway, for services' `gatewayUrl`
+    store: ArmStore = field(default_factory=ArmStore)  # resources writes change, and their operations
+    base_url: str = ""  # the ARM server's own URL, for Azure-AsyncOperation and Location headers
 
 
 ArmHandler = Callable[[ArmCall], Json | list[Json] | Response]
@@ -88,8 +94,10 @@ class ArmSite:
         page_size: int,
         base_url: Callable[[], str],
         gateway_url: Callable[[], str],
+        store: ArmStore | None = None,
     ) -> None:
         self.estate = estate
+        self.store = store if store is not None else ArmStore()
         self.routes = tuple(routes)
         self.serves = serves  # what `routes` cover, in words, for the InvalidResourceType message
         self.page_size = page_size
@@ -123,7 +131,8 @@ class ArmSite:
             return arm_error(
                 405,
                 "MethodNotAllowed",
-                f"The emulator is read-only: it does not serve {request.method} '{request.path}'.",
+                f"The emulator does not serve {request.method} on '{request.path}' (that resource type "
+                "does not support this method here).",
                 operation=on_path.operation,
             )
         return arm_error(
@@ -133,11 +142,13 @@ class ArmSite:
         )
 
     def _call(self, route: ArmRoute, params: dict[str, str], request: Request, api_version: str) -> Response:
-        call = ArmCall(self.estate, params, request, self.gateway_url())
+        call = ArmCall(self.estate, params, request, self.gateway_url(), self.store, self.base_url())
         try:
             result = route.handler(call)
             if isinstance(result, Response):
                 result.operation = route.operation
+                if not any(name.lower() == "x-ms-request-id" for name, _ in result.headers):
+                    result.headers.extend(_arm_headers(write=request.method != "GET"))
                 return result
             if isinstance(result, list):
                 result = self._page(result, request, api_version, count=route.apim)
@@ -145,7 +156,9 @@ class ArmSite:
             return arm_error(failure.status, failure.code, failure.message, operation=route.operation)
         except _BadSkipTokenError as exc:
             return arm_error(400, "InvalidSkipToken", str(exc), operation=route.operation)
-        return json_response(200, result, operation=route.operation, headers=_arm_headers())
+        return json_response(
+            200, result, operation=route.operation, headers=_arm_headers(write=request.method != "GET")
+        )
 
     def _unauthorized(self, reason: str) -> Response:
         response = arm_error(401, "AuthenticationFailed", f"Authentication failed. {reason}")
@@ -180,11 +193,19 @@ def not_found(group: ResourceGroup, resource: str) -> ArmFailureError:
     )
 
 
-def _arm_headers() -> list[tuple[str, str]]:
+def _arm_headers(*, write: bool = False) -> list[tuple[str, str]]:
     request_id = str(uuid.uuid4())
+    remaining = (
+        ("x-ms-ratelimit-remaining-subscription-writes", "1199")
+        if write
+        else (
+            "x-ms-ratelimit-remaining-subscription-reads",
+            "11999",
+        )
+    )
     return [
         ("x-ms-request-id", request_id),
         ("x-ms-correlation-request-id", request_id),
-        ("x-ms-ratelimit-remaining-subscription-reads", "11999"),
+        remaining,
         ("Cache-Control", "no-cache"),
     ]

@@ -2,7 +2,8 @@
 
 Adding a resource type is adding rows here: one `ArmRoute` per operation (name, method, lower-case
 path pattern, handler), a handler that finds the estate's objects with the lookups below and returns
-its shape from `arm_shapes`, and its words in `SERVES`. Lists return a list (paged by `ArmSite`);
+its shape from `arm_shapes`, and its words in `SERVES`. A type whose writes are served (its state in
+the `ArmStore`) is a `StoredType` given to `arm_writes.stored_routes` with the check of its parent. Lists return a list (paged by `ArmSite`);
 gets return a dict; a handler may return a full `Response` (a write's 201/202 with headers); ARM
 errors are raised as `ArmFailureError`. ARM names are case-insensitive: compare with `.lower()` and
 echo them as the client wrote them.
@@ -13,19 +14,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
+from runbook.azure.emulator import apim_backends, cosmos, loganalytics, search
 from runbook.azure.emulator.arm import ArmCall, ArmFailureError, ArmRoute, not_found
 from runbook.azure.emulator.arm_shapes import (
     account_item,
     api_item,
     deployment_item,
+    generic_item,
+    group_id,
     group_item,
+    model_item,
     operation_item,
     service_item,
     subscription_item,
 )
+from runbook.azure.emulator.arm_writes import OPERATION_ROUTES, stored_routes
 from runbook.azure.emulator.transport import Json
 from runbook.azure.estate import (
     Account,
+    AccountModel,
     Api,
     ApiManagementService,
     Deployment,
@@ -136,6 +143,70 @@ def _deployment_get(call: ArmCall) -> Json:
     return deployment_item(sub, rg, acct, found)
 
 
+def _account_keys(call: ArmCall) -> Json:
+    _, _, acct = account(call)
+    return {"key1": acct.keys[0], "key2": acct.keys[1]}
+
+
+def _account_models(call: ArmCall) -> list[Json]:
+    _, _, acct = account(call)
+    models = acct.models or tuple(
+        AccountModel(name=d.model, version=d.version, format=d.format)
+        for d in {(d.model, d.version): d for d in acct.deployments}.values()
+    )
+    return [model_item(model) for model in models]
+
+
+def _filtered(call: ArmCall, items: list[Json]) -> list[Json]:
+    """ARM's `$filter` on a resources list: `resourceType eq '...'` and `name eq '...'` joined by `and`."""
+    text = (call.request.query_value("$filter") or "").strip()
+    if not text:
+        return items
+    wanted: dict[str, str] = {}
+    for clause in text.split(" and "):
+        field, _, rest = clause.strip().partition(" eq ")
+        value = rest.strip()
+        if (
+            field.strip().lower() not in ("resourcetype", "name")
+            or len(value) < 2
+            or value[0] != "'"
+            or value[-1] != "'"
+        ):
+            raise ArmFailureError(
+                400,
+                "InvalidFilterInQueryString",
+                f"Invalid $filter '{text}': use resourceType eq '<type>' and/or name eq '<name>'.",
+            )
+        wanted[field.strip().lower()] = value[1:-1].lower()
+    return [
+        item
+        for item in items
+        if ("resourcetype" not in wanted or str(item.get("type", "")).lower() == wanted["resourcetype"])
+        and ("name" not in wanted or str(item.get("name", "")).lower() == wanted["name"])
+    ]
+
+
+def _top_level(call: ArmCall, prefix: str) -> list[Json]:
+    # store-backed resources directly in a resource group: /subscriptions/s/resourceGroups/g/providers/ns/type/name
+    return [generic_item(r) for r in call.store.under(prefix) if str(r["id"]).count("/") == 8]
+
+
+def _resources_in_group(call: ArmCall) -> list[Json]:
+    sub, rg = group(call)
+    items = [generic_item(account_item(sub, rg, a)) for a in rg.accounts]
+    items += [generic_item(service_item(sub, rg, svc, call.gateway_url)) for svc in rg.apim]
+    return _filtered(call, items + _top_level(call, group_id(sub, rg)))
+
+
+def _resources_in_subscription(call: ArmCall) -> list[Json]:
+    sub = subscription(call)
+    items: list[Json] = []
+    for rg in sub.resource_groups:
+        items += [generic_item(account_item(sub, rg, a)) for a in rg.accounts]
+        items += [generic_item(service_item(sub, rg, svc, call.gateway_url)) for svc in rg.apim]
+    return _filtered(call, items + _top_level(call, f"/subscriptions/{sub.id}"))
+
+
 def _services_in_subscription(call: ArmCall) -> list[Json]:
     sub = subscription(call)
     return [service_item(sub, rg, svc, call.gateway_url) for rg in sub.resource_groups for svc in rg.apim]
@@ -185,12 +256,17 @@ ROUTES: tuple[ArmRoute, ...] = (
     ArmRoute("Subscriptions_Get", "GET", _SUB, _subscription_get),
     ArmRoute("ResourceGroups_List", "GET", _SUB + "/resourcegroups", _groups),
     ArmRoute("ResourceGroups_Get", "GET", _RG, _group_get),
+    ArmRoute("Resources_List", "GET", _SUB + "/resources", _resources_in_subscription),
+    ArmRoute("Resources_ListByResourceGroup", "GET", _RG + "/resources", _resources_in_group),
+    *OPERATION_ROUTES,
     # Microsoft.CognitiveServices
     ArmRoute("Accounts_List", "GET", _SUB + _COG, _accounts_in_subscription),
     ArmRoute("Accounts_ListByResourceGroup", "GET", _RG + _COG, _accounts_in_group),
     ArmRoute("Accounts_Get", "GET", _RG + _COG + "/{account}", _account_get),
     ArmRoute("Deployments_List", "GET", _RG + _COG + "/{account}/deployments", _deployments),
     ArmRoute("Deployments_Get", "GET", _RG + _COG + "/{account}/deployments/{deployment}", _deployment_get),
+    ArmRoute("Accounts_ListKeys", "POST", _RG + _COG + "/{account}/listkeys", _account_keys),
+    ArmRoute("Accounts_ListModels", "GET", _RG + _COG + "/{account}/models", _account_models),
     # Microsoft.ApiManagement
     ArmRoute("ApiManagementService_List", "GET", _SUB + _APIM, _services_in_subscription),
     ArmRoute("ApiManagementService_ListByResourceGroup", "GET", _RG + _APIM, _services_in_group),
@@ -199,10 +275,22 @@ ROUTES: tuple[ArmRoute, ...] = (
     ArmRoute("Api_Get", "GET", _RG + _APIM + "/{svc}/apis/{api}", _api_get),
     ArmRoute("ApiOperation_ListByApi", "GET", _RG + _APIM + "/{svc}/apis/{api}/operations", _operations, apim=True),
     ArmRoute("ApiOperation_Get", "GET", _RG + _APIM + "/{svc}/apis/{api}/operations/{op}", _operation_get),
+    *stored_routes(apim_backends.BACKENDS, service),
+    *stored_routes(apim_backends.POLICIES, api),
+    *stored_routes(loganalytics.DIAGNOSTICS, service),
+    # Microsoft.DocumentDB, Microsoft.Search, Microsoft.OperationalInsights (state in the ArmStore)
+    *stored_routes(cosmos.COSMOS, group),
+    ArmRoute("DatabaseAccounts_ListKeys", "POST", cosmos.COLLECTION + "/{cosmos}/listkeys", cosmos.list_keys),
+    *stored_routes(search.SEARCH, group),
+    ArmRoute("AdminKeys_Get", "POST", search.COLLECTION + "/{search}/listadminkeys", search.admin_keys),
+    *stored_routes(loganalytics.WORKSPACES, group),
 )
 
 #: What `ROUTES` cover, in the words of the `InvalidResourceType` answer: keep it in step with the table.
 SERVES = (
-    "reads of subscriptions, resource groups, Microsoft.CognitiveServices accounts and deployments, "
-    "and Microsoft.ApiManagement services, APIs and operations"
+    "reads of subscriptions, resource groups, resources lists ($filter by resourceType/name), "
+    "Microsoft.CognitiveServices accounts (listKeys, models) and deployments, and Microsoft.ApiManagement "
+    "services, APIs and operations; reads and writes (PUT/PATCH/DELETE) of APIM backends, API policies and "
+    "diagnostic settings, Microsoft.DocumentDB databaseAccounts (listKeys), Microsoft.Search searchServices "
+    "and Microsoft.OperationalInsights workspaces, with async-operation polling"
 )

@@ -12,6 +12,7 @@ import hashlib
 from runbook.azure.emulator.transport import Json
 from runbook.azure.estate import (
     Account,
+    AccountModel,
     Api,
     ApiManagementService,
     Deployment,
@@ -26,10 +27,14 @@ __all__ = [
     "api_item",
     "deployment_item",
     "digest",
+    "generic_item",
+    "group_id",
     "group_item",
+    "model_item",
     "operation_item",
     "service_item",
     "subscription_item",
+    "system_data",
 ]
 
 _CREATED_AT = "2025-11-01T09:00:00.0000000Z"
@@ -58,6 +63,44 @@ def _system_data() -> Json:
 
 def _group_id(sub: Subscription, group: ResourceGroup) -> str:
     return f"/subscriptions/{sub.id}/resourceGroups/{group.name}"
+
+
+def group_id(sub: Subscription, group: ResourceGroup) -> str:
+    """The resource group's ARM id."""
+    return _group_id(sub, group)
+
+
+def system_data() -> Json:
+    """The `systemData` of a resource the estate declares (created by the lab admin)."""
+    return _system_data()
+
+
+def model_item(model: AccountModel) -> Json:
+    """One entry of `GET .../accounts/{a}/models`: a model the account may deploy, with retirement dates."""
+    deprecation: Json = {}
+    if model.deprecation_inference:
+        deprecation["inference"] = f"{model.deprecation_inference}T00:00:00Z"
+    if model.deprecation_fine_tune:
+        deprecation["fineTune"] = f"{model.deprecation_fine_tune}T00:00:00Z"
+    return {
+        "format": model.format,
+        "name": model.name,
+        "version": model.version,
+        "isDefaultVersion": model.is_default_version,
+        "lifecycleStatus": model.lifecycle_status,
+        "deprecation": deprecation,
+        "capabilities": {},
+        "skus": [{"name": "GlobalStandard", "usageName": f"OpenAI.GlobalStandard.{model.name}"}],
+        "maxCapacity": 1000,
+        "kind": "OpenAI" if model.format == "OpenAI" else "AIServices",
+    }
+
+
+def generic_item(resource: Json) -> Json:
+    """A resource as ARM's generic resources list shows it (id, name, type, location, kind, sku, tags)."""
+    item: Json = {key: resource[key] for key in ("id", "name", "type", "location", "kind", "sku", "tags") if key in resource}
+    item.setdefault("tags", {})
+    return item
 
 
 def subscription_item(estate: Estate, sub: Subscription) -> Json:

@@ -6,6 +6,8 @@ the API with the longest matching prefix, then to the operation whose template m
 segments, required query parameters), the most literal template winning as in APIM. Operations whose
 template ends in an Azure OpenAI route are answered by a backend deployment (`dataplane`); any other
 operation echoes what matched. Generated images are served back under `/_emulator/images/`.
+An API with a `backend` is balanced over that APIM backend (pool) instead, and response headers such
+as `x-ms-region` / `x-ms-backend-id` come only from the API policy's outbound section (`apim_backends`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from runbook.azure.emulator.apim_backends import policy_headers, region_of, route, service_id
 from runbook.azure.emulator.dataplane import CAPABILITY_OF, KINDS, answer, openai_error
-from runbook.azure.emulator.state import ImageStore
+from runbook.azure.emulator.state import ArmStore, ImageStore
 from runbook.azure.emulator.transport import Request, Response, apim_error, arm_error, json_response
 from runbook.azure.estate import Account, Api, ApiManagementService, Deployment, Estate, Operation
 
@@ -91,16 +94,21 @@ class _GatewayApi:
     prefix: tuple[str, ...]  # lower-cased path segments
     backends: tuple[Account, ...]
     operations: tuple[_CompiledOperation, ...]
+    service_id: str = ""  # the service's ARM id, where its backends and policies live in the store
 
 
 class GatewaySite:
     """Plays the APIM gateway: API + operation matching, subscription keys, Azure OpenAI answers."""
 
-    def __init__(self, estate: Estate, base_url: Callable[[], str], images: ImageStore) -> None:
+    def __init__(
+        self, estate: Estate, base_url: Callable[[], str], images: ImageStore, store: ArmStore | None = None
+    ) -> None:
         self.base_url = base_url
         self.images = images
+        self.estate = estate
+        self.store = store if store is not None else ArmStore()
         apis = []
-        for _, _, service in estate.apim_services():
+        for sub, group, service in estate.apim_services():
             for api in service.apis:
                 backends = tuple(a for a in map(estate.find_account, api.backends) if a is not None)
                 apis.append(
@@ -110,6 +118,7 @@ class GatewaySite:
                         tuple(part.lower() for part in api.path.split("/") if part),
                         backends,
                         tuple(map(_CompiledOperation.compile, api.operations)),
+                        service_id(sub.id, group.name, service.name),
                     )
                 )
         # longest path first, so `inference/openai` wins over `inference`
@@ -146,10 +155,24 @@ class GatewaySite:
         if not isinstance(body, dict):
             return openai_error(400, "The request body must be a JSON object.", operation=name)
         deployment_name = params.get(op.deployment_param) if op.deployment_param else body.get("model")
-        found = _find_deployment(entry.backends, deployment_name)
-        if found is None:
-            return arm_error(404, "DeploymentNotFound", _DEPLOYMENT_NOT_FOUND, operation=name)
-        account, deployment = found
+        routed = route(self.estate, self.store, entry.service_id, entry.api, str(deployment_name))
+        if routed is not None:  # balanced over the API's backend pool
+            extra = policy_headers(
+                self.store, entry.service_id, entry.api, region=routed.region, backend_id=routed.backend_id
+            )
+            if routed.account is None or routed.deployment is None:
+                missing = arm_error(404, "DeploymentNotFound", _DEPLOYMENT_NOT_FOUND, operation=name)
+                missing.headers.extend(extra)
+                return missing
+            account, deployment = routed.account, routed.deployment
+        else:
+            found = _find_deployment(entry.backends, deployment_name)
+            if found is None:
+                return arm_error(404, "DeploymentNotFound", _DEPLOYMENT_NOT_FOUND, operation=name)
+            account, deployment = found
+            extra = policy_headers(
+                self.store, entry.service_id, entry.api, region=region_of(self.estate, account), backend_id=account.name
+            )
         capability = CAPABILITY_OF[op.kind]
         if capability not in deployment.effective_capabilities():
             return arm_error(
@@ -163,7 +186,7 @@ class GatewaySite:
             )
         response = answer(op.kind, deployment, body, self._store_image)
         response.operation = name
-        response.headers.extend([("x-ms-region", account.location or ""), ("apim-request-id", str(uuid.uuid4()))])
+        response.headers.extend([*extra, ("apim-request-id", str(uuid.uuid4()))])
         return response
 
     def _store_image(self, png: bytes) -> str:

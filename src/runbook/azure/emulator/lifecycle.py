@@ -3,8 +3,10 @@
 `Emulator` binds the ARM and gateway servers on loopback (free ports unless given), serves them in
 daemon threads, and runs every request through one pipeline: injected latency, the seeded fault draw,
 the site's answer (an unexpected exception becomes ARM's 500, never a dead thread), and a request-log
-entry. `serve_forever` backs `runbook emulator`: it prints the URLs, key and environment and serves
-until Ctrl-C or until its `stop` event is set.
+entry. The ARM resources that writes change live in one `ArmStore`, seeded from the estate (after a
+state file, when one is given and exists, so the file's world wins) and saved back to that file after
+every change. `serve_forever` backs `runbook emulator`: it prints the URLs, key and environment and
+serves until Ctrl-C or until its `stop` event is set.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from runbook.azure.emulator import apim_backends, cosmos, loganalytics, search
 from runbook.azure.emulator.arm import ArmSite
 from runbook.azure.emulator.arm_resources import ROUTES, SERVES
 from runbook.azure.emulator.faults import FaultDraw, FaultPlan, fault_response
 from runbook.azure.emulator.gateway import GatewaySite
-from runbook.azure.emulator.state import ImageStore, RequestLog, RequestLogEntry
+from runbook.azure.emulator.services import ServicesSite
+from runbook.azure.emulator.state import ArmStore, ImageStore, RequestLog, RequestLogEntry
 from runbook.azure.emulator.transport import HTTPServer, Request, Response, Site, arm_error
 from runbook.azure.estate import ApiManagementService, Estate, ResourceGroup, Subscription, load_estate
 from runbook.errors import InputError
@@ -43,6 +47,8 @@ class Emulator:
         seed: int = 0,
         arm_port: int = 0,
         gateway_port: int = 0,
+        state_file: Path | None = None,
+        lro_polls: int = 1,
     ) -> None:
         if page_size < 1:
             raise InputError(f"page size {page_size} must be at least 1")
@@ -61,8 +67,25 @@ class Emulator:
         self._servers: dict[str, HTTPServer] = {}
         self._threads: list[threading.Thread] = []
         self._urls: dict[str, str] = {}
-        self._arm = ArmSite(estate, ROUTES, SERVES, page_size, lambda: self.arm_url, lambda: self.gateway_url)
-        self._gateway = GatewaySite(estate, lambda: self.gateway_url, ImageStore())
+        self.state_file = state_file
+        self.store = ArmStore(lro_polls=max(0, lro_polls))
+        if state_file is not None and state_file.exists():
+            try:
+                self.store.load(state_file)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise InputError(
+                    f"cannot read the emulator state file {state_file}: {exc}",
+                    hint="delete it to start from the estate again",
+                ) from None
+        for module in (cosmos, search, loganalytics, apim_backends):
+            module.seed(estate, self.store)
+        self._saved = self.store.writes  # nothing to save until a write changes the store
+        self._save_lock = threading.Lock()
+        self._arm = ArmSite(
+            estate, ROUTES, SERVES, page_size, lambda: self.arm_url, lambda: self.gateway_url, self.store
+        )
+        self._gateway = GatewaySite(estate, lambda: self.gateway_url, ImageStore(), self.store)
+        self._services = ServicesSite(estate, self.store, self._log.snapshot)
 
     # -- lifecycle
 
@@ -108,6 +131,17 @@ class Emulator:
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = []
+        self.save_state()
+
+    def save_state(self) -> None:
+        """Write the ARM store to the state file (when there is one and something changed)."""
+        if self.state_file is None:
+            return
+        with self._save_lock:
+            writes = self.store.writes
+            if writes != self._saved:
+                self.store.save(self.state_file)
+                self._saved = writes
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -166,6 +200,9 @@ class Emulator:
             RESOURCE_GROUP=group.name,
             INFERENCE_API_PATH=_inference_api_path(service),
         )
+        services = f"{self.gateway_url}/_emulator"
+        for name, value in self.estate.notebook_env.items():
+            values[name] = value.replace("{services}", services).replace("{gateway}", self.gateway_url)
         return dict(sorted(values.items()))
 
     # -- the request pipeline shared by both servers
@@ -188,11 +225,15 @@ class Emulator:
         elif fault is not None:
             response = fault_response(server, fault, self.faults)
         else:
-            site = self._arm if server == "arm" else self._gateway
+            site: ArmSite | GatewaySite | ServicesSite = self._arm if server == "arm" else self._gateway
+            if server == "gateway" and ServicesSite.serves(request.segments()):
+                site = self._services
             try:
                 response = site.respond(request)
             except Exception as exc:  # the emulator must answer, never kill its thread
                 response = arm_error(500, "InternalServerError", f"emulator error: {exc!r}")
+            if server == "arm":
+                self.save_state()
         self._log.append(
             RequestLogEntry(
                 time=started,
@@ -222,6 +263,7 @@ def serve_forever(
     seed: int = 0,
     echo: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
+    state_file: Path | None = None,
 ) -> None:
     """Run the emulator until Ctrl-C (or until `stop` is set), printing its URLs, key and env.
 
@@ -239,11 +281,13 @@ def serve_forever(
         seed=seed,
         arm_port=arm_port,
         gateway_port=gateway_port,
+        state_file=state_file,
     )
     with emulator:
         source = str(estate_path) if estate_path is not None else "the packaged AI-gateway lab"
         lines = [
             f"runbook Azure emulator, estate: {source}",
+            *([f"  state    {state_file} (ARM writes are kept there)"] if state_file is not None else []),
             f"  ARM      {emulator.arm_url}",
             f"  gateway  {emulator.gateway_url}",
             f"  key      {emulator.subscription_key}",

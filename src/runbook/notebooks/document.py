@@ -1,11 +1,11 @@
-"""Notebook files: faithful read/edit/write, cell addressing and cell-source edits with diffs.
+"""The notebook document: faithful read, checks with file:line:col, addressing, edits, atomic write.
 
-A notebook is kept as its original text plus the parsed document. Edits never re-serialise the
-whole file: the exact character span of the changed value (one cell's `source`, or the place a new
-cell goes) is replaced with text rendered in the file's own style (indent, separators, `\\uXXXX`
-escaping, line endings, list-of-lines or single-string sources). Everything else - other cells,
-outputs, metadata, `nbformat_minor`, key order, the final newline - stays byte-for-byte as it was,
-so `git diff` shows only the lines that were meant to change. Writes are atomic.
+A notebook is kept as its original text plus the parsed document (both from one pass, see
+`layout.scan_document`). Edits never re-serialise the whole file: the exact character span of the
+changed value (one cell's `source`, or the place a new cell goes) is replaced with text rendered in
+the file's own style, and a changed source rewrites only its changed items (`splice`). Everything
+else - other cells, outputs, metadata, `nbformat_minor`, key order, the final newline - stays byte
+for byte as it was, so `git diff` shows only the lines that were meant to change. Writes are atomic.
 """
 
 from __future__ import annotations
@@ -15,495 +15,37 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
-from runbook.atomic import atomic_write_bytes
-from runbook.errors import Location, NotebookError, relative_display
+from ..atomic import atomic_write_bytes
+from ..errors import Location, NotebookError, relative_display
+from .cells import CELL_ID_PATTERN, CELL_TYPES, Cell, CellAddress, CellType
+from .layout import (
+    Layout,
+    Style,
+    detect_style,
+    joined,
+    line_col,
+    line_prefix,
+    scan_document,
+    scan_layout,
+    skip,
+    split_source,
+)
+from .replacements import EditOutcome, Replacement, replace_in_cell
+from .splice import splice_source
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-__all__ = [
-    "Cell",
-    "CellAddress",
-    "EditOutcome",
-    "Notebook",
-    "Replacement",
-    "ReplacementResult",
-    "cell_diff",
-    "replace_in_cell",
-]
+__all__ = ["Notebook"]
 
-CellType = Literal["code", "markdown", "raw"]
-CELL_TYPES: tuple[str, ...] = ("code", "markdown", "raw")
-CELL_ID_PATTERN = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
-
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
-_ESCAPED_NON_ASCII = re.compile(r"(?<!\\)(?:\\\\)*\\u(?:00[89a-fA-F][0-9a-fA-F]|0[1-9a-fA-F]|[1-9a-fA-F])")
-_DECODER = json.JSONDecoder()
-_scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
-
-
-# ---------------------------------------------------------------------------------------------
-# cells and addresses
-
-
-@dataclass(frozen=True)
-class Cell:
-    """A read-only view of one cell. `number` is 1-based (as people say "cell 109"), `index` 0-based.
-
-    `metadata` and `outputs` are the notebook's own objects: read them, change cells only through
-    `Notebook` methods.
-    """
-
-    index: int
-    id: str | None
-    cell_type: str
-    source: str
-    tags: list[str]
-    metadata: Mapping[str, Any]
-    outputs: Sequence[Mapping[str, Any]]
-
-    @property
-    def number(self) -> int:
-        return self.index + 1
-
-    @property
-    def label(self) -> str:
-        """`cell 109 (cell_108_e274080d)`, or `cell 109` for a cell without an id."""
-        return f"cell {self.number} ({self.id})" if self.id else f"cell {self.number}"
-
-    def summary(self) -> dict[str, Any]:
-        """What a run record needs to say which cell was meant (number and id, to spot drift)."""
-        return {
-            "index": self.index,
-            "number": self.number,
-            "id": self.id,
-            "cell_type": self.cell_type,
-            "tags": list(self.tags),
-        }
-
-
-class CellAddress(BaseModel):
-    """How a step names cells: exactly one of `id`, `number` (1-based), `tag` or `pattern`.
-
-    `pattern` is a regular expression searched in each cell's source (multiline mode). An address
-    must resolve to exactly one cell unless `all` is true (only meaningful with `tag`/`pattern`).
-    `cell_type` narrows `tag`/`pattern` matches (e.g. skip markdown that mentions the same text).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str | None = None
-    number: int | None = Field(default=None, ge=1)
-    tag: str | None = None
-    pattern: str | None = None
-    all: bool = False
-    cell_type: CellType | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> CellAddress:
-        given = [name for name in ("id", "number", "tag", "pattern") if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                "a cell address needs exactly one of id, number, tag, pattern"
-                + (f" (got {', '.join(given)})" if given else "")
-            )
-        if self.all and given[0] in ("id", "number"):
-            raise ValueError("`all` goes with tag or pattern; an id or number names one cell")
-        if self.pattern is not None:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {self.pattern!r} is not a valid regular expression: {exc}") from exc
-        return self
-
-    def describe(self) -> str:
-        if self.id is not None:
-            return f"id {self.id!r}"
-        if self.number is not None:
-            return f"cell number {self.number}"
-        if self.tag is not None:
-            return f"tag {self.tag!r}"
-        return f"pattern {self.pattern!r}"
-
-
-# ---------------------------------------------------------------------------------------------
-# replacements in a cell source
-
-
-class Replacement(BaseModel):
-    """One idempotent find/replace in a cell source.
-
-    `find` present: it is replaced (every occurrence, which must number `count` when given).
-    `find` absent but `replace` present: the fix is already applied. Neither: the edit fails.
-    With `regex`, `find` is a pattern and `replace` a `re.sub` template.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    find: str = Field(min_length=1)
-    replace: str
-    regex: bool = False
-    count: int | None = Field(default=None, ge=1)
-
-    @model_validator(mode="after")
-    def _valid_pattern(self) -> Replacement:
-        if self.regex:
-            try:
-                re.compile(self.find, re.MULTILINE)
-            except re.error as exc:
-                raise ValueError(f"find {self.find!r} is not a valid regular expression: {exc}") from exc
-        return self
-
-
-EditStatus = Literal["changed", "already", "failed"]
-
-
-@dataclass(frozen=True)
-class ReplacementResult:
-    """What one replacement found: how many occurrences, and its status with a message."""
-
-    find: str
-    status: EditStatus
-    occurrences: int
-    message: str
-
-
-@dataclass(frozen=True)
-class EditOutcome:
-    """The result of applying replacements to one cell source.
-
-    `status` is "failed" if any replacement failed (then `after == before`: nothing is applied),
-    "changed" if at least one replaced text, else "already".
-    """
-
-    before: str
-    after: str
-    status: EditStatus
-    diff: str
-    results: list[ReplacementResult] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return self.status == "changed"
-
-    @property
-    def message(self) -> str:
-        return "; ".join(r.message for r in self.results if r.status == self.status) or self.status
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "diff": self.diff,
-            "results": [
-                {"find": r.find, "status": r.status, "occurrences": r.occurrences, "message": r.message}
-                for r in self.results
-            ],
-        }
-
-
-def _shorten(text: str, limit: int = 80) -> str:
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
-
-
-def _apply_literal(text: str, rep: Replacement) -> tuple[str, ReplacementResult]:
-    # When the replacement contains the searched text (find "f(" -> "f(model, "), occurrences
-    # inside already-replaced text must not count, or a second run would replace them again.
-    if rep.replace and rep.find in rep.replace:
-        pieces = text.split(rep.replace)
-        already = len(pieces) - 1
-    else:
-        pieces = [text]
-        already = text.count(rep.replace) if rep.replace else 0
-    found = sum(piece.count(rep.find) for piece in pieces)
-    if found:
-        if rep.count is not None and found != rep.count:
-            return text, ReplacementResult(
-                rep.find,
-                "failed",
-                found,
-                f"expected {rep.count} occurrence{'s' if rep.count != 1 else ''} of "
-                f"{_shorten(rep.find)}, found {found}",
-            )
-        after = rep.replace.join(piece.replace(rep.find, rep.replace) for piece in pieces)
-        return after, ReplacementResult(
-            rep.find,
-            "changed",
-            found,
-            f"replaced {found} occurrence{'s' if found != 1 else ''} of {_shorten(rep.find)}",
-        )
-    if already:
-        return text, ReplacementResult(rep.find, "already", 0, f"already applied: {_shorten(rep.replace)} present")
-    return text, ReplacementResult(
-        rep.find,
-        "failed",
-        0,
-        f"text not found: {_shorten(rep.find)} (and the replacement is not there either)",
-    )
-
-
-_GROUP_REFERENCE = re.compile(r"\\(?:\d|g<)")
-
-
-def _apply_regex(text: str, rep: Replacement) -> tuple[str, ReplacementResult]:
-    pattern = re.compile(rep.find, re.MULTILINE)
-    found = len(pattern.findall(text))
-    if found:
-        if rep.count is not None and found != rep.count:
-            return text, ReplacementResult(
-                rep.find, "failed", found, f"expected {rep.count} matches of /{rep.find}/, found {found}"
-            )
-        after = pattern.sub(rep.replace, text)
-        if after == text:
-            return text, ReplacementResult(rep.find, "already", found, f"/{rep.find}/ matches but changes nothing")
-        return after, ReplacementResult(
-            rep.find, "changed", found, f"replaced {found} match{'es' if found != 1 else ''} of /{rep.find}/"
-        )
-    if not _GROUP_REFERENCE.search(rep.replace):
-        literal = re.sub(r"\A", rep.replace, "")  # the template's text, escapes resolved
-        if literal and literal in text:
-            return text, ReplacementResult(rep.find, "already", 0, f"already applied: {_shorten(literal)} present")
-        return text, ReplacementResult(
-            rep.find, "failed", 0, f"/{rep.find}/ matches nothing (and the replacement is not there either)"
-        )
-    return text, ReplacementResult(
-        rep.find,
-        "failed",
-        0,
-        f"/{rep.find}/ matches nothing; the replacement uses group references, so whether it was "
-        "already applied cannot be told",
-    )
-
-
-def replace_in_cell(source: str, replacements: Sequence[Replacement], *, label: str = "cell") -> EditOutcome:
-    """Apply `replacements` in order to `source`; all or nothing (see `Replacement` for the rules)."""
-    text = source
-    results: list[ReplacementResult] = []
-    for rep in replacements:
-        text, result = (_apply_regex if rep.regex else _apply_literal)(text, rep)
-        results.append(result)
-    statuses = {r.status for r in results}
-    if "failed" in statuses:
-        return EditOutcome(source, source, "failed", "", results)
-    if text == source:
-        return EditOutcome(source, source, "already", "", results)
-    return EditOutcome(source, text, "changed", cell_diff(source, text, label), results)
-
-
-def cell_diff(before: str, after: str, label: str) -> str:
-    """A unified diff of one cell's source, labelled like `a/cell 109 (cell_108_e274080d)`."""
-    lines = difflib.unified_diff(
-        before.splitlines(), after.splitlines(), fromfile=f"a/{label}", tofile=f"b/{label}", lineterm=""
-    )
-    return "\n".join(lines) + "\n" if before != after else ""
-
-
-# ---------------------------------------------------------------------------------------------
-# the file's layout: where each value sits in the text
-
-
-@dataclass
-class _Member:
-    key_start: int
-    value_start: int
-    value_end: int
-
-
-@dataclass
-class _CellLayout:
-    start: int
-    end: int
-    members: dict[str, _Member]
-
-
-@dataclass
-class _Layout:
-    top: dict[str, _Member]
-    cells: list[_CellLayout]
-    cells_open: int  # index of "[" of the cells array
-    cells_close: int  # index of "]"
-
-    def shift(self, old_end: int, delta: int) -> None:
-        """Move every offset at or after `old_end` by `delta`, after the text up to it was spliced."""
-
-        def moved(offset: int) -> int:
-            return offset + delta if offset >= old_end else offset
-
-        def shift_members(members: dict[str, _Member]) -> None:
-            for m in members.values():
-                m.key_start, m.value_start, m.value_end = (
-                    moved(m.key_start),
-                    moved(m.value_start),
-                    moved(m.value_end),
-                )
-
-        shift_members(self.top)
-        for cell in self.cells:
-            if cell.end >= old_end:
-                cell.start, cell.end = moved(cell.start), moved(cell.end)
-                shift_members(cell.members)
-        self.cells_open, self.cells_close = moved(self.cells_open), moved(self.cells_close)
-
-
-def _skip(text: str, pos: int) -> int:
-    match = _WHITESPACE.match(text, pos)
-    assert match is not None
-    return match.end()
-
-
-def _scan_object(text: str, pos: int, descend: str | None = None) -> tuple[dict[str, _Member], int, list[int]]:
-    """Members of the JSON object starting at `pos` (a "{"), and the index after its "}".
-
-    With `descend`, that member's array value is walked item by item instead of decoded in one go;
-    the item start offsets come back as the third value (with the array's "[" and "]" positions).
-    """
-    assert text[pos] == "{"
-    members: dict[str, _Member] = {}
-    items: list[int] = []
-    pos = _skip(text, pos + 1)
-    if text[pos] == "}":
-        return members, pos + 1, items
-    while True:
-        key_start = pos
-        key, pos = _scanstring(text, pos + 1)
-        pos = _skip(text, pos)
-        pos = _skip(text, pos + 1)  # the ":"
-        value_start = pos
-        if key == descend and text[pos] == "[":
-            items, pos = _scan_array(text, pos)
-        else:
-            _, pos = _DECODER.raw_decode(text, pos)
-        members[key] = _Member(key_start, value_start, pos)
-        pos = _skip(text, pos)
-        if text[pos] == "}":
-            return members, pos + 1, items
-        pos = _skip(text, pos + 1)  # the ","
-
-
-def _scan_array(text: str, pos: int) -> tuple[list[int], int]:
-    """Item start offsets of the array at `pos`, then its "[" and "]" offsets, and the end."""
-    assert text[pos] == "["
-    open_at = pos
-    starts: list[int] = []
-    pos = _skip(text, pos + 1)
-    if text[pos] != "]":
-        while True:
-            starts.append(pos)
-            _, pos = _DECODER.raw_decode(text, pos)
-            pos = _skip(text, pos)
-            if text[pos] == "]":
-                break
-            pos = _skip(text, pos + 1)
-    return [open_at, *starts, pos], pos + 1
-
-
-def _scan_layout(text: str, start: int) -> _Layout:
-    top, _, bounds = _scan_object(text, start, descend="cells")
-    if not bounds:  # no cells array: only error reporting scans such a file
-        return _Layout(top, [], -1, -1)
-    cells_open, *item_starts, cells_close = bounds
-    cells = []
-    for item_start in item_starts:
-        if text[item_start] == "{":
-            members, end, _ = _scan_object(text, item_start)
-        else:
-            members, end = {}, _DECODER.raw_decode(text, item_start)[1]
-        cells.append(_CellLayout(item_start, end, members))
-    return _Layout(top, cells, cells_open, cells_close)
-
-
-def _array_items(text: str, start: int) -> tuple[int, list[tuple[int, int]], int]:
-    """The "[" offset, (start, end) of every item, and the "]" offset of the array at `start`."""
-    bounds, _ = _scan_array(text, start)
-    open_at, *starts, close_at = bounds
-    spans = [(s, _DECODER.raw_decode(text, s)[1]) for s in starts]
-    return open_at, spans, close_at
-
-
-def _line_prefix(text: str, pos: int) -> str:
-    """The whitespace before `pos` on its line ("" when something else precedes it)."""
-    line_start = text.rfind("\n", 0, pos) + 1
-    prefix = text[line_start:pos]
-    return prefix if prefix.strip(" \t\r") == "" else ""
-
-
-def _line_col(text: str, pos: int) -> tuple[int, int]:
-    line = text.count("\n", 0, pos) + 1
-    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
-
-
-@dataclass(frozen=True)
-class _Style:
-    """How this file writes JSON, learnt from its own text."""
-
-    indent: str | None  # one level of indentation; None for a one-line file
-    item_separator: str
-    key_separator: str
-    ensure_ascii: bool
-    newline: str
-    source_as_lines: bool
-
-    def render(self, value: Any, prefix: str) -> str:
-        """`value` as this file writes it, for a spot whose line starts with `prefix`."""
-        text = json.dumps(
-            value,
-            indent=self.indent,
-            ensure_ascii=self.ensure_ascii,
-            separators=(self.item_separator, self.key_separator),
-        )
-        if self.indent is None:
-            return text
-        return text.replace("\n", self.newline + prefix)
-
-
-def _detect_style(text: str, start: int, layout: _Layout, doc: Mapping[str, Any]) -> _Style:
-    newline = "\r\n" if "\r\n" in text else "\n"
-    members = sorted(layout.top.values(), key=lambda m: m.key_start)
-    first = members[0]
-    head = text[start + 1 : first.key_start]
-    indent: str | None = head[head.rfind("\n") + 1 :] if "\n" in head else None
-    key_end = _scanstring(text, first.key_start + 1)[1]
-    key_separator = text[key_end : first.value_start] or ":"
-    if len(members) > 1:
-        between = text[first.value_end : members[1].key_start]
-        item_separator = between.split("\n")[0].rstrip("\r") if indent is not None else between
-    else:
-        item_separator = ","
-    # Raw non-ASCII text means no escaping; an all-ASCII file escapes if it holds any \u0080+.
-    ensure_ascii = text.isascii() and _ESCAPED_NON_ASCII.search(text) is not None
-    as_lines = as_string = 0
-    for cell in doc.get("cells", []):
-        source = cell.get("source") if isinstance(cell, dict) else None
-        if isinstance(source, list):
-            as_lines += 1
-        elif isinstance(source, str) and source:
-            as_string += 1
-    return _Style(indent, item_separator, key_separator, ensure_ascii, newline, as_lines >= as_string)
-
-
-def _split_source(text: str) -> list[str]:
-    """Lines with their "\\n" kept, as Jupyter stores a source list (no empty last item)."""
-    lines = text.split("\n")
-    result = [line + "\n" for line in lines[:-1]]
-    if lines[-1]:
-        result.append(lines[-1])
-    return result
-
-
-def _joined(value: Any) -> str:
-    if isinstance(value, list):
-        return "".join(value)
-    return value if isinstance(value, str) else ""
-
-
-# ---------------------------------------------------------------------------------------------
-# the notebook
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class Notebook:
@@ -517,9 +59,9 @@ class Notebook:
         self._doc = doc
         self._bom = bom
         self._disk = disk
-        self._start = _skip(text, 0)
-        self._layout_cache: _Layout | None = None
-        self._style_cache: _Style | None = None
+        self._start = skip(text, 0)
+        self._layout_cache: Layout | None = None
+        self._style_cache: Style | None = None
         self._cells_cache: list[Cell] | None = None
 
     # -- reading
@@ -556,20 +98,21 @@ class Notebook:
             text = raw[3:].decode("utf-8") if bom else raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             before = raw[: exc.start].decode("utf-8", errors="replace")
-            line, col = _line_col(before, len(before))
+            line, col = line_col(before, len(before))
             raise NotebookError(
                 f"not UTF-8 text ({exc.reason} at byte {exc.start})",
                 location=Location(shown, line, col),
                 hint="notebooks are UTF-8 JSON; re-save the file from Jupyter",
             ) from None
-        if not text.strip():
+        start = skip(text, 0)
+        if start == len(text):  # (no `text.strip()`: that would copy a 20 MB text to test it)
             raise NotebookError(
                 "the notebook file is empty",
                 location=Location(shown, 1, 1),
                 hint="restore it from git (`git checkout -- <file>`) or re-save it from Jupyter",
             )
         try:
-            doc = json.loads(text)
+            doc, layout = scan_document(text, start)
         except json.JSONDecodeError as exc:
             hint = "the file may be truncated or hand-edited; restore it from git or re-save it from Jupyter"
             if re.search(r"^(<<<<<<<|>>>>>>>) ", text, re.MULTILINE):
@@ -578,6 +121,7 @@ class Notebook:
                 f"not valid JSON: {exc.msg}", location=Location(shown, exc.lineno, exc.colno), hint=hint
             ) from None
         notebook = cls(path, text, doc if isinstance(doc, dict) else {}, bom=bom, disk=disk)
+        notebook._layout_cache = layout
         notebook._check(doc)
         return notebook
 
@@ -585,7 +129,7 @@ class Notebook:
         shown = relative_display(self.path)
         if pos is None:
             return NotebookError(message, location=Location(shown), hint=hint)
-        line, col = _line_col(self._text, pos)
+        line, col = line_col(self._text, pos)
         return NotebookError(message, location=Location(shown, line, col), hint=hint)
 
     def _top_position(self, key: str) -> int:
@@ -598,12 +142,8 @@ class Notebook:
     def _cell_position(self, index: int) -> int:
         return self._layout.cells[index].start
 
-    def _check(self, doc: Any) -> None:
-        # Positions are only computed (by scanning the text) when there is an error to report.
-        if not isinstance(doc, dict):
-            raise self._error_at(
-                self._start, f"a notebook is a JSON object, this file holds a JSON {type(doc).__name__}"
-            )
+    def _check_format(self, doc: dict[str, Any]) -> None:
+        """nbformat 4 with an integer minor version, or an error saying which format this is."""
         major = doc.get("nbformat")
         if major != 4 or not isinstance(doc.get("nbformat_minor"), int):
             if major is None:
@@ -630,6 +170,14 @@ class Notebook:
                 f"unknown notebook format {major!r}.{doc.get('nbformat_minor')!r}",
                 hint="expected nbformat 4 with an integer nbformat_minor",
             )
+
+    def _check(self, doc: Any) -> None:
+        # Positions are only computed (by scanning the text) when there is an error to report.
+        if not isinstance(doc, dict):
+            raise self._error_at(
+                self._start, f"a notebook is a JSON object, this file holds a JSON {type(doc).__name__}"
+            )
+        self._check_format(doc)
         cells = doc.get("cells")
         if not isinstance(cells, list):
             raise self._error_at(self._top_position("cells"), "the notebook has no `cells` list")
@@ -679,8 +227,11 @@ class Notebook:
 
     @property
     def has_cell_ids(self) -> bool:
-        """Whether this format version has cell ids (4.5 and later)."""
-        return (self.nbformat, self.nbformat_minor) >= (4, 5)
+        """Whether new cells get ids: nbformat 4.5 and later, or a 4.4 notebook whose cells already
+        carry ids (editors add them; the file's own convention decides)."""
+        if (self.nbformat, self.nbformat_minor) >= (4, 5):
+            return True
+        return any(isinstance(c, dict) and isinstance(c.get("id"), str) for c in self._doc["cells"])
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -709,22 +260,22 @@ class Notebook:
             index=index,
             id=raw.get("id") if isinstance(raw.get("id"), str) else None,
             cell_type=raw["cell_type"],
-            source=_joined(raw.get("source", "")),
+            source=joined(raw.get("source", "")),
             tags=[t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
             metadata=metadata,
             outputs=raw.get("outputs", []) if isinstance(raw.get("outputs"), list) else [],
         )
 
     @property
-    def _layout(self) -> _Layout:
+    def _layout(self) -> Layout:
         if self._layout_cache is None:
-            self._layout_cache = _scan_layout(self._text, self._start)
+            self._layout_cache = scan_layout(self._text, self._start)
         return self._layout_cache
 
     @property
-    def _style(self) -> _Style:
+    def _style(self) -> Style:
         if self._style_cache is None:
-            self._style_cache = _detect_style(self._text, self._start, self._layout, self._doc)
+            self._style_cache = detect_style(self._text, self._start, self._layout, self._doc)
         return self._style_cache
 
     # -- addressing
@@ -802,19 +353,26 @@ class Notebook:
     def set_source(self, index: int, text: str) -> bool:
         """Give cell `index` (0-based) this source; False (nothing changes) if it already has it.
 
-        The cell keeps its representation: a list of lines stays a list, a string stays a string.
+        The cell keeps its representation: a list stays a list chunked as it was (only the items
+        whose text changed are rewritten, each keeping its own escaping), a string stays a string.
         """
         cell = self._raw_cell(index)
-        if _joined(cell.get("source", "")) == text:
+        if joined(cell.get("source", "")) == text:
             return False
         old = cell.get("source")
-        value: str | list[str] = _split_source(text) if isinstance(old, list) or old is None else text
         layout = self._layout.cells[index]
         member = layout.members.get("source")
+        value: str | list[str]
         if member is None:
+            value = split_source(text) if self._style.source_as_lines else text
             self._insert_member(index, "source", value)
         else:
-            rendered = self._render_like(value, member)
+            rendered, value = splice_source(
+                self._text, member.value_start, member.value_end, text, self._style, member.key_start
+            )
+            if json.loads(rendered) != value or joined(value) != text or type(value) is not type(old):
+                # a bug guard: the file must say exactly what was meant
+                raise RuntimeError(f"notebook splice would not round-trip: {rendered[:200]!r}")
             # Kept aside and applied in one pass by dumps()/write(): a 20 MB notebook is copied once
             # however many cells change.
             self._pending[member.value_start] = (member.value_start, member.value_end, rendered)
@@ -841,8 +399,9 @@ class Notebook:
     ) -> Cell:
         """Insert a new cell before position `index` (`len(nb)` appends) and return it.
 
-        In nbformat 4.5+ the cell gets `id` or a generated `cell_<index>_<8 hex>`; a 4.4 notebook
-        never gets ids (asking for one is an error).
+        When the notebook has cell ids (`has_cell_ids`) the cell gets `id` or a generated one in the
+        style of the ids already there (a uuid among uuids, else `cell_<index>_<8 hex>`); a 4.4
+        notebook without any ids gets none (asking for one is an error).
         """
         if cell_type not in CELL_TYPES:
             raise self._error_at(None, f"unknown cell type {cell_type!r}", hint="use code, markdown or raw")
@@ -852,7 +411,8 @@ class Notebook:
         if id is not None and not self.has_cell_ids:
             raise self._error_at(
                 None,
-                f"nbformat {self.nbformat}.{self.nbformat_minor} notebooks have no cell ids",
+                f"nbformat {self.nbformat}.{self.nbformat_minor} notebooks have no cell ids (and no cell of "
+                "this one has one)",
                 hint="insert the cell without an id, or upgrade the notebook to 4.5 in Jupyter",
             )
         existing = {c.id for c in self.cells if c.id}
@@ -870,16 +430,24 @@ class Notebook:
     @staticmethod
     def _new_id(index: int, cell_type: str, source: str, existing: set[str]) -> str:
         # Deterministic (same edit, same id) so generated files stay reproducible.
+        uuids = sum(1 for i in existing if _UUID.match(i))
         salt = 0
         while True:
-            digest = hashlib.sha256(f"{index}\0{cell_type}\0{source}\0{salt}".encode()).hexdigest()[:8]
-            candidate = f"cell_{index}_{digest}"
+            seed = f"{index}\0{cell_type}\0{source}\0{salt}".encode("utf-8", "surrogatepass")
+            digest = hashlib.sha256(seed).hexdigest()
+            if existing and uuids * 2 > len(existing):
+                candidate = str(uuid.UUID(digest[:32]))
+            else:
+                candidate = f"cell_{index}_{digest[:8]}"
             if candidate not in existing:
                 return candidate
             salt += 1
 
     def _new_cell(self, cell_type: str, source: str, cell_id: str | None, metadata: dict[str, Any]) -> dict[str, Any]:
-        value: str | list[str] = _split_source(source) if self._style.source_as_lines else source
+        style = self._style
+        value: str | list[str] = source
+        if style.source_as_lines:
+            value = split_source(source) if style.lines_per_item else ([source] if source else [])
         fields: dict[str, Any] = {"cell_type": cell_type}
         if cell_type == "code":
             fields["execution_count"] = None
@@ -902,28 +470,6 @@ class Notebook:
         cell: dict[str, Any] = self._doc["cells"][index]
         return cell
 
-    def _render_like(self, value: str | list[str], member: _Member) -> str:
-        """Render a new source value the way the old one at `member` was laid out."""
-        text = self._text
-        style = self._style
-        if isinstance(value, str) or text[member.value_start] != "[":
-            rendered = style.render(value, "")
-        else:
-            open_at, spans, close_at = _array_items(text, member.value_start)
-            if not value:
-                rendered = "[]"
-            elif not spans:
-                rendered = style.render(value, _line_prefix(text, member.key_start))
-            else:
-                opener = text[open_at + 1 : spans[0][0]]
-                closer = text[spans[-1][1] : close_at]
-                separator = text[spans[0][1] : spans[1][0]] if len(spans) > 1 else "," + opener
-                items = [json.dumps(line, ensure_ascii=style.ensure_ascii) for line in value]
-                rendered = "[" + opener + separator.join(items) + closer + "]"
-        if json.loads(rendered) != value:  # a bug guard: the file must say exactly what was meant
-            raise RuntimeError(f"notebook splice would not round-trip: {rendered[:200]!r}")
-        return rendered
-
     def _insert_member(self, index: int, key: str, value: Any) -> None:
         """Add a missing member at the end of cell `index`'s object (rare: a cell without source)."""
         self._materialize()
@@ -931,10 +477,10 @@ class Notebook:
         style = self._style
         members = sorted(layout.members.values(), key=lambda m: m.key_start)
         if not members:  # "{}": render the whole one-member object
-            self._splice(layout.start, layout.end, style.render({key: value}, _line_prefix(self._text, layout.start)))
+            self._splice(layout.start, layout.end, style.render({key: value}, line_prefix(self._text, layout.start)))
             return
         last = members[-1]
-        prefix = _line_prefix(self._text, last.key_start)
+        prefix = line_prefix(self._text, last.key_start)
         piece = style.item_separator + (style.newline + prefix if style.indent is not None else "")
         piece += json.dumps(key, ensure_ascii=style.ensure_ascii) + style.key_separator + style.render(value, prefix)
         self._splice(last.value_end, last.value_end, piece)
@@ -947,7 +493,7 @@ class Notebook:
         cells = layout.cells
         if not cells:
             cells_key = layout.top["cells"].key_start
-            outer = _line_prefix(text, cells_key)
+            outer = line_prefix(text, cells_key)
             inner = outer + (style.indent or "")
             if style.indent is None:
                 piece = "[" + style.render(cell, "") + "]"
@@ -955,7 +501,7 @@ class Notebook:
                 piece = "[" + style.newline + inner + style.render(cell, inner) + style.newline + outer + "]"
             self._splice(layout.cells_open, layout.cells_close + 1, piece)
         else:
-            rendered = style.render(cell, _line_prefix(text, cells[0].start))
+            rendered = style.render(cell, line_prefix(text, cells[0].start))
             # What separates two cells in this file, e.g. ",\n  " (taken from the file when it can be).
             if len(cells) > 1:
                 between = text[cells[0].end : cells[1].start]

@@ -9,19 +9,21 @@ commands so `runbook --help` stays fast.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from . import __version__
-from .errors import EXIT_INPUT, EXIT_INTERRUPTED, RunbookError
+from .. import __version__
+from ..errors import EXIT_INPUT, EXIT_INTERRUPTED, RunbookError
 
 if TYPE_CHECKING:
-    from .docs import CommandDoc, ParamDoc
+    from ..docs import CommandDoc, ParamDoc
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+from .common import CONTEXT
+from .fleet import fleet_group
 
 
 class State:
@@ -29,7 +31,7 @@ class State:
         self.workspace_path = workspace
 
     def workspace(self) -> Any:
-        from .workspace import load_workspace
+        from ..workspace import load_workspace
 
         return load_workspace(self.workspace_path)
 
@@ -40,8 +42,32 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
         if "=" not in item:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--var")
         key, value = item.split("=", 1)
+        if not _NAME.fullmatch(key.strip()):
+            raise click.BadParameter(
+                f"{item!r}: {key.strip()!r} is not a variable name (letters, digits and _, not starting with a digit)",
+                param_hint="--var",
+            )
         parsed[key.strip()] = value
     return parsed
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A cell is named by its number (as people write them: 109) or its nbformat id.
+_CELL = re.compile(r"[0-9]+|(?=[^,]*[A-Za-z_])[A-Za-z0-9_-]{1,64}")
+
+
+def _parse_cells(text: str) -> list[Any]:
+    cells: list[Any] = []
+    for piece in text.split(","):
+        item = piece.strip()
+        if not _CELL.fullmatch(item):
+            raise click.BadParameter(
+                f"{item!r} in {text!r} is not a cell number or id; write numbers and ids separated by commas, "
+                "e.g. --cells 109,130,cell_14_f21837aa",
+                param_hint="--cells",
+            )
+        cells.append(int(item) if item.isdigit() else item)
+    return cells
 
 
 @click.group(context_settings=CONTEXT)
@@ -74,7 +100,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("phase")
+@click.argument("phases", nargs=-1, required=True, metavar="PHASE...")
 @click.option("-t", "--target", help="Target from runbook.yaml (default: default_target; the sample uses `emulator`).")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set a variable or input (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Discovery runs; fix steps show what they would change; verify is skipped. Writes nothing.")
@@ -84,6 +110,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Approve `manual` steps without asking.")
 @click.option("--no-reproduce", is_flag=True, help="Do not run the verify steps before the fix.")
 @click.option("--resume", is_flag=True, help="Continue the latest failed or interrupted run of this phase.")
+@click.option("--break-lock", is_flag=True, help="Take over a workspace lock that names a run on another host.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines on stdout (for CI).")
 @click.option("--no-report", is_flag=True, help="Do not write the report, changelog and timeline.")
 @click.option("--commit", is_flag=True, help="Commit the report, run record, timestamp log and changed files.")
@@ -93,7 +120,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 @click.pass_obj
 def run(
     state: State,
-    phase: str,
+    phases: tuple[str, ...],
     target: str | None,
     variables: tuple[str, ...],
     dry_run: bool,
@@ -103,6 +130,7 @@ def run(
     yes: bool,
     no_reproduce: bool,
     resume: bool,
+    break_lock: bool,
     as_json: bool,
     no_report: bool,
     commit: bool,
@@ -110,17 +138,19 @@ def run(
     junit: Path | None,
     verbose: bool,
 ) -> None:
-    """Run the runbook of PHASE (`1.5` or `phase-1.5`).
+    """Run the runbook of PHASE (`1.5` or `phase-1.5`), or of several (`1.5 1.6`, `group 1`).
 
     Stages run in order: discovery -> reproduce (the verify steps, expected to fail before the fix)
-    -> fix -> verify. Every step is recorded in reports/runs/<phase>/<run-id>.jsonl.
+    -> fix -> verify. Every step is recorded in reports/runs/<phase>/<run-id>.jsonl. Several phases
+    run in plan order, each with its report and progress, and the first that fails stops the rest.
     """
-    from .api import run_phase
-    from .console import ConsolePrinter, JsonPrinter
-    from .executor import RunOptions
+    from ..api import phases_to_run
+    from ..console import ConsolePrinter, JsonPrinter
+    from ..executor import RunOptions
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
+    _RUNNING["phase"] = phases[0]
     printer: Any = JsonPrinter() if as_json else ConsolePrinter(verbose=verbose)
     options = RunOptions(
         target=target,
@@ -132,21 +162,59 @@ def run(
         assume_yes=yes,
         reproduce=False if no_reproduce else None,
         resume=resume,
+        break_lock=break_lock,
     )
-    outputs = run_phase(
-        phase,
-        workspace=state.workspace(),
-        options=options,
-        listeners=[printer],
-        warn=printer.warning,
-        confirm=lambda text: click.confirm(text, default=False),
-        report=not no_report,
-        commit=commit,
-        tag=tag,
-        junit=junit,
-        raise_on_failure=False,
-    )
-    if not as_json:
+    workspace = state.workspace()
+    chosen = phases_to_run(workspace, phases)
+    common: dict[str, Any] = {
+        "workspace": workspace,
+        "options": options,
+        "listeners": [printer],
+        "warn": printer.warning,
+        "confirm": lambda text: click.confirm(text, default=False),
+        "report": not no_report,
+        "commit": commit,
+        "tag": tag,
+        "junit": junit,
+        "raise_on_failure": False,
+    }
+    if len(chosen) > 1:
+        if resume or from_step or step:
+            raise click.UsageError("--resume, --from and --step apply to one phase: name only one")
+        _run_several(chosen, common, quiet=as_json)
+    _run_one(chosen[0] if chosen else phases[0], common, quiet=as_json)
+
+
+def _run_several(chosen: list[str], common: dict[str, Any], *, quiet: bool) -> NoReturn:
+    """`runbook run 1.5 1.6` / `group 1`: in plan order, progress after each, stop at the first failure."""
+    from ..api import run_phases
+
+    def progress_and_track(done: Any) -> None:
+        click.echo(f"phase {done.result.phase}: {done.result.status}")
+        following = chosen.index(done.result.phase) + 1 if done.result.phase in chosen else len(chosen)
+        if following < len(chosen):
+            _RUNNING["phase"] = chosen[following]
+
+    runs = run_phases(chosen, on_finished=progress_and_track, **common)
+    for ran in runs:
+        if not quiet:
+            for path in ran.written:
+                click.echo(f"wrote {path}")
+    last = runs[-1]
+    if last.result.status != "success" or len(runs) < len(chosen):
+        skipped = [p for p in chosen if p not in {r.result.phase for r in runs}]
+        if skipped:
+            click.echo(f"  stopped after phase {last.result.phase}: not run: {', '.join(skipped)}", err=True)
+        sys.exit(EXIT_INTERRUPTED if last.result.status == "interrupted" else 1)
+    sys.exit(0)
+
+
+def _run_one(phase: str, common: dict[str, Any], *, quiet: bool) -> NoReturn:
+    from ..api import run_phase
+
+    _RUNNING["phase"] = phase
+    outputs = run_phase(phase, **common)
+    if not quiet:
         for path in outputs.written:
             click.echo(f"wrote {path}")
         if outputs.commit:
@@ -175,8 +243,8 @@ def validate(state: State, paths: tuple[Path, ...]) -> None:
     actions, action parameters, duplicate step ids, `next` naming an unknown phase, Jinja syntax.
     Exits 2 when any problem is found.
     """
-    from .api import validate as validate_runbooks
-    from .errors import ValidationFailed
+    from ..api import validate as validate_runbooks
+    from ..errors import ValidationFailed
 
     try:
         workspace = state.workspace()
@@ -194,7 +262,7 @@ def validate(state: State, paths: tuple[Path, ...]) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of the runbook format (for yaml-language-server and editors)."""
-    from .model import json_schema
+    from ..model import json_schema
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output:
@@ -214,7 +282,7 @@ def actions(name: str | None, as_json: bool) -> None:
     the `model` of each item of the list `deployments`, `by_account.*[].name` the `name` of each
     item of each value of the mapping `by_account`.
     """
-    from . import actions as registry
+    from .. import actions as registry
 
     specs = [registry.get(name)] if name else list(registry.all_specs())
     if as_json:
@@ -238,7 +306,7 @@ def actions(name: str | None, as_json: bool) -> None:
 
 
 def _action_json(spec: Any) -> dict[str, Any]:
-    from . import actions as registry
+    from .. import actions as registry
 
     return {
         "name": spec.name,
@@ -274,11 +342,9 @@ def log(
 
     Example: runbook log 1.3 complete -m "Embeddings fixed" --started 2025-11-14T03:00Z --at 2025-11-14T03:25Z
     """
-    from .api import log_phase
+    from ..api import log_phase
 
-    cell_list: list[Any] | None = None
-    if cells:
-        cell_list = [int(c) if c.strip().isdigit() else c.strip() for c in cells.split(",") if c.strip()]
+    cell_list = _parse_cells(cells) if cells is not None else None
     entry = log_phase(
         state.workspace(), phase, action, message, cells=cell_list, status=status, at=at, started=started
     )
@@ -293,7 +359,7 @@ def init(directory: Path, project: str | None) -> None:
 
     Refuses to overwrite any existing file.
     """
-    from .scaffold import init_workspace
+    from ..scaffold import init_workspace
 
     for path in init_workspace(directory, project=project):
         click.echo(f"created {path}")
@@ -302,15 +368,71 @@ def init(directory: Path, project: str | None) -> None:
 @cli.command(context_settings=CONTEXT)
 @click.argument("phase")
 @click.option("--title", help='Phase title, e.g. "Fix Backend Services" (default: its title in the plan).')
+@click.option(
+    "--from-scan",
+    "from_scan",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A scan's JSON (reports/scan/X.json): verify steps run exactly the cells it found failing.",
+)
 @click.pass_obj
-def new(state: State, phase: str, title: str | None) -> None:
+def new(state: State, phase: str, title: str | None, from_scan: Path | None) -> None:
     """Scaffold runbooks/phase-PHASE.yaml and add PHASE to the plan if it is missing."""
-    from .scaffold import new_phase
+    from ..scaffold import new_phase
 
-    path, added = new_phase(state.workspace(), phase, title)
+    path, added = new_phase(state.workspace(), phase, title, from_scan=from_scan)
     click.echo(f"created {path}")
     if added:
         click.echo(f"added phase {phase} to the plan in runbook.yaml")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("notebook", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-t", "--target", help="Target from runbook.yaml (default: emulator when the workspace has it).")
+@click.option("--cells", metavar="RANGES", help="Only these cells, e.g. 3-20,25 (1-based numbers).")
+@click.option("--section", metavar="HEADING", help='Only the cells under this heading, e.g. "1.5".')
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per cell.")
+@click.option("--kernel", default="python3", show_default=True, help="Kernel name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scan as JSON on stdout (progress goes to stderr).")
+@click.pass_obj
+def scan(
+    state: State,
+    notebook: Path,
+    target: str | None,
+    cells: str | None,
+    section: str | None,
+    timeout: float,
+    kernel: str,
+    as_json: bool,
+) -> None:
+    """Run NOTEBOOK's code cells in one kernel and triage the failures by cause.
+
+    Writes reports/scan/<notebook>.md (the triage report with proposed phases) and .json (for
+    `runbook new PHASE --from-scan`). Cells run in order, each under --timeout; the scan carries on
+    after a failing cell.
+    """
+    from ..scan import progress_line, scan_notebook, write_scan
+
+    workspace = state.workspace()
+    chosen = target or ("emulator" if "emulator" in workspace.config.targets or not workspace.config.targets else None)
+    result = scan_notebook(
+        workspace,
+        notebook if notebook.is_absolute() else Path.cwd() / notebook,
+        target=chosen,
+        cells=cells,
+        section=section,
+        timeout=timeout,
+        kernel=kernel,
+        progress=lambda cell, done, total: click.echo(progress_line(cell, done, total), err=as_json),
+    )
+    markdown, data = write_scan(result, workspace.reports_dir / "scan")
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    summary = result.summary()
+    click.echo(f"{summary['scanned']} cells scanned, {summary['failing']} failing")
+    for phase in result.phases:
+        click.echo(f"  proposed: {phase['title']} - cells {', '.join(str(n) for n in phase['cells'])}")
+    click.echo(f"wrote {markdown}\nwrote {data}")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -351,6 +473,12 @@ def new(state: State, phase: str, title: str | None) -> None:
     show_default=True,
     help="Seed of the fault draw: the same seed and the same requests give the same faults.",
 )
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON file that keeps ARM writes: loaded at start when it exists, saved after every change.",
+)
 def emulator(
     estate: Path | None,
     host: str,
@@ -361,6 +489,7 @@ def emulator(
     fault_rate: float,
     fault_kinds: str | None,
     seed: int,
+    state_file: Path | None,
 ) -> None:
     """Serve the embedded Azure emulator on loopback until Ctrl-C.
 
@@ -368,7 +497,7 @@ def emulator(
     and the APIM gateway's Azure OpenAI routes, from an estate file, and prints the URLs, the
     subscription key and the environment a notebook needs.
     """
-    from .azure.emulator import FaultPlan, serve_forever
+    from ..azure.emulator import FaultPlan, serve_forever
 
     if fault_kinds is not None and not fault_rate:
         raise click.UsageError("--fault-kinds needs --fault-rate (the share of requests that fail)")
@@ -386,6 +515,7 @@ def emulator(
         faults=faults,
         seed=seed,
         echo=click.echo,
+        state_file=state_file,
     )
 
 
@@ -417,7 +547,7 @@ def report(
     tag: bool,
 ) -> None:
     """Render the resolution report of PHASE from a stored run record (default: its latest run)."""
-    from .publish import report_phase
+    from ..publish import report_phase
 
     if tag and not commit:
         raise click.UsageError("--tag needs --commit")
@@ -437,7 +567,7 @@ def report(
 @click.pass_obj
 def changelog(state: State, check: bool) -> None:
     """(Re)write CHANGELOG.md (Keep a Changelog): one version per resolved phase; hand-written parts are kept."""
-    from .reports import changelog_is_current, write_changelog
+    from ..reports import changelog_is_current, write_changelog
 
     if check:
         if not changelog_is_current(state.workspace()):
@@ -452,7 +582,7 @@ def changelog(state: State, check: bool) -> None:
 @click.pass_obj
 def timeline(state: State) -> None:
     """(Re)write TIMELINE.md: every phase's start, end and duration (UTC), from the timestamp log."""
-    from .reports import write_timeline
+    from ..reports import write_timeline
 
     click.echo(f"wrote {write_timeline(state.workspace())}")
 
@@ -465,7 +595,7 @@ def timeline(state: State) -> None:
 @click.pass_obj
 def checkpoint(state: State, as_json: bool) -> None:
     """Write a status update into reports/status/<time>.md: progress and what changed since the last one."""
-    from .checkpoint import write_checkpoint
+    from ..checkpoint import write_checkpoint
 
     path, data = write_checkpoint(state.workspace())
     if as_json:
@@ -484,8 +614,8 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
     Progress comes from the timestamp log: "Phase 1 Progress: 62.5% (5/8 subphases complete)".
     Unreadable timestamp-log lines are skipped with a warning naming file:line (on stderr).
     """
-    from . import status as screens
-    from .text import use_colour
+    from .. import status as screens
+    from ..text import use_colour
 
     workspace = state.workspace()
     view = screens.phase_status(workspace, phase) if phase else screens.workspace_status(workspace)
@@ -514,7 +644,7 @@ def docs_build(state: State, site_dir: Path | None) -> None:
 
     Fails (exit 1) with mkdocs's warnings when the strict build has any.
     """
-    from .docs import build_site, generate_docs
+    from ..docs import build_site, generate_docs
 
     workspace = state.workspace()
     pages = generate_docs(workspace, commands=command_reference())
@@ -528,11 +658,16 @@ def docs_build(state: State, site_dir: Path | None) -> None:
 @click.pass_obj
 def docs_serve(state: State, port: int) -> None:
     """Write the generated pages, then preview the site with `mkdocs serve` on 127.0.0.1."""
-    from .docs import generate_docs, serve_site
+    from ..docs import generate_docs, serve_site
 
     workspace = state.workspace()
     generate_docs(workspace, commands=command_reference())
     serve_site(workspace, port=port)
+
+
+# -- commands: fleet (in runbook/cli/fleet.py; the core is runbook.fleet)
+
+cli.add_command(fleet_group)
 
 
 def command_reference() -> list[CommandDoc]:
@@ -590,7 +725,7 @@ def command_reference() -> list[CommandDoc]:
 
 
 def _fail(error: RunbookError) -> NoReturn:
-    from .errors import ValidationFailed
+    from ..errors import ValidationFailed
 
     click.echo(str(error) if isinstance(error, ValidationFailed) else f"error: {error}", err=True)
     sys.exit(error.exit_code)
@@ -598,6 +733,12 @@ def _fail(error: RunbookError) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: the one place that maps errors to exit codes."""
+    import signal
+
+    from .. import _interrupted_while_starting
+
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
     try:
         cli.main(args=argv, prog_name="runbook", standalone_mode=False)
     except click.exceptions.Abort:
@@ -611,20 +752,39 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except RunbookError as exc:
         _fail(exc)
+    except OSError as exc:
+        from ..errors import STORAGE_ERRNOS, storage_error
+
+        if exc.errno not in STORAGE_ERRNOS:
+            _internal_error(exc)
+        _fail(storage_error(exc, resume=_resume_command()))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug of ours: say so in one line; RUNBOOK_DEBUG=1 shows the traceback
-        import os
-
-        if os.environ.get("RUNBOOK_DEBUG"):
-            raise
-        click.echo(
-            f"internal error: {type(exc).__name__}: {exc}\n"
-            "  hint: this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback",
-            err=True,
-        )
-        sys.exit(1)
+        _internal_error(exc)
     sys.exit(0)
+
+
+def _internal_error(exc: Exception) -> NoReturn:
+    import os
+
+    if os.environ.get("RUNBOOK_DEBUG"):
+        raise exc
+    click.echo(
+        f"internal error: {type(exc).__name__}: {exc}\n"
+        "  hint: this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 and report the traceback",
+        err=True,
+    )
+    sys.exit(1)
+
+
+_RUNNING: dict[str, str] = {}  # the phase of the `run` command in progress, for the resume hint
+
+
+def _resume_command() -> str | None:
+    """`runbook run PHASE --resume` when the failed command was a run of PHASE."""
+    phase = _RUNNING.get("phase")
+    return f"runbook run {phase} --resume" if phase else None
 
 
 if __name__ == "__main__":  # pragma: no cover

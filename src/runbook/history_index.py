@@ -1,0 +1,216 @@
+"""A derived summary of the timestamp log, so `runbook status` reads one small file.
+
+The timestamp log stays the source of truth. `folded_states()` returns what
+`progress.phase_states()` makes of the whole log (one state per phase) and the warnings of
+`record.read_log()`, from `reports/.index/status.json` when that file is fresh. It is fresh when the
+log has the size, modification time and inode it had when the index was written and the runs folder
+lists the same phases with the same modification times. When the log only grew (new lines appended
+after the last indexed one, none of them earlier than the latest time already folded), only the new
+lines are read and folded onto the indexed states; anything else (a missing, unreadable or stale
+index, a log rewritten or cut, lines out of time order) rebuilds it from the whole log. The folder
+ignores itself for git (`reports/.index/.gitignore` holds `*`), so the index is never committed;
+failing to write it (a read-only workspace) only costs speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import Location
+from .progress import PhaseProgress, phase_states
+from .record import LogLine, read_log
+from .record import _parse_log_line as parse_log_line
+from .workspace import Workspace
+
+INDEX_DIR = ".index"
+INDEX_NAME = "status.json"
+VERSION = 1
+_TAIL = 64  # bytes before the indexed end that must be unchanged for an append-only update
+_TIMES = ("started_at", "finished_at", "resolved_at")
+_FIELDS = tuple(f.name for f in fields(PhaseProgress))
+
+
+def index_path(workspace: Workspace) -> Path:
+    return workspace.reports_dir / INDEX_DIR / INDEX_NAME
+
+
+def folded_states(workspace: Workspace) -> tuple[dict[str, PhaseProgress], list[str]]:
+    """(phase states, log warnings) as `phase_states(read_log(log))` gives them, through the index."""
+    log = workspace.timestamp_log
+    try:
+        stat = log.stat()
+    except OSError:
+        return {}, []  # no log: nothing to index
+    runs = _runs_listing(workspace)
+    index = _read_index(index_path(workspace))
+    if index is not None and index.get("runs") == runs:
+        if index["log"] == _log_key(stat):
+            return _states(index["states"]), list(index["warnings"])
+        grown = _append(log, stat, index)
+        if grown is not None:
+            _write(workspace, stat, runs, *grown)
+            return grown
+    lines, warnings = read_log(log)
+    states = phase_states(lines)
+    end = _complete_end(log, stat.st_size)
+    if end is not None:
+        latest = max((line.timestamp for line in lines), default=None)
+        _write(workspace, stat, runs, states, warnings, end=end, next_line=_line_count(log, end) + 1, latest=latest)
+    return states, warnings
+
+
+# ------------------------------------------------------------------ reading and updating
+
+
+def _append(
+    log: Path, stat: os.stat_result, index: dict[str, Any]
+) -> tuple[dict[str, PhaseProgress], list[str]] | None:
+    """The indexed states with the lines appended since, or None when the log changed otherwise."""
+    end, old = int(index["end"]), index["log"]
+    if stat.st_ino != old["inode"] or stat.st_size <= old["size"] or end != old["size"]:
+        return None
+    latest = datetime.fromisoformat(index["latest"]) if index.get("latest") else None
+    with log.open("rb") as handle:
+        start = max(end - _TAIL, 0)
+        handle.seek(start)
+        if handle.read(end - start).hex() != index["tail"]:
+            return None
+        added = handle.read()
+    if not added.endswith(b"\n"):
+        return None  # a line is being written: fold it once it is whole
+    states = _states(index["states"])
+    warnings = list(index["warnings"])
+    number = int(index["next_line"])
+    new: list[LogLine] = []
+    for raw in added.splitlines(keepends=True):
+        if raw.strip():
+            try:
+                new.append(parse_log_line(raw, number))
+            except (ValueError, TypeError, UnicodeDecodeError) as exc:
+                warnings.append(f"{Location(str(log), number)}: skipped timestamp-log line: {exc}")
+        number += 1
+    if latest is not None and any(line.timestamp < latest for line in new):
+        return None  # folding is in time order: an earlier line means a full rebuild
+    # all new lines sort after the folded ones: folding them onto the indexed states is the same
+    # as folding the whole log
+    return phase_states(new, start=states), warnings
+
+
+# ------------------------------------------------------------------ the file
+
+
+def _log_key(stat: os.stat_result) -> dict[str, int]:
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino}
+
+
+def _runs_listing(workspace: Workspace) -> list[list[Any]]:
+    """The records folder's listing: every phase folder with its modification time."""
+    runs = workspace.reports_dir / "runs"
+    try:
+        with os.scandir(runs) as entries:
+            return sorted([entry.name, entry.stat().st_mtime_ns] for entry in entries if entry.is_dir())
+    except OSError:
+        return []
+
+
+def _complete_end(log: Path, size: int) -> int | None:
+    """`size` when the log ends with a whole line (an index can resume from there), else None."""
+    if size == 0:
+        return 0
+    try:
+        with log.open("rb") as handle:
+            handle.seek(size - 1)
+            return size if handle.read(1) == b"\n" else None
+    except OSError:
+        return None
+
+
+def _line_count(log: Path, end: int) -> int:
+    with log.open("rb") as handle:
+        return handle.read(end).count(b"\n")
+
+
+def _read_index(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        return None
+    return data
+
+
+def _states(raw: dict[str, dict[str, Any]]) -> dict[str, PhaseProgress]:
+    states = {}
+    for phase_id, stored in raw.items():
+        values = dict(stored)
+        for name in _TIMES:
+            if values.get(name):
+                values[name] = datetime.fromisoformat(values[name])
+        states[phase_id] = PhaseProgress(**{k: v for k, v in values.items() if k in _FIELDS})
+    return states
+
+
+def _dump_state(state: PhaseProgress) -> dict[str, Any]:
+    values = {name: getattr(state, name) for name in _FIELDS}
+    for name in _TIMES:
+        if values[name] is not None:
+            values[name] = values[name].isoformat()
+    values["cells_fixed"] = list(values["cells_fixed"])
+    return values
+
+
+def _write(
+    workspace: Workspace,
+    stat: os.stat_result,
+    runs: list[list[Any]],
+    states: dict[str, PhaseProgress],
+    warnings: list[str],
+    *,
+    end: int | None = None,
+    next_line: int | None = None,
+    latest: datetime | None = None,
+) -> None:
+    from .atomic import atomic_write_text
+
+    log = workspace.timestamp_log
+    if end is None:  # an append-only update: the new end is the log's size now
+        end = stat.st_size
+        index = _read_index(index_path(workspace)) or {}
+        next_line = int(index.get("next_line", 1)) + _count_lines_between(log, int(index.get("end", 0)), end)
+        times = [s.finished_at or s.started_at for s in states.values()]
+        latest = max((t for t in times if t is not None), default=None)
+    with log.open("rb") as handle:
+        start = max(end - _TAIL, 0)
+        handle.seek(start)
+        tail = handle.read(end - start).hex()
+    data = {
+        "version": VERSION,
+        "log": _log_key(stat),
+        "runs": runs,
+        "end": end,
+        "tail": tail,
+        "next_line": next_line,
+        "latest": latest.isoformat() if latest else None,
+        "states": {phase_id: _dump_state(state) for phase_id, state in states.items()},
+        "warnings": warnings,
+    }
+    folder = index_path(workspace).parent
+    with contextlib.suppress(OSError, TypeError, ValueError):  # a read-only workspace, an odd value
+        folder.mkdir(parents=True, exist_ok=True)
+        ignore = folder / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# derived by runbook status: never committed\n*\n", encoding="utf-8")
+        atomic_write_text(index_path(workspace), json.dumps(data, default=str))
+
+
+def _count_lines_between(log: Path, start: int, end: int) -> int:
+    with log.open("rb") as handle:
+        handle.seek(start)
+        return handle.read(end - start).count(b"\n")
