@@ -161,6 +161,7 @@ def test_run_commit_contains_exactly_the_run_files(local_workspace: Path) -> Non
             "app.py",
             "reports/phase-1.1.md",
             f"reports/runs/1.1/{record.name}",
+            f"reports/runs/1.1/{record.stem}.md",  # the run's own report, kept beside its record
             "reports/timestamps/execution-log.jsonl",
         ]
     )

@@ -154,6 +154,7 @@ def test_commit_holds_exactly_the_intended_files(tmp_path: Path) -> None:
         "reports/phase-1.5.md",
         "reports/timestamps/execution-log.jsonl",
         str(record),
+        str(record.with_suffix(".md")),  # the run's own report, kept beside its record
         str(NOTEBOOK),
     }
     message = git(root, "log", "-1", "--format=%B")

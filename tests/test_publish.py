@@ -88,6 +88,7 @@ def test_publishing_a_run_never_rereads_the_runbook(workspace: Path) -> None:
     written = publish.publish_run(ws, loaded, outputs.record_path, junit=workspace / "junit.xml")
 
     assert [p.relative_to(workspace).as_posix() for p in written] == [
+        f"reports/runs/1.1/{outputs.record_path.stem}.md",
         "reports/phase-1.1.md",
         "CHANGELOG.md",
         "TIMELINE.md",
@@ -98,7 +99,8 @@ def test_publishing_a_run_never_rereads_the_runbook(workspace: Path) -> None:
     assert "Read the deployment list before editing." in report
     assert report.endswith("**Next Phase**: 1.2 - Second (Cells 4, 5)\n")
     changelog = (workspace / "CHANGELOG.md").read_text(encoding="utf-8")
-    assert "- Phase 1.1: app.py names FLUX-1.1-pro ([report](reports/phase-1.1.md))" in changelog
+    assert "## [1.1.0] - " in changelog and "- app.py names FLUX-1.1-pro\n" in changelog
+    assert "[1.1.0]: reports/phase-1.1.md" in changelog
     assert "Use FLUX in app.py" not in changelog  # the authored line, not the fix-title fallback
 
 

@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,14 @@ from .record import (
     RunStarted,
     StepResult,
     append_log,
+    iso,
     log_entry,
     new_run_id,
     parse_time,
     read_log,
     read_record,
     record_paths,
+    utc_now,
 )
 from .secrets import Redactor, is_secret_name
 from .workspace import Workspace, load_workspace
@@ -494,16 +497,62 @@ def log_phase(
     *,
     cells: list[Any] | None = None,
     status: str | None = None,
+    at: datetime | str | None = None,
+    started: datetime | str | None = None,
 ) -> dict[str, Any]:
-    """Append a hand-written line to the timestamp log (for phases done without a runbook)."""
+    """Append a hand-written line to the timestamp log (for phases done without a runbook).
+
+    `at` backdates the line (ISO 8601; a time without an offset is UTC); `started` also writes the
+    `start` line of the pair first, so a phase done earlier gets its real duration. Returns the
+    terminal (or start) line written; with `started` its `started_at` names the start line's time.
+    """
     phase_id = normalise_phase(phase)
     if phase_id not in workspace.phase_ids():
         raise InputError(
             f"phase {phase_id} is not in the plan",
             hint=f"add it with `runbook new {phase_id} --title ...` or check the number",
         )
+    moment = _log_time(at, "--at") if at is not None else utc_now()
+    begun = _log_time(started, "--started") if started is not None else None
+    if begun is not None:
+        if action == "start":
+            raise InputError(
+                "--started goes with a complete or fail line (it writes the start line of the pair)",
+                hint=f"use `runbook log {phase_id} start -m ... --at TIME` to log only a start",
+            )
+        if begun > moment:
+            raise InputError(
+                f"--started {iso(begun)} is after the line's own time {iso(moment)}",
+                hint="a phase ends after it starts: check the two times (a time without an offset is UTC)",
+            )
+    if moment > utc_now():
+        raise InputError(f"--at {iso(moment)} is in the future", hint="log what happened: a time up to now")
     if action == "complete" and status is None:
         status = "SUCCESS"
-    entry = log_entry(phase_id, action, message, cells_fixed=cells or None, status=status, source="manual")
+    if begun is not None:
+        append_log(workspace.timestamp_log, log_entry(phase_id, "start", message, moment=begun, source="manual"))
+    entry = log_entry(
+        phase_id,
+        action,
+        message,
+        moment=moment,
+        cells_fixed=cells or None,
+        status=status,
+        source="manual",
+        started_at=iso(begun).replace(".000Z", "Z") if begun is not None else None,
+    )
     append_log(workspace.timestamp_log, entry)
     return entry
+
+
+def _log_time(value: datetime | str, option: str) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise InputError(
+            f"{option} {value!r} is not a time",
+            hint="write an ISO-8601 time such as 2025-11-14T04:15:00Z or 2025-11-14 04:15 (UTC unless it has an offset)",
+        ) from None
+

@@ -6,7 +6,10 @@ Progress: 62.5% (5/8 subphases complete)" line and the docs site — so they nev
 A phase is `resolved` when its latest terminal line (complete/fail) is a successful `complete`;
 `failed` when that line is a failure (a later failed run of a resolved phase marks it failed again,
 and `regressed` says so); `in_progress` when a `start` came after its latest terminal line (or it
-only has starts: a run that is going, or was killed); `not_started` otherwise.
+only has starts: a run that is going, or was killed); `unknown` when its latest terminal line carries a
+status word that is neither a success nor a failure word (`record.status_outcome`; read_log warns with
+file:line); `investigated` when it has no log line but its latest run record is a successful
+discovery-only run (`--only discovery`: findings, no fix yet); `not_started` otherwise.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 
-from .record import LogLine, iso, read_log
+from .record import LogLine, iso, read_log, read_record, record_paths
 from .workspace import Workspace
 
-State = Literal["resolved", "in_progress", "failed", "not_started"]
+State = Literal["resolved", "in_progress", "failed", "unknown", "investigated", "not_started"]
 STATE_LABELS: dict[str, str] = {
     "resolved": "RESOLVED",
     "in_progress": "IN PROGRESS",
     "failed": "FAILED",
+    "unknown": "UNKNOWN",
+    "investigated": "INVESTIGATED",
     "not_started": "NOT STARTED",
 }
 
@@ -46,6 +51,13 @@ class PhaseProgress:
     resolved_at: datetime | None = None
     runs: int = 0
     description: str | None = None
+    status_word: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+    planned_cells: list[Any] = field(default_factory=list)
+
+    @property
+    def pending(self) -> bool:
+        return self.state != "resolved"
 
     @property
     def label(self) -> str:
@@ -69,6 +81,9 @@ class PhaseProgress:
             "runs": self.runs,
             "label": self.label,
             "description": self.description,
+            "status_word": self.status_word,
+            "notes": self.notes,
+            "planned_cells": self.planned_cells,
         }
 
 
@@ -141,6 +156,8 @@ def phase_states(lines: list[LogLine], start: dict[str, PhaseProgress] | None = 
             phase.run_id = None
         phase.finished_at = line.timestamp
         phase.description = line.description
+        phase.status_word = line.status
+        phase.notes = line.notes
         phase.run_id = line.run_id or phase.run_id
         duration = line.extra.get("duration_s")
         if isinstance(duration, int | float) and not isinstance(duration, bool):
@@ -154,6 +171,9 @@ def phase_states(lines: list[LogLine], start: dict[str, PhaseProgress] | None = 
             cells = [cell for cell in line.cells_fixed if cell not in (None, "", (), [])]
             if cells:
                 phase.cells_fixed = cells
+        elif line.outcome == "unknown":
+            phase.state = "unknown"
+            phase.regressed = False
         else:
             phase.regressed = phase.resolved_at is not None
             phase.state = "failed"
@@ -178,7 +198,9 @@ def compute_progress(
         phases = []
         for plan_phase in group.phases:
             listed.add(plan_phase.id)
-            phases.append(_merge(workspace, plan_phase.id, plan_phase.title, group.group, states, runbooks))
+            item = _merge(workspace, plan_phase.id, plan_phase.title, group.group, states, runbooks)
+            item.planned_cells = list(plan_phase.cells)
+            phases.append(item)
         groups.append(GroupProgress(group=group.group, title=group.title, phases=phases))
     extra = [p for p in sorted(set(runbooks) | set(states), key=_phase_key) if p not in listed]
     for phase_id in extra:
@@ -205,10 +227,20 @@ def _merge(
     state.title = title
     state.group = group
     state.has_runbook = phase_id in runbooks
+    if state.state == "not_started" and _investigated(workspace, phase_id):
+        state.state = "investigated"
     report = workspace.reports_dir / f"phase-{phase_id}.md"
     if report.exists():
         state.report = str(report.relative_to(workspace.root))
     return state
+
+
+def _investigated(workspace: Workspace, phase_id: str) -> bool:
+    paths = record_paths(workspace.reports_dir, phase_id)
+    if not paths:
+        return False
+    record = read_record(paths[-1])
+    return record.options.only == "discovery" and record.status == "success"
 
 
 def _phase_key(phase: str) -> list[int]:

@@ -21,7 +21,6 @@ from .record import RunRecord, read_record, record_paths
 from .reports import (
     REPORT_TEMPLATE,
     PhaseRunbooks,
-    is_partial,
     relative_path,
     render_junit,
     render_report,
@@ -29,7 +28,8 @@ from .reports import (
     resolution_title,
     step_results,
     write_changelog,
-    write_report,
+    write_phase_report,
+    write_run_report,
     write_timeline,
 )
 from .workspace import Workspace
@@ -60,8 +60,13 @@ def publish_run(ws: Workspace, loaded: LoadedRunbook, record_path: Path, *, juni
     record = read_record(record_path)
     runbooks = PhaseRunbooks(ws, [loaded])
     written: list[Path] = []
-    if not is_partial(record):
-        written.append(write_report(ws, loaded, record, runbooks=runbooks))
+    # Every run keeps its own report beside its record; the phase report is the resolving run's.
+    phase = loaded.runbook.phase
+    run_text = render_report(ws, loaded, record, runbooks=runbooks)
+    written.append(write_run_report(ws, phase, record.run_id, run_text))
+    phase_report = write_phase_report(ws, phase, runbooks)
+    if phase_report is not None:
+        written.append(phase_report)
     written.append(write_changelog(ws, runbooks=runbooks))
     written.append(write_timeline(ws))
     if junit is not None:

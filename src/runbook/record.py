@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets as _random
 from collections.abc import Callable, KeysView
 from dataclasses import dataclass, field
@@ -445,8 +446,45 @@ class LogLine:
     line: int
 
     @property
+    def outcome(self) -> Outcome | None:
+        """How a terminal line ended (None for a `start`): see `status_outcome`."""
+        if self.action == "start":
+            return None
+        if self.action == "fail":
+            return "failure"
+        return status_outcome(self.status) if self.status is not None else "success"
+
+    @property
     def succeeded(self) -> bool:
-        return self.action == "complete" and (self.status or "SUCCESS").upper() in ("SUCCESS", "RESOLVED", "OK")
+        return self.outcome == "success"
+
+    @property
+    def notes(self) -> dict[str, Any]:
+        """The keys people add by hand (`servers_verified: 8`), without the ones runbook writes itself."""
+        return {k: v for k, v in self.extra.items() if k not in WRITTEN_KEYS}
+
+
+Outcome = Literal["success", "failure", "unknown"]
+SUCCESS_WORDS = frozenset({"SUCCESS", "SUCCEEDED", "RESOLVED", "COMPLETE", "COMPLETED", "DONE", "OK", "PASS", "PASSED"})
+FAILURE_WORDS = frozenset({"FAIL", "FAILED", "FAILURE", "ERROR"})
+# Keys of a log line that runbook writes itself; anything else a person added is shown on the phase page.
+WRITTEN_KEYS = frozenset({"source", "duration_s", "target", "stage", "started_at"})
+
+
+def status_word(status: str) -> str:
+    """`"RESOLVED ✅"`, `"complete!"`, `"**Done**"` -> `RESOLVED`, `COMPLETE`, `DONE`: letters only, upper case."""
+    words = re.findall(r"[^\W\d_]+", status)
+    return " ".join(words).upper()
+
+
+def status_outcome(status: str) -> Outcome:
+    """What a status word people write means: success, failure, or unknown (never silently failed)."""
+    word = status_word(status)
+    if word in SUCCESS_WORDS:
+        return "success"
+    if word in FAILURE_WORDS:
+        return "failure"
+    return "unknown"
 
 
 def log_entry(
@@ -485,9 +523,17 @@ def read_log(path: Path) -> tuple[list[LogLine], list[str]]:
             if not raw.strip():
                 continue
             try:
-                lines.append(_parse_log_line(raw, number))
+                line = _parse_log_line(raw, number)
             except (ValueError, TypeError, UnicodeDecodeError) as exc:
                 warnings.append(f"{Location(str(path), number)}: skipped timestamp-log line: {exc}")
+                continue
+            lines.append(line)
+            if line.outcome == "unknown":
+                warnings.append(
+                    f"{Location(str(path), number)}: status {line.status!r} of phase {line.phase} is not a word "
+                    f"runbook knows, counted as unknown (write one of {', '.join(sorted(SUCCESS_WORDS))} "
+                    f"or {', '.join(sorted(FAILURE_WORDS))})"
+                )
     return lines, warnings
 
 

@@ -92,18 +92,27 @@ report:
 MKDOCS = """\
 site_name: {project}
 docs_dir: docs
+# Works offline and from file://: no Google Fonts (font: false), no CDN (see `runbook docs build`).
 theme:
   name: material
+  font: false
+plugins:
+  - search
+  - offline
+extra:
+  polyfills:
+    - assets/iframe-worker-shim.js
 markdown_extensions:
   - tables
   - admonition
   - attr_list
   - md_in_html
-  - pymdownx.superfences:
-      custom_fences:
-        - name: mermaid
-          class: mermaid
-          format: !!python/name:pymdownx.superfences.fence_code_format
+  - pymdownx.details
+  - pymdownx.highlight
+  - pymdownx.superfences
+  - pymdownx.emoji:
+      emoji_index: !!python/name:material.extensions.emoji.twemoji
+      emoji_generator: !!python/name:runbook.docs.emoji.to_svg
 validation:
   nav:
     omitted_files: warn

@@ -22,7 +22,7 @@ from .text import paint as _paint
 from .workspace import Workspace
 
 BAR_MAX_WIDTH = 40
-STATE_COLOURS = {"resolved": "32", "in_progress": "33", "failed": "31", "not_started": "90"}
+STATE_COLOURS = {"resolved": "32", "in_progress": "33", "failed": "31", "unknown": "35", "investigated": "36", "not_started": "90"}
 RUN_COLOURS = {"success": "32", "failed": "31", "interrupted": "35", "incomplete": "33"}
 STEP_COUNTS = ("ok", "changed", "failed", "error", "skipped")
 
@@ -258,6 +258,9 @@ def render_status(status: WorkspaceStatus, *, colour: bool = False) -> str:
             for phase in group.phases
         ]
         out.extend(_table(header, rows, [STATE_COLOURS[p.state] for p in group.phases], colour))
+        planned = [f"{p.id}: {format_cells(p.planned_cells)}" for p in group.phases if p.pending and p.planned_cells]
+        if planned:
+            out.append(f"  Planned cells of pending phases: {'; '.join(planned)}")
     if not status.groups:
         out.append("no phases: add a plan to runbook.yaml or a runbook under runbooks/")
     return "\n".join(out) + "\n"

@@ -642,7 +642,7 @@ def check_expectations(
     return results
 
 
-def _status_detail(payload: Any, text: str | None) -> str:
+def _status_detail(payload: Any, _text: str | None) -> str:
     code, message = error_body(payload)
     if code or message:
         joined = ": ".join(part for part in (code, message) if part)

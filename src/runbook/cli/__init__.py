@@ -103,6 +103,7 @@ def cli(ctx: click.Context, workspace: Path | None, quiet: bool) -> None:
       runbook validate              check every runbook (file:line:col errors)
       runbook run phase-1.5         discovery -> reproduce -> fix -> verify -> report
       runbook status                progress of every phase group
+      runbook checkpoint            a status update with what changed since the last one
       runbook docs build            reports, changelog, timeline and progress as a site
 
     Exit codes: 0 success, 1 a step or verification failed, 2 invalid input, 130 interrupted.
@@ -402,16 +403,29 @@ def _action_json(spec: Any) -> dict[str, Any]:
 @click.option("-m", "--message", required=True, help="What was done (the log line's description).")
 @click.option("--cells", help="Cells fixed, comma separated (e.g. 109,130,171).")
 @click.option("--status", help="Status for complete/fail lines (default SUCCESS for complete).")
+@click.option("--at", "at", metavar="TIME", help="When it happened (ISO 8601, UTC unless it has an offset; default now).")
+@click.option("--started", metavar="TIME", help="Also log the start of a complete/fail line at TIME (gives its duration).")
 @click.pass_obj
-def log(state: State, phase: str, action: str, message: str, cells: str | None, status: str | None) -> None:
+def log(
+    state: State,
+    phase: str,
+    action: str,
+    message: str,
+    cells: str | None,
+    status: str | None,
+    at: str | None,
+    started: str | None,
+) -> None:
     """Append a hand-written line to the timestamp log, for phases done without a runbook.
 
-    Example: runbook log 1.2 complete -m "All 8 MCP servers verified"
+    Example: runbook log 1.3 complete -m "Embeddings fixed" --started 2025-11-14T03:00Z --at 2025-11-14T03:25Z
     """
     from ..api import log_phase
 
     cell_list = _parse_cells(cells) if cells is not None else None
-    entry = log_phase(state.workspace(), phase, action, message, cells=cell_list, status=status)
+    entry = log_phase(
+        state.workspace(), phase, action, message, cells=cell_list, status=status, at=at, started=started
+    )
     click.echo(json.dumps(entry, ensure_ascii=False))
 
 
@@ -546,11 +560,18 @@ def report(
 
 
 @cli.command(context_settings=CONTEXT)
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when CHANGELOG.md is missing or stale.")
 @click.pass_obj
-def changelog(state: State) -> None:
-    """(Re)write CHANGELOG.md: one section per day from resolved phases; text above the marker is kept."""
-    from ..reports import write_changelog
+def changelog(state: State, check: bool) -> None:
+    """(Re)write CHANGELOG.md (Keep a Changelog): one version per resolved phase; hand-written parts are kept."""
+    from ..reports import changelog_is_current, write_changelog
 
+    if check:
+        if not changelog_is_current(state.workspace()):
+            click.echo("CHANGELOG.md is stale: run `runbook changelog` to bring it up to date", err=True)
+            raise SystemExit(1)
+        click.echo("CHANGELOG.md is current")
+        return
     state.say(f"wrote {write_changelog(state.workspace())}")
 
 
@@ -564,6 +585,20 @@ def timeline(state: State) -> None:
 
 
 # -- commands: status and docs (anchor: keep this line)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print the checkpoint's facts as JSON (the file is written too).")
+@click.pass_obj
+def checkpoint(state: State, as_json: bool) -> None:
+    """Write a status update into reports/status/<time>.md: progress and what changed since the last one."""
+    from ..checkpoint import write_checkpoint
+
+    path, data = write_checkpoint(state.workspace())
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"wrote {path}")
 
 
 @cli.command(context_settings=CONTEXT)

@@ -1,13 +1,20 @@
-"""The timeline chart: runs of phases over time, paired from the timestamp log, as a mermaid gantt."""
+"""The site's charts from the log and the records: the timeline, the burn-up, per-run step durations.
+
+Runs of phases are paired from the timestamp log (`run_spans`); `runbook.charts` draws them as
+static SVG, which goes inline into the pages inside a `<div>` (raw HTML that Markdown leaves alone),
+so the charts show from `file://` with no script.
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from ..record import LogLine
+from ..charts import Bar, Duration, Point, burnup_svg, durations_svg, timeline_svg
+from ..progress import phase_states
+from ..record import LogLine, RunRecord
+from ..text import duration_text, utc_short
 
 
 @dataclass(frozen=True)
@@ -17,7 +24,7 @@ class RunSpan:
     phase: str
     start: datetime
     end: datetime | None
-    outcome: Literal["resolved", "failed", "in progress", "unfinished", "logged"]
+    outcome: Literal["resolved", "failed", "unknown", "in progress", "unfinished", "logged"]
 
     @property
     def duration_s(self) -> float | None:
@@ -35,7 +42,9 @@ def run_spans(lines: list[LogLine]) -> list[RunSpan]:
                 spans.append(RunSpan(line.phase, previous.timestamp, None, "unfinished"))
             open_starts[line.phase] = line
             continue
-        outcome: Literal["resolved", "failed"] = "resolved" if line.succeeded else "failed"
+        outcome: Literal["resolved", "failed", "unknown"] = (
+            "resolved" if line.succeeded else "unknown" if line.outcome == "unknown" else "failed"
+        )
         start_line = open_starts.pop(line.phase, None)
         if start_line is not None:
             spans.append(RunSpan(line.phase, start_line.timestamp, line.timestamp, outcome))
@@ -45,44 +54,65 @@ def run_spans(lines: list[LogLine]) -> list[RunSpan]:
             spans.append(RunSpan(line.phase, line.timestamp - timedelta(seconds=duration), line.timestamp, outcome))
         else:
             spans.append(
-                RunSpan(line.phase, line.timestamp, line.timestamp, "logged" if outcome == "resolved" else "failed")
+                RunSpan(line.phase, line.timestamp, line.timestamp, "logged" if outcome == "resolved" else outcome)
             )
     spans.extend(RunSpan(phase, line.timestamp, None, "in progress") for phase, line in open_starts.items())
     return sorted(spans, key=lambda span: (span.start, span.phase))
 
 
-def gantt(spans: list[RunSpan], titles: dict[str, str]) -> str:
-    """A mermaid gantt (rendered by mkdocs-material through the superfences `mermaid` fence)."""
-    out = [
-        "```mermaid",
-        "gantt",
-        "    title Phase runs (UTC)",
-        "    dateFormat YYYY-MM-DD HH:mm:ss",
-        "    axisFormat %m-%d %H:%M",
-        "    todayMarker off",
+def timeline_chart(spans: list[RunSpan], titles: dict[str, str], *, now: datetime | None = None) -> str:
+    """Per-phase bars coloured by outcome on a UTC axis that fits the span."""
+    bars = [
+        Bar(
+            label=f"{span.phase} {titles.get(span.phase, '')}".strip(),
+            start=span.start,
+            end=span.end,
+            outcome=span.outcome,
+            detail=f"{utc_short(span.start)} to {utc_short(span.end)} ({duration_text(span.duration_s)})"
+            if span.end
+            else f"since {utc_short(span.start)}",
+        )
+        for span in spans
     ]
-    by_group: dict[str, list[RunSpan]] = {}
-    for span in spans:
-        by_group.setdefault(span.phase.split(".")[0], []).append(span)
-    for group, items in by_group.items():
-        out.append(f"    section Phase {group}")
-        for span in items:
-            name = _gantt_text(f"{span.phase} {titles.get(span.phase, '')}".strip())
-            start = span.start.strftime("%Y-%m-%d %H:%M:%S")
-            end = span.end or span.start + timedelta(minutes=1)
-            if span.end is None:
-                tags = "active, "
-            elif span.outcome == "failed":
-                tags = "crit, "
-            else:
-                tags = "done, "
-            if span.end is not None and span.end == span.start:
-                out.append(f"    {name} : milestone, {tags}{start}, 0d")
-            else:
-                out.append(f"    {name} : {tags}{start}, {end.strftime('%Y-%m-%d %H:%M:%S')}")
-    out.append("```")
-    return "\n".join(out) + "\n"
+    return timeline_svg(bars, now=now)
 
 
-def _gantt_text(text: str) -> str:
-    return re.sub(r"[:;#]", " ", text).strip() or "phase"
+def burnup(lines: list[LogLine], phase_ids: list[str]) -> list[Point]:
+    """Resolved phases of `phase_ids` after each terminal line, replaying the log in time order."""
+    ordered = sorted(lines, key=lambda item: (item.timestamp, item.line))
+    points: list[Point] = []
+    wanted = set(phase_ids)
+    for index, line in enumerate(ordered):
+        if line.action == "start" or line.phase not in wanted:
+            continue
+        states = phase_states(ordered[: index + 1])
+        done = sum(1 for phase in phase_ids if phase in states and states[phase].state == "resolved")
+        if not points or points[-1].done != done:
+            points.append(Point(line.timestamp, done, len(phase_ids)))
+    return points
+
+
+def burnup_chart(lines: list[LogLine], phase_ids: list[str], group: str) -> str:
+    return burnup_svg(burnup(lines, phase_ids), title=f"Phase {group}: subphases resolved over time (UTC)")
+
+
+def step_durations(record: RunRecord) -> list[Duration]:
+    """Each step's duration in record order, labelled `stage · step`."""
+    return [
+        Duration(
+            label=f"{step.stage} · {step.step}",
+            seconds=float(step.duration_s) if step.duration_s is not None else None,
+            # A reproduce step fails on purpose: it shows the fault is there.
+            status="fault reproduced" if step.stage == "reproduce" and step.status == "failed" else step.status,
+        )
+        for step in record.step_outcomes()
+    ]
+
+
+def durations_chart(record: RunRecord) -> str:
+    return durations_svg(step_durations(record), title=f"Step durations of run {record.run_id}")
+
+
+def chart_block(svg: str) -> str:
+    """The SVG as a raw-HTML block of a Markdown page."""
+    return f'<div class="rb-chart-box">{svg}</div>\n'

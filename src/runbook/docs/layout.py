@@ -18,6 +18,8 @@ ACTIONS_PAGE = "reference/actions.md"
 CLI_PAGE = "reference/cli.md"
 CONFIG_PAGE = "reference/config.md"
 STYLESHEET = "assets/runbook.css"
+# Material's search needs this shim from file://; the offline plugin would load it from unpkg.com otherwise.
+SEARCH_SHIM = "assets/iframe-worker-shim.js"
 REPORT_ASSETS_DIR = "assets/reports"
 GUIDE_ORDER = ("writing-runbooks.md", "progress.md", "emulator.md", "cli.md")
 REFERENCE_ORDER = ("config.md", "actions.md", "cli.md")
@@ -35,3 +37,13 @@ def phase_page_path(phase: str) -> str:
 def runs_page_path(phase: str) -> str:
     """The page of a phase's run history, relative to docs/."""
     return f"{RUNS_DIR}/phase-{phase}.md"
+
+
+def run_page_path(phase: str, run_id: str) -> str:
+    """The page of one run's report (and its record beside it), relative to docs/; kept out of the nav."""
+    return f"{RUNS_DIR}/{phase}/{run_id}.md"
+
+
+# Per-run pages and status checkpoints are linked from their phase's runs page, not listed in the nav (mkdocs `not_in_nav`).
+STATUS_DIR = "status"
+RUN_PAGES_PATTERN = f"/{RUNS_DIR}/*/*.md\n/{STATUS_DIR}/*.md"

@@ -20,6 +20,7 @@ from .layout import (
     REPORT_ASSETS_DIR,
     TIMELINE_PAGE,
     phase_page_path,
+    run_page_path,
     runs_page_path,
 )
 from .markdown import outside_code
@@ -112,7 +113,10 @@ class LinkMap:
                 return phase_page_path(report.group(1))
         runs = self.reports_dir / "runs"
         if resolved.is_relative_to(runs) and len(resolved.relative_to(runs).parts) >= 1:
-            return runs_page_path(resolved.relative_to(runs).parts[0])
+            parts = resolved.relative_to(runs).parts
+            if len(parts) == 2 and resolved.with_suffix(".md").is_file():
+                return run_page_path(parts[0], Path(parts[1]).stem)  # a run's report (or record): its page
+            return runs_page_path(parts[0])
         if resolved == self.root / "CHANGELOG.md":
             return CHANGELOG_PAGE
         if resolved == self.root / "TIMELINE.md":

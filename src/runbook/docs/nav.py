@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ from .layout import (
     PHASES_DIR,
     REFERENCE_DIR,
     REFERENCE_ORDER,
+    RUN_PAGES_PATTERN,
     RUNS_DIR,
+    STATUS_DIR,
     STYLESHEET,
     TIMELINE_PAGE,
     phase_page_path,
@@ -52,7 +55,7 @@ def site_nav(docs_dir: Path, phases: list[PhaseProgress]) -> Nav:
     nav.append({"Timeline": TIMELINE_PAGE})
     pages = sorted(path.relative_to(docs_dir).as_posix() for path in docs_dir.rglob("*.md") if path.is_file())
     taken = {HOME_PAGE, CHANGELOG_PAGE, TIMELINE_PAGE}
-    generated = (f"{PHASES_DIR}/", f"{RUNS_DIR}/", f"{REFERENCE_DIR}/", "assets/")
+    generated = (f"{PHASES_DIR}/", f"{RUNS_DIR}/", f"{REFERENCE_DIR}/", f"{STATUS_DIR}/", "assets/")
     guide = _ordered([p for p in pages if p.startswith(f"{GUIDE_DIR}/")], GUIDE_DIR, GUIDE_ORDER)
     guide += [p for p in pages if "/" not in p and p not in taken]
     guide += [p for p in pages if "/" in p and not p.startswith((*generated, f"{GUIDE_DIR}/"))]
@@ -87,12 +90,20 @@ DEFAULT_MKDOCS = """\
 # `nav:` below; everything else in this file is yours to edit.
 site_name: {site_name}
 docs_dir: {docs_dir}
+# Works offline and from file:// (the offline plugin turns off folder URLs); no Google Fonts, no CDN:
+# the iframe-worker shim search needs from file:// is a local copy (otherwise the plugin adds unpkg's).
 theme:
   name: material
   font: false
   features:
     - navigation.top
     - content.code.copy
+plugins:
+  - search
+  - offline
+extra:
+  polyfills:
+    - assets/iframe-worker-shim.js
 markdown_extensions:
   - tables
   - admonition
@@ -100,13 +111,17 @@ markdown_extensions:
   - md_in_html
   - toc:
       permalink: true
-  - pymdownx.superfences:
-      custom_fences:
-        - name: mermaid
-          class: mermaid
-          format: !!python/name:pymdownx.superfences.fence_code_format
+  - pymdownx.details
+  - pymdownx.highlight
+  - pymdownx.superfences
+  # Icons inlined as SVG from Material's own files; Unicode emoji stay characters (no CDN images).
+  - pymdownx.emoji:
+      emoji_index: !!python/name:material.extensions.emoji.twemoji
+      emoji_generator: !!python/name:runbook.docs.emoji.to_svg
 extra_css:
   - {stylesheet}
+not_in_nav: |
+{not_in_nav}
 validation:
   nav:
     omitted_files: warn
@@ -135,6 +150,7 @@ def write_nav(workspace: Workspace, nav: Nav) -> Path:
             site_name=json.dumps(workspace.config.project),
             docs_dir=workspace.config.paths.docs,
             stylesheet=STYLESHEET,
+            not_in_nav=textwrap.indent(RUN_PAGES_PATTERN, "  "),
         )
     text = _splice_nav(_with_site_settings(text, workspace), nav)
     write_if_changed(path, text)
@@ -152,13 +168,25 @@ def _yaml() -> Any:
 
 
 def _with_site_settings(text: str, workspace: Workspace) -> str:
-    """`docs_dir` matching the workspace and the pages' stylesheet in `extra_css` (round-trip edit)."""
+    """`docs_dir` matching the workspace, the pages' stylesheet in `extra_css`, and `not_in_nav` for the
+    per-run and checkpoint pages (round-trip edit)."""
+    from ruamel.yaml.scalarstring import LiteralScalarString
+
     yaml = _yaml()
     tree = yaml.load(text)
     changed = False
     if str(tree.get("docs_dir", "docs")).rstrip("/") != workspace.config.paths.docs.rstrip("/"):
         tree["docs_dir"] = workspace.config.paths.docs
         changed = True
+    if tree.get("not_in_nav") is None:
+        tree["not_in_nav"] = LiteralScalarString(RUN_PAGES_PATTERN + "\n")
+        changed = True
+    else:
+        present = str(tree.get("not_in_nav")).splitlines()
+        missing = [line for line in RUN_PAGES_PATTERN.splitlines() if line not in present]
+        if missing:
+            tree["not_in_nav"] = LiteralScalarString("\n".join([*present, *missing]) + "\n")
+            changed = True
     styles = tree.get("extra_css")
     if styles is None:
         tree["extra_css"] = [STYLESHEET]

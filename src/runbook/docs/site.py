@@ -18,23 +18,29 @@ from ..progress import compute_progress
 from ..record import LogLine, read_log
 from ..workspace import Workspace
 from .config_reference import config_reference
+from .emoji import icon_emoji
 from .layout import (
     ACTIONS_PAGE,
     CHANGELOG_PAGE,
     CLI_PAGE,
     CONFIG_PAGE,
+    GENERATED_NOTE,
     HOME_PAGE,
     PHASES_DIR,
+    REFERENCE_DIR,
     REPORT_ASSETS_DIR,
     RUNS_DIR,
+    SEARCH_SHIM,
+    STATUS_DIR,
     STYLESHEET,
     TIMELINE_PAGE,
     phase_page_path,
+    run_page_path,
     runs_page_path,
 )
 from .links import LinkMap
 from .nav import site_nav, write_nav
-from .pages import changelog_page, home_page, phase_page, runs_page, timeline_page
+from .pages import changelog_page, home_page, phase_page, run_page, runs_page, timeline_page
 from .reference import CommandDoc, actions_reference, cli_reference
 
 if typing.TYPE_CHECKING:
@@ -44,6 +50,11 @@ if typing.TYPE_CHECKING:
 def stylesheet_text() -> str:
     """The site's stylesheet, shipped as the package resource `runbook/docs/assets/runbook.css`."""
     return resources.files("runbook.docs").joinpath(STYLESHEET).read_text(encoding="utf-8")
+
+
+def search_shim_text() -> str:
+    """The iframe-worker shim (vendored from its npm package) that lets search run from file://."""
+    return resources.files("runbook.docs").joinpath(SEARCH_SHIM).read_text(encoding="utf-8")
 
 
 def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> list[Path]:
@@ -62,16 +73,28 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
     by_phase: dict[str, list[LogLine]] = {}
     for line in lines:
         by_phase.setdefault(line.phase, []).append(line)
-    pages: dict[str, str] = {HOME_PAGE: home_page(workspace, groups, warnings)}
+    pages: dict[str, str] = {HOME_PAGE: home_page(workspace, groups, warnings, lines)}
     for phase in phases:
         pages[phase_page_path(phase.id)] = phase_page(workspace, phase, links)
         pages[runs_page_path(phase.id)] = runs_page(workspace, phase, by_phase.get(phase.id, []))
+        for report in sorted((workspace.reports_dir / "runs" / phase.id).glob("*.md")):
+            pages[run_page_path(phase.id, report.stem)] = run_page(phase, report, links)
+            record = report.with_suffix(".jsonl")
+            if record.is_file():
+                links.assets[f"{RUNS_DIR}/{phase.id}/{record.name}"] = record
+    for checkpoint in sorted((workspace.reports_dir / STATUS_DIR).glob("*.md")):
+        relative = f"{STATUS_DIR}/{checkpoint.name}"
+        pages[relative] = GENERATED_NOTE + links.rewrite(checkpoint.read_text(encoding="utf-8"), checkpoint, relative)
     pages[CHANGELOG_PAGE] = changelog_page(workspace, links)
     pages[TIMELINE_PAGE] = timeline_page(workspace, phases, lines, links)
     pages[ACTIONS_PAGE] = actions_reference(_action_specs())
     pages[CLI_PAGE] = cli_reference(commands)
     pages[CONFIG_PAGE] = config_reference()
+    for relative, text in list(pages.items()):
+        if not relative.startswith(REFERENCE_DIR + "/"):
+            pages[relative] = icon_emoji(text)
     pages[STYLESHEET] = stylesheet_text()
+    pages[SEARCH_SHIM] = search_shim_text()
 
     for relative, text in pages.items():
         write_if_changed(docs_dir / relative, text)
@@ -79,6 +102,8 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
         _copy_if_changed(source, docs_dir / relative)
     _remove_stale(docs_dir, PHASES_DIR, set(pages))
     _remove_stale(docs_dir, RUNS_DIR, set(pages))
+    _remove_stale(docs_dir, STATUS_DIR, set(pages))
+    _remove_stale(docs_dir, RUNS_DIR, set(pages) | set(links.assets), pattern="*/*")
     _remove_stale(docs_dir, REPORT_ASSETS_DIR, set(links.assets), pattern="**/*")
     write_nav(workspace, site_nav(docs_dir, phases))
     return [docs_dir / relative for relative in sorted(pages)]

@@ -20,8 +20,9 @@ publishing a run and committing it is `runbook.publish`'s job.
 from __future__ import annotations
 
 from ..text import Markdown
-from .changelog import GENERATED_MARKER, build_changelog_context, render_changelog, write_changelog
+from .changelog import build_changelog_context, changelog_is_current, phase_version, render_changelog, write_changelog
 from .environment import REPORT_TEMPLATE, report_environment
+from .history import resolving_run_id, run_report_path, write_phase_report, write_run_report
 from .junit import render_junit
 from .outputs import OutputRenderer, discovery_item, register_renderer, renderer_for
 from .paths import CHANGELOG_NAME, TIMELINE_NAME, relative_path, report_path
@@ -32,7 +33,6 @@ from .views import is_partial, step_results
 
 __all__ = [
     "CHANGELOG_NAME",
-    "GENERATED_MARKER",
     "REPORT_TEMPLATE",
     "TIMELINE_NAME",
     "Markdown",
@@ -41,8 +41,10 @@ __all__ = [
     "build_changelog_context",
     "build_report_context",
     "build_timeline_context",
+    "changelog_is_current",
     "discovery_item",
     "is_partial",
+    "phase_version",
     "register_renderer",
     "relative_path",
     "render_changelog",
@@ -54,8 +56,12 @@ __all__ = [
     "report_heading",
     "report_path",
     "resolution_title",
+    "resolving_run_id",
+    "run_report_path",
     "step_results",
     "write_changelog",
+    "write_phase_report",
     "write_report",
+    "write_run_report",
     "write_timeline",
 ]

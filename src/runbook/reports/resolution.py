@@ -28,6 +28,7 @@ from .markdown import cells_text, first_line, join_words, plural
 from .outputs import cell_results, discovery_item
 from .paths import relative_path, report_path
 from .runbooks import PhaseRunbooks
+from .sentences import expect_sentence
 from .views import STAGE_ORDER, record_events, run_facts, step_results
 
 __all__ = [
@@ -108,7 +109,7 @@ def run_info(
     }
 
 
-def _pre_fix_state(run: Mapping[str, Any], reproduce: Sequence[Mapping[str, Any]], verify_cells: list[Any]) -> str:
+def _pre_fix_state(_run: Mapping[str, Any], reproduce: Sequence[Mapping[str, Any]], verify_cells: list[Any]) -> str:
     if not reproduce:
         return "Not reproduced in this run (reproduce was off: `--no-reproduce`, a partial run, or no verify steps)."
     ran = [v for v in reproduce if v["status"] not in ("skipped", "not_run", "running", "interrupted")]
@@ -324,13 +325,18 @@ def _success_criteria(loaded: LoadedRunbook, verify: Sequence[Mapping[str, Any]]
 def _expectation_text(view: Mapping[str, Any]) -> str:
     results = view["expectations"]
     if results:
-        return "; ".join(f"{'✅' if e.get('passed') else '❌'} {e.get('message') or e.get('that')}" for e in results)
+        held = [e for e in results if e.get("passed")]
+        if len(held) == len(results):
+            return "; ".join(str(e.get("message") or e.get("that")) for e in results)
+        return "; ".join(
+            f"{e.get('message') or e.get('that')}" + ("" if e.get("passed") else " (did not hold)") for e in results
+        )
     output = view["output"]
     checked = output.get("expectations") if isinstance(output, Mapping) else None
     if isinstance(checked, list) and checked and all(isinstance(c, Mapping) and "passed" in c for c in checked):
         return "; ".join(
-            f"{'✅' if c.get('passed') else '❌'} cell {c.get('cell')}"
-            + (f": {'; '.join(str(f) for f in c['failed'])}" if c.get("failed") else " runs as expected")
+            f"cell {c.get('cell')}"
+            + (f" runs as expected, but: {'; '.join(str(f) for f in c['failed'])}" if c.get("failed") else " runs as expected")
             for c in checked
         )
     if view["expect"]:
@@ -426,8 +432,21 @@ def build_report_context(
     runbook = loaded.runbook
     views = step_results(loaded, record)
     by_stage: dict[str, list[dict[str, Any]]] = {stage: [] for stage in STAGE_ORDER}
+    declared = {step.id: step for step in (*runbook.discovery, *runbook.fix, *runbook.verify)}
     for view in views:
+        step = declared.get(view["id"])
+        raw = step.with_.get("expect") if step is not None and isinstance(step.with_, dict) else None
+        sentence = expect_sentence(raw) if raw is not None else None
+        if sentence:
+            view["declared_expect"] = sentence
         view["expectation_text"] = _expectation_text(view)
+        messages = [str(item["message"] or item["that"]) for item in view["expect"]]
+        if messages and re.fullmatch(r"\d+ expectations? held", str(view.get("observed", ""))):
+            view["observed"] = "as expected: " + "; ".join(messages)  # not "1 expectation held"
+        if view["stage"] == "reproduce" and view["status"] in ("ok", "changed"):
+            # Not "⚠️ passed 1 expectation held": say what it means for the fault.
+            view["icon"] = "⚠️"
+            view["observed"] = "already passed before the fix, so this check does not show the fault"
         by_stage.setdefault(view["stage"], []).append(view)
     run = run_info(ws, loaded, record, views)
     discovery = [discovery_item(v) for v in by_stage["discovery"]]
@@ -466,7 +485,12 @@ def build_report_context(
         implementation = "NO CHANGES NEEDED (already applied)"
     else:
         implementation = "NOTHING TO FIX"
+    options = record.started.get("options") or {}
+    investigation = options.get("only") == "discovery" and run["status"] == "success"
     return {
+        "investigation": investigation,
+        "next_steps": _next_steps(runbook.phase, views, run["status"], investigation),
+        "next_action": _next_action(runbook.phase, fix, investigation),
         "heading": report_heading(runbook),
         "phase": {
             "id": runbook.phase,
@@ -572,3 +596,30 @@ def write_report(
     target = path or report_path(ws, loaded.runbook.phase)
     write_if_changed(target, render_report(ws, loaded, record, template=template, runbooks=runbooks))
     return target
+
+
+def _next_steps(phase: str, views: list[dict[str, Any]], status: str, investigation: bool) -> list[dict[str, Any]]:
+    """The seed's "Next Steps" checklist: what this run did (done) and what is left, stage by stage."""
+    steps: list[dict[str, Any]] = []
+    discovery = [v for v in views if v["stage"] == "discovery"]
+    if discovery:
+        steps.append({"done": all(v["status"] in ("ok", "changed") for v in discovery), "text": "Document findings (discovery)"})
+    for view in (v for v in views if v["stage"] == "fix"):
+        steps.append({"done": view["status"] in ("ok", "changed") and not investigation, "text": view["title"]})
+    verify = [v for v in views if v["stage"] == "verify"]
+    if verify:
+        steps.append(
+            {"done": not investigation and all(v["status"] == "ok" for v in verify), "text": f"Run the {len(verify)} verify checks"}
+        )
+    resolved = status == "success" and not investigation
+    steps.append({"done": resolved, "text": "Update the timestamp log"})
+    steps.append({"done": resolved, "text": f"Mark Phase {phase} complete"})
+    return steps
+
+
+def _next_action(phase: str, fix: list[dict[str, Any]], investigation: bool) -> str | None:
+    """After an investigation: the first fix to apply, and the command that applies it."""
+    if not investigation:
+        return None
+    first = fix[0]["title"] if fix else "apply the fixes"
+    return f"{first} (`runbook run phase-{phase}` applies every fix and verifies it)"

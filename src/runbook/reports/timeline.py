@@ -1,17 +1,21 @@
 """TIMELINE.md: every attempt at every phase, from the timestamp log, grouped by phase group.
 
 Each `start` line is paired with its `complete`/`fail` line (the same run, or the next line of that
-phase when either was logged by hand); progress lines and phases not started close each group.
+phase when either was logged by hand); progress lines and phases not started close each group. The
+same runs are drawn as a static SVG timeline (`runbook.charts`) in reports/charts/timeline.svg,
+which TIMELINE.md links.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..atomic import write_if_changed
+from ..charts import Bar, timeline_svg
 from ..progress import compute_progress
 from ..record import LogLine, read_log
 from ..text import duration_text, utc_text
@@ -19,7 +23,9 @@ from ..workspace import Workspace
 from .environment import TIMELINE_TEMPLATE, render_template
 from .paths import TIMELINE_NAME, relative_path
 
-__all__ = ["build_timeline_context", "own_words", "render_timeline", "write_timeline"]
+__all__ = ["TIMELINE_CHART", "build_timeline_context", "own_words", "render_timeline", "write_timeline"]
+
+TIMELINE_CHART = "charts/timeline.svg"  # under reports/, linked from TIMELINE.md
 
 
 def own_words(line: LogLine, title: str) -> str:
@@ -65,8 +71,12 @@ def _attempts(lines: Sequence[LogLine], titles: Mapping[str, str]) -> list[dict[
             attempt = {"phase": line.phase, "start": None, "end": None}
             attempts.append(attempt)
         attempt["end"] = line
-        attempt["result"] = "complete" if line.succeeded else (line.status or line.action).lower()
-        attempt["icon"] = "✅" if line.succeeded else "❌"
+        if line.outcome == "unknown":
+            attempt["result"] = f"unknown status “{line.status}”"
+            attempt["icon"] = "❔"
+        else:
+            attempt["result"] = "complete" if line.succeeded else (line.status or line.action).lower()
+            attempt["icon"] = "✅" if line.succeeded else "❌"
     rows: list[dict[str, Any]] = []
     for attempt in attempts:
         start: LogLine | None = attempt["start"]
@@ -90,6 +100,14 @@ def _attempts(lines: Sequence[LogLine], titles: Mapping[str, str]) -> list[dict[
                 "description": own_words(end or first, titles.get(attempt["phase"], "")),
                 "run_id": (end.run_id if end and end.run_id else None) or (start.run_id if start else None),
                 "by_hand": hand,
+                "bar": Bar(
+                    label=attempt["phase"],
+                    start=start.timestamp if start else first.timestamp,
+                    end=end.timestamp if end else None,
+                    outcome=("resolved" if end.succeeded else "unknown" if end.outcome == "unknown" else "failed")
+                    if end
+                    else "in progress",
+                ),
                 "sort": (first.timestamp, first.line),
             }
         )
@@ -121,17 +139,29 @@ def build_timeline_context(ws: Workspace) -> dict[str, Any]:
             }
         )
     skipped = [w.rsplit(": skipped timestamp-log line: ", 1)[0].rsplit(":", 1)[-1] for w in warnings]
-    return {"groups": groups, "log": relative_path(ws, ws.timestamp_log), "skipped_lines": skipped}
+    titles = {p.id: p.title for g in progress for p in g.phases}
+    bars = [replace(a["bar"], label=f"{a['phase']} {titles.get(a['phase'], '')}".strip()) for a in attempts]
+    return {
+        "groups": groups,
+        "log": relative_path(ws, ws.timestamp_log),
+        "skipped_lines": skipped,
+        "chart": relative_path(ws, ws.reports_dir / TIMELINE_CHART) if bars else None,
+        "bars": bars,
+    }
 
 
-def render_timeline(ws: Workspace) -> str:
+def render_timeline(ws: Workspace, context: dict[str, Any] | None = None) -> str:
     """TIMELINE.md's text: every phase attempt with its start, end, result and duration (UTC)."""
-    text = render_template(ws, TIMELINE_TEMPLATE, build_timeline_context(ws))
+    text = render_template(ws, TIMELINE_TEMPLATE, context or build_timeline_context(ws))
     return text if text.endswith("\n") else text + "\n"
 
 
 def write_timeline(ws: Workspace) -> Path:
-    """(Re)write TIMELINE.md at the workspace root from the timestamp log."""
+    """(Re)write TIMELINE.md at the workspace root from the timestamp log, and the SVG chart it links
+    (reports/charts/timeline.svg: static, no script, opens from disk)."""
+    context = build_timeline_context(ws)
+    if context["bars"]:
+        write_if_changed(ws.reports_dir / TIMELINE_CHART, timeline_svg(context["bars"]))
     path = ws.root / TIMELINE_NAME
-    write_if_changed(path, render_timeline(ws))
+    write_if_changed(path, render_timeline(ws, context))
     return path
