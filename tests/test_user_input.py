@@ -92,3 +92,22 @@ def test_ordinary_arithmetic_still_works(local_workspace: Path) -> None:
     )
     result = invoke(["run", "1.1", "--no-report"], cwd=local_workspace)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "template", ["{{ [acount_name, 'b'] }}", "{{ [{'n': 1}] | map(attribute='nmae') | list }}", "{{ {'k': nope} }}"]
+)
+def test_an_undefined_name_inside_a_value_is_a_located_step_error(local_workspace: Path, template: str) -> None:
+    # Before: these passed validate's parse, then failed as `internal error: UndefinedError` while the
+    # record was written, leaving no step_finished and a dangling `start` in the timestamp log.
+    (local_workspace / "runbooks" / "phase-1.1.yaml").write_text(
+        f'phase: "1.1"\ntitle: t\nfix:\n  - {{id: a, uses: set, with: {{x: "{template}"}}}}\n'
+    )
+    result = invoke(["run", "1.1", "--no-report"], cwd=local_workspace)
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.output
+    assert "runbooks/phase-1.1.yaml:4:" in result.output and "undefined" in result.output
+    log = (local_workspace / "reports" / "timestamps" / "execution-log.jsonl").read_text()
+    assert '"action":"fail"' in log.replace(" ", "")
+    again = invoke(["run", "1.1", "--resume", "--no-report"], cwd=local_workspace)
+    assert "internal error" not in again.output

@@ -8,6 +8,7 @@ expected failure signature (`reproduce: {expect: [...]}`), only when the failure
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -61,3 +62,12 @@ def describe_params(params: Any, limit: int = 200) -> str:
     data = params.model_dump(by_alias=True, exclude_defaults=True) if hasattr(params, "model_dump") else params
     text = json.dumps(data, default=str, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def used_later(step_id: str, register: str | None, text: str) -> bool:
+    """Whether any template of the runbook `text` names a step's output (by `steps.<id>` or its register)."""
+    if re.search(rf"steps\s*(?:\.\s*{re.escape(step_id)}\b|\[\s*['\"]{re.escape(step_id)}['\"])", text):
+        return True
+    if register:
+        return len(re.findall(rf"(?<![\w.]){re.escape(register)}\b", text)) > 1  # more than `register:` itself
+    return False

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -33,12 +32,14 @@ from .errors import (
     InputError,
     Problem,
     RunbookError,
+    SecurityViolation,
     StepTimeout,
+    TemplateError,
     ValidationFailed,
     did_you_mean,
 )
 from .evidence import describe_params as _describe_params
-from .evidence import match_signature, reproduce_verdict
+from .evidence import match_signature, reproduce_verdict, used_later
 from .loader import LoadedRunbook
 from .model import Step
 from .record import (
@@ -456,14 +457,7 @@ class Executor:
         return True
 
     def _used_later(self, step: Step) -> bool:
-        """Whether any template of the runbook names this step's output (by `steps.<id>` or its register)."""
-        text = self.loaded.doc.text
-        if re.search(rf"steps\s*(?:\.\s*{re.escape(step.id)}\b|\[\s*['\"]{re.escape(step.id)}['\"])", text):
-            return True
-        if step.register_:
-            uses = re.findall(rf"(?<![\w.]){re.escape(step.register_)}\b", text)
-            return len(uses) > 1  # more than the `register:` line itself
-        return False
+        return used_later(step.id, step.register_, self.loaded.doc.text)
 
     def _error_step(self, stage: str, step: Step, error: RunbookError) -> StepOutcome:
         """Record `step` as an error without running it (the runbook cannot go on as asked)."""
@@ -751,7 +745,13 @@ class Executor:
 
     def _params(self, step: Step, spec: ActionSpec) -> Any:
         raw = {k: v for k, v in step.with_.items() if k not in spec.raw_params}
-        rendered = render_value(raw, self.context)
+        try:
+            rendered = render_value(raw, self.context)
+        except (TemplateError, SecurityViolation) as exc:  # a step error that says where the step is
+            stage = self._stage_of(step)
+            index = [s.id for s in getattr(self.runbook, stage)].index(step.id)
+            where = self.loaded.doc.location([stage, index, "with"])
+            raise type(exc)(f"{where}: {exc.message}", hint=exc.hint) from None
         rendered.update({k: v for k, v in step.with_.items() if k in spec.raw_params})
         try:
             return spec.params.model_validate(rendered)

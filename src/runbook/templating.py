@@ -14,7 +14,7 @@ import math
 import operator
 import re
 from collections import ChainMap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -359,11 +359,9 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
     try:
         match = _SINGLE_EXPR.match(text)
         if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
-            value = _compiled_expression(match.group("expr").strip())(context)
-            if isinstance(value, Undefined):
-                # The sandbox answers some refused accesses with an undefined value; make it fail here.
-                value._fail_with_undefined_error()
-            return value
+            # The sandbox answers some refused accesses with an undefined value, and a list or a map()
+            # may hold undefined items: make them fail here, as a located template error.
+            return _materialised(_compiled_expression(match.group("expr").strip())(context))
         template = _compiled_template(text)
         # Template.render without its `dict(**context)` copy
         return template.environment.concat(template.root_render_func(_shared_context(template, context)))
@@ -386,9 +384,21 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a condition (`when`, `until`, `expect`): bare (`x > 1`) or braced (`{{ x > 1 }}`)."""
     expr = _strip_braces(expression).strip()
     try:
-        value = _compiled_expression(expr)(context)
-        if isinstance(value, Undefined):
-            value._fail_with_undefined_error()
-        return value
+        return _materialised(_compiled_expression(expr)(context))
     except Exception as exc:
         raise _fail(exc, expression) from exc
+
+
+def _materialised(value: Any, depth: int = 0) -> Any:
+    """A native result with no undefined value anywhere in it, and lazy results (map, select) as lists."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if depth > 64 or isinstance(value, str | bytes | int | float | bool) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {k: _materialised(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_materialised(v, depth + 1) for v in value]
+    if isinstance(value, Iterator):
+        return [_materialised(v, depth + 1) for v in value]
+    return value
