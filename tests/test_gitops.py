@@ -158,6 +158,7 @@ def test_run_commit_contains_exactly_the_run_files(local_workspace: Path) -> Non
         [
             "CHANGELOG.md",
             "TIMELINE.md",
+            "reports/charts/timeline.svg",
             "app.py",
             "reports/phase-1.1.md",
             f"reports/runs/1.1/{record.name}",

@@ -151,6 +151,7 @@ def test_commit_holds_exactly_the_intended_files(tmp_path: Path) -> None:
     assert files == {
         "CHANGELOG.md",
         "TIMELINE.md",
+        "reports/charts/timeline.svg",
         "reports/phase-1.5.md",
         "reports/timestamps/execution-log.jsonl",
         str(record),

@@ -92,6 +92,7 @@ def test_publishing_a_run_never_rereads_the_runbook(workspace: Path) -> None:
         "reports/phase-1.1.md",
         "CHANGELOG.md",
         "TIMELINE.md",
+        "reports/charts/timeline.svg",
         "junit.xml",
     ]
     report = (workspace / "reports" / "phase-1.1.md").read_text(encoding="utf-8")

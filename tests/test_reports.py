@@ -487,7 +487,7 @@ def test_publish_run_writes_report_changelog_timeline_and_junit(local_workspace:
     outputs = _run(root, junit=root / "out" / "junit.xml")
     written = [p.relative_to(root).as_posix() for p in outputs.written]  # type: ignore[attr-defined]
     run_id = outputs.result.run_id  # type: ignore[attr-defined]
-    assert written == [f"reports/runs/1.1/{run_id}.md", "reports/phase-1.1.md", "CHANGELOG.md", "TIMELINE.md", "out/junit.xml"]
+    assert written == [f"reports/runs/1.1/{run_id}.md", "reports/phase-1.1.md", "CHANGELOG.md", "TIMELINE.md", "reports/charts/timeline.svg", "out/junit.xml"]
     assert (root / written[0]).read_text(encoding="utf-8") == (root / written[1]).read_text(encoding="utf-8")
     report = (root / "reports" / "phase-1.1.md").read_text(encoding="utf-8")
     assert "**Status**: RESOLVED ✅" in report

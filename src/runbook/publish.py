@@ -32,6 +32,7 @@ from .reports import (
     write_run_report,
     write_timeline,
 )
+from .reports.timeline import TIMELINE_CHART
 from .workspace import Workspace
 
 __all__ = [
@@ -69,6 +70,9 @@ def publish_run(ws: Workspace, loaded: LoadedRunbook, record_path: Path, *, juni
         written.append(phase_report)
     written.append(write_changelog(ws, runbooks=runbooks))
     written.append(write_timeline(ws))
+    chart = ws.reports_dir / TIMELINE_CHART
+    if chart.exists():  # the SVG TIMELINE.md links: committed with it
+        written.append(chart)
     if junit is not None:
         write_if_changed(junit, render_junit(loaded, record))
         written.append(junit)
