@@ -28,8 +28,8 @@ from .record import (
     StepResult,
     StepStarted,
 )
+from .text import duration_text, use_colour
 from .text import paint as _paint
-from .text import use_colour
 
 COLOURS = {
     "ok": "32",
@@ -155,7 +155,7 @@ class ConsolePrinter:
         line = (
             f"{_clock(when)}  {event.stage:<10} "
             f"{event.step:<28} {self.paint(f'{shown:<9}', _colour_of(event, restored))} "
-            f"{event.duration_s or 0:>7.2f}s"
+            f"{duration_text(event.duration_s or 0):>10}"
         )
         extra = event.reason or event.message
         if extra:
@@ -183,7 +183,7 @@ class ConsolePrinter:
         parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         status = str(event.status)
         self.write(
-            f"{self.paint(status.upper(), status)}: run {event.run_id} in {event.duration_s or 0:.2f}s"
+            f"{self.paint(status.upper(), status)}: run {event.run_id} in {duration_text(event.duration_s or 0)}"
             f" ({parts or 'no steps'})"
         )
 

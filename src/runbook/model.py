@@ -133,10 +133,10 @@ class CellDetail(Strict):
     """One per-cell section of the report: issue, root cause, fix, and the Azure fix's CLI and portal path."""
 
     cell: int | str = Field(description="cell number, id or tag")
-    title: str | None = None
-    issue: str | None = None
-    root_cause: str | None = None
-    fix: str | None = None
+    title: str | None = Field(None, description="the section's title (default: the cell's first line)")
+    issue: str | None = Field(None, description="what the cell did wrong, as the person saw it")
+    root_cause: str | None = Field(None, description="why it failed")
+    fix: str | None = Field(None, description="what the fix changed in the cell (and in Azure)")
     step: str | None = Field(
         None, description="the fix step (azure.update/create) whose az CLI command and portal path to show"
     )

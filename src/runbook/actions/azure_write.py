@@ -58,8 +58,10 @@ def _arm_id(value: str) -> str:
 class ListParams(Scope):
     type: str | None = Field(None, description="resource type, e.g. Microsoft.DocumentDB/databaseAccounts")
     name: str | None = Field(None, description="only the resource of this name")
-    scope: Literal["resource_group", "subscription"] = "resource_group"
-    api_version: str = RESOURCES_API_VERSION
+    scope: Literal["resource_group", "subscription"] = Field(
+        "resource_group", description="list the target's resource group, or the whole subscription"
+    )
+    api_version: str = Field(RESOURCES_API_VERSION, description="the ARM resources API version")
 
 
 class ResourceRow(Output):

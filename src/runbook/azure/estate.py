@@ -111,7 +111,8 @@ class Deployment(_Spec):
     sku: str = Field("GlobalStandard", description="the deployment SKU")
     capacity: int = Field(default=10, ge=0, description="capacity units (thousands of tokens per minute)")
     capabilities: tuple[str, ...] | None = Field(
-        None, description="capability flags, e.g. chatCompletion, embeddings, imageGenerations (default: from the model)"
+        None,
+        description="capability flags, e.g. chatCompletion, embeddings, imageGenerations (default: from the model)",
     )
 
     def effective_capabilities(self) -> tuple[str, ...]:
@@ -129,13 +130,13 @@ class Deployment(_Spec):
 class AccountModel(_Spec):
     """A model the account may deploy (`GET .../accounts/{a}/models`), with its retirement dates."""
 
-    name: Text
-    version: Text
-    format: str = "OpenAI"
-    lifecycle_status: str = "GenerallyAvailable"
-    is_default_version: bool = True
-    deprecation_inference: Text | None = None  # ISO date after which inference calls fail
-    deprecation_fine_tune: Text | None = None
+    name: Text = Field(description="the model name, e.g. gpt-4o")
+    version: Text = Field(description="the model version")
+    format: str = Field("OpenAI", description="the model format, e.g. OpenAI")
+    lifecycle_status: str = Field("GenerallyAvailable", description="GenerallyAvailable, Preview or Deprecated")
+    is_default_version: bool = Field(True, description="whether this is the default version")
+    deprecation_inference: Text | None = Field(None, description="date inference stops (ISO 8601)")
+    deprecation_fine_tune: Text | None = Field(None, description="date fine-tuning stops (ISO 8601)")
 
 
 class Account(_Spec):
@@ -147,7 +148,9 @@ class Account(_Spec):
     sku: str = Field("S0", description="the account SKU")
     tags: dict[str, str] = Field(default_factory=dict, description="ARM tags")
     deployments: tuple[Deployment, ...] = Field((), description="the account's model deployments")
-    models: tuple[AccountModel, ...] = Field((), description="models the account may deploy (default: one per deployed model)")
+    models: tuple[AccountModel, ...] = Field(
+        (), description="models the account may deploy (default: one per deployed model)"
+    )
     keys: tuple[str, str] = Field(
         ("emulator-account-key1-not-a-secret", "emulator-account-key2-not-a-secret"),
         description="what listKeys answers (fake keys)",
@@ -226,19 +229,21 @@ class Api(_Spec):
 class PoolMember(_Spec):
     """A member of a backend pool: another backend's id, its priority (1 first) and weight."""
 
-    backend: ResourceName
-    priority: int = Field(default=1, ge=1)
-    weight: int = Field(default=1, ge=1)
+    backend: ResourceName = Field(description="a backend id of the same service")
+    priority: int = Field(default=1, ge=1, description="lower is tried first")
+    weight: int = Field(default=1, ge=1, description="share of requests among members of equal priority")
 
 
 class Backend(_Spec):
     """An APIM backend: a Single one pointing at an account (or a URL), or a Pool of backends."""
 
-    id: ResourceName
-    type: Literal["Single", "Pool"] = "Single"
-    account: str | None = None  # the Foundry account it forwards to (its OpenAI endpoint)
-    url: str | None = None  # or an explicit URL (one that names no account answers 404)
-    pool: tuple[PoolMember, ...] = ()
+    id: ResourceName = Field(description="the backend id")
+    type: Literal["Single", "Pool"] = Field(
+        "Single", description="Single (one account or URL) or Pool (several backends)"
+    )
+    account: str | None = Field(None, description="the account a Single backend sends to")
+    url: str | None = Field(None, description="the URL a Single backend sends to")
+    pool: tuple[PoolMember, ...] = Field((), description="the members of a Pool backend")
 
     def effective_url(self) -> str | None:
         if self.url is not None:
@@ -251,8 +256,8 @@ class Backend(_Spec):
 class DiagnosticSetting(_Spec):
     """Where the service sends its logs (`Microsoft.Insights/diagnosticSettings`): a workspace name."""
 
-    name: ResourceName
-    workspace: str
+    name: ResourceName = Field(description="the diagnostic setting name")
+    workspace: str = Field(description="the Log Analytics workspace it sends to")
 
 
 class ApiManagementService(_Spec):
@@ -275,13 +280,13 @@ class ApiManagementService(_Spec):
 class CosmosContainer(_Spec):
     """A Cosmos DB container and the documents a query returns."""
 
-    name: ResourceName
-    documents: tuple[dict[str, Any], ...] = ()
+    name: ResourceName = Field(description="the container name")
+    documents: tuple[dict[str, Any], ...] = Field((), description="documents a query returns")
 
 
 class CosmosDatabase(_Spec):
-    name: ResourceName
-    containers: tuple[CosmosContainer, ...] = ()
+    name: ResourceName = Field(description="the database name")
+    containers: tuple[CosmosContainer, ...] = Field((), description="the database's containers")
 
 
 def _ip_rule(value: str) -> str:
@@ -295,22 +300,27 @@ def _ip_rule(value: str) -> str:
 class CosmosAccount(_Spec):
     """A Cosmos DB account (`Microsoft.DocumentDB/databaseAccounts`) and its firewall."""
 
-    name: ResourceName
-    location: str | None = None
-    public_network_access: Literal["Enabled", "Disabled"] = "Enabled"
-    ip_rules: tuple[Annotated[str, AfterValidator(_ip_rule)], ...] = ()  # empty: every network allowed
-    databases: tuple[CosmosDatabase, ...] = ()
-    keys: tuple[str, str] = ("emulator-cosmos-key1-not-a-secret", "emulator-cosmos-key2-not-a-secret")
+    name: ResourceName = Field(description="the Cosmos DB account name")
+    location: str | None = Field(None, description="Azure region (default: the resource group's)")
+    public_network_access: Literal["Enabled", "Disabled"] = Field("Enabled", description="Enabled or Disabled")
+    ip_rules: tuple[Annotated[str, AfterValidator(_ip_rule)], ...] = Field(
+        (), description="IP addresses or CIDR ranges allowed through the firewall (empty: every network)"
+    )
+    databases: tuple[CosmosDatabase, ...] = Field((), description="databases and their containers")
+    keys: tuple[str, str] = Field(
+        ("emulator-cosmos-key1-not-a-secret", "emulator-cosmos-key2-not-a-secret"),
+        description="what listKeys answers (fake keys)",
+    )
 
 
 class SearchService(_Spec):
     """An Azure AI Search service (`Microsoft.Search/searchServices`) and its index names."""
 
-    name: ResourceName
-    location: str | None = None
-    sku: str = "basic"
-    indexes: tuple[str, ...] = ()
-    admin_key: str = "emulator-search-key-not-a-secret"
+    name: ResourceName = Field(description="the search service name")
+    location: str | None = Field(None, description="Azure region (default: the resource group's)")
+    sku: str = Field("basic", description="the service SKU")
+    indexes: tuple[str, ...] = Field((), description="index names the data plane lists")
+    admin_key: str = Field("emulator-search-key-not-a-secret", description="the admin key (fake)")
 
 
 def _guid_text(value: str) -> str:
@@ -322,10 +332,10 @@ def _guid_text(value: str) -> str:
 class Workspace(_Spec):
     """A Log Analytics workspace (`Microsoft.OperationalInsights/workspaces`); queries use `customer_id`."""
 
-    name: ResourceName
-    location: str | None = None
-    customer_id: Annotated[str, AfterValidator(_guid_text)]
-    retention_days: int = Field(default=30, ge=1)
+    name: ResourceName = Field(description="the workspace name")
+    location: str | None = Field(None, description="Azure region (default: the resource group's)")
+    customer_id: Annotated[str, AfterValidator(_guid_text)] = Field(description="the workspace id queries use (a GUID)")
+    retention_days: int = Field(default=30, ge=1, description="days logs are kept")
 
 
 class ResourceGroup(_Spec):
