@@ -99,8 +99,8 @@ def test_cell_selection_by_range_and_section() -> None:
     assert [c.number for c in select_cells(nb, "3-13")] == [3, 5, 7, 9, 11, 13]
     assert [c.number for c in select_cells(nb, section="1.5")] == [13, 15, 17, 19]
     assert [c.number for c in select_cells(nb, "1-16", "1.5")] == [13, 15]
-    with pytest.raises(InputError, match="outside cells 1-27"):
-        select_cells(nb, "20-40")
+    with pytest.raises(InputError, match="outside cells 1-33"):
+        select_cells(nb, "30-40")
     with pytest.raises(InputError, match="not a number or a range"):
         select_cells(nb, "3..5")
     with pytest.raises(InputError, match=r"no cells under a section '9\.9'") as caught:
@@ -118,25 +118,29 @@ def test_scan_of_the_sample_finds_the_image_cells_and_their_cause(tmp_path: Path
     result = invoke(["scan", SAMPLE], cwd=root)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("[ 1/13] cell 3 ") and " ok " in lines[0]
-    assert re.search(r"\[ 8/13\] cell 17 +failed +\d+\.\d\d s  HTTP 404 DeploymentNotFound", result.stdout)
-    assert "13 cells scanned, 3 failing" in result.stdout
+    assert lines[0].startswith("[ 1/18] cell 3 ") and " ok " in lines[0]
+    assert re.search(r"\[ 8/18\] cell 17 +failed +\d+\.\d\d s  HTTP 404 DeploymentNotFound", result.stdout)
+    assert "18 cells scanned, 7 failing" in result.stdout  # 1.5's three image cells and 1.6's backends
     data = json.loads((root / "reports" / "scan" / "master-ai-gateway-fix-MCP.json").read_text())
     failing = {c["number"]: c for c in data["cells"] if c["cause"]}
-    assert sorted(failing) == [15, 17, 19]
+    assert sorted(failing) == [15, 17, 19, 24, 25, 26, 28]
     assert failing[17]["cause"]["kind"] == "deployment-not-found" and failing[17]["cause"]["http_status"] == 404
     assert failing[17]["error_name"] == "AssertionError" and "DeploymentNotFound" in failing[17]["excerpt"]
     assert failing[15]["cause"]["summary"] == "HTTP 404 Resource not found"
-    assert all(c["section"] == "1.5 Image generation" for c in failing.values())
+    assert all(failing[n]["section"] == "1.5 Image generation" for n in (15, 17, 19))
+    assert failing[25]["cause"]["kind"] == "forbidden-firewall" and failing[25]["section"] == "1.6 Backend services"
     assert failing[15]["heading"] == "Image generation config"
     assert [(p["phase"], p["cause"], p["cells"]) for p in data["phases"]] == [
         ("1.5", "resource-not-found", [15, 19]),
         ("1.5", "deployment-not-found", [17]),
+        ("1.6", "exception", [24, 28]),
+        ("1.6", "forbidden-firewall", [25]),
+        ("1.6", "http-404", [26]),
     ]
     report = (root / "reports" / "scan" / "master-ai-gateway-fix-MCP.md").read_text()
     assert "| 17 (`cell_16_7c6d3839`) | 1.5 Image generation | failed | HTTP 404 DeploymentNotFound |" in report
     assert "runbook new PHASE --from-scan reports/scan/master-ai-gateway-fix-MCP.json" in report
-    assert data["summary"] == {"scanned": 13, "failing": 3, "ok": 10, "failed": 3}
+    assert data["summary"] == {"scanned": 18, "failing": 7, "ok": 11, "failed": 7}
     assert "sk-" not in json.dumps(data) and (root / SAMPLE).read_bytes() == before  # never written back
 
 
@@ -171,6 +175,11 @@ def test_scan_of_the_real_style_notebook(tmp_path: Path) -> None:
         real.number("# IMAGE TESTS"): "deployment-not-found",
         real.number("# MINIMAL IMAGE TEST"): "resource-not-found",
         real.number("# IMAGE MODEL PROBE"): "caught-deployment-not-found",
+        # phase 1.6's backend-service cells, as the sample has them
+        real.number("# LOAD BALANCING"): "exception",
+        real.number("# COSMOS DB"): "forbidden-firewall",
+        real.number("# AZURE AI SEARCH"): "http-404",
+        real.number("# LOG ANALYTICS"): "exception",
     }
     probe = next(c for c in data["cells"] if c["number"] == real.number("# IMAGE MODEL PROBE"))
     assert probe["status"] == "ok" and "gpt-image-1 failed: 404 DeploymentNotFound" in probe["excerpt"]
@@ -210,6 +219,11 @@ def test_new_from_scan_scaffolds_a_runbook_that_goes_green_once_fixed(tmp_path: 
     real = build_realstyle()
     real.write(root / "notebooks" / "lab.ipynb")
     assert invoke(["scan", "notebooks/lab.ipynb"], cwd=root).exit_code == 0
+    # Scaffold the image phase only (the fix steps below repair the image cells, not phase 1.6's backends).
+    scanned = root / "reports" / "scan" / "lab.json"
+    data = json.loads(scanned.read_text())
+    data["phases"] = [p for p in data["phases"] if p["phase"] == "1.5"]
+    scanned.write_text(json.dumps(data))
     made = invoke(["new", "1.9", "--title", "Image cells", "--from-scan", "reports/scan/lab.json"], cwd=root)
     assert made.exit_code == 0, made.output
     path = root / "runbooks" / "phase-1.9.yaml"

@@ -159,7 +159,8 @@ def fleet_runs(ws: Any, phase: str, fleet_run_id: str) -> list[Any]:
     found = []
     for path in record_paths(ws.reports_dir, phase):
         record = read_record(path)
-        if (record.started.get("vars") or {}).get(FLEET_VAR) == fleet_run_id:
+        header = record.run_started
+        if header is not None and header.vars.get(FLEET_VAR) == fleet_run_id:
             found.append(record)
     return found
 
@@ -186,33 +187,33 @@ def decide(ws: Any, phase: str, fleet_run_id: str) -> tuple[str, Any]:
 
 def summarise(record: Any, ws: Any, phase: str) -> dict[str, Any]:
     """The fleet record's view of a member run: status, duration, cells changed, failing step, links."""
-    finished = record.finished or {}
+    from ..record import RunResumed, RunStarted
+
+    finished = record.run_finished
     status = record.status if record.status in ("success", "failed", "interrupted") else "interrupted"
     cells: list[Any] = []
     changed = 0
-    failed_step = finished.get("failed_step")
+    failed_step = finished.failed_step if finished is not None else None
     error: str | None = None
-    for event in record.events:
-        if event.get("event") not in ("step_finished", "step_restored"):
-            continue
-        if event.get("stage") == "fix" and event.get("status") == "changed":
+    for event in record.step_outcomes():
+        if event.stage == "fix" and event.status == "changed":
             changed += 1
-            cell = (event.get("output") or {}).get("cell") if isinstance(event.get("output"), dict) else None
+            cell = event.output.get("cell") if isinstance(event.output, dict) else None
             if isinstance(cell, dict) and cell.get("number") is not None and cell["number"] not in cells:
                 cells.append(cell["number"])
-        if event.get("stage") != "reproduce" and event.get("status") in ("failed", "error", "interrupted"):
-            failed_step = failed_step or event.get("step")
-            if event.get("error"):
-                error = str(event["error"].get("message") or "")[:500]
+        if event.stage != "reproduce" and event.status in ("failed", "error", "interrupted"):
+            failed_step = failed_step or event.step
+            if event.error is not None:
+                error = str(event.error.message or "")[:500]
     report = ws.reports_dir / f"phase-{phase}.md"
-    attempts = sum(1 for e in record.events if e.get("event") in ("run_started", "run_resumed"))
+    attempts = sum(1 for e in record.events if isinstance(e, RunStarted | RunResumed))
     return {
         "status": status,
         "run_id": record.run_id,
         "record": str(record.path),
         "report": str(report) if report.exists() else None,
         "workspace": str(ws.root),
-        "duration_s": finished.get("duration_s"),
+        "duration_s": finished.duration_s if finished is not None else None,
         "cells_changed": cells,
         "changed_steps": changed,
         "failed_step": failed_step if status != "success" else None,

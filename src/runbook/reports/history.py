@@ -49,8 +49,7 @@ def resolving_run_id(ws: Workspace, phase: str) -> str | None:
 
 
 def _partial(record: RunRecord) -> str | None:
-    options = record.started.get("options") or {}
-    return options.get("only") or options.get("step")
+    return record.options.only or record.options.step
 
 
 def later_run_word(record: RunRecord, resolved_before: bool) -> str:
@@ -96,7 +95,7 @@ def write_phase_report(ws: Workspace, phase: str, runbooks: PhaseRunbooks) -> Pa
             name = f"`{record.run_id}`"
             if link.exists():
                 name = f"[{record.run_id}]({link.relative_to(ws.reports_dir).as_posix()})"
-            rows.append([name, later_run_word(record, resolver is not None), record.started.get("time") or "—"])
+            rows.append([name, later_run_word(record, resolver is not None), (record.run_started.time if record.run_started else None) or "—"])
         what = "resolved the phase" if resolver else "is the latest attempt"
         text = (
             text.rstrip("\n")

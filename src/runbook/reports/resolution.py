@@ -485,8 +485,7 @@ def build_report_context(
         implementation = "NO CHANGES NEEDED (already applied)"
     else:
         implementation = "NOTHING TO FIX"
-    options = record.started.get("options") or {}
-    investigation = options.get("only") == "discovery" and run["status"] == "success"
+    investigation = record.options.only == "discovery" and run["status"] == "success"
     return {
         "investigation": investigation,
         "next_steps": _next_steps(runbook.phase, views, run["status"], investigation),
