@@ -17,7 +17,12 @@ from runbook import actions
 
 # Actions that need the Azure emulator's ARM: read-only by declaration (checked below), so the
 # executor runs them under --dry-run as discovery does; they are exercised in the azure tests.
-ARM_READS = {"azure.accounts", "azure.apim.apis", "azure.apim.operations", "azure.deployments", "azure.resource"}
+ARM_READS = {
+    "azure.accounts", "azure.apim.apis", "azure.apim.operations", "azure.deployments", "azure.resource", "azure.list"
+}
+# ARM writes show their JSON diff under --dry-run and send only GETs: tests/test_azure_writes.py runs them
+# against the emulator and checks its request log.
+ARM_WRITES = {"azure.update", "azure.create"}
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -101,7 +106,7 @@ def test_every_built_in_action_under_dry_run_sends_no_change_and_writes_nothing(
     text = RUNBOOK.format(url=server)
     (local_workspace / "runbooks" / "phase-1.1.yaml").write_text(text)
     covered = {line.split("uses: ")[1].split(",")[0] for line in text.splitlines() if "uses: " in line}
-    assert covered | ARM_READS | {"notebook.cells"} >= set(actions.names()), "a built-in action has no dry-run case"
+    assert covered | ARM_READS | ARM_WRITES >= set(actions.names()), "a built-in action has no dry-run case"
 
     before = _snapshot(local_workspace)
     result = invoke(["run", "1.1", "--dry-run"], cwd=local_workspace)
@@ -114,10 +119,13 @@ def test_every_built_in_action_under_dry_run_sends_no_change_and_writes_nothing(
     assert not (local_workspace / "master-lab.env").exists()
 
 
-def test_arm_reads_are_declared_read_only() -> None:
+def test_arm_reads_are_declared_read_only_and_writes_support_dry_run() -> None:
     for name in ARM_READS:
         spec = actions.get(name)
         assert not spec.changes and spec.changes_when is None, name
+    for name in ARM_WRITES:
+        spec = actions.get(name)
+        assert spec.changes and spec.supports_dry_run, name
 
 
 def test_a_step_may_declare_that_it_only_reads(local_workspace: Path) -> None:
