@@ -79,7 +79,10 @@ def test_command_help_imports_no_heavy_dependency(command: str) -> None:
 def test_help_loads_only_the_cli_and_its_errors() -> None:
     modules, _ = imported_after(["--help"])
     ours = sorted(m for m in modules if m == "runbook" or m.startswith("runbook."))
-    assert ours == ["runbook", "runbook.cli", "runbook.cli.common", "runbook.cli.fleet", "runbook.errors"]
+    assert ours == [
+        "runbook", "runbook.cli", "runbook.cli.common", "runbook.cli.completion", "runbook.cli.emulator",
+        "runbook.cli.fleet", "runbook.cli_output", "runbook.errors",
+    ]
 
 
 def test_validate_does_not_import_the_kernel_stack() -> None:
