@@ -185,6 +185,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with the sample's plan (so `next:` is checked against known phases)."""
     root = tmp_path_factory.mktemp("fuzz")
     shutil.copy(REPO / "runbook.yaml", root / "runbook.yaml")
+    shutil.copytree(REPO / "notebooks", root / "notebooks")  # validate checks that the config's notebook exists
     (root / "runbooks").mkdir()
     return root
 
