@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from .errors import InputError, Location, Problem, ValidationFailed, did_you_mean
-from .loader import YamlDocument
+from .loader import YamlDocument, strings_in
 from .model import Runbook, Strict
 from .schema_errors import schema_problems
 
@@ -117,7 +117,7 @@ def undefined_names(doc: YamlDocument, runbook: Runbook) -> list[Problem]:
             if not isinstance(raw, dict):
                 continue
             prefix: list[str | int] = [stage, index]
-            for loc, text in _strings(raw.get("with", {}), [*prefix, "with"]):
+            for loc, text in strings_in(raw.get("with", {}), [*prefix, "with"]):
                 check(loc, template_names(text))
             if isinstance(raw.get("when"), str):
                 check([*prefix, "when"], _expression_names(raw["when"]))
@@ -130,20 +130,9 @@ def undefined_names(doc: YamlDocument, runbook: Runbook) -> list[Problem]:
                 if isinstance(that, str):
                     check([*prefix, "expect", i], _expression_names(that), OUTPUT_NAMES)
     for name, value in runbook.vars.items():
-        for loc, text in _strings(value, ["vars", name]):
+        for loc, text in strings_in(value, ["vars", name]):
             check(loc, template_names(text))
     return problems
-
-
-def _strings(value: Any, loc: list[str | int]) -> Iterable[tuple[list[str | int], str]]:
-    if isinstance(value, str):
-        yield loc, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _strings(v, [*loc, k])
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _strings(v, [*loc, i])
 
 
 def runbook_problems(doc: YamlDocument, root: Path) -> list[Problem]:

@@ -663,7 +663,7 @@ def _validate_step(
         problems.append(Problem(doc.location([*prefix, "uses"]), exc.message))
         spec = None
     # Jinja syntax in every templated string.
-    for loc, text in _strings(raw.get("with", {}), [*prefix, "with"]):
+    for loc, text in strings_in(raw.get("with", {}), [*prefix, "with"]):
         message = check_syntax(text)
         if message:
             problems.append(Problem(doc.location(loc), message))
@@ -713,12 +713,13 @@ def _templated(params: Any, loc: Sequence[Any]) -> bool:
     return isinstance(node, str) and "{{" in node
 
 
-def _strings(value: Any, loc: list[str | int]) -> Iterable[tuple[list[str | int], str]]:
+def strings_in(value: Any, loc: list[str | int]) -> Iterable[tuple[list[str | int], str]]:
+    """Every string inside a JSON-like value, with its place (`loc` extended by keys and indexes)."""
     if isinstance(value, str):
         yield loc, value
     elif isinstance(value, dict):
         for k, v in value.items():
-            yield from _strings(v, [*loc, k])
+            yield from strings_in(v, [*loc, k])
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _strings(v, [*loc, i])
+            yield from strings_in(v, [*loc, i])
