@@ -116,7 +116,10 @@ def test_resolved_report_follows_the_seed(golden: Workspace) -> None:
     )
     assert "| 109 | `cell_108_e274080d` | Updated default model to FLUX-1.1-pro" in text
     assert "| 107 | `cell_106_842f0273` | already applied - no changes needed | ✅ already applied |" in text
-    assert '# Before:\nimage_model = os.getenv("DALL_E_DEPLOYMENT", "gpt-image-1")' in text
+    # Before/after of a changed cell: one unified diff, not two code blocks.
+    assert '```diff\n--- a/cell 109 (cell_108_e274080d)\n' in text and "# Before:" not in text
+    assert '\n-image_model = os.getenv("DALL_E_DEPLOYMENT", "gpt-image-1")' in text
+    assert '\n+image_model = os.getenv("DALL_E_DEPLOYMENT", "FLUX-1.1-pro")' in text
     assert "IMAGE_MODEL_NAME=FLUX-1.1-pro\n" in text
     # Progress as of the run: the later 1.6 completion in the log does not count yet.
     assert "**Phase 1 Progress**: 62.5% (5/8 subphases complete)" in text

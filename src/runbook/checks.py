@@ -3,6 +3,7 @@
 - template names: every `{{ name }}` in a runbook must be something the run defines (a var, an input,
   a registered output, `steps`, `target`, ...), found with jinja2's `meta.find_undeclared_variables`;
 - notebook paths: `path` of notebook steps and the config's `notebooks:` must exist;
+- report material: names in `report:` text and claims, and its cell addresses (`reports.authored`);
 - targets: emulator `settings:` are typed (`page_sise` gets a did-you-mean), `secrets:` name settings,
   `estate:` files exist and load;
 - `--var` names: `run` refuses a name the runbook neither declares in `vars:` nor `inputs:`.
@@ -137,8 +138,10 @@ def undefined_names(doc: YamlDocument, runbook: Runbook) -> list[Problem]:
 
 def runbook_problems(doc: YamlDocument, root: Path) -> list[Problem]:
     """The static checks of one runbook that passed the schema: template names, notebook paths."""
+    from .reports.authored import report_problems
+
     runbook = Runbook.model_validate(doc.data)
-    problems = undefined_names(doc, runbook) + notebook_paths(doc, runbook, root)
+    problems = undefined_names(doc, runbook) + notebook_paths(doc, runbook, root) + report_problems(doc, runbook, root)
     problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
     return problems
 

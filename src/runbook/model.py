@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .notebooks.cells import CellRef
+
 STAGES = ("discovery", "fix", "verify")
 StageName = Literal["discovery", "fix", "verify"]
 PHASE_ID = re.compile(r"^\d+(\.\d+)*$")
@@ -115,15 +117,47 @@ class Step(Strict):
         return self.title or self.id
 
 
+# ---------------------------------------------------------------- authored report material
+#
+# Every string below is a template rendered with the run's registered values (the sandbox the steps
+# use: `{{ image.model }}`); `expect:` ties a claim to those values, and the report flags a claim
+# that discovery contradicts instead of repeating it.
+
+ClaimChecks = list[str | Expectation]
+_CLAIM_EXPECT = (
+    "expressions over the run's registered values (`vars`, `register` names, `steps`) that hold when the "
+    "claim is true; when one is false the report shows '⚠️ contradicted by discovery' with its message"
+)
+
+
+def _claim_checks(value: Any) -> Any:
+    return [value] if isinstance(value, str | dict) else value
+
+
 class RootCause(Strict):
     title: str = Field(description="the cause in one line")
     expected: str | list[str] | None = Field(None, description="what the notebook or config assumed")
     actual: str | list[str] | None = Field(None, description="what is really there")
     detail: str | None = Field(None, description="more explanation, in markdown")
+    expect: ClaimChecks = Field(default_factory=list, description=_CLAIM_EXPECT)
+
+    _one_or_many = field_validator("expect", mode="before")(_claim_checks)
+
+
+class Lesson(Strict):
+    """A lesson that states a fact discovery can check (a plain string is a lesson too)."""
+
+    text: str = Field(description="the lesson, in markdown")
+    expect: ClaimChecks = Field(default_factory=list, description=_CLAIM_EXPECT)
+
+    _one_or_many = field_validator("expect", mode="before")(_claim_checks)
 
 
 class CellNote(Strict):
-    cell: int | str = Field(description="cell number (as people say 'Cell 109') or id")
+    cell: CellRef = Field(
+        description="the cell, addressed as steps address cells: a number ('Cell 109'), an id, or "
+        "{id|number|tag|pattern: …}"
+    )
     id: str | None = Field(None, description="the cell's notebook id, when it has one")
     description: str | None = Field(None, description="what is wrong in the cell")
     change: str | None = Field(None, description="what the fix changes in it")
@@ -132,7 +166,7 @@ class CellNote(Strict):
 class CellDetail(Strict):
     """One per-cell section of the report: issue, root cause, fix, and the Azure fix's CLI and portal path."""
 
-    cell: int | str = Field(description="cell number, id or tag")
+    cell: CellRef = Field(description="the cell: a number, an id, or {id|number|tag|pattern: …}")
     title: str | None = Field(None, description="the section's title (default: the cell's first line)")
     issue: str | None = Field(None, description="what the cell did wrong, as the person saw it")
     root_cause: str | None = Field(None, description="why it failed")
@@ -142,6 +176,15 @@ class CellDetail(Strict):
     )
     az_cli: str | None = Field(None, description="a CLI command to show when no step applies it")
     portal: str | None = Field(None, description="a portal path to show when no step applies it")
+
+
+class ActionItem(Strict):
+    """A postmortem action item: what will be done, who owns it, and where it is tracked."""
+
+    action: str = Field(description="what will be done")
+    owner: str = Field(description="who owns it")
+    ticket: str = Field(description="where it is tracked: a ticket id or URL")
+    done: bool = Field(False, description="already done")
 
 
 class ChangelogLines(Strict):
@@ -155,7 +198,9 @@ class ReportMaterial(Strict):
 
     summary: str | None = Field(None, description="the report's summary paragraph (default: written from the run)")
     root_causes: list[RootCause] = Field(default_factory=list, description="why it broke, one entry per cause")
-    lessons: list[str] = Field(default_factory=list, description="what to remember next time")
+    lessons: list[str | Lesson] = Field(
+        default_factory=list, description="what to remember next time (a string, or {text, expect} to check it)"
+    )
     cells: list[CellNote] = Field(default_factory=list, description="the 'Cells to Fix' table")
     cells_detail: list[CellDetail] = Field(default_factory=list, description="one report section per cell")
     expected_fix: str | None = Field(None, description="what the fix is expected to achieve")
@@ -163,6 +208,15 @@ class ReportMaterial(Strict):
     files: list[str] = Field(default_factory=list, description="files to modify")
     changelog: ChangelogLines = Field(default_factory=ChangelogLines, description="lines for CHANGELOG.md")
     notes: str | None = Field(None, description="anything else, in markdown, at the end of the report")
+    # Postmortem fields: rendered only when authored.
+    trigger: str | None = Field(
+        None, description="postmortem: the event that set the failure off (the root causes say why it could)"
+    )
+    impact: str | None = Field(None, description="postmortem: who or what was affected, and how much")
+    detection: str | None = Field(None, description="postmortem: how the fault was noticed")
+    action_items: list[ActionItem] = Field(
+        default_factory=list, description="postmortem: follow-up work, each with an owner and a ticket"
+    )
 
 
 class Runbook(Strict):

@@ -19,22 +19,9 @@ from pydantic import Field
 
 from ..errors import ActionError, CheckFailed, NotebookError
 from ..notebooks import Cell, CellAddress, Notebook, Replacement, fingerprint
+from ..notebooks.cells import CellRef, to_address
 from . import ActionContext, Params, Regex, Result, action
 from .outputs import Output
-
-CellRef = int | str | CellAddress
-
-
-def to_address(ref: CellRef) -> CellAddress:
-    """`15` -> number 15; `"cell_14_f21837aa"` -> that id; a mapping -> as written."""
-    if isinstance(ref, CellAddress):
-        return ref
-    if isinstance(ref, int):
-        return CellAddress(number=ref)
-    text = str(ref).strip()
-    if text.isdigit():
-        return CellAddress(number=int(text))
-    return CellAddress(id=text)
 
 
 class NotebookParams(Params):

@@ -1,7 +1,8 @@
 """Cells as steps see them and how steps name them: the `Cell` view, `CellAddress`, fingerprints.
 
 A `Cell` is a read-only view (1-based `number`, 0-based `index`, id, type, source, tags). A
-`CellAddress` names cells by exactly one of id, number, tag or pattern. `fingerprint()` is a short
+`CellAddress` names cells by exactly one of id, number, tag or pattern; `CellRef` is how runbooks
+write one (a number, an id, or the mapping) and `to_address` reads it, for steps and reports alike. `fingerprint()` is a short
 hash of a cell's type and source, kept in run records so a number that now names another cell
 (cells were inserted or removed) is noticed even when cells have no ids.
 """
@@ -110,3 +111,18 @@ class CellAddress(BaseModel):
         if self.tag is not None:
             return f"tag {self.tag!r}"
         return f"pattern {self.pattern!r}"
+
+
+CellRef = int | str | CellAddress
+
+
+def to_address(ref: CellRef) -> CellAddress:
+    """`15` -> number 15; `"cell_14_f21837aa"` -> that id; a mapping -> as written."""
+    if isinstance(ref, CellAddress):
+        return ref
+    if isinstance(ref, int):
+        return CellAddress(number=ref)
+    text = str(ref).strip()
+    if text.isdigit():
+        return CellAddress(number=int(text))
+    return CellAddress(id=text)

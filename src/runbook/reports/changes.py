@@ -1,7 +1,7 @@
 """What a run's fix changed: before/after blocks from its diffs, the cells to fix and the cells modified.
 
-Fix steps record unified diffs (one section per file or notebook cell); `key_changes` turns them
-into the seed report's `# Before:` / `# After:` blocks. The authored `report.cells` notes of the
+Fix steps record unified diffs (one section per file or notebook cell); `key_changes` shows each
+as one `diff` fence (and keeps the `before`/`after` lines for templates that want the seed's blocks). The authored `report.cells` notes of the
 runbook are matched to the cells the run actually saw (by number, id or tag) for the "Cells to
 Fix" and "Cells Modified" tables.
 """
@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from ..loader import LoadedRunbook
+from ..notebooks.cells import CellAddress
+from .authored import resolve_cell
 from ..text import Markdown, code, fence
 from .markdown import cell_title, first_line
 from .views import as_number
 
 __all__ = ["cell_directory", "cells_modified", "cells_to_fix", "key_changes"]
+
+
+def _said(text: Any, value: str | None, loc: list[str | int]) -> str | None:
+    """Authored text rendered with the run's values (`authored.AuthoredText`), or as written without one."""
+    return text.text(value, loc) if text is not None else value
 
 _STEP_PREFIX = re.compile(r"^\s*(?:(?:update|fix|edit|change)\s+)?cell\s+\d+\s*[-:–—]\s*", re.IGNORECASE)
 _CELL_LABEL = re.compile(r"cell\s+(\d+)(?:\s*\(([^)]+)\))?", re.IGNORECASE)
@@ -66,7 +72,14 @@ def _before_after(section: str, limit: int = 40) -> tuple[list[str], list[str]]:
     return cut(before), cut(after)
 
 
-_LANGS = {".py": "python", ".ipynb": "python", ".sh": "bash", ".env": "bash", ".yaml": "yaml", ".yml": "yaml"}
+DIFF_LINES = 80  # lines of one cell's or file's diff shown in the report (the record keeps all of it)
+
+
+def _bounded_diff(section: str, limit: int = DIFF_LINES) -> str:
+    lines = section.split("\n")
+    if len(lines) <= limit:
+        return section
+    return "\n".join([*lines[:limit], f"… ({len(lines) - limit} more lines of diff in the run record)"])
 
 
 def key_changes(fix_views: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -89,15 +102,10 @@ def key_changes(fix_views: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             title = _STEP_PREFIX.sub("", view["title"]) if ref is not None else view["title"]
             if ref is not None:
                 subject = cell_title(ref)
-                lang = "python"
             else:
                 subject = label or (view["files"][0] if view["files"] else view["id"])
-                lang = _LANGS.get(Path(subject).suffix or Path(subject).name, "")
-            if lang in ("python", "bash", "yaml"):
-                body = "\n".join(["# Before:", *before, "", "# After:", *after])
-                block = fence(body, lang)
-            else:
-                block = fence(section, "diff")
+            # One unified diff per cell or file (the site colours it): what was removed and added, in place.
+            block = fence(_bounded_diff(section), "diff")
             changes.append(
                 {
                     "subject": subject,
@@ -131,49 +139,49 @@ def cell_directory(views: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _same_cell(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    if a.get("number") is not None and a.get("number") == b.get("number"):
-        return True
-    if a.get("id") and a.get("id") == b.get("id"):
-        return True
+    """Two references name one cell: by number when both know it, else by id, else by a shared tag."""
+    if a.get("number") is not None and b.get("number") is not None:
+        return bool(a["number"] == b["number"])
+    if a.get("id") and b.get("id"):
+        return bool(a["id"] == b["id"])
     return bool(set(a.get("tags") or []) & set(b.get("tags") or []))
 
 
-def _note_cell(note: Any, directory: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """An authored `cells:` entry (a number, an id or a tag) resolved against the cells of the run."""
-    number = as_number(note.cell)
-    key = str(note.cell)
-    cell: dict[str, Any] = {"number": number, "id": note.id, "tags": [] if number is not None else [key]}
-    if number is None and note.id is None and re.match(r"^cell[_-]", key):
-        cell.update(id=key, tags=[])
-    for known in directory:
-        if _same_cell(cell, known):
-            cell["number"] = cell["number"] if cell["number"] is not None else known["number"]
-            cell["id"] = cell["id"] or known["id"]
-            cell["tags"] = list(dict.fromkeys([*cell["tags"], *(known.get("tags") or [])]))
+def _note_cell(note: Any, directory: Sequence[Mapping[str, Any]], notebook: Any) -> dict[str, Any]:
+    """An authored `cells:` entry, addressed as a step would address it (see `authored.resolve_cell`)."""
+    cell = resolve_cell(note.cell, notebook, directory)
+    cell["id"] = cell["id"] or note.id
     return cell
 
 
-def _cell_display(cell: Mapping[str, Any], authored: Any = None) -> Any:
+def _cell_display(cell: Mapping[str, Any], address: CellAddress | None = None) -> Any:
     """`15`, or `15 (image-config)` when the runbook names the cell by tag."""
-    tag = str(authored) if authored is not None and as_number(authored) is None and authored != cell.get("id") else None
+    tag = address.tag if address is not None else None
     if cell.get("number") is None:
-        return code(tag or cell.get("id") or "?")
+        return code(tag or cell.get("id") or (address.describe() if address is not None else "?"))
     return Markdown(f"{cell['number']} ({code(tag)})") if tag else cell["number"]
 
 
 def cells_to_fix(
-    loaded: LoadedRunbook, fix: Sequence[Mapping[str, Any]], directory: Sequence[Mapping[str, Any]]
+    loaded: LoadedRunbook,
+    fix: Sequence[Mapping[str, Any]],
+    directory: Sequence[Mapping[str, Any]],
+    notebook: Any = None,
+    text: Any = None,
 ) -> list[dict[str, Any]]:
+    """The "Cells to Fix" rows: the authored `report.cells` (each once, numbered), then fix steps' other cells."""
     rows: list[dict[str, Any]] = []
-    for note in loaded.runbook.report.cells:
-        cell = _note_cell(note, directory)
+    for index, note in enumerate(loaded.runbook.report.cells):
+        cell = _note_cell(note, directory, notebook)
+        if any(_same_cell(cell, row) for row in rows):
+            continue
         rows.append(
             {
                 **cell,
-                "cell": note.cell,
-                "display": _cell_display(cell, note.cell),
-                "description": note.description,
-                "change": note.change,
+                "cell": cell["number"] if cell["number"] is not None else cell["id"],
+                "display": _cell_display(cell, cell["address"]),
+                "description": _said(text, note.description, ["report", "cells", index, "description"]),
+                "change": _said(text, note.change, ["report", "cells", index, "change"]),
             }
         )
     for view in fix:
@@ -193,13 +201,22 @@ def cells_to_fix(
 
 
 def cells_modified(
-    loaded: LoadedRunbook, fix: Sequence[Mapping[str, Any]], directory: Sequence[Mapping[str, Any]]
+    loaded: LoadedRunbook,
+    fix: Sequence[Mapping[str, Any]],
+    directory: Sequence[Mapping[str, Any]],
+    notebook: Any = None,
+    text: Any = None,
 ) -> list[dict[str, Any]]:
-    notes = [(note, _note_cell(note, directory)) for note in loaded.runbook.report.cells]
+    notes = []
+    for index, note in enumerate(loaded.runbook.report.cells):
+        cell = _note_cell(note, directory, notebook)
+        if not any(_same_cell(cell, known) for _i, _n, known in notes):
+            notes.append((index, note, cell))
     rows: list[dict[str, Any]] = []
     for view in fix:
         for ref in view["cells"]:
-            note = next((n for n, cell in notes if _same_cell(ref, cell)), None)
+            found = next(((n, cell) for _i, n, cell in notes if _same_cell(ref, cell)), None)
+            note, address = (found[0], found[1]["address"]) if found else (None, None)
             status = view["status"]
             if status == "changed":
                 made, state = ref["description"] or view["description"] or view["title"], "✅"
@@ -214,21 +231,21 @@ def cells_modified(
                 {
                     **ref,
                     "id": ref["id"] or (note.id if note else None),
-                    "display": _cell_display(ref, note.cell if note else None),
+                    "display": _cell_display(ref, address),
                     "change": made,
                     "status": status,
                     "state": state,
                     "step": view["id"],
                 }
             )
-    for note, cell in notes:
+    for index, note, cell in notes:
         if any(_same_cell(cell, row) for row in rows):
             continue
         rows.append(
             {
                 **cell,
-                "display": _cell_display(cell, note.cell),
-                "change": note.change or "not touched by this run",
+                "display": _cell_display(cell, cell["address"]),
+                "change": _said(text, note.change, ["report", "cells", index, "change"]) or "not touched by this run",
                 "status": "untouched",
                 "state": "—",
                 "step": None,

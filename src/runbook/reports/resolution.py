@@ -22,6 +22,7 @@ from ..progress import compute_progress, group_of
 from ..record import RunRecord, parse_time, read_log
 from ..text import Markdown, code, duration_text, fence
 from ..workspace import Workspace
+from . import authored
 from .changes import cell_directory, cells_modified, cells_to_fix, key_changes
 from .environment import REPORT_TEMPLATE, render_template
 from .markdown import cells_text, first_line, join_words, plural
@@ -223,28 +224,6 @@ def _summary_sentence(
     return " ".join(sentences)
 
 
-def _root_causes(loaded: LoadedRunbook) -> list[dict[str, Any]]:
-    causes = []
-    for cause in loaded.runbook.report.root_causes:
-
-        def shown(value: str | list[str] | None) -> str | None:
-            if value is None:
-                return None
-            if isinstance(value, list):
-                return ", ".join(str(code(v)) for v in value)
-            return value.strip()
-
-        causes.append(
-            {
-                "title": cause.title.strip(),
-                "expected": shown(cause.expected),
-                "actual": shown(cause.actual),
-                "detail": cause.detail.strip() if cause.detail else None,
-            }
-        )
-    return causes
-
-
 def _environment(views: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for view in views:
@@ -306,8 +285,10 @@ def _verify_cells(verify: Sequence[Mapping[str, Any]]) -> list[Any]:
     return cells
 
 
-def _success_criteria(loaded: LoadedRunbook, verify: Sequence[Mapping[str, Any]]) -> list[str]:
-    criteria = [c.strip() for c in loaded.runbook.report.success_criteria]
+def _success_criteria(
+    text: authored.AuthoredText, loaded: LoadedRunbook, verify: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    criteria = text.texts(loaded.runbook.report.success_criteria, ["report", "success_criteria"])
     for view in verify:
         wanted = [item["message"] or str(code(item["that"].strip())) for item in view["expect"]]
         if not wanted and view.get("declared_expect"):
@@ -375,8 +356,9 @@ def _next_phase(ws: Workspace, runbook: Runbook, runbooks: PhaseRunbooks) -> dic
         if following is not None:
             title = following.runbook.title
             for note in following.runbook.report.cells:
-                if note.cell not in cells:
-                    cells.append(note.cell)
+                shown = note.cell if isinstance(note.cell, int | str) else note.cell.number or note.cell.describe()
+                if shown not in cells:
+                    cells.append(shown)
             for _stage, step in following.runbook.all_steps():
                 cells.extend(c for c in step.cells if c not in cells)
     text = f"{next_id} - {title}" + (f" ({cells_text(cells)})" if cells else "")
@@ -449,6 +431,8 @@ def build_report_context(
             view["observed"] = "already passed before the fix, so this check does not show the fault"
         by_stage.setdefault(view["stage"], []).append(view)
     run = run_info(ws, loaded, record, views)
+    text = authored.AuthoredText(loaded, authored.authored_context(loaded, record, views))
+    notebook = authored.notebook_for(ws.root, views, runbook, ws.config.notebooks)
     discovery = [discovery_item(v) for v in by_stage["discovery"]]
     fix = by_stage["fix"]
     verify = by_stage["verify"]
@@ -458,7 +442,9 @@ def build_report_context(
     verify_cells = _verify_cells(verify)
     environment = _environment(views)
     material = runbook.report
-    authored_summary = (material.summary or runbook.summary or "").strip() or None
+    authored_summary = (
+        text.text(material.summary, ["report", "summary"]) if material.summary else text.text(runbook.summary, ["summary"])
+    ) or None
     fix_titles = [v["title"] for v in fix]
     before = {v["id"]: v for v in reproduce}
     comparison = [
@@ -508,25 +494,26 @@ def build_report_context(
             "authored": authored_summary,
             "generated": _summary_sentence(runbook.phase, run, views, discovery, cells_changed),
         },
-        "root_causes": _root_causes(loaded),
+        "root_causes": authored.root_causes(text, runbook),
         "discovery": discovery,
         "steps": views,
         "reproduce": reproduce,
         "fix": fix,
         "verify": verify,
         "resolution_steps": fix,
-        "cells_to_fix": cells_to_fix(loaded, fix, directory),
-        "cell_sections": _cell_sections(material.cells_detail, fix),
-        "cells_modified": cells_modified(loaded, fix, directory),
+        "cells_to_fix": cells_to_fix(loaded, fix, directory, notebook, text),
+        "cell_sections": authored.cell_sections(text, runbook, fix, notebook, directory),
+        "cells_modified": cells_modified(loaded, fix, directory, notebook, text),
         "cells_changed": cells_changed,
         "key_changes": key_changes(fix),
         "implementation_status": implementation,
         "testing_plan": {
             "pre_fix_state": _pre_fix_state(run, reproduce, verify_cells),
             "pre_fix_checks": reproduce,
-            "expected_fix": (material.expected_fix or "").strip() or (join_words(fix_titles) if fix_titles else "—"),
+            "expected_fix": text.text(material.expected_fix, ["report", "expected_fix"])
+            or (join_words(fix_titles) if fix_titles else "—"),
             "test_method": _test_method(verify, verify_cells),
-            "success_criteria": _success_criteria(loaded, verify),
+            "success_criteria": _success_criteria(text, loaded, verify),
         },
         "environment": environment,
         "environment_markdown": _environment_block(environment) if environment else Markdown(""),
@@ -535,38 +522,14 @@ def build_report_context(
         "failure": failure,
         "not_run": not_run,
         "files": files,
-        "lessons": [lesson.strip() for lesson in material.lessons],
-        "notes": (material.notes or "").strip() or None,
+        "lessons": authored.lessons(text, runbook),
+        "postmortem": authored.postmortem(text, runbook),
+        "notes": text.text(material.notes, ["report", "notes"]) or None,
         "progress": _progress(ws, record, runbook.phase, run["finished_at"]),
         "next_phase": _next_phase(ws, runbook, runbooks or PhaseRunbooks(ws, [loaded])),
         "report": material.model_dump(),
         "events": record_events(record),
     }
-
-
-def _cell_sections(details: Any, fix: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One report section per `report.cells_detail` entry; an Azure fix step gives its az CLI and portal path."""
-    by_id = {view["id"]: view for view in fix}
-    sections = []
-    for detail in details:
-        view = by_id.get(detail.step) if detail.step else None
-        output = view.get("output") if view is not None else None
-        output = output if isinstance(output, dict) else {}
-        sections.append(
-            {
-                "cell": detail.cell,
-                "title": detail.title or f"Cell {detail.cell}",
-                "issue": detail.issue,
-                "root_cause": detail.root_cause,
-                "fix": detail.fix,
-                "az_cli": output.get("az_cli") or detail.az_cli,
-                "portal": output.get("portal") or detail.portal,
-                "step": detail.step,
-                "status": view["status"] if view is not None else None,
-                "icon": view["icon"] if view is not None else None,
-            }
-        )
-    return sections
 
 
 def render_report(

@@ -1,0 +1,426 @@
+"""Authored report material, read against the run: templated text, checked claims, addressed cells.
+
+What a person wrote under `report:` is rendered with the run's registered values in the sandbox the
+steps use (`runbook.templating`): `{{ image.model }}` in a root cause names what discovery found. The
+values come from the run record (already redacted): `vars`, each step's registered output, `steps`,
+`phase`, `run`, `target` (its public settings) and `target_name`; never secrets or the environment.
+A name the runbook can never define is a validate-time problem (`report_problems`); a name the
+record cannot answer at render time (a typo in an attribute) is a `TemplateError` located at the
+authored text. A value the run did not register (its step did not run) renders as a visible
+"not known in this run" marker, never as the literal template.
+
+A root cause or lesson may carry `expect:` (expressions over the same values); when one is false the
+report shows "⚠️ contradicted by discovery: …" beside the claim instead of repeating it silently.
+
+`report.cells` and `report.cells_detail` address cells as steps do (`notebooks.cells.to_address`,
+resolved by `Notebook.select`, the steps' own resolver) against the notebook the run worked on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotebookError, Problem, TemplateError, did_you_mean
+from ..loader import LoadedRunbook, YamlDocument, strings_in
+from ..model import Expectation, Runbook
+from ..notebooks.cells import CellAddress, CellRef, to_address
+from ..record import RunRecord
+
+__all__ = [
+    "REPORT_NAMES",
+    "AuthoredText",
+    "authored_context",
+    "report_problems",
+    "resolve_cell",
+    "run_notebook",
+]
+
+#: Names authored report text may use besides vars, inputs and registered names.
+REPORT_NAMES = ("vars", "steps", "phase", "run", "target", "target_name")
+#: The parts of `report:` that are rendered (every string inside them, at any depth).
+TEMPLATED = (
+    "summary",
+    "root_causes",
+    "lessons",
+    "cells",
+    "cells_detail",
+    "expected_fix",
+    "success_criteria",
+    "notes",
+    "trigger",
+    "impact",
+    "detection",
+    "action_items",
+)
+_NOT_TEXT = {"expect", "cell", "id", "step", "done", "that"}  # keys whose strings are not prose
+
+
+class NotKnown:
+    """A registered name this run has no value for: renders as a marker, is falsy and empty."""
+
+    def __init__(self, name: str, step: str | None) -> None:
+        self.name, self.step, self.touched = name, step, False
+
+    def __getattr__(self, _attr: str) -> NotKnown:
+        if _attr.startswith("_"):
+            raise AttributeError(_attr)
+        self.touched = True
+        return self
+
+    def __getitem__(self, _key: Any) -> NotKnown:
+        self.touched = True
+        return self
+
+    def __iter__(self) -> Iterator[Any]:
+        self.touched = True
+        return iter(())
+
+    def __len__(self) -> int:
+        self.touched = True
+        return 0
+
+    def __bool__(self) -> bool:
+        self.touched = True
+        return False
+
+    def __str__(self) -> str:
+        self.touched = True
+        why = f"step `{self.step}` did not run" if self.step else "it was not registered"
+        return f"*(not known in this run: {why})*"
+
+
+def authored_context(loaded: LoadedRunbook, record: RunRecord, views: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The names authored text sees: the executor's context, rebuilt from the (redacted) record."""
+    runbook = loaded.runbook
+    started = record.run_started
+    variables = dict(started.vars) if started is not None else dict(runbook.vars)
+    context: dict[str, Any] = {
+        **variables,
+        "vars": variables,
+        "target": dict(started.target_settings or {}) if started is not None else {},
+        "target_name": started.target if started is not None else None,
+        "phase": runbook.phase,
+        "run": {"id": record.run_id, "started_at": started.time if started is not None else None},
+        "steps": {},
+    }
+    registers = {step.id: step.register_ for _stage, step in runbook.all_steps() if step.register_}
+    for step_id, name in registers.items():
+        context[name] = NotKnown(name, step_id)
+    for view in views:  # execution order: a later stage's output replaces an earlier one, as in the run
+        if view["status"] in ("not_run", "skipped", "running") or view["output"] is None:
+            continue
+        context["steps"][view["id"]] = {"output": view["output"], "status": view["status"]}
+        name = registers.get(view["id"])
+        if name:
+            context[name] = view["output"]
+    return context
+
+
+class AuthoredText:
+    """Renders authored strings and checks claims against one run's values, with located errors."""
+
+    def __init__(self, loaded: LoadedRunbook, context: Mapping[str, Any]) -> None:
+        self.doc, self.context = loaded.doc, context
+
+    def _located(self, exc: TemplateError, loc: Sequence[str | int]) -> TemplateError:
+        where = self.doc.location(list(loc))
+        return TemplateError(f"report text: {exc.message}", location=where, hint=exc.hint)
+
+    def text(self, value: str | None, loc: Sequence[str | int]) -> str | None:
+        """`value` rendered (stripped), or None; an undefined value is a TemplateError at `loc`."""
+        from ..templating import render_string
+
+        if value is None:
+            return None
+        try:
+            rendered = render_string(value, self.context)
+        except TemplateError as exc:
+            raise self._located(exc, loc) from None
+        return str(rendered).strip()
+
+    def texts(self, values: Iterable[str], loc: Sequence[str | int]) -> list[str]:
+        return [self.text(v, [*loc, i]) or "" for i, v in enumerate(values)]
+
+    def claim(self, checks: Sequence[str | Expectation], loc: Sequence[str | int]) -> dict[str, Any] | None:
+        """None when there is nothing to check; else {status: held|contradicted|unknown, note}."""
+        from ..templating import evaluate
+
+        if not checks:
+            return None
+        contradicted: list[str] = []
+        unknown: list[str] = []
+        for i, item in enumerate(checks):
+            that, message = (item, None) if isinstance(item, str) else (item.that, item.message)
+            where = [*loc, "expect", i]
+            missing = [v for v in self.context.values() if isinstance(v, NotKnown)]
+            for value in missing:
+                value.touched = False
+            try:
+                result = evaluate(that, self.context)
+            except TemplateError as exc:
+                raise self._located(exc, where) from None
+            if any(v.touched for v in missing):
+                unknown.extend(sorted({v.name for v in missing if v.touched}))
+                continue
+            if not result:
+                said = self.text(message, [*loc, "expect", i, "message"]) if message else None
+                contradicted.append(said or f"`{that.strip()}` is false")
+        if contradicted:
+            return {"status": "contradicted", "note": "⚠️ contradicted by discovery: " + "; ".join(contradicted)}
+        if unknown:
+            names = ", ".join(f"`{n}`" for n in dict.fromkeys(unknown))
+            return {"status": "unknown", "note": f"⏭️ not checked: this run has no value for {names}"}
+        return {"status": "held", "note": None}
+
+
+# ---------------------------------------------------------------- cells, as steps address them
+
+
+def run_notebook(root: Path, views: Sequence[Mapping[str, Any]], runbook: Runbook, notebooks: Sequence[str]) -> Path | None:
+    """The notebook the run worked on: the one its notebook steps name, else the workspace's first."""
+    for view in views:
+        output = view["output"]
+        name = output.get("notebook") if isinstance(output, Mapping) else None
+        if isinstance(name, str) and name.endswith(".ipynb"):
+            return root / name
+    declared = _declared_notebook(runbook)
+    if declared:
+        return root / declared
+    return root / notebooks[0] if notebooks else None
+
+
+def _declared_notebook(runbook: Runbook) -> str | None:
+    from ..templating import render_string
+
+    for _stage, step in runbook.all_steps():
+        path = step.with_.get("path") if step.uses.startswith("notebook.") else None
+        if isinstance(path, str):
+            try:
+                rendered = render_string(path, {**runbook.vars, "vars": runbook.vars})
+            except TemplateError:
+                continue
+            if isinstance(rendered, str) and rendered:
+                return rendered
+    return None
+
+
+def _read_notebook(path: Path | None) -> Any:
+    from ..notebooks import Notebook
+
+    if path is None or not path.is_file():
+        return None
+    try:
+        return Notebook.read(path)
+    except (NotebookError, OSError):
+        return None
+
+
+def resolve_cell(ref: CellRef, notebook: Any, directory: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """An authored cell address as the report shows it: {number, id, tags, address, found}.
+
+    Resolved by the notebook's own `select` (what a step would address); without the notebook (a
+    record rendered elsewhere), by the cells the run's record saw, matched by number, id or tag.
+    """
+    address = to_address(ref)
+    cell: dict[str, Any] = {"number": address.number, "id": address.id, "tags": [], "address": address, "found": False}
+    if notebook is not None:
+        try:
+            found = notebook.address(address)
+        except NotebookError:
+            found = None
+        if found is not None:
+            cell.update(number=found.number, id=found.id, tags=list(found.tags), found=True)
+            return cell
+    for known in directory:
+        if (
+            (address.number is not None and known.get("number") == address.number)
+            or (address.id is not None and known.get("id") == address.id)
+            or (address.tag is not None and address.tag in (known.get("tags") or []))
+        ):
+            cell["number"] = known.get("number") if cell["number"] is None else cell["number"]
+            cell["id"] = cell["id"] or known.get("id")
+            cell["tags"] = list(dict.fromkeys([*cell["tags"], *(known.get("tags") or [])]))
+            cell["found"] = True
+    if address.tag is not None and address.tag not in cell["tags"]:
+        cell["tags"].append(address.tag)
+    return cell
+
+
+def notebook_for(root: Path, views: Sequence[Mapping[str, Any]], runbook: Runbook, notebooks: Sequence[str]) -> Any:
+    """The run's notebook, parsed, or None when it is not there (a record rendered elsewhere)."""
+    return _read_notebook(run_notebook(root, views, runbook, notebooks))
+
+
+# ---------------------------------------------------------------- validate
+
+
+def report_problems(doc: YamlDocument, runbook: Runbook, root: Path) -> list[Problem]:
+    """`validate`'s checks of `report:`: template names, claim expressions and cell addresses."""
+    from ..templating import environment
+
+    data = doc.data.get("report") if isinstance(doc.data, dict) else None
+    if not isinstance(data, dict):
+        return []
+    allowed = set(REPORT_NAMES) | set(runbook.vars) | set(runbook.inputs) | set(environment().globals)
+    allowed |= {step.register_ for _stage, step in runbook.all_steps() if step.register_}
+    problems = _name_problems(doc, data, allowed)
+    problems.extend(_cell_problems(doc, runbook, root))
+    return problems
+
+
+def _name_problems(doc: YamlDocument, data: Mapping[str, Any], allowed: set[str]) -> list[Problem]:
+    from ..checks import template_names
+    from ..templating import check_expression, check_syntax
+
+    problems: list[Problem] = []
+    for key in TEMPLATED:
+        for loc, text in strings_in(data.get(key), ["report", key]):
+            is_claim = "expect" in loc[2:] and loc[-1] != "message"
+            if any(part in _NOT_TEXT for part in loc[2:] if isinstance(part, str)) and not is_claim:
+                continue
+            message = check_expression(text) if is_claim else check_syntax(text)
+            if message:
+                problems.append(Problem(doc.location(loc), message))
+                continue
+            stripped = text.strip()
+            braced = stripped if stripped.startswith("{{") and stripped.endswith("}}") else "{{ " + stripped + " }}"
+            names = template_names(braced if is_claim else text)
+            for name in sorted(names - allowed):
+                hint = did_you_mean(name, sorted(allowed))
+                problems.append(
+                    Problem(
+                        doc.location(loc),
+                        f"undefined name {name!r} in report text: {hint}reports see vars, inputs, registered "
+                        "names, steps, phase, run, target and target_name",
+                    )
+                )
+    return problems
+
+
+def _cell_problems(doc: YamlDocument, runbook: Runbook, root: Path) -> list[Problem]:
+    """Addresses in `report.cells`/`cells_detail` that name no cell (or several) of the notebook."""
+    declared = _declared_notebook(runbook)
+    notebook = _read_notebook(root / declared) if declared else None
+    if notebook is None:
+        return []
+    problems: list[Problem] = []
+    for key, entries in (("cells", runbook.report.cells), ("cells_detail", runbook.report.cells_detail)):
+        for index, entry in enumerate(entries):
+            address = to_address(entry.cell)
+            if address.pattern is not None:
+                continue  # a pattern may name text the fix writes: checked when the report renders
+            message = _address_problem(notebook, address)
+            if message:
+                problems.append(Problem(doc.location(["report", key, index, "cell"]), message))
+    return problems
+
+
+def _address_problem(notebook: Any, address: CellAddress) -> str | None:
+    try:
+        notebook.address(address)
+    except NotebookError as exc:
+        hint = exc.hint
+        if address.id is not None:
+            tagged = [c for c in notebook.cells if address.id in c.tags]
+            if tagged:
+                hint = f"did you mean {{tag: {address.id}}}? (a bare name is a cell id, as in steps)"
+        return f"{exc.message}" + (f"; {hint}" if hint else "")
+    return None
+
+
+# ---------------------------------------------------------------- the authored sections, rendered
+
+
+def root_causes(text: AuthoredText, runbook: Runbook) -> list[dict[str, Any]]:
+    """`report.root_causes` rendered, each with its claim check (None when it states no `expect`)."""
+    from ..text import code
+
+    causes = []
+    for index, cause in enumerate(runbook.report.root_causes):
+        loc: list[str | int] = ["report", "root_causes", index]
+
+        def shown(value: str | list[str] | None, key: str, loc: list[str | int] = loc) -> str | None:
+            if value is None:
+                return None
+            if isinstance(value, list):
+                return ", ".join(str(code(v)) for v in text.texts(value, [*loc, key]))
+            return text.text(value, [*loc, key])
+
+        causes.append(
+            {
+                "title": text.text(cause.title, [*loc, "title"]),
+                "expected": shown(cause.expected, "expected"),
+                "actual": shown(cause.actual, "actual"),
+                "detail": shown(cause.detail, "detail"),
+                "claim": text.claim(cause.expect, loc),
+            }
+        )
+    return causes
+
+
+def lessons(text: AuthoredText, runbook: Runbook) -> list[dict[str, Any]]:
+    """`report.lessons` rendered: {text, claim} (a plain string states nothing to check)."""
+    shown = []
+    for index, lesson in enumerate(runbook.report.lessons):
+        loc: list[str | int] = ["report", "lessons", index]
+        if isinstance(lesson, str):
+            shown.append({"text": text.text(lesson, loc), "claim": None})
+        else:
+            shown.append({"text": text.text(lesson.text, [*loc, "text"]), "claim": text.claim(lesson.expect, loc)})
+    return shown
+
+
+def postmortem(text: AuthoredText, runbook: Runbook) -> dict[str, Any] | None:
+    """The optional postmortem fields, rendered; None when the runbook authors none of them."""
+    material = runbook.report
+    items = [
+        {
+            "action": text.text(item.action, ["report", "action_items", i, "action"]),
+            "owner": item.owner,
+            "ticket": item.ticket,
+            "done": item.done,
+        }
+        for i, item in enumerate(material.action_items)
+    ]
+    fields = {
+        key: text.text(getattr(material, key), ["report", key]) for key in ("trigger", "impact", "detection")
+    }
+    if not items and not any(fields.values()):
+        return None
+    return {**fields, "action_items": items}
+
+
+def cell_sections(
+    text: AuthoredText, runbook: Runbook, fix: Sequence[Mapping[str, Any]], notebook: Any, directory: Any
+) -> list[dict[str, Any]]:
+    """One report section per `report.cells_detail` entry; an Azure fix step gives its az CLI and portal path."""
+    by_id = {view["id"]: view for view in fix}
+    sections = []
+    for index, detail in enumerate(runbook.report.cells_detail):
+        loc: list[str | int] = ["report", "cells_detail", index]
+        view = by_id.get(detail.step) if detail.step else None
+        output = view.get("output") if view is not None else None
+        output = output if isinstance(output, dict) else {}
+        cell = resolve_cell(detail.cell, notebook, directory)
+        address = cell["address"]
+        label = f"Cell {cell['number']}" if cell["number"] is not None else address.describe()
+        if address.tag is not None and cell["number"] is not None:
+            label += f", `{address.tag}`"
+        sections.append(
+            {
+                "cell": cell["number"] if cell["number"] is not None else cell["id"],
+                "label": label,
+                "title": text.text(detail.title, [*loc, "title"]) or label,
+                "issue": text.text(detail.issue, [*loc, "issue"]),
+                "root_cause": text.text(detail.root_cause, [*loc, "root_cause"]),
+                "fix": text.text(detail.fix, [*loc, "fix"]),
+                "az_cli": output.get("az_cli") or text.text(detail.az_cli, [*loc, "az_cli"]),
+                "portal": output.get("portal") or text.text(detail.portal, [*loc, "portal"]),
+                "step": detail.step,
+                "status": view["status"] if view is not None else None,
+                "icon": view["icon"] if view is not None else None,
+            }
+        )
+    return sections
