@@ -33,7 +33,22 @@ __all__ = [
 ]
 
 TABLE_ROWS = 50
+#: Discovery tables longer than this are collapsible on the site (pymdownx.details `??? note`).
+COLLAPSE_ROWS = 10
 Details = tuple[Markdown, dict[str, Any]]
+
+
+def collapsible(block: str, rows: int, title: str) -> str:
+    """`block` as is, or folded under `??? note "title (N rows)"` when it has more than COLLAPSE_ROWS rows.
+
+    The site renders the fold with pymdownx.details (enabled in the mkdocs.yml the project writes); a
+    plain markdown viewer shows the title line and the indented table.
+    """
+    if rows <= COLLAPSE_ROWS:
+        return block
+    label = title.replace('"', "'").replace("*", "")
+    body = "\n".join(f"    {line}" if line else "" for line in block.split("\n"))
+    return f'??? note "{label} ({rows} rows)"\n\n{body}'
 
 
 def _always(_output: Any) -> bool:
@@ -257,7 +272,11 @@ def _deployments_block(output: Mapping[str, Any]) -> tuple[Markdown, dict[str, A
             ["Deployment", "Model", "Version", "SKU (capacity)", ""],
         )
         total = f"{location}, " if location else ""
-        parts.append(f"**{account}** ({total}{plural(len(mine), 'deployment')} total):\n\n{table}")
+        heading = f"{account} ({total}{plural(len(mine), 'deployment')} total)"
+        if len(mine) > COLLAPSE_ROWS:
+            parts.append(collapsible(table, len(mine), heading))
+        else:
+            parts.append(f"**{account}** ({total}{plural(len(mine), 'deployment')} total):\n\n{table}")
     orphans = [r for r in rows if r.get("account") is None]
     if orphans:
         table = md_table(
@@ -319,7 +338,7 @@ def _operations_block(output: Any) -> Markdown:
         ),
         ["Operation", "Display name", "Method", "URL template"],
     )
-    parts.append(table)
+    parts.append(collapsible(table, len(ops), "Operations"))
     return Markdown("\n\n".join(parts))
 
 
@@ -384,7 +403,7 @@ def _table_value(value: Any) -> Any:
     return str(value)
 
 
-def _records_table(rows: Sequence[Mapping[str, Any]]) -> Markdown:
+def _records_table(rows: Sequence[Mapping[str, Any]], title: str = "") -> Markdown:
     """A table of records: the union of their keys (at most 8), nested values summarised."""
     headers: list[str] = []
     for row in rows:
@@ -394,7 +413,8 @@ def _records_table(rows: Sequence[Mapping[str, Any]]) -> Markdown:
     headers = headers[:8]
     table = md_table(([_table_value(row.get(h)) for h in headers] for row in rows[:TABLE_ROWS]), headers)
     more = len(rows) - TABLE_ROWS
-    return Markdown(table + (f"\n\n*… {plural(more, 'more row')} in the run record.*" if more > 0 else ""))
+    table += f"\n\n*… {plural(more, 'more row')} in the run record.*" if more > 0 else ""
+    return Markdown(collapsible(table, len(rows), title or "Table"))
 
 
 def _mapping_block(output: Mapping[str, Any]) -> Markdown:
@@ -416,7 +436,7 @@ def _mapping_block(output: Mapping[str, Any]) -> Markdown:
             shown = ", ".join(str(code(v)) for v in value[:30])
             parts.append(f"**{key}**: {shown}" + (f" … ({len(value) - 30} more)" if len(value) > 30 else ""))
         elif _records(value) is not None:
-            parts.append(f"**{key}**:\n\n{_records_table(value)}")
+            parts.append(f"**{key}**:\n\n{_records_table(value, str(key))}")
         else:
             parts.append(f"**{key}**:\n\n{fence(excerpt(value, lines=30), 'json')}")
     return Markdown("\n\n".join(parts))
@@ -461,7 +481,8 @@ def _cell_listing_block(output: Mapping[str, Any]) -> Markdown:
             ]
         )
     notebook = f"In {code(output['notebook'])}:\n\n" if isinstance(output.get("notebook"), str) else ""
-    return Markdown(notebook + md_table(rows, ["Cell", "ID", "Tags", "Matching lines"]))
+    table = md_table(rows, ["Cell", "ID", "Tags", "Matching lines"])
+    return Markdown(notebook + collapsible(table, len(rows), "Cells found"))
 
 
 # ---------------------------------------------------------------- excerpts and observed lines

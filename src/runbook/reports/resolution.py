@@ -25,11 +25,11 @@ from ..workspace import Workspace
 from . import authored
 from .changes import cell_directory, cells_modified, cells_to_fix, key_changes
 from .environment import REPORT_TEMPLATE, render_template
-from .markdown import cells_text, first_line, join_words, plural
+from .markdown import cells_text, excerpt, first_line, join_words, plural
 from .outputs import cell_results, discovery_item
 from .paths import relative_path, report_path
 from .runbooks import PhaseRunbooks
-from .sentences import expect_sentence
+from .sentences import expect_sentence, verified_cells
 from .views import STAGE_ORDER, record_events, run_facts, step_results
 
 __all__ = [
@@ -168,16 +168,9 @@ def _summary_sentence(
     cells_changed: Sequence[Mapping[str, Any]],
 ) -> str:
     sentences: list[str] = []
-    for item in discovery:
-        facts = item["facts"]
-        if item["kind"] != "deployments":
-            continue
-        text = f"Discovery found {plural(facts['deployments'], 'deployment')} in {plural(facts['accounts'], 'account')}"
-        if facts["image_models"]:
-            names = ", ".join(str(code(n)) for n in facts["image_models"])
-            where = f", only in {join_words(facts['image_accounts'])}" if facts["image_accounts"] else ""
-            text += f"; image models: {names}{where}"
-        sentences.append(text + ".")
+    found = _discovery_sentence(discovery)
+    if found:
+        sentences.append(found)
     reproduce = [v for v in views if v["stage"] == "reproduce"]
     verify = [v for v in views if v["stage"] == "verify"]
     passed = [v for v in verify if v["status"] in ("ok", "changed")]
@@ -222,6 +215,29 @@ def _summary_sentence(
         where = f" (last step: {code(failing['id'])})" if failing else ""
         sentences.append(f"{lead} has no end in its record{where}: it is still running, or was killed.")
     return " ".join(sentences)
+
+
+def _discovery_sentence(discovery: Sequence[Mapping[str, Any]]) -> str | None:
+    """One sentence for every deployment listing of the discovery stage (not one per step)."""
+    listings = [item for item in discovery if item["kind"] == "deployments"]
+    if not listings:
+        return None
+    parts = []
+    for item in listings:
+        facts = item["facts"]
+        count = plural(facts["deployments"], "deployment") if facts["deployments"] else "no deployments"
+        part = f"{count} in {plural(facts['accounts'], 'account')}"
+        if len(listings) > 1:
+            part += f" ({code(item['step']['id'])})"
+        parts.append(part)
+    images = [n for item in listings for n in item["facts"]["image_models"]]
+    accounts = [a for item in listings for a in item["facts"]["image_accounts"]]
+    text = "Discovery found " + join_words(parts)
+    if images:
+        names = ", ".join(str(code(n)) for n in dict.fromkeys(images))
+        where = f", only in {join_words(list(dict.fromkeys(accounts)))}" if accounts else ""
+        text += f"; image models: {names}{where}"
+    return text + "."
 
 
 def _environment(views: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -312,18 +328,32 @@ def _expectation_text(view: Mapping[str, Any]) -> str:
         return "; ".join(
             f"{e.get('message') or e.get('that')}" + ("" if e.get("passed") else " (did not hold)") for e in results
         )
-    output = view["output"]
-    checked = output.get("expectations") if isinstance(output, Mapping) else None
-    if isinstance(checked, list) and checked and all(isinstance(c, Mapping) and "passed" in c for c in checked):
+    if view.get("verified_cells"):
         return "; ".join(
-            f"cell {c.get('cell')}"
-            + (f" runs as expected, but: {'; '.join(str(f) for f in c['failed'])}" if c.get("failed") else " runs as expected")
-            for c in checked
+            f"cell {row['cell']}" + (f" ({row['tag']})" if row["tag"] else "") + f" should {row['expected']}"
+            for row in view["verified_cells"]
         )
     if view["expect"]:
         return "; ".join(str(e["message"] or e["that"]) for e in view["expect"])
     declared = view.get("declared_expect")
     return declared or "the step succeeds"
+
+
+VERIFIED_OUTPUT_LINES = 12  # lines of a verified cell's output shown beside what was expected
+
+
+def _verified_cells(view: Mapping[str, Any], declared: Any) -> list[dict[str, Any]]:
+    """notebook.run's checked cells: the expectation as a sentence, the actual output as a fenced excerpt."""
+    if view["uses"] != "notebook.run" or view["stage"] == "reproduce":
+        return []
+    rows = verified_cells(view["output"], declared)
+    for row in rows:
+        row["label"] = f"Cell {row['cell']}" + (f" ({code(row['tag'])})" if row["tag"] else "")
+        row["icon"] = "✅" if row["passed"] else "❌"
+        row["verdict"] = "it did" if row["passed"] else "it did not: " + "; ".join(row["failed"])
+        shown = excerpt(row["excerpt"], lines=VERIFIED_OUTPUT_LINES) if row["excerpt"].strip() else ""
+        row["actual"] = fence(shown, "text") if shown else None
+    return rows
 
 
 def _files(authored: Sequence[str], changed: Sequence[str]) -> list[dict[str, Any]]:
@@ -421,6 +451,7 @@ def build_report_context(
         sentence = expect_sentence(raw) if raw is not None else None
         if sentence:
             view["declared_expect"] = sentence
+        view["verified_cells"] = _verified_cells(view, raw)
         view["expectation_text"] = _expectation_text(view)
         messages = [str(item["message"] or item["that"]) for item in view["expect"]]
         if messages and re.fullmatch(r"\d+ expectations? held", str(view.get("observed", ""))):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["expect_sentence"]
+__all__ = ["cell_check_sentence", "expect_sentence", "verified_cells"]
 
 
 def _quoted(values: Any) -> str:
@@ -70,21 +70,87 @@ def _http(expect: Mapping[str, Any]) -> str | None:
     return " ".join(parts) if parts else None
 
 
+def cell_check_sentence(item: Mapping[str, Any], *, infinitive: bool = False) -> str:
+    """What one per-cell expectation of notebook.run asks, without naming the cell: "prints “x” without error"
+    (with `infinitive`: "print “x” without error", to follow "should")."""
+    prints, runs = ("print", "run") if infinitive else ("prints", "runs")
+    what = []
+    if item.get("output_contains"):
+        what.append(f"{prints} {_quoted(item['output_contains'])}")
+    if item.get("output_matches"):
+        what.append(f"{prints} text matching {' and '.join(f'/{m}/' for m in item['output_matches'])}")
+    if item.get("output_not_contains"):
+        what.append(f"never {prints} {_quoted(item['output_not_contains'])}")
+    if item.get("output_not_matches"):
+        what.append(f"{prints} nothing matching {' or '.join(f'/{m}/' for m in item['output_not_matches'])}")
+    if item.get("no_error", True):
+        what.append(f"{runs} without error" if not what else "without error")
+    return " ".join(what) if what else runs
+
+
 def _cells(expect: list[Any]) -> str | None:
     sentences = []
     for item in expect:
         if not isinstance(item, Mapping) or "cell" not in item:
             return None
-        name = _cell_name(item["cell"])
-        what = []
-        if item.get("output_contains"):
-            what.append(f"prints {_quoted(item['output_contains'])}")
-        if item.get("output_matches"):
-            what.append(f"prints text matching {' and '.join(f'/{m}/' for m in item['output_matches'])}")
-        if item.get("no_error", True):
-            what.append("runs without error" if not what else "without error")
-        sentences.append(f"{name} {' '.join(what) if what else 'runs'}")
+        sentences.append(f"{_cell_name(item['cell'])} {cell_check_sentence(item)}")
     return "; ".join(sentences) if sentences else None
+
+
+def verified_cells(output: Any, declared: Any) -> list[dict[str, Any]]:
+    """notebook.run's checked cells, each with what was expected (a sentence) and what it printed.
+
+    `declared` is the step's `with.expect` as written; each entry is matched to its checked cell
+    through `output.addressed` (the address as the step described it -> the cell's number).
+    """
+    from ..notebooks.cells import CellAddress, to_address
+
+    if not isinstance(output, Mapping) or not isinstance(output.get("expectations"), list):
+        return []
+    numbers = {
+        str(a.get("ref")): a.get("number") for a in output.get("addressed") or [] if isinstance(a, Mapping)
+    }
+    wanted: dict[Any, tuple[str, str | None]] = {}
+    for item in declared if isinstance(declared, list) else []:
+        if not isinstance(item, Mapping) or "cell" not in item:
+            continue
+        try:
+            ref = item["cell"]
+            address = CellAddress.model_validate(ref) if isinstance(ref, Mapping) else to_address(ref)
+        except ValueError:
+            continue
+        number = numbers.get(address.describe(), address.number)
+        wanted.setdefault(number, (cell_check_sentence(item, infinitive=True), address.tag))
+    rows = []
+    for checked in output["expectations"]:
+        if not isinstance(checked, Mapping):
+            continue
+        sentence, tag = wanted.get(checked.get("cell"), ("run without error", None))
+        rows.append(
+            {
+                "cell": checked.get("cell"),
+                "id": checked.get("id"),
+                "tag": tag,
+                "expected": sentence,
+                "passed": bool(checked.get("passed")),
+                "failed": [str(f) for f in checked.get("failed") or []],
+                "status": checked.get("status"),
+                "excerpt": str(checked["excerpt"] if "excerpt" in checked else _printed(output, checked.get("cell"))),
+            }
+        )
+    return rows
+
+
+def _printed(output: Mapping[str, Any], number: Any) -> str:
+    """What a cell showed, from its result (records written before `excerpt` existed)."""
+    for cell in output.get("cells") or []:
+        if isinstance(cell, Mapping) and cell.get("number") == number and not cell.get("setup"):
+            parts = [str(cell.get(k) or "").rstrip("\n") for k in ("stdout", "text", "stderr")]
+            error = cell.get("error")
+            if isinstance(error, Mapping):
+                parts.append(f"{error.get('ename')}: {error.get('evalue')}")
+            return "\n".join(part for part in parts if part)
+    return ""
 
 
 def expect_sentence(expect: Any) -> str | None:
