@@ -18,6 +18,7 @@ resolved by `Notebook.select`, the steps' own resolver) against the notebook the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -220,8 +221,9 @@ def _read_notebook(path: Path | None) -> Any:
 def resolve_cell(ref: CellRef, notebook: Any, directory: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """An authored cell address as the report shows it: {number, id, tags, address, found}.
 
-    Resolved by the notebook's own `select` (what a step would address); without the notebook (a
-    record rendered elsewhere), by the cells the run's record saw, matched by number, id or tag.
+    Resolved by the notebook's own `select` (what a step would address) as the run left it; when it
+    names no cell there (a pattern for text the fix replaced, a record rendered elsewhere), by the
+    cells the run's record saw: number, id, tag, or a pattern found in the lines discovery listed.
     """
     address = to_address(ref)
     cell: dict[str, Any] = {"number": address.number, "id": address.id, "tags": [], "address": address, "found": False}
@@ -233,11 +235,13 @@ def resolve_cell(ref: CellRef, notebook: Any, directory: Sequence[Mapping[str, A
         if found is not None:
             cell.update(number=found.number, id=found.id, tags=list(found.tags), found=True)
             return cell
+    regex = re.compile(address.pattern, re.MULTILINE) if address.pattern is not None else None
     for known in directory:
         if (
             (address.number is not None and known.get("number") == address.number)
             or (address.id is not None and known.get("id") == address.id)
             or (address.tag is not None and address.tag in (known.get("tags") or []))
+            or (regex is not None and any(regex.search(line) for line in known.get("lines") or []))
         ):
             cell["number"] = known.get("number") if cell["number"] is None else cell["number"]
             cell["id"] = cell["id"] or known.get("id")

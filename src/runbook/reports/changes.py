@@ -125,7 +125,7 @@ def key_changes(fix_views: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def cell_directory(views: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Every cell the run saw, with number, id and tags (notebook.cells outputs, steps' cells)."""
+    """Every cell the run saw, with number, id, tags and matching lines (notebook.cells outputs, steps' cells)."""
     cells: list[dict[str, Any]] = []
     for view in views:
         output = view["output"]
@@ -133,7 +133,8 @@ def cell_directory(views: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for item in listed if isinstance(listed, list) else []:
             if isinstance(item, Mapping) and as_number(item.get("number")) is not None:
                 tags = [str(t) for t in item.get("tags") or [] if isinstance(t, str)]
-                cells.append({"number": as_number(item["number"]), "id": item.get("id"), "tags": tags})
+                lines = [str(m.get("text")) for m in item.get("matches") or [] if isinstance(m, Mapping)]
+                cells.append({"number": as_number(item["number"]), "id": item.get("id"), "tags": tags, "lines": lines})
         cells.extend({"number": r["number"], "id": r["id"], "tags": r["tags"]} for r in view["cells"])
     return cells
 
