@@ -166,7 +166,7 @@ def test_a_claim_discovery_contradicts_is_flagged(tmp_path: Path) -> None:
         ("{idd: cell_12_4d03dc89}", "unknown key 'idd': did you mean 'id'?"),
         ("image-config", "no cell has id 'image-config'; did you mean {tag: image-config}?"),
         ("{tag: image-konfig}", "tag 'image-konfig' matches no cell"),
-        ("{id: cell_14_f21837ab}", "no cell has id 'cell_14_f21837ab'; did you mean 'cell_14_f21837aa' (cell 15)?"),
+        ("{id: cell_14_f21837ab}", "no cell has id 'cell_14_f21837ab'; did you mean 'cell_14_f21837aa' (cell 15)"),
         ("{id: cell_14_f21837aa, tag: image-config}", "a cell address needs exactly one of id, number, tag, pattern"),
         ("999", "there is no cell number 999"),
     ],
@@ -206,3 +206,44 @@ def test_undefined_value_at_render_time_is_a_located_error(tmp_path: Path) -> No
     assert "Traceback" not in result.output
     for report in (root / "reports").rglob("*.md"):
         assert "{{" not in report.read_text(encoding="utf-8")
+
+
+EXTRA_DISCOVERY = """\
+  - id: flux-deployments
+    title: List the FLUX deployments only
+    uses: azure.deployments
+    with: {model: "FLUX*"}
+
+  - id: all-code-cells
+    title: List every code cell
+    uses: notebook.cells
+    with: {path: "{{ notebook }}", cell_type: code}
+
+fix:
+"""
+
+
+def test_one_discovery_sentence_and_long_tables_fold_on_the_site(tmp_path: Path) -> None:
+    root = copy_sample(tmp_path / "lab")
+    path = root / RUNBOOK
+    path.write_text(path.read_text(encoding="utf-8").replace("\nfix:\n", "\n" + EXTRA_DISCOVERY, 1), encoding="utf-8")
+    result = invoke(["run", "phase-1.5"], cwd=root)
+    assert result.exit_code == 0, result.output
+    text = (root / "reports" / "phase-1.5.md").read_text(encoding="utf-8")
+    summary = text[text.index("## Summary") : text.index("## Root Causes")]
+    assert summary.count("Discovery found") == 1
+    assert (
+        "Discovery found 16 deployments in 3 accounts (`deployments`) and 2 deployments in 3 accounts "
+        "(`flux-deployments`); image models: `FLUX.1-Kontext-pro`, `FLUX-1.1-pro`, only in foundry1-pavavy6pu5hpa."
+    ) in summary
+    listing = text[text.index("### List every code cell") :]
+    match = re.search(r'\?\?\? note "Cells found \((\d+) rows\)"\n\n    \| Cell \| ID \| Tags \| Matching lines \|', listing)
+    assert match is not None and int(match.group(1)) > 10, listing[:400]
+    short = text[text.index("### Find the cells that assume DALL-E") : text.index("### List the FLUX")]
+    assert "???" not in short  # 4 rows: shown as a plain table
+    # The site builds with `mkdocs build --strict` and folds the long table into <details>.
+    built = invoke(["docs", "build"], cwd=root)
+    assert built.exit_code == 0, built.output
+    page = next((root / "site" / "runs" / "1.5").glob("*.html")).read_text(encoding="utf-8")
+    folded = re.search(r'<details class="note">\s*<summary>Cells found \(\d+ rows\)</summary>\s*<table>', page)
+    assert folded is not None
