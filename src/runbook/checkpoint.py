@@ -73,7 +73,9 @@ def _lessons(ws: Workspace, phases: list[PhaseProgress]) -> list[dict[str, str]]
             loaded = None
         if loaded is None:
             continue
-        lessons.extend({"phase": phase.id, "text": " ".join(text.split())} for text in loaded.runbook.report.lessons)
+        for lesson in loaded.runbook.report.lessons:  # a string, or {text, expect}
+            text = lesson if isinstance(lesson, str) else lesson.text
+            lessons.append({"phase": phase.id, "text": " ".join(text.split())})
     return lessons
 
 

@@ -113,9 +113,9 @@ def authored_context(loaded: LoadedRunbook, record: RunRecord, views: Sequence[M
         if view["status"] in ("not_run", "skipped", "running") or view["output"] is None:
             continue
         context["steps"][view["id"]] = {"output": view["output"], "status": view["status"]}
-        name = registers.get(view["id"])
-        if name:
-            context[name] = view["output"]
+        registered = registers.get(view["id"])
+        if registered:
+            context[registered] = view["output"]
     return context
 
 
@@ -166,7 +166,7 @@ class AuthoredText:
                 unknown.extend(sorted({v.name for v in missing if v.touched}))
                 continue
             if not result:
-                said = self.text(message, [*loc, "expect", i, "message"]) if message else None
+                said: str | None = self.text(message, [*loc, "expect", i, "message"]) if message else None
                 contradicted.append(said or f"`{that.strip()}` is false")
         if contradicted:
             return {"status": "contradicted", "note": "⚠️ contradicted by discovery: " + "; ".join(contradicted)}
@@ -310,14 +310,15 @@ def _cell_problems(doc: YamlDocument, runbook: Runbook, root: Path) -> list[Prob
     if notebook is None:
         return []
     problems: list[Problem] = []
-    for key, entries in (("cells", runbook.report.cells), ("cells_detail", runbook.report.cells_detail)):
-        for index, entry in enumerate(entries):
-            address = to_address(entry.cell)
-            if address.pattern is not None:
-                continue  # a pattern may name text the fix writes: checked when the report renders
-            message = _address_problem(notebook, address)
-            if message:
-                problems.append(Problem(doc.location(["report", key, index, "cell"]), message))
+    addresses: list[tuple[str, int, CellRef]] = [("cells", i, note.cell) for i, note in enumerate(runbook.report.cells)]
+    addresses += [("cells_detail", i, detail.cell) for i, detail in enumerate(runbook.report.cells_detail)]
+    for key, index, ref in addresses:
+        address = to_address(ref)
+        if address.pattern is not None:
+            continue  # a pattern may name text the fix writes: checked when the report renders
+        message = _address_problem(notebook, address)
+        if message:
+            problems.append(Problem(doc.location(["report", key, index, "cell"]), message))
     return problems
 
 
@@ -366,7 +367,7 @@ def root_causes(text: AuthoredText, runbook: Runbook) -> list[dict[str, Any]]:
 
 def lessons(text: AuthoredText, runbook: Runbook) -> list[dict[str, Any]]:
     """`report.lessons` rendered: {text, claim} (a plain string states nothing to check)."""
-    shown = []
+    shown: list[dict[str, Any]] = []
     for index, lesson in enumerate(runbook.report.lessons):
         loc: list[str | int] = ["report", "lessons", index]
         if isinstance(lesson, str):

@@ -14,8 +14,8 @@ from typing import Any
 
 from ..loader import LoadedRunbook
 from ..notebooks.cells import CellAddress
-from .authored import resolve_cell
 from ..text import Markdown, code, fence
+from .authored import resolve_cell
 from .markdown import cell_title, first_line
 from .views import as_number
 
@@ -208,16 +208,17 @@ def cells_modified(
     notebook: Any = None,
     text: Any = None,
 ) -> list[dict[str, Any]]:
-    notes = []
-    for index, note in enumerate(loaded.runbook.report.cells):
-        cell = _note_cell(note, directory, notebook)
+    notes: list[tuple[int, Any, dict[str, Any]]] = []
+    for position, authored in enumerate(loaded.runbook.report.cells):
+        cell = _note_cell(authored, directory, notebook)
         if not any(_same_cell(cell, known) for _i, _n, known in notes):
-            notes.append((index, note, cell))
+            notes.append((position, authored, cell))
     rows: list[dict[str, Any]] = []
     for view in fix:
         for ref in view["cells"]:
             found = next(((n, cell) for _i, n, cell in notes if _same_cell(ref, cell)), None)
-            note, address = (found[0], found[1]["address"]) if found else (None, None)
+            note = found[0] if found else None
+            address = found[1]["address"] if found else None
             status = view["status"]
             if status == "changed":
                 made, state = ref["description"] or view["description"] or view["title"], "✅"

@@ -411,7 +411,7 @@ def _records_table(rows: Sequence[Mapping[str, Any]], title: str = "") -> Markdo
     if "name" in headers and "id" in headers and all(_is_arm_id(row.get("id")) for row in rows if "id" in row):
         headers.remove("id")  # full ARM ids make tables unreadable; the name says the same
     headers = headers[:8]
-    table = md_table(([_table_value(row.get(h)) for h in headers] for row in rows[:TABLE_ROWS]), headers)
+    table = str(md_table(([_table_value(row.get(h)) for h in headers] for row in rows[:TABLE_ROWS]), headers))
     more = len(rows) - TABLE_ROWS
     table += f"\n\n*… {plural(more, 'more row')} in the run record.*" if more > 0 else ""
     return Markdown(collapsible(table, len(rows), title or "Table"))

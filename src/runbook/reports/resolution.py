@@ -133,7 +133,8 @@ def _pre_fix_state(_run: Mapping[str, Any], reproduce: Sequence[Mapping[str, Any
             f"seen: {first['observed']}. No fix was applied."
         )
     failed = [v for v in ran if v["status"] == "failed"]
-    codes = {m.group(1) for v in failed for m in [_HTTP_CODE.search(v["observed"])] if m}
+    seen = [_HTTP_CODE.search(v["observed"]) for v in failed]
+    codes = {m.group(1) for m in seen if m} if all(seen) else set()
     subject = plural(len(ran), "verify check")
     if verify_cells:
         subject += f" (on {cells_text(verify_cells).lower()})"
@@ -154,9 +155,10 @@ def _signature_text(failed: Sequence[Mapping[str, Any]]) -> str:
     declared = [v for v in failed if v.get("signature")]
     if not declared:
         return ""
-    shown = "; ".join(
-        f"{code(v['id'])}: " + ", ".join(str(code(r["that"])) for r in v["signature"]["results"]) for v in declared
-    )
+    def said(result: Mapping[str, Any]) -> str:
+        return str(result.get("message") or code(result["that"]))
+
+    shown = "; ".join(f"{code(v['id'])}: " + ", ".join(said(r) for r in v["signature"]["results"]) for v in declared)
     return f" Each failure matched its expected signature ({shown})."
 
 
@@ -312,8 +314,8 @@ def _success_criteria(
         if not wanted and view["cells"]:
             numbers = [c["number"] if c["number"] is not None else c["id"] for c in view["cells"]]
             wanted = [f"{cells_text(numbers).lower()} run{'s' if len(numbers) == 1 else ''} without error"]
-        for text in wanted:
-            line = f"{view['title']}: {text}"
+        for wish in wanted:
+            line = f"{view['title']}: {wish}"
             if line not in criteria:
                 criteria.append(line)
     return criteria
@@ -328,10 +330,13 @@ def _expectation_text(view: Mapping[str, Any]) -> str:
         return "; ".join(
             f"{e.get('message') or e.get('that')}" + ("" if e.get("passed") else " (did not hold)") for e in results
         )
-    if view.get("verified_cells"):
+    rows = view.get("verified_cells")
+    if rows and len(rows) > 2:  # the per-cell sentences follow under "Expected and Actual Output"
+        return f"{cells_text([row['cell'] for row in rows]).lower()} print what they should, without error (below)"
+    if rows:
         return "; ".join(
             f"cell {row['cell']}" + (f" ({row['tag']})" if row["tag"] else "") + f" should {row['expected']}"
-            for row in view["verified_cells"]
+            for row in rows
         )
     if view["expect"]:
         return "; ".join(str(e["message"] or e["that"]) for e in view["expect"])
@@ -356,15 +361,23 @@ def _verified_cells(view: Mapping[str, Any], declared: Any) -> list[dict[str, An
     return rows
 
 
-def _files(authored: Sequence[str], changed: Sequence[str]) -> list[dict[str, Any]]:
-    """Files to modify (authored, maybe `path (what)`) and files the run changed, once each."""
+def _files(authored: Sequence[str], changed: Sequence[str], azure_changes: int = 0) -> list[dict[str, Any]]:
+    """Files to modify (authored, maybe `path (what)`) and files the run changed, once each.
+
+    An entry that is not a path ("Azure: Cosmos DB firewall, …") is shown as written; one about
+    Azure says whether the run changed Azure resources.
+    """
     files: dict[str, dict[str, Any]] = {}
     for entry in authored:
         match = re.match(r"^(?P<path>\S+)(?:\s+\((?P<note>.*)\))?\s*$", entry.strip())
         path, note = (match.group("path"), match.group("note")) if match else (entry.strip(), None)
-        files.setdefault(path, {"path": path, "note": note, "changed": False})
+        item = {"path": path, "note": note, "changed": False, "plain": match is None}
+        if match is None and path.lower().startswith("azure"):
+            item["changed"] = azure_changes > 0
+            item["note"] = plural(azure_changes, "resource") if azure_changes else None
+        files.setdefault(path, item)
     for path in changed:
-        files.setdefault(path, {"path": path, "note": None, "changed": False})["changed"] = True
+        files.setdefault(path, {"path": path, "note": None, "changed": False, "plain": False})["changed"] = True
     return list(files.values())
 
 
@@ -456,6 +469,11 @@ def build_report_context(
         messages = [str(item["message"] or item["that"]) for item in view["expect"]]
         if messages and re.fullmatch(r"\d+ expectations? held", str(view.get("observed", ""))):
             view["observed"] = "as expected: " + "; ".join(messages)  # not "1 expectation held"
+        signature = view.get("signature")
+        if view["stage"] == "reproduce" and view["status"] == "failed" and isinstance(signature, Mapping):
+            said = [str(r.get("message")) for r in signature.get("results") or [] if r.get("message")]
+            if signature.get("matched") and len(said) == 1:
+                view["observed"] = f"{view['observed']}: {said[0]}"  # "HTTP 200: … without a region header"
         if view["stage"] == "reproduce" and view["status"] in ("ok", "changed"):
             # Not "⚠️ passed 1 expectation held": say what it means for the fault.
             view["icon"] = "⚠️"
@@ -493,7 +511,8 @@ def build_report_context(
     failure = None
     if run["status"] != "success" and run["failed_step"] is not None:
         failure = run["failed_step"]
-    files = _files(material.files, run["changed_files"])
+    azure_changes = sum(1 for v in fix if v["status"] == "changed" for c in v["changes"] if c.get("kind") == "azure")
+    files = _files(material.files, run["changed_files"], azure_changes)
     if cells_changed:
         implementation = "ALL CELLS FIXED"
     elif any(v["status"] == "changed" for v in fix):
