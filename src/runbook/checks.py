@@ -136,12 +136,45 @@ def undefined_names(doc: YamlDocument, runbook: Runbook) -> list[Problem]:
     return problems
 
 
+def report_names(doc: YamlDocument, runbook: Runbook) -> list[Problem]:
+    """Names in `report:` text and claims (`expect:`) the report will not have, with a did-you-mean."""
+    from .reports.authored import NOT_TEXT, REPORT_NAMES, TEMPLATED
+    from .templating import check_expression, check_syntax, environment
+
+    data = doc.data.get("report") if isinstance(doc.data, dict) else None
+    if not isinstance(data, dict):
+        return []
+    allowed = set(REPORT_NAMES) | set(runbook.vars) | set(runbook.inputs) | set(environment().globals)
+    allowed |= {step.register_ for _stage, step in runbook.all_steps() if step.register_}
+    problems: list[Problem] = []
+    for key in TEMPLATED:
+        for loc, text in strings_in(data.get(key), ["report", key]):
+            claim = "expect" in loc[2:] and loc[-1] != "message"
+            if not claim and any(part in NOT_TEXT for part in loc[2:] if isinstance(part, str)):
+                continue
+            message = check_expression(text) if claim else check_syntax(text)
+            if message:
+                problems.append(Problem(doc.location(loc), message))
+                continue
+            for name in sorted((_expression_names(text) if claim else template_names(text)) - allowed):
+                hint = did_you_mean(name, sorted(allowed))
+                problems.append(
+                    Problem(
+                        doc.location(loc),
+                        f"undefined name {name!r} in report text: {hint}reports see vars, inputs, registered "
+                        "names, steps, phase, run, target and target_name",
+                    )
+                )
+    return problems
+
+
 def runbook_problems(doc: YamlDocument, root: Path) -> list[Problem]:
     """The static checks of one runbook that passed the schema: template names, notebook paths."""
-    from .reports.authored import report_problems
+    from .reports.authored import cell_problems
 
     runbook = Runbook.model_validate(doc.data)
-    problems = undefined_names(doc, runbook) + notebook_paths(doc, runbook, root) + report_problems(doc, runbook, root)
+    problems = undefined_names(doc, runbook) + notebook_paths(doc, runbook, root)
+    problems += report_names(doc, runbook) + cell_problems(doc, runbook, root)
     problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
     return problems
 

@@ -4,7 +4,7 @@ What a person wrote under `report:` is rendered with the run's registered values
 steps use (`runbook.templating`): `{{ image.model }}` in a root cause names what discovery found. The
 values come from the run record (already redacted): `vars`, each step's registered output, `steps`,
 `phase`, `run`, `target` (its public settings) and `target_name`; never secrets or the environment.
-A name the runbook can never define is a validate-time problem (`report_problems`); a name the
+A name the runbook can never define is a validate-time problem (`checks.report_names`); a name the
 record cannot answer at render time (a typo in an attribute) is a `TemplateError` located at the
 authored text. A value the run did not register (its step did not run) renders as a visible
 "not known in this run" marker, never as the literal template.
@@ -23,8 +23,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotebookError, Problem, TemplateError, did_you_mean
-from ..loader import LoadedRunbook, YamlDocument, strings_in
+from ..errors import NotebookError, Problem, TemplateError
+from ..loader import LoadedRunbook, YamlDocument
 from ..model import Expectation, Runbook
 from ..notebooks.cells import CellAddress, CellRef, to_address
 from ..record import RunRecord
@@ -33,7 +33,7 @@ __all__ = [
     "REPORT_NAMES",
     "AuthoredText",
     "authored_context",
-    "report_problems",
+    "cell_problems",
     "resolve_cell",
     "run_notebook",
 ]
@@ -55,7 +55,7 @@ TEMPLATED = (
     "detection",
     "action_items",
 )
-_NOT_TEXT = {"expect", "cell", "id", "step", "done", "that"}  # keys whose strings are not prose
+NOT_TEXT = {"expect", "cell", "id", "step", "done", "that"}  # keys whose strings are not prose
 
 
 class NotKnown:
@@ -260,50 +260,7 @@ def notebook_for(root: Path, views: Sequence[Mapping[str, Any]], runbook: Runboo
 # ---------------------------------------------------------------- validate
 
 
-def report_problems(doc: YamlDocument, runbook: Runbook, root: Path) -> list[Problem]:
-    """`validate`'s checks of `report:`: template names, claim expressions and cell addresses."""
-    from ..templating import environment
-
-    data = doc.data.get("report") if isinstance(doc.data, dict) else None
-    if not isinstance(data, dict):
-        return []
-    allowed = set(REPORT_NAMES) | set(runbook.vars) | set(runbook.inputs) | set(environment().globals)
-    allowed |= {step.register_ for _stage, step in runbook.all_steps() if step.register_}
-    problems = _name_problems(doc, data, allowed)
-    problems.extend(_cell_problems(doc, runbook, root))
-    return problems
-
-
-def _name_problems(doc: YamlDocument, data: Mapping[str, Any], allowed: set[str]) -> list[Problem]:
-    from ..checks import template_names
-    from ..templating import check_expression, check_syntax
-
-    problems: list[Problem] = []
-    for key in TEMPLATED:
-        for loc, text in strings_in(data.get(key), ["report", key]):
-            is_claim = "expect" in loc[2:] and loc[-1] != "message"
-            if any(part in _NOT_TEXT for part in loc[2:] if isinstance(part, str)) and not is_claim:
-                continue
-            message = check_expression(text) if is_claim else check_syntax(text)
-            if message:
-                problems.append(Problem(doc.location(loc), message))
-                continue
-            stripped = text.strip()
-            braced = stripped if stripped.startswith("{{") and stripped.endswith("}}") else "{{ " + stripped + " }}"
-            names = template_names(braced if is_claim else text)
-            for name in sorted(names - allowed):
-                hint = did_you_mean(name, sorted(allowed))
-                problems.append(
-                    Problem(
-                        doc.location(loc),
-                        f"undefined name {name!r} in report text: {hint}reports see vars, inputs, registered "
-                        "names, steps, phase, run, target and target_name",
-                    )
-                )
-    return problems
-
-
-def _cell_problems(doc: YamlDocument, runbook: Runbook, root: Path) -> list[Problem]:
+def cell_problems(doc: YamlDocument, runbook: Runbook, root: Path) -> list[Problem]:
     """Addresses in `report.cells`/`cells_detail` that name no cell (or several) of the notebook."""
     declared = _declared_notebook(runbook)
     notebook = _read_notebook(root / declared) if declared else None
