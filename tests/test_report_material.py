@@ -247,3 +247,18 @@ def test_one_discovery_sentence_and_long_tables_fold_on_the_site(tmp_path: Path)
     page = next((root / "site" / "runs" / "1.5").glob("*.html")).read_text(encoding="utf-8")
     folded = re.search(r'<details class="note">\s*<summary>Cells found \(\d+ rows\)</summary>\s*<table>', page)
     assert folded is not None
+
+
+def test_values_a_run_did_not_register_are_marked_not_guessed(tmp_path: Path) -> None:
+    """A run of one step: text reading `image` says it is not known; claims say they were not checked."""
+    root = copy_sample(tmp_path / "lab")
+    assert invoke(["run", "phase-1.5", "--step", "accounts"], cwd=root).exit_code == 0
+    run_id = next((root / "reports" / "runs" / "1.5").glob("*.jsonl")).stem
+    result = invoke(["report", "phase-1.5", "--run", run_id, "-o", "-"], cwd=root)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "{{" not in text and "{%" not in text
+    assert "**Actual**: *(not known in this run: step `image-models` did not run)*" in text
+    assert "**B. Expected Fix**: *(not known in this run: step `image-models` did not run)*" in text
+    assert "> ⏭️ not checked: this run has no value for `deployments`" in text
+    assert "discovery found none" not in text  # an unknown value is never read as an empty one

@@ -135,11 +135,21 @@ class AuthoredText:
 
         if value is None:
             return None
+        missing = self._missing()
         try:
             rendered = render_string(value, self.context)
         except TemplateError as exc:
             raise self._located(exc, loc) from None
+        touched = [v for v in missing if v.touched]
+        if touched:  # a text that reads a value this run lacks is not shown half-rendered
+            return "; ".join(dict.fromkeys(str(v) for v in touched))
         return str(rendered).strip()
+
+    def _missing(self) -> list[NotKnown]:
+        missing = [v for v in self.context.values() if isinstance(v, NotKnown)]
+        for value in missing:
+            value.touched = False
+        return missing
 
     def texts(self, values: Iterable[str], loc: Sequence[str | int]) -> list[str]:
         return [self.text(v, [*loc, i]) or "" for i, v in enumerate(values)]
@@ -155,9 +165,7 @@ class AuthoredText:
         for i, item in enumerate(checks):
             that, message = (item, None) if isinstance(item, str) else (item.that, item.message)
             where = [*loc, "expect", i]
-            missing = [v for v in self.context.values() if isinstance(v, NotKnown)]
-            for value in missing:
-                value.touched = False
+            missing = self._missing()
             try:
                 result = evaluate(that, self.context)
             except TemplateError as exc:
