@@ -136,6 +136,9 @@ def test_postmortem_sections_are_absent_unless_authored(tmp_path: Path) -> None:
     text = (root / "reports" / "phase-1.5.md").read_text(encoding="utf-8")
     for heading in ("## Impact", "## Detection", "## Action Items", "**Trigger**"):
         assert heading not in text
+    # The changelog's authored lines are report material too: rendered with the resolving run's values.
+    changelog = (root / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "Image generation cells call the discovered FLUX-1.1-pro deployment" in changelog and "{{" not in changelog
 
 
 def test_a_claim_discovery_contradicts_is_flagged(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ TEMPLATED = (
     "impact",
     "detection",
     "action_items",
+    "changelog",
 )
 NOT_TEXT = {"expect", "cell", "id", "step", "done", "that"}  # keys whose strings are not prose
 
@@ -92,10 +93,15 @@ class NotKnown:
         return f"*(not known in this run: {why})*"
 
 
-def authored_context(loaded: LoadedRunbook, record: RunRecord, views: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The names authored text sees: the executor's context, rebuilt from the (redacted) record."""
+def authored_context(
+    loaded: LoadedRunbook, record: RunRecord | None, views: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """The names authored text sees: the executor's context, rebuilt from the (redacted) record.
+
+    Without a record (a phase whose resolving run is not at hand), only the runbook's `vars` are known.
+    """
     runbook = loaded.runbook
-    started = record.run_started
+    started = record.run_started if record is not None else None
     variables = dict(started.vars) if started is not None else dict(runbook.vars)
     context: dict[str, Any] = {
         **variables,
@@ -103,7 +109,10 @@ def authored_context(loaded: LoadedRunbook, record: RunRecord, views: Sequence[M
         "target": dict(started.target_settings or {}) if started is not None else {},
         "target_name": started.target if started is not None else None,
         "phase": runbook.phase,
-        "run": {"id": record.run_id, "started_at": started.time if started is not None else None},
+        "run": {
+            "id": record.run_id if record is not None else None,
+            "started_at": started.time if started is not None else None,
+        },
         "steps": {},
     }
     registers = {step.id: step.register_ for _stage, step in runbook.all_steps() if step.register_}

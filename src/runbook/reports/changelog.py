@@ -25,8 +25,9 @@ from typing import Any
 from ..atomic import write_if_changed
 from ..loader import LoadedRunbook
 from ..progress import phase_states
-from ..record import LogLine, read_log, read_record
+from ..record import LogLine, RunRecord, read_log, read_record
 from ..workspace import Workspace
+from .authored import AuthoredText, authored_context
 from .environment import CHANGELOG_TEMPLATE, render_template
 from .paths import CHANGELOG_NAME, TIMELINE_NAME, relative_path, report_path
 from .runbooks import PhaseRunbooks
@@ -99,14 +100,27 @@ def _resolutions(lines: Sequence[LogLine]) -> list[_Resolution]:
     ]
 
 
-def _fix_titles(ws: Workspace, resolution: _Resolution, loaded: LoadedRunbook | None) -> list[str]:
+def _resolving_record(ws: Workspace, resolution: _Resolution) -> RunRecord | None:
     run_id = resolution.line.run_id
-    if not run_id:
+    path = ws.reports_dir / "runs" / resolution.phase / f"{run_id}.jsonl" if run_id else None
+    return read_record(path) if path is not None and path.exists() else None
+
+
+def _authored_lines(loaded: LoadedRunbook, record: RunRecord | None) -> dict[str, list[str]]:
+    """The runbook's `report.changelog` lines, rendered with the resolving run's values (see `authored`)."""
+    authored = loaded.runbook.report.changelog
+    text = AuthoredText(loaded, authored_context(loaded, record, step_results(loaded, record) if record else []))
+    sections: dict[str, list[str]] = {}
+    for name, items in (("Added", authored.added), ("Changed", authored.changed), ("Fixed", authored.fixed)):
+        if items:
+            rendered = text.texts(items, ["report", "changelog", name.lower()])
+            sections[name] = [" ".join(item.split()) for item in rendered]
+    return sections
+
+
+def _fix_titles(record: RunRecord | None, loaded: LoadedRunbook | None) -> list[str]:
+    if record is None:
         return []
-    path = ws.reports_dir / "runs" / resolution.phase / f"{run_id}.jsonl"
-    if not path.exists():
-        return []
-    record = read_record(path)
     if loaded is not None:
         return [v["title"] for v in step_results(loaded, record) if v["stage"] == "fix" and v["status"] == "changed"]
     return changed_fix_titles(record)
@@ -133,14 +147,14 @@ def build_changelog_context(ws: Workspace, runbooks: PhaseRunbooks | None = None
         report = report_path(ws, phase)
         # A phase done by hand has no report: its version links to the timeline, where its log lines are.
         link = relative_path(ws, report) if report.exists() else TIMELINE_NAME
-        authored = loaded.runbook.report.changelog if loaded is not None else None
-        sections: dict[str, list[str]] = {}
-        if authored is not None:
-            for name, items in (("Added", authored.added), ("Changed", authored.changed), ("Fixed", authored.fixed)):
-                if items:
-                    sections[name] = [" ".join(item.split()) for item in items]
+        lines_of = loaded.runbook.report.changelog if loaded is not None else None
+        written = [*lines_of.added, *lines_of.changed, *lines_of.fixed] if lines_of is not None else []
+        # The record is read only when it is needed: templated lines, or none written (the fix titles).
+        needed = not written or any("{" in line for line in written)
+        record = _resolving_record(ws, resolution) if needed else None
+        sections = _authored_lines(loaded, record) if loaded is not None else {}
         if not sections:
-            titles = _fix_titles(ws, resolution, loaded)
+            titles = _fix_titles(record, loaded)
             sections["Fixed"] = titles or [_logged_words(resolution.line, title) or f"{title} resolved"]
         versions.append(
             {
