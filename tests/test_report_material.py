@@ -170,7 +170,7 @@ def test_a_claim_discovery_contradicts_is_flagged(tmp_path: Path) -> None:
         ("image-config", "no cell has id 'image-config'; did you mean {tag: image-config}?"),
         ("{tag: image-konfig}", "tag 'image-konfig' matches no cell"),
         ("{id: cell_14_f21837ab}", "no cell has id 'cell_14_f21837ab'; did you mean 'cell_14_f21837aa' (cell 15)"),
-        ("{id: cell_14_f21837aa, tag: image-config}", "a cell address needs exactly one of id, number, tag, pattern"),
+        ("{id: cell_14_f21837aa, tag: image-config}", "report.cells.0.cell: a cell address needs exactly one of id, number, tag, pattern (got id, tag)"),
         ("999", "there is no cell number 999"),
     ],
 )

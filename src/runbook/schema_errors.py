@@ -73,7 +73,8 @@ def schema_problems(
             location = doc.location(loc[:-1])
         else:
             where = ".".join(str(p) if str(p).isprintable() else repr(p) for p in loc)
-            message = f"{where}: {err['msg']}"
+            # a validator's own words, without pydantic's "Value error, " in front of them
+            message = f"{where}: {str(err['msg']).removeprefix('Value error, ')}"
             location = doc.location(loc)
         problems.append(Problem(location, message))
     return problems
