@@ -265,3 +265,13 @@ def test_values_a_run_did_not_register_are_marked_not_guessed(tmp_path: Path) ->
     assert "**B. Expected Fix**: *(not known in this run: step `image-models` did not run)*" in text
     assert "> ⏭️ not checked: this run has no value for `deployments`" in text
     assert "discovery found none" not in text  # an unknown value is never read as an empty one
+
+
+def test_header_expectations_read_as_words() -> None:
+    from runbook.reports.sentences import expect_sentence
+
+    assert (
+        expect_sentence({"status": 200, "headers": {"x-ms-region": ".+", "x-ms-backend-id": ".+"}})
+        == "answers HTTP 200 with headers x-ms-region set and x-ms-backend-id set"
+    )
+    assert expect_sentence({"headers": {"content-type": "json"}}) == "with header content-type matching /json/"

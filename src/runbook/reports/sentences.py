@@ -63,8 +63,12 @@ def _http(expect: Mapping[str, Any]) -> str | None:
         parts.append(f"whose body contains {_quoted(expect['body_contains'])}")
     if expect.get("body_regex"):
         parts.append(f"whose body matches /{expect['body_regex']}/")
-    for header, value in (expect.get("headers") or {}).items():
-        parts.append(f"with header {header}: {value}")
+    headers = [
+        f"{header} set" if str(value) in (".+", ".*", "^.+$") else f"{header} matching /{value}/"
+        for header, value in (expect.get("headers") or {}).items()
+    ]
+    if headers:
+        parts.append(("and " if checks else "with ") + f"header{'s' if len(headers) > 1 else ''} " + " and ".join(headers))
     if expect.get("max_latency_ms"):
         parts.append(f"within {expect['max_latency_ms']:g} ms")
     return " ".join(parts) if parts else None
