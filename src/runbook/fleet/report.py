@@ -241,6 +241,15 @@ def event_line(event: dict[str, Any]) -> str | None:
         return f"{clock}  {event['member']:<16} skipped     {event['reason']}"
     if kind == "fleet_halted":
         return f"{clock}  HALTED: {event['reason']}"
+    if kind == "fleet_interrupted":
+        running = ", ".join(event["running"]) or "none"
+        return f"{clock}  INTERRUPTED ({event['signal']}): no new member starts; waiting for the running ones ({running})"
+    if kind == "emulator_started":
+        return f"{clock}  emulator serving {event['estate']}: ARM {event['arm_url']}, gateway {event['gateway_url']}"
+    if kind == "emulator_stopped":
+        throttled = {sub: c["throttled"] for sub, c in event["subscriptions"].items() if c.get("throttled")}
+        detail = ", ".join(f"{sub} {n}" for sub, n in sorted(throttled.items())) or "none"
+        return f"{clock}  emulator served {event['requests']} requests ({event['arm_requests']} ARM); throttled (429): {detail}"
     if kind == "fleet_finished":
         totals = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in event["totals"].items())
         return f"{clock}  fleet {event['status'].upper()} in {_seconds(event['duration_s'])}: {totals}"
