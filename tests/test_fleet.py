@@ -241,10 +241,12 @@ def test_two_member_fleet_with_a_git_member_commits_on_a_branch(tmp_path: Path) 
     fleet_file = tmp_path / "fleet.yaml"
     fleet_file.write_text(
         "fleet: two\n"
+        "emulator: {estate: made/estate.yaml}\n"
         "defaults: {target: member}\n"
         "members:\n"
-        "  - {name: from-git, repo: repos/member-01.git, ref: main, secrets: {extra_token: FLEET_TEST_TOKEN}}\n"
-        f"  - {{name: broken, workspace: {made / 'members' / 'member-02'}}}\n",
+        "  - {name: from-git, repo: repos/member-01.git, ref: main, apim_service: apim-member-01,\n"
+        "     secrets: {extra_token: FLEET_TEST_TOKEN}}\n"
+        f"  - {{name: broken, workspace: {made / 'members' / 'member-02'}, apim_service: apim-member-02}}\n",
         encoding="utf-8",
     )
     env = {"FLEET_TEST_TOKEN": canary}
