@@ -295,7 +295,8 @@ def run_fleet(plan: FleetPlan, listeners: Iterable[Listener] = ()) -> FleetOutco
     else:
         emit(FleetResumed(fleet_run_id=plan.fleet_run_id, engine=engine_name, members=names, options=plan.describe()))
     if emulator is not None:
-        emit(EmulatorStarted(estate=str(plan.fleet.estate_path), arm_url=emulator.arm_url, gateway_url=emulator.gateway_url))
+        emit(EmulatorStarted(estate=str(plan.fleet.estate_path), arm_url=emulator.arm_url, gateway_url=emulator.gateway_url,
+                             pid=emulator.process.pid))
     _replay_finished(done_before, finished_before, statuses, emit)
     signals = _Signals()
     try:
@@ -328,18 +329,15 @@ def _drive(plan: FleetPlan, engine: Engine | None, pending: list[tuple[MemberSpe
     errors = 0
     halted = False
     while pending or running:
-        if signals.count and not signals.seen:
-            signals.seen = halted = True
-            emit(FleetInterrupted(signal=signals.name, running=[spec.name for spec, _ in running.values()]))
-        if signals.count > 1 and not signals.stopping and engine is not None:
-            signals.stopping = True
-            engine.interrupt()  # a second signal: the running members stop their step, recorded as interrupted
+        halted = signals.check(running, engine, emit) or halted
         if not halted:
             _start_members(plan, engine, pending, running, finished_before, emit)
         if not running:
             break
         assert engine is not None
-        for handle in engine.wait(list(running), timeout=0.5):
+        done = engine.wait(list(running), timeout=0.5)
+        halted = signals.check(running, engine, emit) or halted  # members a signal stopped were running when it came
+        for handle in done:
             spec, began = running.pop(handle)
             result = engine.result(handle)
             result.setdefault("status", "error")
@@ -376,6 +374,16 @@ class _Signals:
         self.seen = False
         self.stopping = False
         self._saved: dict[int, Any] = {}
+
+    def check(self, running: dict[Any, tuple[MemberSpec, float]], engine: Engine | None, emit: Callable[[Any], None]) -> bool:
+        """Record the first signal (and who was running); on the second, stop the running members. True once signalled."""
+        if self.count and not self.seen:
+            self.seen = True
+            emit(FleetInterrupted(signal=self.name, running=[spec.name for spec, _ in running.values()]))
+        if self.count > 1 and not self.stopping and engine is not None:
+            self.stopping = True
+            engine.interrupt()  # each member stops its step and records it as interrupted
+        return self.seen
 
     def _handle(self, signum: int, _frame: Any) -> None:
         self.count += 1

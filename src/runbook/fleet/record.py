@@ -104,6 +104,7 @@ class EmulatorStarted(_Event):
     estate: str
     arm_url: str
     gateway_url: str
+    pid: int | None = None  # its process (it outlives a killed coordinator until the members go quiet)
 
 
 class EmulatorStopped(_Event):
