@@ -20,7 +20,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from runbook.azure.emulator.transport import Response, arm_error
 from runbook.azure.estate import Estate, TokenBucket
@@ -37,13 +37,15 @@ def request_kind(method: str) -> str:
     return _KIND_OF_METHOD.get(method, "writes")
 
 
-@dataclass(frozen=True)
-class Grant:
+class Grant(NamedTuple):
     """The throttle's answer: allowed or not, the header to send, and (when refused) the seconds to wait."""
 
     allowed: bool
     header: tuple[str, str]
     retry_after: float = 0.0
+
+
+_HEADERS = {kind: f"x-ms-ratelimit-remaining-subscription-{kind}" for kind in KINDS}
 
 
 class _Bucket:
@@ -81,7 +83,7 @@ class Throttle:
             assert isinstance(bucket, _Bucket)
             tokens = min(bucket.capacity, bucket.tokens + (now - bucket.stamp) * bucket.rate)
             bucket.stamp = now
-            header_name = f"x-ms-ratelimit-remaining-subscription-{kind}"
+            header_name = _HEADERS[kind]
             if tokens >= 1.0:
                 bucket.tokens = tokens - 1.0
                 bucket.granted += 1
