@@ -23,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from conftest import REPO, git, invoke
 from runbook.fleet.generate import DEFAULT_BROKEN, generate_fleet
@@ -31,6 +32,7 @@ from runbook.fleet.record import FleetRecordWriter, MemberFinished, MemberStarte
 from runbook.record import read_record, record_paths
 
 SRC = REPO / "src"
+
 BROKEN_NAMES = {f"member-{i:02d}" for i in DEFAULT_BROKEN}
 
 
@@ -149,6 +151,48 @@ def test_generators_defaults_and_duplicates(tmp_path: Path) -> None:
     result = invoke(["fleet", "-f", str(path), "status", "1.5"], cwd=tmp_path)
     assert result.exit_code == 2
     assert "has no {n} placeholder" in result.stderr and "fleet.yaml:13:" in result.stderr
+
+
+def test_generated_fleet_has_one_estate_with_a_subscription_and_gateway_per_member(tmp_path: Path) -> None:
+    from runbook.azure.estate import load_estate
+
+    result = invoke(["fleet", "generate", str(tmp_path / "f"), "--members", "9", "--subscriptions", "2", "--latency", "0.05",
+                     "--source", str(REPO)], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    fleet = load_fleet(tmp_path / "f" / "fleet.yaml")
+    assert fleet.config.emulator is not None and fleet.config.emulator.latency == 0.05
+    estate = load_estate(fleet.estate_path)
+    by_member = {group.name: (sub, group) for sub, group in estate.groups()}
+    assert sorted(by_member) == [f"rg-member-{i:02d}" for i in range(1, 10)]
+    for spec in fleet.members:
+        sub, group = by_member[spec.settings["resource_group"]]
+        assert sub.id == spec.subscription and [svc.name for svc in group.apim] == [spec.settings["apim_service"]]
+    # two shared subscriptions, and the throttled member (5) alone in a tiny-bucket one
+    throttled = fleet.members[4]
+    assert len({m.subscription for m in fleet.members}) == 3
+    assert [m.name for m in fleet.members if m.subscription == throttled.subscription] == ["member-05"]
+    tiny = estate.find_subscription(throttled.subscription or "")
+    assert tiny is not None and tiny.rate_limits is not None and tiny.rate_limits.reads.burst == 3
+    assert all(s.rate_limits is not None and s.rate_limits.reads.burst == 250 for s in estate.subscriptions if s is not tiny)
+    assert throttled.settings["http_attempts"] == 3
+    image = {group.name: any("imageGenerations" in d.effective_capabilities() for a in group.accounts for d in a.deployments)
+             for _, group in estate.groups()}
+    assert image["rg-member-02"] is False and image["rg-member-01"] is True
+    routes = {group.name: [o.url_template for api in group.apim[0].apis for o in api.operations] for _, group in estate.groups()}
+    assert not any("images" in t for t in routes["rg-member-08"]) and any("images" in t for t in routes["rg-member-07"])
+    target = YAML(typ="rt").load((tmp_path / "f" / "members" / "member-01" / "runbook.yaml").read_text())["targets"]["member"]
+    assert target["kind"] == "azure" and target["settings"]["credential"] == "emulator"
+
+
+def test_members_must_be_in_the_fleets_estate(tmp_path: Path) -> None:
+    generate_fleet(tmp_path, 2, source=REPO, broken={}, git=False)
+    text = (tmp_path / "fleet.yaml").read_text().replace("apim_service: apim-member-02", "apim_service: apim-membr-02")
+    (tmp_path / "fleet.yaml").write_text(text)
+    result = invoke(["fleet", "run", "1.5", "--yes"], cwd=tmp_path)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "fleet.yaml:" in result.stderr and "'apim-membr-02' is not in the fleet's estate estate.yaml" in result.stderr
+    assert "did you mean 'apim-member-02'" in result.stderr
+    assert not (tmp_path / "reports" / "fleet").exists()  # nothing started, nothing written
 
 
 @pytest.mark.parametrize(
