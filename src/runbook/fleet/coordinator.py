@@ -299,25 +299,25 @@ def run_fleet(plan: FleetPlan, listeners: Iterable[Listener] = ()) -> FleetOutco
                              pid=emulator.process.pid))
     _replay_finished(done_before, finished_before, statuses, emit)
     signals = _Signals()
-    try:
-        with signals:
+    with signals:  # until the fleet record is complete: a signal is counted, never raised mid-write
+        try:
             _drive(plan, engine, pending, finished_before, statuses, emit, signals)
-    finally:
-        if engine is not None:
-            engine.close()
-        if emulator is not None:
-            stats = emulator.stop()
-            emit(EmulatorStopped(**(stats or {})))
-    interrupted = signals.count > 0
-    for spec, _job in pending:
-        statuses[spec.name] = "not_started"
-        emit(MemberSkipped(member=spec.name, reason="interrupted" if interrupted else "--max-errors exceeded"))
-    for spec in plan.members:
-        statuses.setdefault(spec.name, "not_started")
-    everyone = all(s == "success" for s in statuses.values())
-    status: Literal["success", "failed", "interrupted"] = "interrupted" if interrupted else "success" if everyone else "failed"
-    duration = round(time.monotonic() - started, 3)
-    emit(FleetFinished(status=status, totals=_totals(statuses), duration_s=duration))
+        finally:
+            if engine is not None:
+                engine.close()
+            if emulator is not None:
+                stats = emulator.stop()
+                emit(EmulatorStopped(**(stats or {})))
+        interrupted = signals.count > 0
+        for spec, _job in pending:
+            statuses[spec.name] = "not_started"
+            emit(MemberSkipped(member=spec.name, reason="interrupted" if interrupted else "--max-errors exceeded"))
+        for spec in plan.members:
+            statuses.setdefault(spec.name, "not_started")
+        everyone = all(s == "success" for s in statuses.values())
+        status: Literal["success", "failed", "interrupted"] = "interrupted" if interrupted else "success" if everyone else "failed"
+        duration = round(time.monotonic() - started, 3)
+        emit(FleetFinished(status=status, totals=_totals(statuses), duration_s=duration))
     return FleetOutcome(plan.fleet_run_id, status, statuses, plan.record_path if writer else None, duration, events)
 
 
