@@ -1,4 +1,4 @@
-"""Fleet benchmark: N members (default 50) behind emulators with 100 ms latency, at concurrency 1, 8, 16.
+"""Fleet benchmark: N members (default 50) behind ONE shared emulator with 100 ms latency, at concurrency 1, 8, 16.
 
 Prints, for each concurrency on the local engine: the fleet's wall time, the sequential sum of its
 member runs (each run's own duration from its record), their ratio (how much the fleet overlaps), and
@@ -8,9 +8,13 @@ imports, loading its workspace) as the coordinator saw it. Nothing is asserted; 
 
 By default the members' runbook drops its `notebook.run` steps, so a member is bound by the
 emulator's latency rather than by starting Jupyter kernels on a small machine; `--with-kernel` keeps
-them. Members are generated from the committed sample (`git archive HEAD`).
+them. Members are generated from the committed sample (`git archive HEAD`); one emulator process
+(the fleet file's `emulator:`) serves every member's subscription and gateway, as in the tests. The
+bare run talks to the same kind of emulator process. It also prints what ARM's token bucket costs
+per request (`Throttle.take`), since the shared emulator is the fleet's bottleneck. `--quick` is a
+short smoke form (8 members, concurrency 1 and 4, one bare run).
 
-    python bench/bench_fleet.py [--members 50] [--concurrency 1 8 16] [--latency 0.1] [--with-kernel]
+    python bench/bench_fleet.py [--members 50] [--concurrency 1 8 16] [--latency 0.1] [--with-kernel] [--quick]
 """
 
 from __future__ import annotations
@@ -56,16 +60,41 @@ def _fleet(folder: Path, members: int, latency: float, with_kernel: bool) -> Pat
 
 def bare_run(folder: Path, latency: float, with_kernel: bool, repeat: int = 3) -> float:
     """Median wall time of `runbook run 1.5 --yes` in a fresh member, as a user would type it."""
+    from runbook.fleet.emulator import start_fleet_emulator
+
     times = []
     for i in range(repeat):
         _fleet(folder / f"bare-{i}", 1, latency, with_kernel)
         member = folder / f"bare-{i}" / "members" / "member-01"
-        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "NO_COLOR": "1"}
-        began = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "runbook.cli", "run", "1.5", "--yes"], cwd=member, env=env,
-                       check=True, capture_output=True)
-        times.append(time.perf_counter() - began)
+        emulator = start_fleet_emulator(folder / f"bare-{i}" / "estate.yaml", latency=latency)
+        try:
+            env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "NO_COLOR": "1", "FLEET_ARM_URL": emulator.arm_url,
+                   "FLEET_GATEWAY_URL": emulator.gateway_url_for("apim-member-01"),
+                   "APIM_API_KEY": "member01-apim-key-not-a-secret"}
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "runbook.cli", "run", "1.5", "--yes"], cwd=member, env=env,
+                           check=True, capture_output=True)
+            times.append(time.perf_counter() - began)
+        finally:
+            emulator.stop()
     return statistics.median(times)
+
+
+def throttle_cost(requests: int = 200_000) -> float:
+    """Microseconds per `Throttle.take` (the token-bucket bookkeeping each ARM request pays)."""
+    from runbook.azure.emulator.throttle import Throttle
+    from runbook.azure.estate import Estate
+    from runbook.fleet.generate import fleet_estate, subscription_id
+
+    subs = [subscription_id(i) for i in range(1, 51)]
+    data = fleet_estate([(i, None, sub) for i, sub in enumerate(subs, start=1)])
+    for sub in data["subscriptions"]:  # buckets that never empty: the granted path, what nearly every request takes
+        sub["rate_limits"] = {"reads": {"burst": 10**9, "per_second": 25}}
+    throttle = Throttle(Estate.model_validate(data))
+    began = time.perf_counter()
+    for n in range(requests):
+        throttle.take(subs[n % 50], "bench-token", "GET")
+    return (time.perf_counter() - began) / requests * 1e6
 
 
 def fleet_run(folder: Path, members: int, concurrency: int, latency: float, with_kernel: bool) -> dict[str, float]:
@@ -80,7 +109,11 @@ def fleet_run(folder: Path, members: int, concurrency: int, latency: float, with
         print(f"  warning: {len(failed)} members did not succeed: {failed[:5]}", file=sys.stderr)
     runs = [float(e["duration_s"] or 0) for e in finished]
     walls = [float(e["wall_s"] or 0) for e in finished]
+    served = next((e for e in outcome.events if e["event"] == "emulator_stopped"), {})
+    throttled = sum(c["throttled"] for c in served.get("subscriptions", {}).values())
     return {
+        "requests": float(served.get("requests", 0)),
+        "throttled": float(throttled),
         "wall": wall,
         "sequential_sum": sum(runs),
         "mean_run": statistics.mean(runs),
@@ -96,7 +129,10 @@ def main() -> None:
     parser.add_argument("--with-kernel", action="store_true")
     parser.add_argument("--start-method", choices=["forkserver", "spawn"], default="forkserver",
                         help="how the local engine starts member processes")
+    parser.add_argument("--quick", action="store_true", help="a short smoke form: 8 members, concurrency 1 and 4")
     args = parser.parse_args()
+    if args.quick:
+        args.members, args.concurrency = min(args.members, 8), [1, 4]
     from runbook.fleet import engines
 
     engines.START_METHOD = args.start_method
@@ -105,15 +141,18 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         folder = Path(tmp)
-        bare = bare_run(folder, args.latency, args.with_kernel)
-        print(f"bare `runbook run 1.5`: {bare:.2f} s wall (median of 3)")
+        print(f"ARM token bucket: {throttle_cost(20_000 if args.quick else 200_000):.2f} us per request (Throttle.take)")
+        repeat = 1 if args.quick else 3
+        bare = bare_run(folder, args.latency, args.with_kernel, repeat)
+        print(f"bare `runbook run 1.5`: {bare:.2f} s wall (median of {repeat})")
         rows = []
         for concurrency in args.concurrency:
             result = fleet_run(folder / f"c{concurrency}", args.members, concurrency, args.latency, args.with_kernel)
             rows.append((concurrency, result))
             print(f"concurrency {concurrency:>2}: wall {result['wall']:7.1f} s, sequential sum of runs "
                   f"{result['sequential_sum']:7.1f} s, sum/wall {result['sequential_sum'] / result['wall']:5.2f}x, "
-                  f"mean run {result['mean_run']:.2f} s, mean outside the run {result['mean_outside_run']:.2f} s")
+                  f"mean run {result['mean_run']:.2f} s, mean outside the run {result['mean_outside_run']:.2f} s, "
+                  f"one emulator served {result['requests']:.0f} requests ({result['throttled']:.0f} throttled)")
         first = next((r for c, r in rows if c == 1), None)
         if first is not None:
             per_member = first["wall"] / args.members

@@ -1,10 +1,12 @@
 """Fleets: the fleet file, rate control, the fleet record and report, member runs on real workspaces.
 
-Members are generated from the committed sample (`git archive HEAD`), each its own git repository
-with its own emulator estate; three of twelve are broken by design. The unmarked tests are the
+Members are generated from the committed sample (`git archive HEAD`), each its own git repository;
+ONE emulator (started by the coordinator) serves the fleet's estate, a subscription, accounts and
+gateway per member; three of twelve are broken by design (no image model, a throttling
+subscription, a gateway without the image route). The unmarked tests are the
 bounded CI share (the file format, the record and report, a two-member fleet with a git member);
-the `slow` ones run the 12-member fleet: --max-errors, a SIGKILLed coordinator then --resume, and a
-loopback Dask cluster that loses a worker mid-run.
+Ctrl-C of a coordinator then --resume; the `slow` ones run the 12-member fleet: --max-errors, a
+SIGKILLed coordinator then --resume, and a loopback Dask cluster that loses a worker mid-run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from conftest import REPO, git, invoke
 from runbook.fleet.generate import DEFAULT_BROKEN, generate_fleet
@@ -29,6 +32,7 @@ from runbook.fleet.record import FleetRecordWriter, MemberFinished, MemberStarte
 from runbook.record import read_record, record_paths
 
 SRC = REPO / "src"
+
 BROKEN_NAMES = {f"member-{i:02d}" for i in DEFAULT_BROKEN}
 
 
@@ -149,6 +153,48 @@ def test_generators_defaults_and_duplicates(tmp_path: Path) -> None:
     assert "has no {n} placeholder" in result.stderr and "fleet.yaml:13:" in result.stderr
 
 
+def test_generated_fleet_has_one_estate_with_a_subscription_and_gateway_per_member(tmp_path: Path) -> None:
+    from runbook.azure.estate import load_estate
+
+    result = invoke(["fleet", "generate", str(tmp_path / "f"), "--members", "9", "--subscriptions", "2", "--latency", "0.05",
+                     "--source", str(REPO)], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    fleet = load_fleet(tmp_path / "f" / "fleet.yaml")
+    assert fleet.config.emulator is not None and fleet.config.emulator.latency == 0.05
+    estate = load_estate(fleet.estate_path)
+    by_member = {group.name: (sub, group) for sub, group in estate.groups()}
+    assert sorted(by_member) == [f"rg-member-{i:02d}" for i in range(1, 10)]
+    for spec in fleet.members:
+        sub, group = by_member[spec.settings["resource_group"]]
+        assert sub.id == spec.subscription and [svc.name for svc in group.apim] == [spec.settings["apim_service"]]
+    # two shared subscriptions, and the throttled member (5) alone in a tiny-bucket one
+    throttled = fleet.members[4]
+    assert len({m.subscription for m in fleet.members}) == 3
+    assert [m.name for m in fleet.members if m.subscription == throttled.subscription] == ["member-05"]
+    tiny = estate.find_subscription(throttled.subscription or "")
+    assert tiny is not None and tiny.rate_limits is not None and tiny.rate_limits.reads.burst == 3
+    assert all(s.rate_limits is not None and s.rate_limits.reads.burst == 250 for s in estate.subscriptions if s is not tiny)
+    assert throttled.settings["http_attempts"] == 3
+    image = {group.name: any("imageGenerations" in d.effective_capabilities() for a in group.accounts for d in a.deployments)
+             for _, group in estate.groups()}
+    assert image["rg-member-02"] is False and image["rg-member-01"] is True
+    routes = {group.name: [o.url_template for api in group.apim[0].apis for o in api.operations] for _, group in estate.groups()}
+    assert not any("images" in t for t in routes["rg-member-08"]) and any("images" in t for t in routes["rg-member-07"])
+    target = YAML(typ="rt").load((tmp_path / "f" / "members" / "member-01" / "runbook.yaml").read_text())["targets"]["member"]
+    assert target["kind"] == "azure" and target["settings"]["credential"] == "emulator"
+
+
+def test_members_must_be_in_the_fleets_estate(tmp_path: Path) -> None:
+    generate_fleet(tmp_path, 2, source=REPO, broken={}, git=False)
+    text = (tmp_path / "fleet.yaml").read_text().replace("apim_service: apim-member-02", "apim_service: apim-membr-02")
+    (tmp_path / "fleet.yaml").write_text(text)
+    result = invoke(["fleet", "run", "1.5", "--yes"], cwd=tmp_path)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "fleet.yaml:" in result.stderr and "'apim-membr-02' is not in the fleet's estate estate.yaml" in result.stderr
+    assert "did you mean 'apim-member-02'" in result.stderr
+    assert not (tmp_path / "reports" / "fleet").exists()  # nothing started, nothing written
+
+
 @pytest.mark.parametrize(
     ("value", "total", "expected"),
     [(2, 12, 2), ("2", 12, 2), ("25%", 12, 3), ("10%", 12, 1), ("0%", 12, 0), (None, 12, None)],
@@ -241,10 +287,12 @@ def test_two_member_fleet_with_a_git_member_commits_on_a_branch(tmp_path: Path) 
     fleet_file = tmp_path / "fleet.yaml"
     fleet_file.write_text(
         "fleet: two\n"
+        "emulator: {estate: made/estate.yaml}\n"
         "defaults: {target: member}\n"
         "members:\n"
-        "  - {name: from-git, repo: repos/member-01.git, ref: main, secrets: {extra_token: FLEET_TEST_TOKEN}}\n"
-        f"  - {{name: broken, workspace: {made / 'members' / 'member-02'}}}\n",
+        "  - {name: from-git, repo: repos/member-01.git, ref: main, apim_service: apim-member-01,\n"
+        "     secrets: {extra_token: FLEET_TEST_TOKEN}}\n"
+        f"  - {{name: broken, workspace: {made / 'members' / 'member-02'}, apim_service: apim-member-02}}\n",
         encoding="utf-8",
     )
     env = {"FLEET_TEST_TOKEN": canary}
@@ -277,6 +325,65 @@ def test_two_member_fleet_with_a_git_member_commits_on_a_branch(tmp_path: Path) 
     assert len(_member_records(clone)) == 1 and len(_member_records(made / "members" / "member-02")) == 1
 
 
+# ---------------------------------------------------------------- Ctrl-C
+
+
+def _mid_run(root: Path, name: str) -> bool:
+    """The member's run record has begun and got past its first step."""
+    member = root / "members" / name
+    return any(r.status == "incomplete" and len(r.events) > 2 for r in _member_records(member))
+
+
+@pytest.mark.parametrize("who", ["coordinator", pytest.param("process-group", marks=pytest.mark.slow)])
+def test_ctrl_c_stops_new_starts_and_resume_completes(tmp_path: Path, who: str) -> None:
+    """SIGINT to a running coordinator (or, as a terminal's Ctrl-C does, to its whole process group)."""
+    generate_fleet(tmp_path, 3, source=REPO, broken={})
+    coordinator = subprocess.Popen(
+        [sys.executable, "-m", "runbook.cli", "fleet", "run", "1.5", "--yes", "--max-concurrency", "1"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        _wait_for(lambda: _mid_run(tmp_path, "member-01"), 180, "member-01 half-way through its run")
+        if who == "coordinator":
+            coordinator.send_signal(signal.SIGINT)
+        else:
+            os.killpg(coordinator.pid, signal.SIGINT)
+        out, err = coordinator.communicate(timeout=180)
+    finally:
+        if coordinator.poll() is None:
+            os.killpg(coordinator.pid, signal.SIGKILL)
+            coordinator.wait()
+    assert coordinator.returncode == 130, (out.decode()[-2000:], err.decode()[-2000:])  # as `runbook run` on Ctrl-C
+    assert "--resume" in err.decode() and "Traceback" not in err.decode()
+    events = _events(tmp_path)
+    kinds = [e["event"] for e in events]
+    stop = kinds.index("fleet_interrupted")
+    assert events[stop]["signal"] == "SIGINT" and events[stop]["running"] == ["member-01"]
+    assert "member_started" not in kinds[stop:]  # no new member starts
+    (finished,) = [e for e in events[stop:] if e["event"] == "member_finished"]
+    # alone, the running member finishes; with the terminal's Ctrl-C it stops its step and says so
+    assert finished["member"] == "member-01"
+    assert finished["status"] == ("success" if who == "coordinator" else "interrupted"), finished
+    assert {e["member"] for e in events if e["event"] == "member_skipped"} == {"member-02", "member-03"}
+    assert events[-1]["event"] == "fleet_finished" and events[-1]["status"] == "interrupted"
+    assert "emulator_stopped" in kinds
+    assert not _member_records(tmp_path / "members" / "member-02")
+
+    resumed = invoke(["fleet", "run", "1.5", "--resume", "--yes", "--json"], cwd=tmp_path)
+    assert resumed.exit_code == 0, resumed.output
+    again = [json.loads(line) for line in resumed.stdout.splitlines()]
+    modes = {e["member"]: e["mode"] for e in again if e["event"] == "member_finished"}
+    if who == "coordinator":  # member-01 finished before: skipped, not run again
+        assert modes == {"member-02": "start", "member-03": "start"}
+        assert any(e["event"] == "member_skipped" and e["member"] == "member-01" for e in again)
+    else:  # its interrupted run is continued: completed steps are not repeated
+        assert modes == {"member-01": "resume", "member-02": "start", "member-03": "start"}
+    for index in (1, 2, 3):
+        member = tmp_path / "members" / f"member-{index:02d}"
+        assert [r.status for r in _member_records(member)] == ["success"]
+        _assert_no_step_repeated(member)
+
+
 # ---------------------------------------------------------------- the 12-member fleet (slow)
 
 
@@ -297,6 +404,18 @@ def test_max_errors_stops_new_starts_then_resume_completes(tmp_path: Path) -> No
     not_started = {e["member"] for e in events if e["event"] == "member_skipped"}
     assert not_started and not not_started & started
     assert all(not _member_records(tmp_path / "members" / m) for m in not_started)
+    # ONE emulator served every member, each through its own subscription and gateway
+    (served,) = [e for e in events if e["event"] == "emulator_started"]
+    for name in started:
+        (header,) = [r.run_started for r in _member_records(tmp_path / "members" / name)]
+        assert header.target_settings["arm_url"] == served["arm_url"]
+        assert header.target_settings["gateway_url"] == f"{served['gateway_url']}/apim-{name}.azure-api.net"
+    throttled_sub = load_fleet(tmp_path / "fleet.yaml").members[4].subscription  # member-05
+    (stopped,) = [e for e in events if e["event"] == "emulator_stopped"]
+    assert stopped["subscriptions"][throttled_sub]["throttled"] > 0
+    assert all(c["throttled"] == 0 for sub, c in stopped["subscriptions"].items() if sub != throttled_sub)
+    throttled = next(e for e in events if e["event"] == "member_finished" and e["member"] == "member-05")
+    assert "throttled by ARM (429) after 2 retries" in throttled["error"]
 
     resumed = invoke(["fleet", "run", "1.5", "--resume", "--yes", "--max-concurrency", "2"], cwd=tmp_path)
     assert resumed.exit_code == 1, resumed.output  # three members stay failed
@@ -312,6 +431,13 @@ def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0].lower()
+    except (OSError, IndexError):
+        return "zombie"  # gone while reading
 
 
 def _finished_count(root: Path) -> int:
@@ -344,6 +470,10 @@ def test_resume_after_sigkill_of_the_coordinator(tmp_path: Path) -> None:
     _wait_for(lambda: not list((tmp_path / "members").glob("*/.runbook.lock")), 60, "orphaned member runs to stop")
     record = read_fleet_record(_fleet_record(tmp_path))
     assert record.finished is None  # the coordinator died mid-run
+    # the shared emulator served the orphans until they went quiet, then ended: nothing left behind
+    (served,) = [e for e in record.events if e["event"] == "emulator_started"]
+    _wait_for(lambda: not Path(f"/proc/{served['pid']}").exists() or "zombie" in _proc_state(served["pid"]), 60,
+              "the orphaned emulator to exit")
     interrupted = {m.name for m in record.members().values() if m.status == "running"}
     # Those killed after their run record began are continued; one killed while its process started has no record.
     begun = {name for name in interrupted if _member_records(tmp_path / "members" / name)}
@@ -427,6 +557,7 @@ def test_dask_cluster_survives_a_killed_worker(tmp_path: Path) -> None:
                 os.killpg(process.pid, signal.SIGKILL)
     view = json.loads(invoke(["fleet", "status", "1.5", "--json"], cwd=root).stdout)
     assert view["totals"]["success"] == 9 and view["totals"]["failed"] == 3, view
+    assert [e["event"] for e in _events(root)].count("emulator_started") == 1  # the workers' members shared one emulator
     # The member the lost worker held was rescheduled by Dask and continued from its record.
     assert any(m["mode"] == "resume" and m["attempts"] >= 2 for m in view["members"]), view["members"]
     _assert_members_done_once(root)

@@ -235,7 +235,7 @@ def _start_emulator(workspace: Workspace, config: TargetConfig, session: TargetS
     session.env.update(env)
     defaults = {
         "arm_url": emulator.arm_url,
-        "gateway_url": emulator.gateway_url,
+        "gateway_url": env.get("APIM_GATEWAY_URL", emulator.gateway_url),  # a service's own URL when there are several
         "subscription_id": env.get("AZURE_SUBSCRIPTION_ID"),
         "resource_group": env.get("RESOURCE_GROUP"),
         "apim_service": env.get("APIM_SERVICE_NAME"),

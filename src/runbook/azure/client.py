@@ -240,6 +240,8 @@ def response_error(method: str, url: str, response: httpx.Response, *, plane: Pl
     where = f"{method} {display_url(url)}"
     if attempts > 1:
         text = f"{where} failed after {attempts} attempts: last status {status}: {message}"
+        if plane == "arm" and response.status_code == 429:
+            text = f"{where}: throttled by ARM (429) after {attempts - 1} retries; " + text.removeprefix(f"{where} ")
     else:
         text = f"{where}: {status}: {message}"
     error = AzureError(text, hint=failure_hint(plane, response.status_code, code, url))

@@ -27,6 +27,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
 )
@@ -49,9 +50,11 @@ __all__ = [
     "Estate",
     "Operation",
     "PoolMember",
+    "RateLimits",
     "ResourceGroup",
     "SearchService",
     "Subscription",
+    "TokenBucket",
     "Workspace",
     "default_estate_path",
     "load_estate",
@@ -71,6 +74,8 @@ KNOWN_CAPABILITIES = (
     "jsonObjectResponse",
     "agentsV2",
 )
+#: A gateway's host is `{service}.azure-api.net`; the emulator also takes it as a first path segment.
+GATEWAY_HOST_SUFFIX = ".azure-api.net"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -215,6 +220,8 @@ class Api(_Spec):
         path = value.strip("/")
         if any(ch in path for ch in " ?#{}"):
             raise ValueError(f"{value!r} must be plain URL segments like 'inference/openai'")
+        if path.split("/")[0].lower().endswith(GATEWAY_HOST_SUFFIX):
+            raise ValueError(f"{value!r} must not start with a '*{GATEWAY_HOST_SUFFIX}' segment (that names a gateway)")
         return path
 
     def effective_service_url(self) -> str | None:
@@ -351,12 +358,35 @@ class ResourceGroup(_Spec):
     workspaces: tuple[Workspace, ...] = Field((), description="Log Analytics workspaces")
 
 
+class TokenBucket(_Spec):
+    """One ARM token bucket: `burst` requests at once, refilled at `per_second` (Azure's throttling model)."""
+
+    burst: int = Field(ge=0, description="tokens the bucket holds when full (requests that may come at once)")
+    per_second: float = Field(ge=0, description="tokens added back per second")
+
+
+class RateLimits(_Spec):
+    """ARM's per-subscription (and principal) throttling: a token bucket per kind of request.
+
+    The defaults are Azure's since 2024: reads 250 burst / 25 per second, writes and deletes 200 / 10.
+    A request over budget is answered 429 `SubscriptionRequestsThrottled` with `Retry-After`.
+    """
+
+    reads: TokenBucket = Field(TokenBucket(burst=250, per_second=25), description="GET and HEAD")
+    writes: TokenBucket = Field(TokenBucket(burst=200, per_second=10), description="PUT, PATCH and POST (e.g. listKeys)")
+    deletes: TokenBucket = Field(TokenBucket(burst=200, per_second=10), description="DELETE")
+
+
 class Subscription(_Spec):
     """A subscription, identified by its GUID."""
 
     id: str = Field(description="the subscription GUID")
     name: str = Field("lab", description="the subscription's display name")
     resource_groups: tuple[ResourceGroup, ...] = Field((), description="the subscription's resource groups")
+    rate_limits: RateLimits | None = Field(
+        default_factory=RateLimits,
+        description="ARM throttling of this subscription (default: Azure's buckets); null turns it off",
+    )
 
     @field_validator("id")
     @classmethod
@@ -373,6 +403,8 @@ class Estate(_Spec):
     subscriptions:
       - id: <guid>
         name: lab
+        rate_limits:                    # ARM throttling (default: Azure's; null: none)
+          reads: {burst: 250, per_second: 25}
         resource_groups:
           - name: lab-master-lab
             location: uksouth
@@ -403,6 +435,10 @@ class Estate(_Spec):
     notebook_env: dict[str, str] = Field(
         default_factory=dict, description="extra environment for notebook kernels (templated over the emulator URLs)"
     )
+    # lookups built on first use (the estate is read-only once loaded)
+    _accounts: dict[str, Account] | None = PrivateAttr(None)
+    _subscriptions: dict[str, Subscription] | None = PrivateAttr(None)
+    _apim_count: int | None = PrivateAttr(None)
 
     @field_validator("client_ip")
     @classmethod
@@ -441,9 +477,30 @@ class Estate(_Spec):
 
     def find_account(self, name: str) -> Account | None:
         """The account called `name` (case-insensitive, as in Azure), or None."""
-        for _, _, account in self.accounts():
-            if account.name.lower() == name.lower():
-                return account
+        if self._accounts is None:
+            index: dict[str, Account] = {}
+            for _, _, account in self.accounts():
+                index.setdefault(account.name.lower(), account)
+            self._accounts = index
+        return self._accounts.get(name.lower())
+
+    def find_subscription(self, subscription_id: str) -> Subscription | None:
+        """The subscription with this id (case-insensitive), or None: a dict lookup, for every ARM request."""
+        if self._subscriptions is None:
+            self._subscriptions = {sub.id: sub for sub in self.subscriptions}
+        return self._subscriptions.get(subscription_id.lower())
+
+    def apim_count(self) -> int:
+        """How many API Management services the estate has."""
+        if self._apim_count is None:
+            self._apim_count = sum(1 for _ in self.apim_services())
+        return self._apim_count
+
+    def find_apim(self, name: str) -> tuple[Subscription, ResourceGroup, ApiManagementService] | None:
+        """The API Management service called `name` (case-insensitive; names are global, like their hosts)."""
+        for found in self.apim_services():
+            if found[2].name.lower() == name.lower():
+                return found
         return None
 
 
@@ -606,7 +663,6 @@ class _CrossCheck:
         self.found: list[_Finding] = []
         self.account_names: dict[str, _Loc] = {}
         self.apim_names: dict[str, _Loc] = {}
-        self.api_paths: dict[str, _Loc] = {}
         self.subs: dict[str, _Loc] = {}
         self.service_names: dict[str, dict[str, _Loc]] = {}
         self.all_accounts = [account.name for _, _, account in estate.accounts()]
@@ -656,11 +712,12 @@ class _CrossCheck:
         self.unique(self.apim_names, service.name, (*m_loc, "name"), "API Management service")
         backend_ids = [backend.id for backend in service.backends]
         api_ids: dict[str, _Loc] = {}
+        api_paths: dict[str, _Loc] = {}
         for p, api in enumerate(service.apis):
             p_loc = (*m_loc, "apis", p)
             self.unique(api_ids, api.id, (*p_loc, "id"), "API id")
-            # one emulator gateway serves every service, so paths must differ estate-wide
-            self.unique(self.api_paths, api.path, (*p_loc, "path"), "gateway API path")
+            # paths differ within a gateway; services may share one (each has its own gateway URL)
+            self.unique(api_paths, api.path, (*p_loc, "path"), "gateway API path")
             for b, backend in enumerate(api.backends):
                 if self.estate.find_account(backend) is None:
                     self.missing(

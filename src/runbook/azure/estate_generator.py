@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from ..errors import InputError
-from .estate import Account, Api, ApiManagementService, Deployment, Estate, Operation, ResourceGroup, Subscription
+from .estate import (
+    Account,
+    Api,
+    ApiManagementService,
+    Deployment,
+    Estate,
+    Operation,
+    RateLimits,
+    ResourceGroup,
+    Subscription,
+)
 
 _CATALOG: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("gpt-4o-mini", "2024-07-18", "OpenAI", ("chatCompletion",)),
@@ -27,8 +37,13 @@ def generate_estate(
     resource_group: str = "bench-rg",
     apim_name: str = "apim-bench",
     subscription_key: str = "bench-subscription-key-not-a-secret",
+    rate_limits: RateLimits | None = None,
 ) -> Estate:
-    """A large, deterministic estate for benchmarks: `accounts` accounts of N deployments each."""
+    """A large, deterministic estate for benchmarks: `accounts` accounts of N deployments each.
+
+    Not throttled unless `rate_limits` says so: a benchmark of 500 accounts measures the client and the
+    emulator, not how long ARM's 250-read burst takes to refill.
+    """
     if accounts < 0 or deployments_per_account < 0:
         raise InputError("generate_estate needs non-negative counts")
     account_specs = []
@@ -61,7 +76,7 @@ def generate_estate(
     )
     service = ApiManagementService(name=apim_name, subscription_keys=(subscription_key,), apis=(api,))
     group = ResourceGroup(name=resource_group, location="uksouth", accounts=tuple(account_specs), apim=(service,))
-    return Estate(subscriptions=(Subscription(id=subscription_id, name="bench", resource_groups=(group,)),))
+    return Estate(subscriptions=(Subscription(id=subscription_id, name="bench", resource_groups=(group,), rate_limits=rate_limits),))
 
 
 _OPENAI_OPERATIONS = (

@@ -29,6 +29,7 @@ def fleet_group(ctx: click.Context, fleet_file: Path) -> None:
 
     Each member is a workspace (a folder, or a git repository cloned into the fleet's work folder)
     with its target settings; each member run is an ordinary `runbook run` with its own record.
+    With `emulator:` in the fleet file, one emulator serves every member's Azure while the fleet runs.
     The fleet record is reports/fleet/<phase>/<fleet-run-id>.jsonl next to the fleet file.
     """
     ctx.obj = (ctx.obj, fleet_file)
@@ -65,7 +66,10 @@ def fleet_run(
     engine: str,
     scheduler: str | None,
 ) -> None:
-    """Run PHASE in every member of the fleet (or those --members selects)."""
+    """Run PHASE in every member of the fleet (or those --members selects).
+
+    Ctrl-C (or SIGTERM): no new member starts, the running ones finish, exit 130; continue with --resume.
+    """
     from ..fleet.coordinator import FleetOptions, plan_fleet, run_fleet
     from ..fleet.model import load_fleet
     from ..fleet.report import event_line
@@ -136,12 +140,16 @@ def fleet_report(obj: tuple[Any, Path], phase: str, run_id: str | None, as_json:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--members", "count", type=click.IntRange(min=1), default=12, show_default=True, help="How many members.")
 @click.option("--ref", default="HEAD", show_default=True, help="The commit of this project the members copy the sample from.")
-@click.option("--latency", type=float, default=0.0, help="Seconds every member's emulator adds to each answer.")
+@click.option("--latency", type=click.FloatRange(min=0), default=0.0, help="Seconds the fleet's emulator adds to each answer.")
+@click.option("--subscriptions", type=click.IntRange(min=1), metavar="N",
+              help="Subscriptions the members share, round-robin (default: one each; a throttled member has its own).")
 @click.option("--healthy", is_flag=True, help="No member broken by design.")
 @click.option("--source", type=click.Path(file_okay=False, path_type=Path), default=Path(), help="A clone of this project (default: here).")
-def fleet_generate(directory: Path, count: int, ref: str, latency: float, healthy: bool, source: Path) -> None:
-    """Write a demo fleet: DIRECTORY/fleet.yaml and one git repository per member, some broken by design."""
+def fleet_generate(directory: Path, count: int, ref: str, latency: float, subscriptions: int | None, healthy: bool, source: Path) -> None:
+    """Write a demo fleet: DIRECTORY/fleet.yaml, estate.yaml (one emulator serves every member) and one git
+    repository per member, some broken by design."""
     from ..fleet.generate import generate_fleet
 
-    path = generate_fleet(directory, count, source=source, ref=ref, latency=latency, broken={} if healthy else None)
-    click.echo(f"wrote {path} ({count} members)")
+    path = generate_fleet(directory, count, source=source, ref=ref, latency=latency, subscriptions=subscriptions,
+                          broken={} if healthy else None)
+    click.echo(f"wrote {path} and {path.parent / 'estate.yaml'} ({count} members)")

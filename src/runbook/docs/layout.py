@@ -39,6 +39,15 @@ def runs_page_path(phase: str) -> str:
     return f"{RUNS_DIR}/phase-{phase}.md"
 
 
+FLEETS_DIR = "fleets"
+FLEETS_PAGE = "fleets/index.md"
+
+
+def fleet_page_path(phase: str, fleet_run_id: str) -> str:
+    """The page of one fleet run's report, relative to docs/ (listed in the nav's Fleets section)."""
+    return f"{FLEETS_DIR}/{phase}/{fleet_run_id}.md"
+
+
 def run_page_path(phase: str, run_id: str) -> str:
     """The page of one run's report (and its record beside it), relative to docs/; kept out of the nav."""
     return f"{RUNS_DIR}/{phase}/{run_id}.md"

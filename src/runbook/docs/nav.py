@@ -1,6 +1,6 @@
 """The site's `nav:`, in a fixed order, spliced into mkdocs.yml so the rest of the file stays the user's.
 
-Order: Home, Phases, Runs, Changelog, Timeline, Guide, Reference. Hand-written pages (`docs/guide/*.md`,
+Order: Home, Phases, Runs, Fleets (when the workspace has fleet runs), Changelog, Timeline, Guide, Reference. Hand-written pages (`docs/guide/*.md`,
 `docs/*.md`) join the Guide section without code changes. The old `nav:` block is replaced line for
 line (round-trip YAML finds it), so comments and layout elsewhere stay byte for byte.
 """
@@ -20,6 +20,8 @@ from ..progress import PhaseProgress
 from ..workspace import Workspace
 from .layout import (
     CHANGELOG_PAGE,
+    FLEETS_DIR,
+    FLEETS_PAGE,
     GUIDE_DIR,
     GUIDE_ORDER,
     HOME_PAGE,
@@ -51,11 +53,14 @@ def site_nav(docs_dir: Path, phases: list[PhaseProgress]) -> Nav:
     if phases:
         nav.append({"Phases": [{f"{p.id} {p.title}": phase_page_path(p.id)} for p in phases]})
         nav.append({"Runs": [{f"{p.id} {p.title}": runs_page_path(p.id)} for p in phases]})
+    fleets = fleet_nav(docs_dir)
+    if fleets:
+        nav.append({"Fleets": fleets})
     nav.append({"Changelog": CHANGELOG_PAGE})
     nav.append({"Timeline": TIMELINE_PAGE})
     pages = sorted(path.relative_to(docs_dir).as_posix() for path in docs_dir.rglob("*.md") if path.is_file())
     taken = {HOME_PAGE, CHANGELOG_PAGE, TIMELINE_PAGE}
-    generated = (f"{PHASES_DIR}/", f"{RUNS_DIR}/", f"{REFERENCE_DIR}/", f"{STATUS_DIR}/", "assets/")
+    generated = (f"{PHASES_DIR}/", f"{RUNS_DIR}/", f"{REFERENCE_DIR}/", f"{STATUS_DIR}/", f"{FLEETS_DIR}/", "assets/")
     guide = _ordered([p for p in pages if p.startswith(f"{GUIDE_DIR}/")], GUIDE_DIR, GUIDE_ORDER)
     guide += [p for p in pages if "/" not in p and p not in taken]
     guide += [p for p in pages if "/" in p and not p.startswith((*generated, f"{GUIDE_DIR}/"))]
@@ -65,6 +70,17 @@ def site_nav(docs_dir: Path, phases: list[PhaseProgress]) -> Nav:
     if reference:
         nav.append({"Reference": [{page_title(docs_dir / page): page} for page in reference]})
     return nav
+
+
+def fleet_nav(docs_dir: Path) -> list[dict[str, str]]:
+    """The Fleets section (see `fleets`): the index, then each fleet run page, newest first."""
+    if not (docs_dir / FLEETS_PAGE).is_file():
+        return []
+    runs = sorted((p for p in (docs_dir / FLEETS_DIR).glob("*/*.md") if p.is_file()), key=lambda p: (p.name, p.parent.name), reverse=True)
+    entries = [{"All fleet runs": FLEETS_PAGE}]
+    for path in runs:
+        entries.append({f"{page_title(path).removeprefix('Fleet ')} · {path.stem}": path.relative_to(docs_dir).as_posix()})
+    return entries
 
 
 def _ordered(pages: list[str], folder: str, known: Sequence[str]) -> list[str]:

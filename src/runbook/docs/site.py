@@ -1,7 +1,7 @@
 """Writes the generated site into docs/: every page, the stylesheet, copied report images, the nav.
 
 `generate_docs(workspace, commands=...)` writes, as real files that go into git, the home page, one
-page per phase and one run-history page per phase, the changelog and timeline pages, the reference
+page per phase and one run-history page per phase, the fleet runs (`fleets`), the changelog and timeline pages, the reference
 pages and the stylesheet, then rewrites `nav:` in mkdocs.yml. Output is byte-identical when nothing
 changed, and pages of phases no longer in the workspace are removed.
 """
@@ -19,11 +19,13 @@ from ..record import LogLine, read_log
 from ..workspace import Workspace
 from .config_reference import config_reference
 from .emoji import icon_emoji
+from .fleets import fleet_pages
 from .layout import (
     ACTIONS_PAGE,
     CHANGELOG_PAGE,
     CLI_PAGE,
     CONFIG_PAGE,
+    FLEETS_DIR,
     GENERATED_NOTE,
     HOME_PAGE,
     PHASES_DIR,
@@ -85,6 +87,7 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
     for checkpoint in sorted((workspace.reports_dir / STATUS_DIR).glob("*.md")):
         relative = f"{STATUS_DIR}/{checkpoint.name}"
         pages[relative] = GENERATED_NOTE + links.rewrite(checkpoint.read_text(encoding="utf-8"), checkpoint, relative)
+    pages.update(fleet_pages(workspace))
     pages[CHANGELOG_PAGE] = changelog_page(workspace, links)
     pages[TIMELINE_PAGE] = timeline_page(workspace, phases, lines, links)
     pages[ACTIONS_PAGE] = actions_reference(_action_specs())
@@ -103,6 +106,8 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
     _remove_stale(docs_dir, PHASES_DIR, set(pages))
     _remove_stale(docs_dir, RUNS_DIR, set(pages))
     _remove_stale(docs_dir, STATUS_DIR, set(pages))
+    _remove_stale(docs_dir, FLEETS_DIR, set(pages))
+    _remove_stale(docs_dir, FLEETS_DIR, set(pages), pattern="*/*.md")
     _remove_stale(docs_dir, RUNS_DIR, set(pages) | set(links.assets), pattern="*/*")
     _remove_stale(docs_dir, REPORT_ASSETS_DIR, set(links.assets), pattern="**/*")
     write_nav(workspace, site_nav(docs_dir, phases))

@@ -5,8 +5,9 @@ target settings. The coordinator (`coordinator.py`) starts member runs under SSM
 (max concurrency, max errors, per subscription) on an engine (`engines.py`: a local process pool or
 a Dask cluster); each member run (`member.py`) is an ordinary phase run with its own run record,
 report, timestamp log and commit. The fleet record (`record.py`) logs every member start and finish
-durably; `report.py` turns it into status, a markdown report and an SVG chart. `generate.py` writes
-a demo fleet from the sample workspace.
+durably; `report.py` turns it into status, a markdown report and an SVG chart. `emulator.py` runs the one
+emulator that serves a fleet's estate while it runs; `generate.py` writes a demo fleet (members,
+and the estate that emulator serves) from the sample workspace.
 """
 
 from __future__ import annotations

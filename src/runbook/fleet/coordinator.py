@@ -14,6 +14,8 @@ before a resume do not use up the resumed run's error budget.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,8 +29,11 @@ from .member import MemberJob, decide
 from .model import LoadedFleet, MemberSpec
 from .record import (
     FAILURES,
+    EmulatorStarted,
+    EmulatorStopped,
     FleetFinished,
     FleetHalted,
+    FleetInterrupted,
     FleetRecord,
     FleetRecordWriter,
     FleetResumed,
@@ -42,6 +47,7 @@ from .record import (
 )
 
 if TYPE_CHECKING:
+    from .emulator import FleetEmulator
     from .engines import Engine
 
 Listener = Callable[[dict[str, Any]], None]
@@ -99,6 +105,7 @@ class FleetPlan:
     per_subscription: int | None
     options: FleetOptions
     previous: FleetRecord | None = None
+    estate_keys: dict[str, str] = field(default_factory=dict)  # the shared emulator's gateway keys (fake ones)
 
     @property
     def record_path(self) -> Path:
@@ -171,6 +178,7 @@ def plan_fleet(fleet: LoadedFleet, phase: str, options: FleetOptions) -> FleetPl
         raise InputError("--engine dask needs --scheduler tcp://HOST:PORT", hint="e.g. --scheduler tcp://127.0.0.1:8786")
     if options.engine == "local" and options.scheduler:
         raise InputError("--scheduler goes with --engine dask", hint="add --engine dask, or drop --scheduler")
+    keys = _check_estate(fleet, members) if fleet.config.emulator is not None else {}
     return FleetPlan(
         fleet=fleet,
         phase=phase_id,
@@ -181,7 +189,30 @@ def plan_fleet(fleet: LoadedFleet, phase: str, options: FleetOptions) -> FleetPl
         per_subscription=per_subscription,
         options=options,
         previous=previous,
+        estate_keys=keys,
     )
+
+
+def _check_estate(fleet: LoadedFleet, members: list[MemberSpec]) -> dict[str, str]:
+    """Load the shared emulator's estate and check each member's subscription and gateway are in it."""
+    from ..azure.estate import load_estate
+    from ..errors import did_you_mean
+    from .emulator import estate_keys
+
+    assert fleet.estate_path is not None
+    estate = load_estate(fleet.estate_path)
+    keys = estate_keys(estate)
+    subscriptions = [sub.id for sub in estate.subscriptions]
+    for spec in members:
+        sub = spec.settings.get("subscription_id")
+        if sub is not None and estate.find_subscription(str(sub)) is None:
+            raise InputError(f"{spec.location}: member {spec.name!r}: subscription {sub} is not in the fleet's estate {fleet.estate_path.name}",
+                             hint=f"{did_you_mean(str(sub), subscriptions)}add it to the estate, or fix the member's subscription")
+        service = spec.settings.get("apim_service")
+        if service is not None and str(service).lower() not in keys:
+            raise InputError(f"{spec.location}: member {spec.name!r}: API Management service {service!r} is not in the fleet's estate {fleet.estate_path.name}",
+                             hint=f"{did_you_mean(str(service), sorted(keys))}add it to the estate, or fix the member's apim_service")
+    return keys
 
 
 def member_job(plan: FleetPlan, spec: MemberSpec) -> MemberJob:
@@ -225,7 +256,12 @@ def _recorded(plan: FleetPlan, job: MemberJob) -> dict[str, Any] | None:
 
 
 def run_fleet(plan: FleetPlan, listeners: Iterable[Listener] = ()) -> FleetOutcome:
-    """Run the plan: start members under the limits, write the fleet record, return the outcome."""
+    """Run the plan: start members under the limits, write the fleet record, return the outcome.
+
+    Ctrl-C (SIGINT) or SIGTERM, when this runs in the main thread: no new member starts, the running
+    ones finish (a terminal's Ctrl-C also reaches them: they stop their step and record it as
+    interrupted), and the fleet record says `interrupted`. A second signal stops the running members.
+    """
     from .engines import open_engine
 
     listeners = list(listeners)
@@ -244,56 +280,124 @@ def run_fleet(plan: FleetPlan, listeners: Iterable[Listener] = ()) -> FleetOutco
     statuses: dict[str, str] = {}
     finished_before = plan.previous.members() if plan.previous else {}
     pending, done_before = _split_recorded(plan)
-    # The engine opens before the first line is written: an unreachable scheduler leaves no record.
-    engine = open_engine(engine_name, scheduler=plan.options.scheduler, fleet_run_id=plan.fleet_run_id,
-                         max_concurrency=plan.max_concurrency, per_subscription=plan.per_subscription) if pending else None
+    # The emulator and the engine start before the first line is written: a failure leaves no record.
+    emulator = _start_emulator(plan, pending) if pending and plan.fleet.config.emulator is not None else None
+    try:
+        engine = open_engine(engine_name, scheduler=plan.options.scheduler, fleet_run_id=plan.fleet_run_id,
+                             max_concurrency=plan.max_concurrency, per_subscription=plan.per_subscription) if pending else None
+    except BaseException:
+        if emulator is not None:
+            emulator.stop()
+        raise
     if plan.previous is None:
         emit(FleetStarted(fleet_run_id=plan.fleet_run_id, fleet=plan.fleet.config.fleet, phase=plan.phase,
                           fleet_file=str(plan.fleet.path), engine=engine_name, members=names, options=plan.describe()))
     else:
         emit(FleetResumed(fleet_run_id=plan.fleet_run_id, engine=engine_name, members=names, options=plan.describe()))
+    if emulator is not None:
+        emit(EmulatorStarted(estate=str(plan.fleet.estate_path), arm_url=emulator.arm_url, gateway_url=emulator.gateway_url,
+                             pid=emulator.process.pid))
     _replay_finished(done_before, finished_before, statuses, emit)
+    signals = _Signals()
+    with signals:  # until the fleet record is complete: a signal is counted, never raised mid-write
+        try:
+            _drive(plan, engine, pending, finished_before, statuses, emit, signals)
+        finally:
+            if engine is not None:
+                engine.close()
+            if emulator is not None:
+                stats = emulator.stop()
+                emit(EmulatorStopped(**(stats or {})))
+        interrupted = signals.count > 0
+        for spec, _job in pending:
+            statuses[spec.name] = "not_started"
+            emit(MemberSkipped(member=spec.name, reason="interrupted" if interrupted else "--max-errors exceeded"))
+        for spec in plan.members:
+            statuses.setdefault(spec.name, "not_started")
+        everyone = all(s == "success" for s in statuses.values())
+        status: Literal["success", "failed", "interrupted"] = "interrupted" if interrupted else "success" if everyone else "failed"
+        duration = round(time.monotonic() - started, 3)
+        emit(FleetFinished(status=status, totals=_totals(statuses), duration_s=duration))
+    return FleetOutcome(plan.fleet_run_id, status, statuses, plan.record_path if writer else None, duration, events)
+
+
+def _drive(plan: FleetPlan, engine: Engine | None, pending: list[tuple[MemberSpec, MemberJob]],
+           finished_before: dict[str, MemberState], statuses: dict[str, str], emit: Callable[[Any], None],
+           signals: _Signals) -> None:
+    """The coordinator's loop: start members while the limits allow, record each as it finishes."""
     running: dict[Any, tuple[MemberSpec, float]] = {}
     errors = 0
-    halted = interrupted = False
-    try:
-        while pending or running:
-            try:
-                if not halted:
-                    _start_members(plan, engine, pending, running, finished_before, emit)
-                if not running:
-                    break
-                assert engine is not None
-                for handle in engine.wait(list(running)):
-                    spec, began = running.pop(handle)
-                    result = engine.result(handle)
-                    result.setdefault("status", "error")
-                    result["wall_s"] = round(time.monotonic() - began, 3)
-                    statuses[spec.name] = result["status"]
-                    emit(MemberFinished(member=spec.name, **_fields(result)))
-                    if result["status"] in FAILURES:
-                        errors += 1
-                        if plan.max_errors is not None and errors > plan.max_errors and not halted:
-                            halted = True
-                            emit(FleetHalted(reason=f"{errors} members failed, more than --max-errors {plan.max_errors}: no new member starts",
-                                             errors=errors, max_errors=plan.max_errors))
-            except KeyboardInterrupt:
-                if interrupted:
-                    raise
-                interrupted = halted = True  # a second Ctrl-C stops waiting for the running members
-    finally:
-        if engine is not None:
-            engine.close()
-    for spec, _job in pending:
-        statuses[spec.name] = "not_started"
-        emit(MemberSkipped(member=spec.name, reason="interrupted" if interrupted else "--max-errors exceeded"))
-    for spec in plan.members:
-        statuses.setdefault(spec.name, "not_started")
-    everyone = all(s == "success" for s in statuses.values())
-    status: Literal["success", "failed", "interrupted"] = "interrupted" if interrupted else "success" if everyone else "failed"
-    duration = round(time.monotonic() - started, 3)
-    emit(FleetFinished(status=status, totals=_totals(statuses), duration_s=duration))
-    return FleetOutcome(plan.fleet_run_id, status, statuses, plan.record_path if writer else None, duration, events)
+    halted = False
+    while pending or running:
+        halted = signals.check(running, engine, emit) or halted
+        if not halted:
+            _start_members(plan, engine, pending, running, finished_before, emit)
+        if not running:
+            break
+        assert engine is not None
+        done = engine.wait(list(running), timeout=0.5)
+        halted = signals.check(running, engine, emit) or halted  # members a signal stopped were running when it came
+        for handle in done:
+            spec, began = running.pop(handle)
+            result = engine.result(handle)
+            result.setdefault("status", "error")
+            result["wall_s"] = round(time.monotonic() - began, 3)
+            statuses[spec.name] = result["status"]
+            emit(MemberFinished(member=spec.name, **_fields(result)))
+            if result["status"] in FAILURES:
+                errors += 1
+                if plan.max_errors is not None and errors > plan.max_errors and not halted:
+                    halted = True
+                    emit(FleetHalted(reason=f"{errors} members failed, more than --max-errors {plan.max_errors}: no new member starts",
+                                     errors=errors, max_errors=plan.max_errors))
+
+
+def _start_emulator(plan: FleetPlan, pending: list[tuple[MemberSpec, MemberJob]]) -> FleetEmulator:
+    """Start the fleet's shared emulator and give each pending member its URLs and gateway key."""
+    from .emulator import start_fleet_emulator
+
+    config = plan.fleet.config.emulator
+    assert config is not None and plan.fleet.estate_path is not None
+    emulator = start_fleet_emulator(plan.fleet.estate_path, latency=config.latency, seed=config.seed,
+                                    page_size=config.page_size, keys=plan.estate_keys)
+    for _spec, job in pending:
+        job.settings, job.secret_settings = emulator.member_settings(job.settings)
+    return emulator
+
+
+class _Signals:
+    """While the coordinator runs (in the main thread): SIGINT and SIGTERM are counted, not raised."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.name = ""
+        self.seen = False
+        self.stopping = False
+        self._saved: dict[int, Any] = {}
+
+    def check(self, running: dict[Any, tuple[MemberSpec, float]], engine: Engine | None, emit: Callable[[Any], None]) -> bool:
+        """Record the first signal (and who was running); on the second, stop the running members. True once signalled."""
+        if self.count and not self.seen:
+            self.seen = True
+            emit(FleetInterrupted(signal=self.name, running=[spec.name for spec, _ in running.values()]))
+        if self.count > 1 and not self.stopping and engine is not None:
+            self.stopping = True
+            engine.interrupt()  # each member stops its step and records it as interrupted
+        return self.seen
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.count += 1
+        self.name = self.name or signal.Signals(signum).name
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
 
 
 def _split_recorded(plan: FleetPlan) -> tuple[list[tuple[MemberSpec, MemberJob]], list[tuple[MemberSpec, dict[str, Any]]]]:

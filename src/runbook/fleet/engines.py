@@ -21,8 +21,10 @@ coordinator decides *when* a member starts (rate control), an engine only *where
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,9 +49,11 @@ class Engine(Protocol):
 
     def submit(self, job: MemberJob) -> Any: ...
 
-    def wait(self, handles: Iterable[Any]) -> list[Any]: ...
+    def wait(self, handles: Iterable[Any], timeout: float | None = None) -> list[Any]: ...
 
     def result(self, handle: Any) -> dict[str, Any]: ...
+
+    def interrupt(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -73,8 +77,8 @@ class LocalEngine:
     def submit(self, job: MemberJob) -> Future[dict[str, Any]]:
         return self.pool.submit(run_member, job)
 
-    def wait(self, handles: Iterable[Any]) -> list[Any]:
-        done, _ = wait_futures(list(handles), return_when=FIRST_COMPLETED)
+    def wait(self, handles: Iterable[Any], timeout: float | None = None) -> list[Any]:
+        done, _ = wait_futures(list(handles), timeout=timeout, return_when=FIRST_COMPLETED)
         return list(done)
 
     def result(self, handle: Any) -> dict[str, Any]:
@@ -82,6 +86,12 @@ class LocalEngine:
             return dict(handle.result())
         except Exception as exc:  # BrokenProcessPool: the member's process died (killed, out of memory)
             return {"status": "error", "error": f"the member's process died: {type(exc).__name__}: {exc}"[:500]}
+
+    def interrupt(self) -> None:
+        """SIGTERM every member process: each stops its step cleanly and records it as interrupted."""
+        for process in list(getattr(self.pool, "_processes", {}).values()):  # the pool has no public handle on them
+            with contextlib.suppress(ProcessLookupError, ValueError, AttributeError):
+                os.kill(process.pid, signal.SIGTERM)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -112,6 +122,7 @@ class DaskEngine:
         self.per_subscription = per_subscription
         self.retries = retries
         self.count = 0
+        self.submitted: list[Any] = []
 
     def limits(self, job: MemberJob) -> list[tuple[str, int]]:
         """Semaphores a member's task holds while it runs: its subscription's first, then the fleet's."""
@@ -124,12 +135,21 @@ class DaskEngine:
     def submit(self, job: MemberJob) -> Any:
         self.count += 1
         key = f"runbook-fleet-{self.fleet_run_id}-{job.name}-{self.count}"
-        return self.client.submit(dask_member_task, job.to_json(), self.limits(job), key=key, retries=self.retries, pure=False)
+        future = self.client.submit(dask_member_task, job.to_json(), self.limits(job), key=key, retries=self.retries, pure=False)
+        self.submitted.append(future)
+        return future
 
-    def wait(self, handles: Iterable[Any]) -> list[Any]:
+    def wait(self, handles: Iterable[Any], timeout: float | None = None) -> list[Any]:
         import distributed
 
-        return list(_dask(distributed).wait(list(handles), return_when="FIRST_COMPLETED").done)
+        try:
+            return list(_dask(distributed).wait(list(handles), timeout=timeout, return_when="FIRST_COMPLETED").done)
+        except TimeoutError:
+            return []
+
+    def interrupt(self) -> None:
+        """Cancel the members' tasks (a member process already started on a worker runs to its end)."""
+        self.client.cancel([future for future in self.submitted if not future.done()])
 
     def result(self, handle: Any) -> dict[str, Any]:
         try:

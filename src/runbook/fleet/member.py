@@ -7,7 +7,8 @@ never share the emulator, kernels, signal handlers or any other global state. It
 1. finds the workspace (a folder, or a clone of the member's repository in the fleet's work folder,
    cloned once with GitPython into a temporary folder and renamed into place),
 2. layers the member's settings over its target (`subscription_id`, `resource_group`, `gateway_url`,
-   secrets read from the environment variables the fleet file names),
+   secrets read from the environment variables the fleet file names; on a fleet with a shared
+   emulator, its URLs and the member gateway's key),
 3. decides from the member's **own run records** what to do: runs tagged with this fleet run
    (`vars.fleet_run_id`) that finished (success or failed) are not run again; an interrupted or
    killed one is continued with `resume`, which never repeats a completed step; otherwise it starts,
@@ -53,6 +54,8 @@ class MemberJob:
     subscription: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    # secret settings given as values: the fleet emulator's (fake) gateway keys; listed as secrets, so redacted
+    secret_settings: dict[str, str] = field(default_factory=dict)
     vars: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
     assume_yes: bool = False
@@ -138,11 +141,13 @@ def member_workspace(job: MemberJob, root: Path) -> Any:
 
     ws = load_workspace(root)
     name, config = target_config(ws, job.target)
+    given = {**job.settings, **job.secret_settings}
     config = config.model_copy(
         update={
-            "settings": {**config.settings, **job.settings},
-            "from_env": {**config.from_env, **job.secrets},
-            "secrets": sorted({*config.secrets, *job.secrets}),
+            "settings": {**config.settings, **job.settings, **job.secret_settings},
+            # a value the fleet gives wins over the target's environment variable for it
+            "from_env": {**{k: v for k, v in config.from_env.items() if k not in given}, **job.secrets},
+            "secrets": sorted({*config.secrets, *job.secrets, *job.secret_settings}),
         }
     )
     targets = {**ws.config.targets, name: config}

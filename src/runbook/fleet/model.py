@@ -125,6 +125,19 @@ class RateControl(Strict):
     per_subscription: int | None = Field(None, ge=1, description="members running at once in one subscription")
 
 
+class FleetEmulator(Strict):
+    """One emulator for the whole fleet: `runbook fleet run` serves `estate` on loopback while it runs.
+
+    Each member then gets the emulator's `arm_url`, its gateway's URL (from `apim_service`) and that
+    gateway's key, over the settings of its own target.
+    """
+
+    estate: str = Field(description="the estate file the emulator serves, relative to the fleet file")
+    latency: float = Field(0.0, ge=0, description="seconds the emulator adds to every answer")
+    seed: int = Field(0, description="seed for generated content (repeatable runs)")
+    page_size: int = Field(100, ge=1, description="items per ARM page")
+
+
 class Fleet(Strict):
     """A fleet file: the members one phase is rolled across, and how fast."""
 
@@ -134,6 +147,7 @@ class Fleet(Strict):
     reports: str = Field("reports", description="where fleet records and reports go (reports/fleet/<phase>/)")
     defaults: MemberFields = Field(default_factory=MemberFields, description="fields every member gets unless it sets its own")
     rate: RateControl = Field(default_factory=RateControl)
+    emulator: FleetEmulator | None = Field(None, description="serve the members' Azure with one shared emulator")
     members: list[Member] = Field(default_factory=list, description="the members, each a workspace or repository")
     generate: list[Generator] = Field(default_factory=list, description="members listed from patterns")
 
@@ -183,6 +197,11 @@ class LoadedFleet:
     @property
     def reports_dir(self) -> Path:
         return (self.root / self.config.reports).resolve()
+
+    @property
+    def estate_path(self) -> Path | None:
+        """The shared emulator's estate file, when the fleet has one."""
+        return (self.root / self.config.emulator.estate).resolve() if self.config.emulator is not None else None
 
     def select(self, patterns: Iterable[str] = ()) -> list[MemberSpec]:
         """Members whose name matches any of the globs (all members when none is given)."""

@@ -89,6 +89,34 @@ class FleetHalted(_Event):
     max_errors: int
 
 
+class FleetInterrupted(_Event):
+    """Ctrl-C (SIGINT) or SIGTERM reached the coordinator: no new member starts; `running` finish."""
+
+    event: Literal["fleet_interrupted"] = "fleet_interrupted"
+    signal: str
+    running: list[str]
+
+
+class EmulatorStarted(_Event):
+    """The fleet's shared emulator listens (every member's Azure for this fleet run)."""
+
+    event: Literal["emulator_started"] = "emulator_started"
+    estate: str
+    arm_url: str
+    gateway_url: str
+    pid: int | None = None  # its process (it outlives a killed coordinator until the members go quiet)
+
+
+class EmulatorStopped(_Event):
+    """What the shared emulator served: request counts and, per subscription, ARM requests granted and throttled."""
+
+    event: Literal["emulator_stopped"] = "emulator_stopped"
+    requests: int = 0
+    arm_requests: int = 0
+    gateway_requests: int = 0
+    subscriptions: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+
 class FleetFinished(_Event):
     event: Literal["fleet_finished"] = "fleet_finished"
     status: Literal["success", "failed", "interrupted"]
@@ -97,7 +125,8 @@ class FleetFinished(_Event):
 
 
 FleetEvent = Annotated[
-    FleetStarted | FleetResumed | MemberStarted | MemberFinished | MemberSkipped | FleetHalted | FleetFinished,
+    FleetStarted | FleetResumed | MemberStarted | MemberFinished | MemberSkipped | FleetHalted | FleetInterrupted
+    | EmulatorStarted | EmulatorStopped | FleetFinished,
     Field(discriminator="event"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(FleetEvent)

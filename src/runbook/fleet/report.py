@@ -9,6 +9,7 @@ the outcome. Output is deterministic: the same record gives byte-identical files
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -43,6 +44,7 @@ class FleetView:
     record: str
     members: list[dict[str, Any]]
     warnings: list[str]
+    emulator: dict[str, Any] | None = None  # what the fleet's shared emulator served (its emulator_stopped event)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -66,6 +68,7 @@ class FleetView:
             "totals": self.totals,
             "members": self.members,
             "warnings": self.warnings,
+            "emulator": self.emulator,
         }
 
 
@@ -109,6 +112,8 @@ def fleet_view(record: FleetRecord) -> FleetView:
         record=str(record.path),
         members=rows,
         warnings=list(record.warnings),
+        emulator=next(({k: v for k, v in e.items() if k not in ("event", "time")}
+                       for e in reversed(record.events) if e["event"] == "emulator_stopped"), None),
     )
 
 
@@ -143,8 +148,14 @@ def _link(target: str | None, base: Path, label: str) -> str:
     return f"[{label}]({relative.replace(os.sep, '/')})"
 
 
-def render_markdown(view: FleetView, base: Path, chart: str | None) -> str:
-    """The fleet report; links are relative to `base` (the folder the report is written to)."""
+def render_markdown(view: FleetView, base: Path, chart: str | None, *, links: bool = True,
+                    cell: Callable[[str], str] | None = None) -> str:
+    """The fleet report; links are relative to `base` (the folder the report is written to).
+
+    `chart` is the chart's markdown (an image link, or an inline SVG block on a site page); the site
+    passes `links=False` (member records live outside its pages) and its own `cell` escaping.
+    """
+    escaped = cell or (lambda text: text.replace("|", "\\|").replace("\n", " "))
     totals = view.totals
     out = [
         f"# Fleet {view.fleet}: phase {view.phase}",
@@ -155,23 +166,36 @@ def render_markdown(view: FleetView, base: Path, chart: str | None) -> str:
         "**Totals:** " + ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in totals.items()),
         "",
     ]
+    if view.emulator is not None:
+        out += [emulator_line(view.emulator), ""]
     if chart:
-        out += [f"![Member outcomes and durations]({chart})", ""]
+        out += [chart, ""]
     out += [
-        "| member | status | duration | cells changed | failing step | error | links |",
+        f"| member | status | duration | cells changed | failing step | error | {'links' if links else 'run'} |",
         "|---|---|---:|---|---|---|---|",
     ]
     for m in view.members:
-        links = " ".join(filter(None, (_link(m["report"], base, "report"), _link(m["record"], base, "record"))))
-        error = (m["error"] or (m["note"] if m["status"] == "not_started" else "") or "").replace("|", "\\|").replace("\n", " ")
+        if links:
+            last = " ".join(filter(None, (_link(m["report"], base, "report"), _link(m["record"], base, "record"))))
+        else:
+            last = f"`{m['run_id']}`" if m["run_id"] else ""
+        error = escaped((m["error"] or (m["note"] if m["status"] == "not_started" else "") or "")[:300])
         cells = ", ".join(str(c) for c in m["cells_changed"]) or "-"
         out.append(
-            f"| {m['member']} | {m['status'].replace('_', ' ')} | {_seconds(m['duration_s'])} | {cells} | "
-            f"{m['failed_step'] or '-'} | {error[:300] or '-'} | {links or '-'} |"
+            f"| {escaped(m['member'])} | {m['status'].replace('_', ' ')} | {_seconds(m['duration_s'])} | {cells} | "
+            f"{escaped(m['failed_step'] or '-')} | {error or '-'} | {last or '-'} |"
         )
     if view.warnings:
-        out += ["", "Warnings:", ""] + [f"- {w}" for w in view.warnings]
+        out += ["", "Warnings:", ""] + [f"- {escaped(w)}" for w in view.warnings]
     return "\n".join(out) + "\n"
+
+
+def emulator_line(stats: dict[str, Any]) -> str:
+    """One sentence on the shared emulator: requests served and which subscriptions ARM throttled."""
+    throttled = sorted((sub, c["throttled"]) for sub, c in stats.get("subscriptions", {}).items() if c.get("throttled"))
+    said = ", ".join(f"{n} in subscription `{sub}`" for sub, n in throttled) or "none"
+    return (f"**Emulator:** one process served {stats.get('requests', 0)} requests "
+            f"({stats.get('arm_requests', 0)} ARM, {stats.get('gateway_requests', 0)} gateway); ARM throttled (429): {said}")
 
 
 def render_svg(view: FleetView) -> str:
@@ -218,7 +242,7 @@ def write_report(record: FleetRecord) -> tuple[Path, Path]:
     md_path = record.path.with_suffix(".md")
     svg_path = record.path.with_suffix(".svg")
     write_if_changed(svg_path, render_svg(view))
-    write_if_changed(md_path, render_markdown(view, md_path.parent, svg_path.name))
+    write_if_changed(md_path, render_markdown(view, md_path.parent, f"![Member outcomes and durations]({svg_path.name})"))
     return md_path, svg_path
 
 
@@ -241,6 +265,15 @@ def event_line(event: dict[str, Any]) -> str | None:
         return f"{clock}  {event['member']:<16} skipped     {event['reason']}"
     if kind == "fleet_halted":
         return f"{clock}  HALTED: {event['reason']}"
+    if kind == "fleet_interrupted":
+        running = ", ".join(event["running"]) or "none"
+        return f"{clock}  INTERRUPTED ({event['signal']}): no new member starts; waiting for the running ones ({running})"
+    if kind == "emulator_started":
+        return f"{clock}  emulator serving {event['estate']}: ARM {event['arm_url']}, gateway {event['gateway_url']}"
+    if kind == "emulator_stopped":
+        throttled = {sub: c["throttled"] for sub, c in event["subscriptions"].items() if c.get("throttled")}
+        detail = ", ".join(f"{sub} {n}" for sub, n in sorted(throttled.items())) or "none"
+        return f"{clock}  emulator served {event['requests']} requests ({event['arm_requests']} ARM); throttled (429): {detail}"
     if kind == "fleet_finished":
         totals = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in event["totals"].items())
         return f"{clock}  fleet {event['status'].upper()} in {_seconds(event['duration_s'])}: {totals}"

@@ -19,9 +19,12 @@ One module per concern:
 - `gateway`: the APIM gateway (API and operation matching, subscription keys);
 - `dataplane`: the Azure OpenAI answers (chat, completions, embeddings, images);
 - `faults`: `FaultPlan`, the seeded fault draw and the fault answers;
+- `throttle`: ARM's token buckets per subscription and principal (429 + Retry-After, remaining headers);
 - `state`: what changes while serving (request log, generated images).
 
-The estate it serves is loaded by `runbook.azure.estate`.
+The estate it serves is loaded by `runbook.azure.estate`; one emulator serves every subscription and
+every APIM service of it (a gateway is chosen by host, `{service}.azure-api.net`, or by that host as
+the first path segment), which is how `runbook fleet run` serves a whole fleet.
 
 The HTTP plumbing is the standard library's threading server with a small route table, not werkzeug:
 measured on loopback, werkzeug's WSGI server answered about half as many requests per second

@@ -1,7 +1,9 @@
 """The ARM protocol around the resource table: authentication, api-version, routing, paging, ARM errors.
 
 Writes (PUT/PATCH/DELETE/POST rows) reach their handlers like reads; their state is the `ArmStore`
-every call carries (`ArmCall.store`), and their answers carry the write rate-limit header.
+every call carries (`ArmCall.store`). Every request under `/subscriptions/{id}` first spends a token
+of that subscription's bucket (`throttle`): over budget it is answered 429 with `Retry-After`, and
+every answer carries the bucket's `x-ms-ratelimit-remaining-subscription-reads|writes|deletes`.
 
 `ArmSite` answers a request by finding its row in a table of `ArmRoute`s (`arm_resources.ROUTES`):
 it checks the bearer token and `api-version` first, matches the path case-insensitively as ARM does,
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from runbook.azure.emulator.state import ArmStore
+from runbook.azure.emulator.throttle import Throttle, request_kind, throttled
 from runbook.azure.emulator.transport import Json, Request, Response, arm_error, json_response
 from runbook.azure.estate import Estate, ResourceGroup
 
@@ -95,9 +98,11 @@ class ArmSite:
         base_url: Callable[[], str],
         gateway_url: Callable[[], str],
         store: ArmStore | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.estate = estate
         self.store = store if store is not None else ArmStore()
+        self.throttle = throttle if throttle is not None else Throttle(estate)
         self.routes = tuple(routes)
         self.serves = serves  # what `routes` cover, in words, for the InvalidResourceType message
         self.page_size = page_size
@@ -111,6 +116,21 @@ class ArmSite:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return self._unauthorized("The 'Authorization' header is provided in an invalid format.")
+        segments = request.segments()
+        remaining = _UNCOUNTED[request_kind(request.method)]
+        if len(segments) >= 2 and segments[0].lower() == "subscriptions":
+            grant = self.throttle.take(segments[1], token.strip(), request.method)
+            if grant is not None:
+                if not grant.allowed:
+                    response = throttled(grant, segments[1], request.method)
+                    response.headers.extend(_arm_headers())
+                    return response
+                remaining = grant.header
+        response = self._answer(request, segments)
+        response.headers.append(remaining)
+        return response
+
+    def _answer(self, request: Request, segments: list[str]) -> Response:
         api_version = request.query_value("api-version")
         if not api_version:
             return arm_error(
@@ -118,7 +138,6 @@ class ArmSite:
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
-        segments = request.segments()
         on_path: ArmRoute | None = None
         for route in self.routes:
             params = route.match(segments)
@@ -148,7 +167,7 @@ class ArmSite:
             if isinstance(result, Response):
                 result.operation = route.operation
                 if not any(name.lower() == "x-ms-request-id" for name, _ in result.headers):
-                    result.headers.extend(_arm_headers(write=request.method != "GET"))
+                    result.headers.extend(_arm_headers())
                 return result
             if isinstance(result, list):
                 result = self._page(result, request, api_version, count=route.apim)
@@ -156,9 +175,7 @@ class ArmSite:
             return arm_error(failure.status, failure.code, failure.message, operation=route.operation)
         except _BadSkipTokenError as exc:
             return arm_error(400, "InvalidSkipToken", str(exc), operation=route.operation)
-        return json_response(
-            200, result, operation=route.operation, headers=_arm_headers(write=request.method != "GET")
-        )
+        return json_response(200, result, operation=route.operation, headers=_arm_headers())
 
     def _unauthorized(self, reason: str) -> Response:
         response = arm_error(401, "AuthenticationFailed", f"Authentication failed. {reason}")
@@ -193,19 +210,18 @@ def not_found(group: ResourceGroup, resource: str) -> ArmFailureError:
     )
 
 
-def _arm_headers(*, write: bool = False) -> list[tuple[str, str]]:
+#: What an answer says is left when no bucket counts it (a subscription without rate limits, a tenant-level list).
+_UNCOUNTED = {
+    "reads": ("x-ms-ratelimit-remaining-subscription-reads", "11999"),
+    "writes": ("x-ms-ratelimit-remaining-subscription-writes", "1199"),
+    "deletes": ("x-ms-ratelimit-remaining-subscription-deletes", "1199"),
+}
+
+
+def _arm_headers() -> list[tuple[str, str]]:
     request_id = str(uuid.uuid4())
-    remaining = (
-        ("x-ms-ratelimit-remaining-subscription-writes", "1199")
-        if write
-        else (
-            "x-ms-ratelimit-remaining-subscription-reads",
-            "11999",
-        )
-    )
     return [
         ("x-ms-request-id", request_id),
         ("x-ms-correlation-request-id", request_id),
-        remaining,
         ("Cache-Control", "no-cache"),
     ]

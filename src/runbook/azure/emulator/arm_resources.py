@@ -32,6 +32,7 @@ from runbook.azure.emulator.arm_writes import OPERATION_ROUTES, stored_routes
 from runbook.azure.emulator.odata import API_FIELDS, OPERATION_FIELDS, filter_items
 from runbook.azure.emulator.transport import Json
 from runbook.azure.estate import (
+    GATEWAY_HOST_SUFFIX,
     Account,
     AccountModel,
     Api,
@@ -47,10 +48,9 @@ __all__ = ["ROUTES", "SERVES"]
 
 
 def subscription(call: ArmCall) -> Subscription:
-    wanted = call.params["sub"].lower()
-    for sub in call.estate.subscriptions:
-        if sub.id == wanted:
-            return sub
+    found = call.estate.find_subscription(call.params["sub"])
+    if found is not None:
+        return found
     raise ArmFailureError(404, "SubscriptionNotFound", f"The subscription '{call.params['sub']}' could not be found.")
 
 
@@ -84,6 +84,13 @@ def api(call: ArmCall) -> tuple[Subscription, ResourceGroup, ApiManagementServic
         if candidate.id.lower() == call.params["api"].lower():
             return sub, rg, svc, candidate
     raise ArmFailureError(404, "ResourceNotFound", "Api not found.")
+
+
+def gateway_of(call: ArmCall, svc: ApiManagementService) -> str:
+    """The service's gateway URL on the emulator: the root for a one-service estate, else its own path."""
+    if call.estate.apim_count() > 1:
+        return f"{call.gateway_url}/{svc.name}{GATEWAY_HOST_SUFFIX}"
+    return call.gateway_url
 
 
 _Named = TypeVar("_Named", Account, ApiManagementService, Deployment)
@@ -195,7 +202,7 @@ def _top_level(call: ArmCall, prefix: str) -> list[Json]:
 def _resources_in_group(call: ArmCall) -> list[Json]:
     sub, rg = group(call)
     items = [generic_item(account_item(sub, rg, a)) for a in rg.accounts]
-    items += [generic_item(service_item(sub, rg, svc, call.gateway_url)) for svc in rg.apim]
+    items += [generic_item(service_item(sub, rg, svc, gateway_of(call, svc))) for svc in rg.apim]
     return _filtered(call, items + _top_level(call, group_id(sub, rg)))
 
 
@@ -204,22 +211,23 @@ def _resources_in_subscription(call: ArmCall) -> list[Json]:
     items: list[Json] = []
     for rg in sub.resource_groups:
         items += [generic_item(account_item(sub, rg, a)) for a in rg.accounts]
-        items += [generic_item(service_item(sub, rg, svc, call.gateway_url)) for svc in rg.apim]
+        items += [generic_item(service_item(sub, rg, svc, gateway_of(call, svc))) for svc in rg.apim]
     return _filtered(call, items + _top_level(call, f"/subscriptions/{sub.id}"))
 
 
 def _services_in_subscription(call: ArmCall) -> list[Json]:
     sub = subscription(call)
-    return [service_item(sub, rg, svc, call.gateway_url) for rg in sub.resource_groups for svc in rg.apim]
+    return [service_item(sub, rg, svc, gateway_of(call, svc)) for rg in sub.resource_groups for svc in rg.apim]
 
 
 def _services_in_group(call: ArmCall) -> list[Json]:
     sub, rg = group(call)
-    return [service_item(sub, rg, svc, call.gateway_url) for svc in rg.apim]
+    return [service_item(sub, rg, svc, gateway_of(call, svc)) for svc in rg.apim]
 
 
 def _service_get(call: ArmCall) -> Json:
-    return service_item(*service(call), call.gateway_url)
+    sub, rg, svc = service(call)
+    return service_item(sub, rg, svc, gateway_of(call, svc))
 
 
 def _apis(call: ArmCall) -> list[Json]:

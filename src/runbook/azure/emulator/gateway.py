@@ -1,6 +1,12 @@
-"""The API Management gateway: routes by API path and operation URL template, checks subscription keys.
+"""The API Management gateway: routes by gateway, API path and operation URL template, checks keys.
 
-Each API of each APIM service in the estate is compiled once: its path prefix, its backend accounts
+One gateway server plays every APIM service of the estate. A request names its service the way a
+real one does, by host (`Host: {service}.azure-api.net`), or, since loopback has one host, by that
+host as the first path segment: `{gateway}/{service}.azure-api.net/{api-path}/...` is the service's
+own gateway URL (what ARM reports as `gatewayUrl` when the estate has several services). A request
+without one goes to the API whose path is the estate's only one with that path (so a one-service
+estate is served at the root, as before); a path several services share is refused with a 404 that
+names them. Each API is compiled once: its path prefix, its backend accounts
 (tried in order, like the lab's priority pool) and its operations' URL templates. A request goes to
 the API with the longest matching prefix, then to the operation whose template matches (method,
 segments, required query parameters), the most literal template winning as in APIM. Operations whose
@@ -31,7 +37,15 @@ from runbook.azure.emulator.apim_backends import policy_headers, region_of, rout
 from runbook.azure.emulator.dataplane import CAPABILITY_OF, KINDS, answer, openai_error
 from runbook.azure.emulator.state import ArmStore, ImageStore
 from runbook.azure.emulator.transport import Request, Response, apim_error, arm_error, json_response
-from runbook.azure.estate import Account, Api, ApiManagementService, Deployment, Estate, Operation
+from runbook.azure.estate import (
+    GATEWAY_HOST_SUFFIX,
+    Account,
+    Api,
+    ApiManagementService,
+    Deployment,
+    Estate,
+    Operation,
+)
 
 __all__ = ["GatewaySite"]
 
@@ -132,15 +146,38 @@ class GatewaySite:
                     )
                 )
         # longest path first, so `inference/openai` wins over `inference`
-        self.apis = sorted(apis, key=lambda entry: -len(entry.prefix))
+        apis.sort(key=lambda entry: -len(entry.prefix))
+        self.by_service: dict[str, list[_GatewayApi]] = {}
+        owners: dict[tuple[str, ...], list[str]] = {}
+        for entry in apis:
+            self.by_service.setdefault(entry.service.name.lower(), []).append(entry)
+            owners.setdefault(entry.prefix, []).append(entry.service.name)
+        # the root serves the paths only one service has; the others need the service's own URL
+        self.apis = [entry for entry in apis if len(owners[entry.prefix]) == 1]
+        self.shared = {prefix: names for prefix, names in owners.items() if len(names) > 1}
 
     def respond(self, request: Request) -> Response:
         segments = request.segments()
         if segments[:2] == ["_emulator", "images"] and len(segments) == 3 and request.method == "GET":
             return self._image_file(segments[2])
-        for entry in self.apis:
-            if [part.lower() for part in segments[: len(entry.prefix)]] == list(entry.prefix):
+        service = _host_service(request.headers.get("host", ""))
+        if service is None and segments and segments[0].lower().endswith(GATEWAY_HOST_SUFFIX):
+            service, segments = segments[0][: -len(GATEWAY_HOST_SUFFIX)].lower(), segments[1:]
+        apis = self.apis if service is None else self.by_service.get(service)
+        if apis is None:
+            return apim_error(404, f"Resource not found: no API Management gateway '{service}{GATEWAY_HOST_SUFFIX}' here")
+        lowered = [part.lower() for part in segments]
+        for entry in apis:
+            if lowered[: len(entry.prefix)] == list(entry.prefix):
                 return self._call(entry, segments[len(entry.prefix) :], request)
+        if service is None:
+            for prefix, names in self.shared.items():
+                if lowered[: len(prefix)] == list(prefix):
+                    return apim_error(
+                        404,
+                        f"Resource not found: gateways {', '.join(names)} all serve '/{'/'.join(prefix)}'; "
+                        f"call one through its own URL, {self.base_url()}/{{service}}{GATEWAY_HOST_SUFFIX}/...",
+                    )
         return apim_error(404, "Resource not found")
 
     def _call(self, entry: _GatewayApi, rest: Sequence[str], request: Request) -> Response:
@@ -226,6 +263,12 @@ class GatewaySite:
         if png is None:
             return apim_error(404, "Resource not found")
         return Response(200, png, operation="image-file", content_type="image/png")
+
+
+def _host_service(host: str) -> str | None:
+    """The service named by a `Host: {service}.azure-api.net[:port]` header, or None."""
+    name = host.partition(":")[0].lower()
+    return name[: -len(GATEWAY_HOST_SUFFIX)] if name.endswith(GATEWAY_HOST_SUFFIX) else None
 
 
 def _check_key(entry: _GatewayApi, request: Request, operation: str, *, bearer: bool = False) -> Response | None:

@@ -36,8 +36,16 @@ from runbook.azure.emulator.faults import FaultDraw, FaultPlan, fault_response
 from runbook.azure.emulator.gateway import GatewaySite
 from runbook.azure.emulator.services import ServicesSite
 from runbook.azure.emulator.state import ArmStore, ImageStore, RequestLog, RequestLogEntry
+from runbook.azure.emulator.throttle import Throttle
 from runbook.azure.emulator.transport import HTTPServer, Request, Response, Site, arm_error
-from runbook.azure.estate import ApiManagementService, Estate, ResourceGroup, Subscription, load_estate
+from runbook.azure.estate import (
+    GATEWAY_HOST_SUFFIX,
+    ApiManagementService,
+    Estate,
+    ResourceGroup,
+    Subscription,
+    load_estate,
+)
 from runbook.errors import InputError
 
 __all__ = ["Emulator", "loopback_address", "serve_forever"]
@@ -95,8 +103,9 @@ class Emulator:
             module.seed(estate, self.store)
         self._saved = self.store.writes  # nothing to save until a write changes the store
         self._save_lock = threading.Lock()
+        self.throttle = Throttle(estate)
         self._arm = ArmSite(
-            estate, ROUTES, SERVES, page_size, lambda: self.arm_url, lambda: self.gateway_url, self.store
+            estate, ROUTES, SERVES, page_size, lambda: self.arm_url, lambda: self.gateway_url, self.store, self.throttle
         )
         self._gateway = GatewaySite(estate, lambda: self.gateway_url, ImageStore(), self.store)
         self._services = ServicesSite(estate, self.store, self._log.snapshot)
@@ -206,6 +215,16 @@ class Emulator:
         """Base URL of the APIM gateway server (routes start with an API path)."""
         return self._url("gateway")
 
+    def gateway_url_for(self, service: str) -> str:
+        """The gateway URL of API Management service `service`: `{gateway_url}/{service}.azure-api.net`.
+
+        Every service answers there; a one-service estate is also served at `gateway_url` itself.
+        """
+        if self.estate.find_apim(service) is None:
+            names = [svc.name for _, _, svc in self.estate.apim_services()]
+            raise InputError(f"no API Management service {service!r} in the estate", hint=_did_you_mean(service, names))
+        return f"{self.gateway_url}/{service}{GATEWAY_HOST_SUFFIX}"
+
     @property
     def subscription_key(self) -> str:
         """The first key of the first API Management service ("" when the estate has none)."""
@@ -216,6 +235,11 @@ class Emulator:
     def requests(self) -> list[RequestLogEntry]:
         """A snapshot of the request log, oldest first."""
         return self._log.snapshot()
+
+    @property
+    def request_count(self) -> int:
+        """How many requests the emulator has answered (or dropped) since it started or was cleared."""
+        return len(self._log)
 
     def clear_requests(self) -> None:
         """Empty the request log."""
@@ -234,8 +258,9 @@ class Emulator:
                 values["RESOURCE_GROUP"] = sub.resource_groups[0].name
             return values
         sub, group, service = found
+        gateway = self.gateway_url_for(service.name) if self.estate.apim_count() > 1 else self.gateway_url
         values.update(
-            APIM_GATEWAY_URL=self.gateway_url,
+            APIM_GATEWAY_URL=gateway,
             APIM_API_KEY=service.subscription_keys[0],
             APIM_SERVICE_NAME=service.name,
             AZURE_SUBSCRIPTION_ID=sub.id,
@@ -365,6 +390,12 @@ def loopback_address(host: str) -> tuple[str, socket.AddressFamily, str]:
     if address.version == 6:
         return str(address), socket.AF_INET6, f"[{address}]"
     return str(address), socket.AF_INET, str(address)
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    from runbook.errors import did_you_mean
+
+    return f"{did_you_mean(word, choices)}services: {', '.join(choices[:12]) or 'none'}"
 
 
 def _first_service(estate: Estate) -> tuple[Subscription, ResourceGroup, ApiManagementService] | None:

@@ -70,6 +70,9 @@ class RequestLog:
         with self._lock:
             return list(self._entries)
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
