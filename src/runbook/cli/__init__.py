@@ -22,8 +22,6 @@ from .. import __version__
 from .common import CONTEXT, State, resume_command
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from ..docs import CommandDoc, ParamDoc
     from ..errors import RunbookError
 
@@ -95,10 +93,10 @@ class LazyGroup(click.Group):
         super().__init__(*args, **kwargs)
         self.lazy = lazy
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002 (click's signature)
         return sorted({*self.commands, *self.lazy})
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: ARG002
         if cmd_name not in self.commands and cmd_name in self.lazy:
             import importlib
 
