@@ -33,10 +33,10 @@ def validate(state: State, paths: tuple[Path, ...], as_json: bool, fmt: str) -> 
     files. Warns when a committed schema file (runbook.schema.json ...) is out of date.
     Exits 2 when any problem is found.
     """
-    from ..api import validate as validate_runbooks
     from ..cli_output import annotation, annotation_text
     from ..errors import RunbookError, ValidationFailed
-    from ..schemas import stale_schemas
+    from ..schema_freshness import stale_schemas
+    from ..validation import validate as validate_runbooks
 
     try:
         workspace = state.workspace()
@@ -45,7 +45,7 @@ def validate(state: State, paths: tuple[Path, ...], as_json: bool, fmt: str) -> 
             raise
         workspace = None
     count, problems = validate_runbooks(paths, workspace=workspace)
-    warnings = stale_schemas(workspace.root) if workspace is not None else []
+    warnings = stale_schemas(workspace.root, workspace.reports_dir) if workspace is not None else []
     if fmt == "github":
         for warning in warnings:
             click.echo(f"::warning::{annotation_text(warning)}")
