@@ -255,7 +255,7 @@ def test_validate_remembers_whether_the_schema_files_are_current(tmp_path: Path)
     root = core_workspace(tmp_path / "ws")
     shutil.copy(repo / "runbook.schema.json", root / "runbook.schema.json")
     assert "generated the schemas" in validate_without_generating(root).stderr  # nothing remembered yet
-    modules, output = imported_after(["-w", str(root), "validate"])
+    _modules, output = imported_after(["-w", str(root), "validate"])
     assert "1 runbook valid" in output
     assert (root / "reports" / ".index" / "schemas.json").is_file()
     again = validate_without_generating(root)

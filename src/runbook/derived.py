@@ -59,6 +59,15 @@ def names_in(folder: Path, prefix: str = "", suffix: str = "") -> list[str]:
         return []
 
 
+def runs_listing(reports_dir: Path) -> list[list[Any]]:
+    """Every phase folder of `reports/runs/` with its modification time (a record added or removed)."""
+    try:
+        with os.scandir(reports_dir / "runs") as entries:
+            return sorted([entry.name, entry.stat().st_mtime_ns] for entry in entries if entry.is_dir())
+    except OSError:
+        return []
+
+
 def source_listing() -> list[list[Any]]:
     """Every module of the `runbook` package (relative path, size, modification time), sorted: what
     produced a derived answer, so another version (or an edited checkout) computes it afresh."""

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .derived import INDEX_DIR, write_derived
+from .derived import INDEX_DIR, runs_listing, write_derived
 from .errors import Location
 from .progress import PhaseProgress, phase_states
 from .record import LogLine, read_log
@@ -110,12 +110,7 @@ def _log_key(stat: os.stat_result) -> dict[str, int]:
 
 def _runs_listing(workspace: Workspace) -> list[list[Any]]:
     """The records folder's listing: every phase folder with its modification time."""
-    runs = workspace.reports_dir / "runs"
-    try:
-        with os.scandir(runs) as entries:
-            return sorted([entry.name, entry.stat().st_mtime_ns] for entry in entries if entry.is_dir())
-    except OSError:
-        return []
+    return runs_listing(workspace.reports_dir)
 
 
 def _complete_end(log: Path, size: int) -> int | None:

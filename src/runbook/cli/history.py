@@ -101,11 +101,29 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
     Progress comes from the timestamp log: "Phase 1 Progress: 62.5% (5/8 subphases complete)".
     Unreadable timestamp-log lines are skipped with a warning naming file:line (on stderr).
     """
-    from .. import status as screens
     from ..text import use_colour
+
+    if phase is None:
+        # Nothing changed since the last `runbook status`: the overview as it was, with no model loaded.
+        from ..status_index import remembered_overview
+
+        remembered = remembered_overview(state.workspace_path)
+        if remembered is not None:
+            for warning in remembered.warnings:
+                click.echo(f"warning: {warning}", err=True)
+            if as_json:
+                click.echo(json.dumps(remembered.data, indent=2, ensure_ascii=False))
+            else:
+                click.echo(remembered.coloured if use_colour(sys.stdout) else remembered.text, nl=False)
+            return
+    from .. import status as screens
 
     workspace = state.workspace()
     view = screens.phase_status(workspace, phase) if phase else screens.workspace_status(workspace)
+    if isinstance(view, screens.WorkspaceStatus):
+        from ..status_index import remember_overview
+
+        remember_overview(workspace, view)
     for warning in view.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
