@@ -24,6 +24,10 @@ VERSION = 1
 
 def stale_schemas(root: Path, reports_dir: Path) -> list[str]:
     """`runbook.schemas.stale_schemas(root)`, from the remembered answer when nothing it depends on changed."""
+    from .schemas import FILE_NAMES
+
+    if not any((root / name).is_file() for name in FILE_NAMES.values()):
+        return []  # nothing committed to compare
     key = _key(root)
     cached = read_derived(reports_dir, CACHE_NAME)
     if cached is not None and cached.get("key") == key and isinstance(cached.get("warnings"), list):
