@@ -14,6 +14,7 @@ status within 200 ms of `python -c pass`; doc generation linear in the number of
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -220,14 +221,18 @@ def run(quick: bool) -> Section:
     section = Section(NAME, TITLE)
     repeat = 3 if quick else 7
     docs_s: dict[int, float] = {}
+    # RUNBOOK_BENCH_SKIP_DOCS=1 measures status only (doc generation takes minutes on a loaded machine).
+    skip_docs = os.environ.get("RUNBOOK_BENCH_SKIP_DOCS", "") not in ("", "0")
     with tempfile.TemporaryDirectory(prefix="runbook-bench-") as tmp:
         started = time.perf_counter()
-        roots = {n: make_workspace(Path(tmp) / f"ws-{n}", n) for n in RUN_COUNTS}
+        sizes = (max(RUN_COUNTS),) if skip_docs else RUN_COUNTS
+        roots = {n: make_workspace(Path(tmp) / f"ws-{n}", n) for n in sizes}
         written = time.perf_counter() - started
         status_runs = time_status(roots[max(RUN_COUNTS)], repeat)
         status_in = time_status_in_process(roots[max(RUN_COUNTS)], repeat)
-        for n, root in roots.items():
-            docs_s[n] = time_docs(root, repeat)
+        if not skip_docs:
+            for n, root in roots.items():
+                docs_s[n] = time_docs(root, repeat)
 
     phases = GROUPS * PHASES_PER_GROUP
     most = max(RUN_COUNTS)
@@ -254,6 +259,13 @@ def run(quick: bool) -> Section:
             )
         )
     section.add(Row("status, in-process (workspace_status + render_status, index fresh)", status_in * 1000))
+    if skip_docs:
+        section.notes.append(
+            "generate_docs was not measured in this run (RUNBOOK_BENCH_SKIP_DOCS=1): status only; "
+            f"writing the {phases * most:,}-record workspace took {written:.1f} s and is not counted."
+        )
+        section.notes.extend(_status_notes())
+        return section
     for n in RUN_COUNTS:
         section.add(Row(f"generate_docs, {phases} phases x {n} runs ({phases * n:,} records)", docs_s[n], unit="s"))
     low, mid, high = RUN_COUNTS
@@ -270,16 +282,20 @@ def run(quick: bool) -> Section:
             note=f"fixed part {max(docs_s[low] - slope * low, 0):.2f} s; middle point off the line by {deviation:.0%}",
         )
     )
-    section.notes.append(
-        "`runbook status` sides, interleaved with `python -c pass`: nothing changed since the last status "
-        "(reports/.index/overview.json current: no pydantic, YAML or model is imported); the status index "
-        "fresh but the overview forgotten (the config is loaded and validated, the index read, the screen "
-        "rendered); one log line appended (the index folds it, the overview is computed); both files "
-        "deleted (the whole log is folded again)."
-    )
+    section.notes.extend(_status_notes())
     section.notes.append(
         f"writing the three workspaces ({phases * sum(RUN_COUNTS):,} records, {2 * phases * sum(RUN_COUNTS):,} "
         f"log lines) took {written:.1f} s and is not counted. The overview reads only the timestamp log "
         f"({2 * phases * most:,} lines here) and directory listings; the docs read every run record."
     )
     return section
+
+
+def _status_notes() -> list[str]:
+    return [
+        "`runbook status` sides, interleaved with `python -c pass` (order reversed every other round): "
+        "nothing changed since the last status (reports/.index/overview.json current: no pydantic, YAML or "
+        "model is imported); the status index fresh but the overview forgotten (the config is loaded and "
+        "validated, the index read, the screen rendered); one log line appended (the index folds it, the "
+        "overview is computed); both files deleted (the whole log is folded again)."
+    ]
