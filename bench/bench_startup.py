@@ -80,6 +80,23 @@ def import_profile(argv_tail: list[str], cwd: Path | None = None) -> tuple[float
     return total, sorted(found.items(), key=lambda kv: -kv[1])[:4]
 
 
+# The floor of a click command line: a bare click group with runbook's root options and 16 one-line
+# commands, printing its --help (what `runbook --help` costs when runbook adds nothing to click).
+BARE_CLICK = """
+import click
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option("0.1.0", prog_name="runbook")
+@click.option("-w", "--workspace", type=click.Path(file_okay=False), envvar="RUNBOOK_WORKSPACE", show_envvar=True,
+              help="Workspace folder.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems, failures and the final result.")
+def cli(workspace, quiet):
+    'Declarative, recorded incident runbooks for notebooks and Azure AI gateways.'
+for index in range(16):
+    cli.add_command(click.Command(f"command{index}", help="A command with a one-line help of a typical length."))
+cli.main(["--help"], prog_name="runbook", standalone_mode=False)
+"""
+
+
 # Commands whose imports are profiled (run in a copy of the sample workspace).
 PROFILED = (
     ["--help"],
@@ -106,6 +123,7 @@ def run(quick: bool) -> Section:
             "python": ([sys.executable, "-c", "pass"], None),
             "help": ([*runbook, "--help"], None),
             "validate": ([*runbook, "validate"], workspace),
+            "click": ([sys.executable, "-c", BARE_CLICK], None),
         }
         if ansible:
             commands["ansible"] = ([*ansible, "--version"], None)
@@ -120,6 +138,7 @@ def run(quick: bool) -> Section:
     python_wall, python_cpu = results["python"]
     help_wall, help_cpu = results["help"]
     validate_wall, validate_cpu = results["validate"]
+    click_wall, click_cpu = results["click"]
     ansible_wall = results["ansible"][0] if ansible else None
     ms = 1000.0
     section.add(Row("python -c pass", median(python_wall) * ms, cpu=median(python_cpu) * ms))
@@ -141,6 +160,20 @@ def run(quick: bool) -> Section:
             cpu=pair_difference(help_cpu, python_cpu) * ms,
             target=f"<= {HELP_BUDGET_MS:.0f} ms",
             met=help_extra <= HELP_BUDGET_MS,
+        )
+    )
+    section.add(
+        Row(
+            "bare click group (16 commands) --help minus python -c pass: the floor of a click CLI",
+            pair_difference(click_wall, python_wall) * ms,
+            cpu=pair_difference(click_cpu, python_cpu) * ms,
+        )
+    )
+    section.add(
+        Row(
+            "runbook --help minus the bare click group's --help",
+            pair_difference(help_wall, click_wall) * ms,
+            cpu=pair_difference(help_cpu, click_cpu) * ms,
         )
     )
     section.add(
@@ -179,7 +212,8 @@ def run(quick: bool) -> Section:
             f"slowest imports of `runbook {command}` (cumulative): " + ", ".join(f"{n} {t:.0f} ms" for n, t in slow)
         )
     section.notes.append(
-        f"{repeat} interleaved rounds (python, --help, validate, ansible; order reversed every other round); "
+        f"{repeat} interleaved rounds (python, --help, validate, bare click, ansible; order reversed every other "
+        "round); "
         "the differences to `python -c pass` and the ratios are medians of the per-round figures. "
         f"Commands run as `{Path(runbook[0]).name}` from {Path(runbook[0]).parent} (the console script itself; "
         "a pyenv shim in front of it adds its own shell start-up)."

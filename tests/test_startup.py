@@ -62,9 +62,11 @@ def test_version_imports_no_heavy_dependency() -> None:
 
 
 def command_names() -> list[str]:
+    import click
+
     from runbook.cli import cli
 
-    return sorted(cli.commands)
+    return cli.list_commands(click.Context(cli))
 
 
 @pytest.mark.parametrize("command", command_names())
@@ -76,13 +78,23 @@ def test_command_help_imports_no_heavy_dependency(command: str) -> None:
     assert heavy(modules) == []
 
 
-def test_help_loads_only_the_cli_and_its_errors() -> None:
-    modules, _ = imported_after(["--help"])
+def test_help_loads_only_the_cli_package_and_no_command_module() -> None:
+    """The commands are imported when invoked: `--help` lists them from the table in runbook.cli."""
+    modules, output = imported_after(["--help"])
     ours = sorted(m for m in modules if m == "runbook" or m.startswith("runbook."))
-    assert ours == [
-        "runbook", "runbook.cli", "runbook.cli.common", "runbook.cli.completion", "runbook.cli.emulator",
-        "runbook.cli.fleet", "runbook.cli_output", "runbook.errors",
-    ]
+    assert ours == ["runbook", "runbook.cli", "runbook.cli.common"]
+    assert "shutil" not in modules  # the help is sized without it (it loads bz2, lzma, zlib)
+    for command in command_names():
+        assert f"\n  {command} " in output
+
+
+@pytest.mark.parametrize("command", ["validate", "status", "run"])
+def test_a_command_loads_its_own_command_module_only(command: str) -> None:
+    from runbook.cli import COMMANDS
+
+    modules, _ = imported_after([command, "--help"])
+    loaded = {m.removeprefix("runbook.cli.") for m in modules if m.startswith("runbook.cli.")}
+    assert loaded - {"common", "completion"} == {COMMANDS[command][0]}
 
 
 def test_validate_does_not_import_the_kernel_stack() -> None:
@@ -163,3 +175,99 @@ def test_status_loads_no_kernel_http_or_template_code(tmp_path: Path) -> None:
     modules, _output = imported_after(["-w", str(root), "status"])
     assert loaded(modules, KERNEL) == []
     assert loaded(modules, NETWORK) == []
+
+
+# Modules that only running a phase needs (the executor, the run record's writer, the lock, the API).
+RUNNING = ("runbook.api", "runbook.executor", "runbook.lock", "runbook.targets", "runbook.kernel")
+FAMILIES = ("runbook.actions.files", "runbook.actions.http", "runbook.actions.azure", "runbook.actions.azure_write",
+            "runbook.actions.notebook")
+
+
+def test_validate_loads_no_executor_and_only_the_action_families_it_names(tmp_path: Path) -> None:
+    root = core_workspace(tmp_path / "ws")
+    modules, output = imported_after(["-w", str(root), "validate"])
+    assert "runbook valid" in output
+    assert loaded(modules, RUNNING) == []
+    assert "runbook.actions.core" in modules
+    assert loaded(modules, FAMILIES) == []  # set and assert are core actions
+
+
+def test_validate_of_the_sample_loads_no_executor() -> None:
+    modules, output = imported_after(["-w", str(Path(__file__).resolve().parent.parent), "validate"])
+    assert "runbooks valid" in output
+    assert loaded(modules, RUNNING) == []
+
+
+def test_the_registry_table_names_every_builtin_action_and_its_module() -> None:
+    """BUILTIN_ACTIONS is what lets a lookup import one family: it must list exactly what they register."""
+    from runbook import actions
+
+    registered = {spec.name: spec.func.__module__ for spec in actions.all_specs() if spec.func.__module__ in actions.BUILTIN_MODULES}
+    assert registered == actions.BUILTIN_ACTIONS
+
+
+def test_a_lookup_imports_only_the_family_of_the_name() -> None:
+    code = (
+        "import json, sys\nfrom runbook import actions\nactions.get('file.replace')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('runbook.actions.'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(result.stdout) == ["runbook.actions.files", "runbook.actions.outputs"]
+
+
+def test_an_unknown_action_still_lists_every_family(tmp_path: Path) -> None:
+    root = core_workspace(tmp_path / "ws")
+    path = root / "runbooks" / "phase-1.1.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("uses: set", "uses: notebook.sett"), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-c", "from runbook.cli import main; main()", "-w", str(root), "validate"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown action 'notebook.sett'" in result.stderr
+    assert "notebook.set_source" in result.stderr and "azure.deployments" in result.stderr and "http.request" in result.stderr
+
+
+# The schema check's answer is remembered in reports/.index/schemas.json: a second validate must not
+# generate the schemas (this probe makes generating them fail), and any change to a schema file must.
+NO_GENERATION = """
+import sys
+import runbook.schemas
+def refuse(root):
+    raise SystemExit("generated the schemas")
+runbook.schemas.stale_schemas = refuse
+from runbook.cli import main
+main(sys.argv[1:])
+"""
+
+
+def validate_without_generating(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", NO_GENERATION, "-w", str(root), "validate"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def test_validate_remembers_whether_the_schema_files_are_current(tmp_path: Path) -> None:
+    import shutil
+
+    repo = Path(__file__).resolve().parent.parent
+    root = core_workspace(tmp_path / "ws")
+    shutil.copy(repo / "runbook.schema.json", root / "runbook.schema.json")
+    assert "generated the schemas" in validate_without_generating(root).stderr  # nothing remembered yet
+    _modules, output = imported_after(["-w", str(root), "validate"])
+    assert "1 runbook valid" in output
+    assert (root / "reports" / ".index" / "schemas.json").is_file()
+    again = validate_without_generating(root)
+    assert again.returncode == 0 and "1 runbook valid" in again.stdout and again.stderr == ""
+
+    # a changed schema file: generated and compared again, and the warning is the real one
+    (root / "runbook.schema.json").write_text('{"type": "object"}\n', encoding="utf-8")
+    assert "generated the schemas" in validate_without_generating(root).stderr
+    stale = subprocess.run(
+        [sys.executable, "-c", "from runbook.cli import main; main()", "-w", str(root), "validate"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert "runbook.schema.json is out of date" in stale.stderr
+    remembered = validate_without_generating(root)
+    assert remembered.returncode == 0 and "runbook.schema.json is out of date" in remembered.stderr

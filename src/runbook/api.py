@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, Location, Problem, RunFailed, RunInterrupted
+from .errors import InputError, RunFailed, RunInterrupted
 from .executor import Executor, Listener, RunOptions, RunResult, resolve_inputs
-from .loader import LoadedRunbook, read_yaml, validate_document
+from .loader import LoadedRunbook
 from .lock import WorkspaceLock
 from .model import normalise_phase
 from .record import (
@@ -40,6 +40,7 @@ from .record import (
     utc_now,
 )
 from .secrets import Redactor, is_secret_name
+from .validation import validate
 from .workspace import Workspace, load_workspace
 
 __all__ = [
@@ -454,36 +455,6 @@ class _interrupts_to:
     def __exit__(self, *_exc: object) -> None:
         for sig, handler in self.saved.items():
             signal.signal(sig, handler)
-
-
-# ---------------------------------------------------------------- validate
-
-
-def validate(paths: Iterable[Path] = (), *, workspace: Workspace | None = None) -> tuple[int, list[Problem]]:
-    """Validate runbooks (default: all of the workspace's). Returns (files checked, problems)."""
-    ws = workspace
-    files = [Path(p) for p in paths]
-    if not files:
-        ws = ws or load_workspace()
-        files = list(ws.runbook_files().values())
-    known = ws.phase_ids() if ws is not None else None
-    from .checks import runbook_problems, workspace_problems
-
-    problems: list[Problem] = workspace_problems(ws) if ws is not None else []
-    for path in files:
-        root = ws.root if ws is not None else None
-        try:
-            doc = read_yaml(path, root=Path.cwd() if root is None else None)
-        except InputError as exc:
-            problems.append(
-                Problem(
-                    exc.location or Location(str(path)), exc.message.split(": ", 1)[-1] if exc.location else exc.message
-                )
-            )
-            continue
-        found = validate_document(doc, known_phases=known)
-        problems.extend(found or runbook_problems(doc, ws.root if ws is not None else Path.cwd()))
-    return len(files), problems
 
 
 # ---------------------------------------------------------------- log, init, new

@@ -14,7 +14,6 @@ failing to write it (a read-only workspace) only costs speed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import fields
@@ -22,13 +21,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .derived import INDEX_DIR, runs_listing, write_derived
 from .errors import Location
 from .progress import PhaseProgress, phase_states
 from .record import LogLine, read_log
 from .record import _parse_log_line as parse_log_line
 from .workspace import Workspace
 
-INDEX_DIR = ".index"
 INDEX_NAME = "status.json"
 VERSION = 1
 _TAIL = 64  # bytes before the indexed end that must be unchanged for an append-only update
@@ -111,12 +110,7 @@ def _log_key(stat: os.stat_result) -> dict[str, int]:
 
 def _runs_listing(workspace: Workspace) -> list[list[Any]]:
     """The records folder's listing: every phase folder with its modification time."""
-    runs = workspace.reports_dir / "runs"
-    try:
-        with os.scandir(runs) as entries:
-            return sorted([entry.name, entry.stat().st_mtime_ns] for entry in entries if entry.is_dir())
-    except OSError:
-        return []
+    return runs_listing(workspace.reports_dir)
 
 
 def _complete_end(log: Path, size: int) -> int | None:
@@ -177,8 +171,6 @@ def _write(
     next_line: int | None = None,
     latest: datetime | None = None,
 ) -> None:
-    from .atomic import atomic_write_text
-
     log = workspace.timestamp_log
     if end is None:  # an append-only update: the new end is the log's size now
         end = stat.st_size
@@ -201,13 +193,7 @@ def _write(
         "states": {phase_id: _dump_state(state) for phase_id, state in states.items()},
         "warnings": warnings,
     }
-    folder = index_path(workspace).parent
-    with contextlib.suppress(OSError, TypeError, ValueError):  # a read-only workspace, an odd value
-        folder.mkdir(parents=True, exist_ok=True)
-        ignore = folder / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("# derived by runbook status: never committed\n*\n", encoding="utf-8")
-        atomic_write_text(index_path(workspace), json.dumps(data, default=str))
+    write_derived(workspace.reports_dir, INDEX_NAME, data)
 
 
 def _count_lines_between(log: Path, start: int, end: int) -> int:

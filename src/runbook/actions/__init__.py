@@ -1,9 +1,12 @@
 """The action registry: named operations with declared parameters that steps `use`.
 
-Built-in actions live in the modules of this package and are registered on first lookup (so
-`runbook --help` imports none of them). Third-party packages add actions through the
-`runbook.actions` entry-point group: each entry point names a module (importing it registers its
-actions with `@action`) or an `ActionSpec`. An unknown name is an error that lists the known ones.
+Built-in actions live in the modules of this package; `BUILTIN_ACTIONS` names the module of each,
+and looking a name up imports that module only (validating a runbook of core steps loads no
+notebook, HTTP or Azure family). Third-party packages add actions through the `runbook.actions`
+entry-point group: each entry point names a module (importing it registers its actions with
+`@action`) or an `ActionSpec`; they are loaded on the first lookup, and a plug-in's action wins over
+a built-in of the same name, as when every built-in was loaded first. Listing the actions loads
+every family. An unknown name is an error that lists the known ones.
 Each action declares its output model (`output=`, see `runbook.actions.outputs`); calls through the
 registry check the returned output against it when `RUNBOOK_CHECK_OUTPUTS=1` (the test suite).
 A plug-in without a declared output still works; it is listed as "output not declared".
@@ -27,17 +30,27 @@ from .outputs import NOT_DECLARED, Output, check, checking, describe
 from .outputs import OutputField as OutputField  # re-exported: describe_outputs() returns them
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     from ..secrets import Redactor
 
 Status = Literal["ok", "changed"]
-BUILTIN_MODULES = (
-    "runbook.actions.core",
-    "runbook.actions.files",
-    "runbook.actions.http",
-    "runbook.actions.azure",
-    "runbook.actions.azure_write",
-    "runbook.actions.notebook",
-)
+#: Every built-in action and the module that registers it (tests/test_startup.py checks it against them).
+BUILTIN_ACTIONS: dict[str, str] = {
+    **dict.fromkeys(("assert", "manual", "set", "shell"), "runbook.actions.core"),
+    **dict.fromkeys(("env.set", "file.replace"), "runbook.actions.files"),
+    "http.request": "runbook.actions.http",
+    **dict.fromkeys(
+        ("azure.accounts", "azure.apim.apis", "azure.apim.operations", "azure.deployments", "azure.resource"),
+        "runbook.actions.azure",
+    ),
+    **dict.fromkeys(("azure.create", "azure.list", "azure.update"), "runbook.actions.azure_write"),
+    **dict.fromkeys(
+        ("notebook.cells", "notebook.edit", "notebook.insert", "notebook.run", "notebook.set_source"),
+        "runbook.actions.notebook",
+    ),
+}
+BUILTIN_MODULES = tuple(dict.fromkeys(BUILTIN_ACTIONS.values()))
 ENTRY_POINT_GROUP = "runbook.actions"
 
 
@@ -150,8 +163,10 @@ class ActionSpec:
 
 
 _registry: dict[str, ActionSpec] = {}
-_loaded = False
-_lock = threading.Lock()
+_loaded = False  # every family and every plug-in
+_plugins_loaded = False
+_imported: set[str] = set()  # built-in modules imported through the registry
+_lock = threading.RLock()
 
 F = TypeVar("F", bound=ActionFunc)
 
@@ -191,9 +206,16 @@ def action(
 
 
 def register(spec: ActionSpec) -> None:
+    existing = _registry.get(spec.name)
+    if existing is not None and _is_builtin(spec) and not _is_builtin(existing):
+        return  # a plug-in's (or a test's) action of this name came first and stays
     if spec.output is not None:
         spec = replace(spec, func=_contract_checked(spec.name, spec.func, spec.output))
     _registry[spec.name] = spec
+
+
+def _is_builtin(spec: ActionSpec) -> bool:
+    return getattr(spec.func, "__module__", None) in BUILTIN_MODULES
 
 
 def _contract_checked(name: str, func: ActionFunc, model: type[Output]) -> ActionFunc:
@@ -215,39 +237,64 @@ def _contract_checked(name: str, func: ActionFunc, model: type[Output]) -> Actio
 
 
 def _load() -> None:
+    """Every built-in family and every plug-in (for listings and the unknown-name message)."""
     global _loaded
     with _lock:
         if _loaded:
             return
+        _load_plugins()
         for module in BUILTIN_MODULES:
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                # A family not built yet must not break the others.
-                if exc.name != module:
-                    raise
-        _load_entry_points()
+            _import_builtin(module)
         _loaded = True
 
 
-def _load_entry_points() -> None:
+def _import_builtin(module: str) -> None:
+    with _lock:
+        if module in _imported:
+            return
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            # A family not built yet must not break the others.
+            if exc.name != module:
+                raise
+        _imported.add(module)
+
+
+@functools.cache
+def plugin_entry_points() -> tuple[EntryPoint, ...]:
+    """The installed `runbook.actions` entry points, read from package metadata (nothing imported)."""
     from importlib.metadata import entry_points
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = ep.load()
-        except Exception as exc:  # a broken plug-in must say which one
-            raise InputError(
-                f"cannot load action plug-in {ep.name!r} ({ep.value}): {type(exc).__name__}: {exc}",
-                hint="fix or uninstall the package that provides it",
-            ) from exc
-        if isinstance(loaded, ActionSpec):
-            register(loaded)
+    return tuple(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    with _lock:
+        if _plugins_loaded:
+            return
+        _plugins_loaded = True
+        for ep in plugin_entry_points():
+            try:
+                loaded = ep.load()
+            except Exception as exc:  # a broken plug-in must say which one
+                raise InputError(
+                    f"cannot load action plug-in {ep.name!r} ({ep.value}): {type(exc).__name__}: {exc}",
+                    hint="fix or uninstall the package that provides it",
+                ) from exc
+            if isinstance(loaded, ActionSpec):
+                register(loaded)
 
 
 def get(name: str) -> ActionSpec:
-    """Look an action up by name; an unknown name lists the known ones and the closest match."""
-    _load()
+    """Look an action up by name (importing only its family); an unknown name lists the known ones
+    and the closest match."""
+    if not _plugins_loaded:
+        _load_plugins()
+    module = BUILTIN_ACTIONS.get(name)
+    if module is not None and module not in _imported:
+        _import_builtin(module)
     try:
         return _registry[name]
     except KeyError:

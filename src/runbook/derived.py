@@ -1,0 +1,91 @@
+"""The folder of derived files, `reports/.index/`: summaries runbook can always rebuild.
+
+What lives there (the status index, the remembered status screen, the schema check's answer) is
+computed from the workspace's own files and never the source of truth; the folder ignores itself
+for git (its `.gitignore` holds `*`), so none of it is committed. Writing is best effort: a
+read-only workspace only costs speed. This module imports nothing heavy, so a command that finds
+its answer here starts without pydantic, the YAML loader or the models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+INDEX_DIR = ".index"
+
+
+def write_derived(reports_dir: Path, name: str, data: Any) -> None:
+    """Write `reports/.index/NAME` as JSON (atomically); failing (a read-only workspace, a value
+    JSON cannot hold) only costs speed next time."""
+    from .atomic import atomic_write_text
+
+    folder = reports_dir / INDEX_DIR
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        folder.mkdir(parents=True, exist_ok=True)
+        ignore = folder / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# derived by runbook (status, validate): never committed\n*\n", encoding="utf-8")
+        atomic_write_text(folder / name, json.dumps(data, default=str))
+
+
+def read_derived(reports_dir: Path, name: str) -> dict[str, Any] | None:
+    """The JSON object in `reports/.index/NAME`, or None (missing, unreadable, not an object)."""
+    try:
+        data = json.loads((reports_dir / INDEX_DIR / name).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def stamp(path: Path) -> list[int] | None:
+    """A file's size, modification time and inode (None when it does not exist)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+def names_in(folder: Path, prefix: str = "", suffix: str = "") -> list[str]:
+    """The sorted names in `folder` with that prefix and suffix (none when it is not a folder)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.name for e in entries if e.name.startswith(prefix) and e.name.endswith(suffix))
+    except OSError:
+        return []
+
+
+def runs_listing(reports_dir: Path) -> list[list[Any]]:
+    """Every phase folder of `reports/runs/` with its modification time (a record added or removed)."""
+    try:
+        with os.scandir(reports_dir / "runs") as entries:
+            return sorted([entry.name, entry.stat().st_mtime_ns] for entry in entries if entry.is_dir())
+    except OSError:
+        return []
+
+
+def source_listing() -> list[list[Any]]:
+    """Every module of the `runbook` package (relative path, size, modification time), sorted: what
+    produced a derived answer, so another version (or an edited checkout) computes it afresh."""
+    from . import __version__
+
+    package = Path(__file__).resolve().parent
+    found: list[list[Any]] = [[__version__]]
+    pending = [package]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False) and entry.name != "__pycache__":
+                        pending.append(Path(entry.path))
+                    elif entry.name.endswith(".py"):
+                        info = entry.stat()
+                        found.append([os.path.relpath(entry.path, package), info.st_size, info.st_mtime_ns])
+        except OSError:
+            continue
+    return sorted(found, key=str)

@@ -1,0 +1,134 @@
+"""The status overview, remembered: `runbook status` with nothing changed reads one small file.
+
+`status.workspace_status()` folds the timestamp log (through `history_index`) and crosses it with
+the plan, the runbooks, the reports and, for phases without a log line, their latest run record.
+That answer only changes when one of those inputs does, so after computing it `runbook status`
+keeps it in `reports/.index/overview.json`: the screen's data (`WorkspaceStatus.to_dict()`), the
+rendered text with and without colour, and the warnings, under a key made of every input:
+
+- runbook.yaml's size, modification time and inode (the plan, titles, planned cells, paths);
+- the timestamp log's, and the runs folder's listing (each phase folder with its modification time);
+- the names of the runbooks (`phase-*`) and of the reports (`phase-*.md`);
+- for each phase shown as not started or investigated that has runs, its latest record's stamp;
+- the source listing of the `runbook` package (another version renders differently).
+
+When the key matches, the overview is printed from the file and nothing else is imported: no
+pydantic, no YAML loader, no model. Any difference, an unreadable file, or a reports folder other
+than the default `reports/` (the file must be found before runbook.yaml is read) takes the full
+path, which writes the file again. Like the status index, the file is derived and never committed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .derived import names_in, read_derived, runs_listing, source_listing, stamp, write_derived
+
+if TYPE_CHECKING:
+    from .status import WorkspaceStatus
+    from .workspace import Workspace
+
+NAME = "overview.json"
+VERSION = 1
+CONFIG_NAME = "runbook.yaml"  # workspace.CONFIG_NAME (not imported: it would load pydantic)
+DEFAULT_REPORTS = "reports"
+
+
+@dataclass
+class RememberedOverview:
+    """The overview as `runbook status` printed it last time (nothing it depends on changed since)."""
+
+    data: dict[str, Any]
+    text: str
+    coloured: str
+    warnings: list[str]
+
+
+def remembered_overview(start: Path | str | None) -> RememberedOverview | None:
+    """The remembered overview of the workspace at or above `start` (default: the current folder),
+    or None when there is none or anything it was computed from changed."""
+    root = _find_root(Path(start) if start else None)
+    if root is None:
+        return None
+    reports = root / DEFAULT_REPORTS
+    saved = read_derived(reports, NAME)
+    if saved is None or saved.get("version") != VERSION:
+        return None
+    try:
+        places = saved["places"]
+        if saved["key"] != _key(root, places):
+            return None
+        return RememberedOverview(
+            data=saved["data"], text=saved["text"], coloured=saved["coloured"], warnings=list(saved["warnings"])
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def remember_overview(workspace: Workspace, view: WorkspaceStatus) -> None:
+    """Keep the overview just computed (when the workspace keeps its reports in the default folder)."""
+    from .status import render_status
+
+    if workspace.reports_dir != workspace.root / DEFAULT_REPORTS:
+        return
+    runs = {name for name, _mtime in runs_listing(workspace.reports_dir)}
+    watched = sorted(
+        phase.id
+        for group in view.groups
+        for phase in group.phases
+        if phase.state in ("not_started", "investigated") and phase.id in runs
+    )
+    places = {
+        "runbooks": os.path.relpath(workspace.runbooks_dir, workspace.root),
+        "log": os.path.relpath(workspace.timestamp_log, workspace.root),
+        "watched": watched,
+    }
+    write_derived(
+        workspace.reports_dir,
+        NAME,
+        {
+            "version": VERSION,
+            "places": places,
+            "key": _key(workspace.root, places),
+            "data": view.to_dict(),
+            "text": render_status(view, colour=False),
+            "coloured": render_status(view, colour=True),
+            "warnings": list(view.warnings),
+        },
+    )
+
+
+def _key(root: Path, places: dict[str, Any]) -> dict[str, Any]:
+    reports = root / DEFAULT_REPORTS
+    return {
+        "root": str(root),
+        "config": stamp(root / CONFIG_NAME),
+        "log": stamp(root / places["log"]),
+        "runs": runs_listing(reports),
+        "runbooks": names_in(root / places["runbooks"], "phase-"),
+        "reports": names_in(reports, "phase-", ".md"),
+        "records": {phase: _latest_record(reports / "runs" / phase) for phase in places["watched"]},
+        "source": source_listing(),
+    }
+
+
+def _latest_record(folder: Path) -> list[Any] | None:
+    names = names_in(folder, "", ".jsonl")
+    return [names[-1], stamp(folder / names[-1])] if names else None
+
+
+def _find_root(start: Path | None) -> Path | None:
+    """The folder `workspace.find_root` would find, or None (which leaves the error to it)."""
+    if start is not None and not start.is_dir():
+        return None
+    try:
+        here = (start or Path.cwd()).resolve()
+    except OSError:
+        return None
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    return None
