@@ -14,6 +14,7 @@ import os
 import platform
 import threading
 import time
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -133,49 +134,14 @@ class Interrupted(Exception):
     """Raised inside the executor when Ctrl-C arrives; turned into RunInterrupted by the API."""
 
 
-def resolve_inputs(
-    loaded: LoadedRunbook,
-    options: RunOptions,
-    environ: Mapping[str, str],
-    dotenv: Mapping[str, str],
-    target_env: Mapping[str, str],
-    target_settings: Mapping[str, Any],
-    redactor: Redactor,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Values of declared inputs: --var, then the environment, the target, .env, the default.
-
-    Returns (public values, secret values). Every missing required input is listed at once.
-    """
-    public: dict[str, Any] = {}
-    secret: dict[str, Any] = {}
-    missing: list[str] = []
-    for name, spec in loaded.runbook.inputs.items():
-        variable = spec.env or name
-        candidates = (
-            options.vars.get(name),
-            environ.get(variable),
-            target_env.get(variable),
-            target_settings.get(name),
-            dotenv.get(variable),
-            spec.default,
-        )
-        # An empty environment variable counts as unset, as it does for most CLIs.
-        value: Any = next((c for c in candidates if c is not None and c != ""), None)
-        if value is None and spec.required:
-            missing.append(f"{name} (env {variable})" if spec.env else name)
-            continue
-        if spec.secret:
-            if isinstance(value, str):
-                redactor.add(value)
-            secret[name] = value
-        else:
-            public[name] = value
-    if missing:
-        raise InputError(
-            f"{loaded.doc.display}: missing required inputs: {', '.join(missing)}",
-            hint="pass --var NAME=VALUE, export the variable, or add it to .env",
-        )
-    return public, secret
+def in_process_action(uses: str) -> bool:
+    """Whether action `uses` acts only inside this process (`set`, `assert`): not blocking, changes
+    nothing. The run record lets the lines of such steps share an fsync (runbook.record)."""
+    try:
+        spec = actions.get(uses)
+    except RunbookError:
+        return False
+    return not spec.blocking and not spec.changes and spec.changes_when is None
 
 
 class Executor:
@@ -380,7 +346,7 @@ class Executor:
         """Reproduce: does the failure match the step's expected failure signature?"""
         if stage != "reproduce" or step.reproduce is None or status != "failed":
             return None
-        return match_signature(step.reproduce.expect, {**self.context, "output": output})
+        return match_signature(step.reproduce.expect, self._with_output(output))
 
     def _relative(self, path: Path) -> str:
         try:
@@ -656,10 +622,14 @@ class Executor:
         """Sleep `seconds` unless interrupted; True when interrupted."""
         return self._interrupted.wait(seconds)
 
+    def _with_output(self, output: Any) -> Mapping[str, Any]:
+        """The context with `output` on top, read in place (a copy would cost every registered value)."""
+        return ChainMap({"output": output}, self.context)
+
     def _truthy(self, expression: str | bool, output: Any = None) -> bool:
         if isinstance(expression, bool):
             return expression
-        context = self.context if output is None else {**self.context, "output": output}
+        context = self.context if output is None else self._with_output(output)
         return bool(evaluate(expression, context))
 
     def _attempt(self, stage: str, step: Step, spec: ActionSpec) -> Result:
@@ -772,7 +742,7 @@ class Executor:
     def _check(self, step: Step, output: Any) -> list[dict[str, Any]]:
         if not step.expect:
             return []
-        context = {**self.context, "output": output}
+        context = self._with_output(output)
         results = []
         failed = []
         for item in step.expect:
