@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import threading
-import time
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +33,6 @@ from .errors import (
     Problem,
     RunbookError,
     SecurityViolation,
-    StepTimeout,
     TemplateError,
     ValidationFailed,
     did_you_mean,
@@ -62,12 +60,13 @@ from .record import (
 )
 from .schema_errors import schema_problems
 from .secrets import MASK, Redactor, is_secret_name
+from .step_thread import Interrupted, run_in_thread
 from .templating import evaluate, render_value
 
 Only = Literal["discovery", "fix", "verify"]
 Listener = Callable[[RunEvent], None]
 RunStatus = Literal["success", "failed", "interrupted"]
-STOP_GRACE_SECONDS = 10.0
+_REMOTE_ONLY = frozenset({"http.request"})  # actions that change nothing on this machine
 
 
 @dataclass
@@ -130,10 +129,6 @@ class _Tries:
     reason: str | None = None
 
 
-class Interrupted(Exception):
-    """Raised inside the executor when Ctrl-C arrives; turned into RunInterrupted by the API."""
-
-
 def in_process_action(uses: str) -> bool:
     """Whether action `uses` acts only inside this process (`set`, `assert`): not blocking, changes
     nothing. The run record lets the lines of such steps share an fsync (runbook.record)."""
@@ -184,6 +179,7 @@ class Executor:
         self.run_state: dict[str, Any] = {}
         self.changed_files: set[Path] = set()
         self.outcomes: list[StepOutcome] = []
+        self._prestarted: set[tuple[str, str]] = set()
         self._current_stop: threading.Event | None = None
         self._interrupted = threading.Event()
         public_env = {k: v for k, v in environ.items() if not is_secret_name(k) and v not in redactor}
@@ -258,7 +254,9 @@ class Executor:
         failed_step: str | None = None
         try:
             failed = False
-            for stage, step, planned in plan:
+            for position, (stage, step, planned) in enumerate(plan):
+                if not failed:
+                    self._prestart_ahead(plan, position)
                 selected = planned
                 if not failed and not selected and stage != "reproduce":
                     try:
@@ -637,7 +635,18 @@ class Executor:
         stop = threading.Event()
         if self._interrupted.is_set():
             raise Interrupted()
-        context = ActionContext(
+        context = self._action_context(stage, step, stop)
+        if not spec.blocking and step.timeout is None:
+            try:
+                return spec.func(params, context)
+            except RunbookError:
+                raise
+            except Exception as exc:  # the same as in a worker thread: a failed step, not a dead run
+                raise ActionError(f"{spec.name} crashed: {type(exc).__name__}: {exc}") from exc
+        return self._in_thread(spec, params, context, step)
+
+    def _action_context(self, stage: str, step: Step, stop: threading.Event) -> ActionContext:
+        return ActionContext(
             workspace_root=self.root,
             step_id=step.id,
             stage=stage,
@@ -656,62 +665,55 @@ class Executor:
             render=lambda value: render_value(value, self.context),
             progress=lambda text: self.progress(step.id, text),
         )
-        if not spec.blocking and step.timeout is None:
-            try:
-                return spec.func(params, context)
-            except RunbookError:
-                raise
-            except Exception as exc:  # the same as in a worker thread: a failed step, not a dead run
-                raise ActionError(f"{spec.name} crashed: {type(exc).__name__}: {exc}") from exc
-        return self._in_thread(spec, params, context, step)
+
+    def _prestart_ahead(self, plan: list[tuple[str, Step, bool]], position: int) -> None:
+        """Start the kernel of the next `notebook.run` step now, when only steps that change nothing
+        come before it (what the kernel is started with cannot change meanwhile): it starts while
+        they run, and the step adopts it (actions.notebook.prestart_kernel). Best effort: any
+        problem leaves the step to start its own kernel."""
+        if self.options.dry_run:
+            return
+        for index in range(position, len(plan)):
+            stage, step, selected = plan[index]
+            if not selected or (stage, step.id) in self.restored:
+                continue
+            if step.uses == "notebook.run":
+                break
+            if self._may_change(step):
+                return
+        else:
+            return
+        if index == position or (stage, step.id) in self._prestarted:
+            return
+        self._prestarted.add((stage, step.id))
+        from .actions.notebook import prestart_kernel
+
+        try:
+            params = self._params(step, actions.get(step.uses))
+            prestart_kernel(params, self._action_context(stage, step, threading.Event()))
+        except Exception as exc:
+            self.warn(f"{step.id}: kernel not started ahead ({exc}); it starts when the step runs")
+
+    def _may_change(self, step: Step) -> bool:
+        """Whether `step` may change what a kernel started before it would see at its start: files
+        here (a kernel's environment is compared when it is adopted). HTTP and Azure calls change
+        only what is behind them."""
+        spec = actions.get(step.uses)
+        if step.changes is False or (not spec.changes and spec.changes_when is None):
+            return False
+        if spec.name in _REMOTE_ONLY or spec.name.startswith("azure."):
+            return False
+        try:
+            return spec.changes_for(self._params(step, spec))
+        except RunbookError:
+            return True
 
     def _in_thread(self, spec: ActionSpec, params: Any, context: ActionContext, step: Step) -> Result:
-        box: dict[str, Any] = {}
-        done = threading.Event()
-
-        def work() -> None:
-            try:
-                box["result"] = spec.func(params, context)
-            except BaseException as exc:  # handed to the main thread
-                box["error"] = exc
-            finally:
-                done.set()
-
         self._current_stop = context.stop
-        worker = threading.Thread(target=work, name=f"step-{step.id}", daemon=True)
-        deadline = None if step.timeout is None else time.monotonic() + step.timeout
         try:
-            worker.start()
-            while not done.is_set():
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    context.stop.set()
-                    done.wait(STOP_GRACE_SECONDS)
-                    raise StepTimeout(
-                        f"step {step.id} timed out after {step.timeout:g}s",
-                        hint="raise `timeout:` on the step, or find why it hangs",
-                    )
-                done.wait(0.2 if remaining is None else min(remaining, 0.2))
-                if self._interrupted.is_set():
-                    context.stop.set()
-                    done.wait(STOP_GRACE_SECONDS)
-                    raise Interrupted()
-        except KeyboardInterrupt:
-            self._interrupted.set()
-            context.stop.set()
-            done.wait(STOP_GRACE_SECONDS)
-            raise Interrupted() from None
+            return run_in_thread(spec, params, context, step.id, step.timeout, self._interrupted)
         finally:
             self._current_stop = None
-        if "error" in box:
-            exc = box["error"]
-            if isinstance(exc, RunbookError):
-                raise exc
-            if isinstance(exc, KeyboardInterrupt):
-                raise Interrupted()
-            raise ActionError(f"{spec.name} crashed: {type(exc).__name__}: {exc}") from exc
-        result: Result = box["result"]
-        return result
 
     def _params(self, step: Step, spec: ActionSpec) -> Any:
         raw = {k: v for k, v in step.with_.items() if k not in spec.raw_params}
