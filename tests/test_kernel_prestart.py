@@ -22,7 +22,7 @@ def _notebook(*sources: str) -> nbformat.NotebookNode:
 
 
 def _alive(kernel: StartedKernel) -> bool:
-    client, manager, _log = kernel._future.result(60)
+    _client, manager, _log = kernel._future.result(60)
     process = getattr(manager.provisioner, "process", None)
     return process is not None and process.poll() is None
 

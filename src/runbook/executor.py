@@ -179,7 +179,8 @@ class Executor:
         self.run_state: dict[str, Any] = {}
         self.changed_files: set[Path] = set()
         self.outcomes: list[StepOutcome] = []
-        self._prestarted: set[tuple[str, str]] = set()
+        self._prestarted: set[int] = set()  # plan positions whose kernel was started ahead
+        self._ahead: list[tuple[int, int]] | None = None
         self._current_stop: threading.Event | None = None
         self._interrupted = threading.Event()
         public_env = {k: v for k, v in environ.items() if not is_secret_name(k) and v not in redactor}
@@ -668,30 +669,31 @@ class Executor:
 
     def _prestart_ahead(self, plan: list[tuple[str, Step, bool]], position: int) -> None:
         """Start the kernel of the next `notebook.run` step now, when only steps that change nothing
-        come before it (what the kernel is started with cannot change meanwhile): it starts while
+        here come before it (what the kernel is started with cannot change meanwhile): it starts while
         they run, and the step adopts it (actions.notebook.prestart_kernel). Best effort: any
         problem leaves the step to start its own kernel."""
         if self.options.dry_run:
             return
-        for index in range(position, len(plan)):
-            stage, step, selected = plan[index]
-            if not selected or (stage, step.id) in self.restored:
-                continue
-            if step.uses == "notebook.run":
-                break
-            if self._may_change(step):
-                return
-        else:
+        if self._ahead is None:  # once per run: the kernel steps and the last possible change before each
+            self._ahead = []
+            running = [i for i, (stage, step, on) in enumerate(plan) if on and (stage, step.id) not in self.restored]
+            barrier = -1
+            for index in running if any(plan[i][1].uses == "notebook.run" for i in running) else ():
+                if plan[index][1].uses == "notebook.run":
+                    self._ahead.append((index, barrier))
+                if self._may_change(plan[index][1]):
+                    barrier = index
+        upcoming = next(((i, b) for i, b in self._ahead if i > position), None)
+        if upcoming is None or upcoming[1] >= position or upcoming[0] in self._prestarted:
             return
-        if index == position or (stage, step.id) in self._prestarted:
-            return
-        self._prestarted.add((stage, step.id))
+        self._prestarted.add(upcoming[0])
+        stage, step, _selected = plan[upcoming[0]]
         from .actions.notebook import prestart_kernel
 
         try:
             params = self._params(step, actions.get(step.uses))
             prestart_kernel(params, self._action_context(stage, step, threading.Event()))
-        except Exception as exc:
+        except Exception as exc:  # the step will start its own kernel and report what fails
             self.warn(f"{step.id}: kernel not started ahead ({exc}); it starts when the step runs")
 
     def _may_change(self, step: Step) -> bool:
