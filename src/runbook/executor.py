@@ -1,10 +1,12 @@
 """The executor: runs one runbook's stages (discovery -> reproduce -> fix -> verify) step by step.
 
 For each step it evaluates `when`, renders parameters in the sandbox, runs the action (in a worker
-thread when it can block, so timeouts and Ctrl-C stop it cleanly), checks `expect`, retries with
-`until`, registers the output, and emits events. Listeners turn events into the run record (appended
-and fsynced as they happen), the console lines and `--json` output. The executor does not render
-reports; `api.run_phase` does that once the run is over.
+thread when it can block, so timeouts and Ctrl-C stop it cleanly; runbook.step_thread), checks
+`expect`, retries with `until`, registers the output, and emits events. Listeners turn events into
+the run record (appended as they happen, fsynced as runbook.record says), the console lines and
+`--json` output. Before a step, it starts the kernel of the next `notebook.run` step when only steps
+that change nothing here come first (`_prestart_ahead`). The executor does not render reports;
+`api.run_phase` does that once the run is over.
 """
 
 from __future__ import annotations
