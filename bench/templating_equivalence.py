@@ -39,6 +39,13 @@ CORPUS = [
     "'%s-%d' % (s, x)", "'{0.__class__}'.format(x)", "l[0] + l[1] * (x - y) / 2",
     "d.a.b", "d['missing']['deeper']", "steps.first.output.rc == 0", "steps['first'].status in ['ok', 'changed']",
     "output.rc == 0 and 'ready' in output.stdout", "1 +", "x y", "", "{{ x }}", "x |",
+    # shapes (names and numbers as placeholders): where a number or a name must not become one
+    "l.0", "x .real", "d . a", "steps . first . status", "x is divisibleby 3", "x is not divisibleby 2",
+    "x is not 1", "x | 1", "x is 2", "l | default(1=2)", "d | to_json(1=2)", "-1", "1 + 2", "(not true)[0]",
+    "(not true)[0] if x else 1", "1 if true else nothing", "[1, 2][0]", "{1: x}[1]", "01 + x", "x+1", "x-1",
+    "l[1] + l[0]", "x + 1 if y else 2", "0 < x < 10", "x * 2 ** 2", "x ** 2 ** 3", "2 * 3 + x", "1_000 + x",
+    "0x1f + x", "1e3 + x", "x + 1.5", "x.1", "l[0].real", "d['a'] + 1", "d.a + 1 == 2", "nothing + 1 == 2",
+    "true + 1", "none + 1", "x + 1 == y - 1", "__runbook_name_0 + 1", "x ~ 1 ~ y", "k ~ 10", "(1, x)", "(x, 1)[1]",
 ]
 
 CONTEXTS: list[dict[str, Any]] = []
@@ -103,6 +110,13 @@ def outcome(func: Any, context: dict[str, Any], *, mapping: bool = False) -> tup
     return "value", f"{type(value).__name__}: {_ADDRESS.sub('', repr(value))}"
 
 
+def shaped(expressions: list[str]) -> int:
+    """How many of `expressions` reuse the parse of their shape (names and numbers as placeholders)."""
+    from runbook.templating import _shape, _shape_tree
+
+    return sum(1 for e in expressions if (shape := _shape(e)) is not None and _shape_tree(shape[0]) is not None)
+
+
 def check(expressions: list[str]) -> tuple[int, list[str]]:
     """(expressions evaluated directly, mismatches)."""
     env = environment()
@@ -161,6 +175,10 @@ def check_templates() -> list[str]:
 def run(count: int = 3000, seed: int = 1) -> tuple[int, int, list[str]]:
     rng = random.Random(seed)
     expressions = CORPUS + [random_expression(rng) for _ in range(count)]
+    # The same expressions with other numbers and names: the runs below find their shapes parsed.
+    renamed = [re.sub(r"(?<![.\w])(\d+)(?![.\w])", lambda m: str(int(m.group()) + 3), e) for e in expressions]
+    renamed = [re.sub(r"\b([xyz])\b", lambda m: {"x": "y", "y": "z", "z": "x"}[m.group()], e) for e in renamed]
+    expressions = expressions + [e for e in renamed if e not in expressions]
     direct, mismatches = check(expressions)
     return len(expressions), direct, mismatches + check_templates()
 
@@ -168,6 +186,7 @@ def run(count: int = 3000, seed: int = 1) -> tuple[int, int, list[str]]:
 if __name__ == "__main__":
     total, direct, bad = run()
     print(f"{total} expressions, {direct} evaluated directly, {len(bad)} mismatches")
+    print(f"shapes reused: {shaped(CORPUS)} of {len(CORPUS)} corpus expressions")
     for line in bad[:40]:
         print("  " + line)
     sys.exit(1 if bad else 0)

@@ -30,3 +30,20 @@ def test_sandbox_escapes_are_in_the_corpus_and_refused() -> None:
             assert "sandbox" in str(exc) or "unsafe" in str(exc)
         else:
             raise AssertionError(f"{expression} was not refused")
+
+
+def test_expressions_of_one_shape_share_a_parse_and_keep_their_own_names_and_numbers() -> None:
+    from templating_equivalence import shaped
+
+    from runbook.templating import _shape, evaluate
+
+    assert shaped(CORPUS) > len(CORPUS) // 2
+    context = {"base": 7, **{f"r{i}": {"value": 7 + i} for i in range(3)}}
+    first, second = _shape("r1.value == base + 1"), _shape("r2.value == base + 2")
+    assert first is not None and second is not None and first[0] == second[0]
+    assert [evaluate(f"r{i}.value == base + {i}", context) for i in range(3)] == [True, True, True]
+    assert evaluate("r2.value == base + 1", context) is False
+    # where a placeholder could change the parse, there is no shape: the expression is parsed as itself
+    for expression in ("l.0", "x + 1.5", "01 + x", "x | 1", "x is 2", "d | to_json(1=2)", "x + 1_000"):
+        shape = _shape(expression)
+        assert shape is None or "__runbook_int_" not in shape[0].split(".")[-1], expression

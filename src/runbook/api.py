@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, RunFailed, RunInterrupted
-from .executor import Executor, Listener, RunOptions, RunResult, resolve_inputs
+from .executor import Executor, Listener, RunOptions, RunResult, in_process_action
+from .inputs import resolve_inputs
 from .loader import LoadedRunbook
 from .lock import WorkspaceLock
 from .model import normalise_phase
@@ -372,7 +373,7 @@ def _listeners(run: _PhaseRun, plan: _RecordPlan, listeners: list[Listener]) -> 
     """The record writer first, then the timestamp log's `start` line, then the caller's listeners."""
     ours: list[Listener] = []
     if plan.path is not None:
-        ours.append(RecordWriter(plan.path).write)
+        ours.append(RecordWriter(plan.path, in_process=in_process_action).write)
     if _logs_phase(run, plan) and (plan.restored is None or not _logged(run.ws, plan.run_id, ("start",))):
         ours.append(_start_logger(run.ws, run.loaded, plan.run_id, plan.started_at))
     return [*ours, *listeners]

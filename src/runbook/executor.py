@@ -1,10 +1,12 @@
 """The executor: runs one runbook's stages (discovery -> reproduce -> fix -> verify) step by step.
 
 For each step it evaluates `when`, renders parameters in the sandbox, runs the action (in a worker
-thread when it can block, so timeouts and Ctrl-C stop it cleanly), checks `expect`, retries with
-`until`, registers the output, and emits events. Listeners turn events into the run record (appended
-and fsynced as they happen), the console lines and `--json` output. The executor does not render
-reports; `api.run_phase` does that once the run is over.
+thread when it can block, so timeouts and Ctrl-C stop it cleanly; runbook.step_thread), checks
+`expect`, retries with `until`, registers the output, and emits events. Listeners turn events into
+the run record (appended as they happen, fsynced as runbook.record says), the console lines and
+`--json` output. Before a step, it starts the kernel of the next `notebook.run` step when only steps
+that change nothing here come first (`_prestart_ahead`). The executor does not render reports;
+`api.run_phase` does that once the run is over.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import os
 import platform
 import threading
-import time
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +35,6 @@ from .errors import (
     Problem,
     RunbookError,
     SecurityViolation,
-    StepTimeout,
     TemplateError,
     ValidationFailed,
     did_you_mean,
@@ -61,12 +62,13 @@ from .record import (
 )
 from .schema_errors import schema_problems
 from .secrets import MASK, Redactor, is_secret_name
+from .step_thread import Interrupted, run_in_thread
 from .templating import evaluate, render_value
 
 Only = Literal["discovery", "fix", "verify"]
 Listener = Callable[[RunEvent], None]
 RunStatus = Literal["success", "failed", "interrupted"]
-STOP_GRACE_SECONDS = 10.0
+_REMOTE_ONLY = frozenset({"http.request"})  # actions that change nothing on this machine
 
 
 @dataclass
@@ -129,53 +131,14 @@ class _Tries:
     reason: str | None = None
 
 
-class Interrupted(Exception):
-    """Raised inside the executor when Ctrl-C arrives; turned into RunInterrupted by the API."""
-
-
-def resolve_inputs(
-    loaded: LoadedRunbook,
-    options: RunOptions,
-    environ: Mapping[str, str],
-    dotenv: Mapping[str, str],
-    target_env: Mapping[str, str],
-    target_settings: Mapping[str, Any],
-    redactor: Redactor,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Values of declared inputs: --var, then the environment, the target, .env, the default.
-
-    Returns (public values, secret values). Every missing required input is listed at once.
-    """
-    public: dict[str, Any] = {}
-    secret: dict[str, Any] = {}
-    missing: list[str] = []
-    for name, spec in loaded.runbook.inputs.items():
-        variable = spec.env or name
-        candidates = (
-            options.vars.get(name),
-            environ.get(variable),
-            target_env.get(variable),
-            target_settings.get(name),
-            dotenv.get(variable),
-            spec.default,
-        )
-        # An empty environment variable counts as unset, as it does for most CLIs.
-        value: Any = next((c for c in candidates if c is not None and c != ""), None)
-        if value is None and spec.required:
-            missing.append(f"{name} (env {variable})" if spec.env else name)
-            continue
-        if spec.secret:
-            if isinstance(value, str):
-                redactor.add(value)
-            secret[name] = value
-        else:
-            public[name] = value
-    if missing:
-        raise InputError(
-            f"{loaded.doc.display}: missing required inputs: {', '.join(missing)}",
-            hint="pass --var NAME=VALUE, export the variable, or add it to .env",
-        )
-    return public, secret
+def in_process_action(uses: str) -> bool:
+    """Whether action `uses` acts only inside this process (`set`, `assert`): not blocking, changes
+    nothing. The run record lets the lines of such steps share an fsync (runbook.record)."""
+    try:
+        spec = actions.get(uses)
+    except RunbookError:
+        return False
+    return not spec.blocking and not spec.changes and spec.changes_when is None
 
 
 class Executor:
@@ -218,6 +181,8 @@ class Executor:
         self.run_state: dict[str, Any] = {}
         self.changed_files: set[Path] = set()
         self.outcomes: list[StepOutcome] = []
+        self._prestarted: set[int] = set()  # plan positions whose kernel was started ahead
+        self._ahead: list[tuple[int, int]] | None = None
         self._current_stop: threading.Event | None = None
         self._interrupted = threading.Event()
         public_env = {k: v for k, v in environ.items() if not is_secret_name(k) and v not in redactor}
@@ -292,7 +257,9 @@ class Executor:
         failed_step: str | None = None
         try:
             failed = False
-            for stage, step, planned in plan:
+            for position, (stage, step, planned) in enumerate(plan):
+                if not failed:
+                    self._prestart_ahead(plan, position)
                 selected = planned
                 if not failed and not selected and stage != "reproduce":
                     try:
@@ -380,7 +347,7 @@ class Executor:
         """Reproduce: does the failure match the step's expected failure signature?"""
         if stage != "reproduce" or step.reproduce is None or status != "failed":
             return None
-        return match_signature(step.reproduce.expect, {**self.context, "output": output})
+        return match_signature(step.reproduce.expect, self._with_output(output))
 
     def _relative(self, path: Path) -> str:
         try:
@@ -656,10 +623,14 @@ class Executor:
         """Sleep `seconds` unless interrupted; True when interrupted."""
         return self._interrupted.wait(seconds)
 
+    def _with_output(self, output: Any) -> Mapping[str, Any]:
+        """The context with `output` on top, read in place (a copy would cost every registered value)."""
+        return ChainMap({"output": output}, self.context)
+
     def _truthy(self, expression: str | bool, output: Any = None) -> bool:
         if isinstance(expression, bool):
             return expression
-        context = self.context if output is None else {**self.context, "output": output}
+        context = self.context if output is None else self._with_output(output)
         return bool(evaluate(expression, context))
 
     def _attempt(self, stage: str, step: Step, spec: ActionSpec) -> Result:
@@ -667,7 +638,18 @@ class Executor:
         stop = threading.Event()
         if self._interrupted.is_set():
             raise Interrupted()
-        context = ActionContext(
+        context = self._action_context(stage, step, stop)
+        if not spec.blocking and step.timeout is None:
+            try:
+                return spec.func(params, context)
+            except RunbookError:
+                raise
+            except Exception as exc:  # the same as in a worker thread: a failed step, not a dead run
+                raise ActionError(f"{spec.name} crashed: {type(exc).__name__}: {exc}") from exc
+        return self._in_thread(spec, params, context, step)
+
+    def _action_context(self, stage: str, step: Step, stop: threading.Event) -> ActionContext:
+        return ActionContext(
             workspace_root=self.root,
             step_id=step.id,
             stage=stage,
@@ -686,62 +668,56 @@ class Executor:
             render=lambda value: render_value(value, self.context),
             progress=lambda text: self.progress(step.id, text),
         )
-        if not spec.blocking and step.timeout is None:
-            try:
-                return spec.func(params, context)
-            except RunbookError:
-                raise
-            except Exception as exc:  # the same as in a worker thread: a failed step, not a dead run
-                raise ActionError(f"{spec.name} crashed: {type(exc).__name__}: {exc}") from exc
-        return self._in_thread(spec, params, context, step)
+
+    def _prestart_ahead(self, plan: list[tuple[str, Step, bool]], position: int) -> None:
+        """Start the kernel of the next `notebook.run` step now, when only steps that change nothing
+        here come before it (what the kernel is started with cannot change meanwhile): it starts while
+        they run, and the step adopts it (actions.notebook.prestart_kernel). Best effort: any
+        problem leaves the step to start its own kernel."""
+        if self.options.dry_run:
+            return
+        if self._ahead is None:  # once per run: the kernel steps and the last possible change before each
+            self._ahead = []
+            running = [i for i, (stage, step, on) in enumerate(plan) if on and (stage, step.id) not in self.restored]
+            barrier = -1
+            for index in running if any(plan[i][1].uses == "notebook.run" for i in running) else ():
+                if plan[index][1].uses == "notebook.run":
+                    self._ahead.append((index, barrier))
+                if self._may_change(plan[index][1]):
+                    barrier = index
+        upcoming = next(((i, b) for i, b in self._ahead if i > position), None)
+        if upcoming is None or upcoming[1] >= position or upcoming[0] in self._prestarted:
+            return
+        self._prestarted.add(upcoming[0])
+        stage, step, _selected = plan[upcoming[0]]
+        from .actions.notebook import prestart_kernel
+
+        try:
+            params = self._params(step, actions.get(step.uses))
+            prestart_kernel(params, self._action_context(stage, step, threading.Event()))
+        except Exception as exc:  # the step will start its own kernel and report what fails
+            self.warn(f"{step.id}: kernel not started ahead ({exc}); it starts when the step runs")
+
+    def _may_change(self, step: Step) -> bool:
+        """Whether `step` may change what a kernel started before it would see at its start: files
+        here (a kernel's environment is compared when it is adopted). HTTP and Azure calls change
+        only what is behind them."""
+        spec = actions.get(step.uses)
+        if step.changes is False or (not spec.changes and spec.changes_when is None):
+            return False
+        if spec.name in _REMOTE_ONLY or spec.name.startswith("azure."):
+            return False
+        try:
+            return spec.changes_for(self._params(step, spec))
+        except RunbookError:
+            return True
 
     def _in_thread(self, spec: ActionSpec, params: Any, context: ActionContext, step: Step) -> Result:
-        box: dict[str, Any] = {}
-        done = threading.Event()
-
-        def work() -> None:
-            try:
-                box["result"] = spec.func(params, context)
-            except BaseException as exc:  # handed to the main thread
-                box["error"] = exc
-            finally:
-                done.set()
-
         self._current_stop = context.stop
-        worker = threading.Thread(target=work, name=f"step-{step.id}", daemon=True)
-        deadline = None if step.timeout is None else time.monotonic() + step.timeout
         try:
-            worker.start()
-            while not done.is_set():
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    context.stop.set()
-                    done.wait(STOP_GRACE_SECONDS)
-                    raise StepTimeout(
-                        f"step {step.id} timed out after {step.timeout:g}s",
-                        hint="raise `timeout:` on the step, or find why it hangs",
-                    )
-                done.wait(0.2 if remaining is None else min(remaining, 0.2))
-                if self._interrupted.is_set():
-                    context.stop.set()
-                    done.wait(STOP_GRACE_SECONDS)
-                    raise Interrupted()
-        except KeyboardInterrupt:
-            self._interrupted.set()
-            context.stop.set()
-            done.wait(STOP_GRACE_SECONDS)
-            raise Interrupted() from None
+            return run_in_thread(spec, params, context, step.id, step.timeout, self._interrupted)
         finally:
             self._current_stop = None
-        if "error" in box:
-            exc = box["error"]
-            if isinstance(exc, RunbookError):
-                raise exc
-            if isinstance(exc, KeyboardInterrupt):
-                raise Interrupted()
-            raise ActionError(f"{spec.name} crashed: {type(exc).__name__}: {exc}") from exc
-        result: Result = box["result"]
-        return result
 
     def _params(self, step: Step, spec: ActionSpec) -> Any:
         raw = {k: v for k, v in step.with_.items() if k not in spec.raw_params}
@@ -772,7 +748,7 @@ class Executor:
     def _check(self, step: Step, output: Any) -> list[dict[str, Any]]:
         if not step.expect:
             return []
-        context = {**self.context, "output": output}
+        context = self._with_output(output)
         results = []
         failed = []
         for item in step.expect:

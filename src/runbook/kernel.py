@@ -2,7 +2,9 @@
 
 Owns the kernel's whole life: start (with the caller's environment and working folder), run each
 cell under a timeout, interrupt on timeout or on the caller's stop signal, notice a dead kernel,
-and always shut it down. Each cell gives a `CellRun`: UTC start/finish, duration, status, its
+and always shut it down. A kernel may also be started ahead of the step that needs it
+(`KernelPool.prestart`, on a loop of its own) and adopted by that step when it was started with the
+same name, environment and folder. Each cell gives a `CellRun`: UTC start/finish, duration, status, its
 stdout/stderr, a bounded text rendering of results, and the error. Outputs are never written back
 to the notebook file; execution works on a copy.
 """
@@ -34,7 +36,7 @@ from nbformat import NotebookNode
 from runbook.errors import NotebookError
 from runbook.text import ANSI as _ANSI  # one ANSI pattern for kernels, reports and the site
 
-__all__ = ["CellError", "CellRun", "CellStatus", "run_cells", "run_cells_async"]
+__all__ = ["CellError", "CellRun", "CellStatus", "KernelPool", "StartedKernel", "run_cells", "run_cells_async"]
 
 CellStatus = Literal["ok", "failed", "timeout", "interrupted", "dead", "not_run", "skipped"]
 
@@ -216,8 +218,10 @@ async def run_cells_async(
     output_limit: int = OUTPUT_LIMIT,
     startup_timeout: float = 60.0,
     on_cell: Callable[[CellRun], None] | None = None,
+    started: StartedKernel | None = None,
 ) -> list[CellRun]:
-    """The coroutine behind `run_cells` (for callers that already run an event loop)."""
+    """The coroutine behind `run_cells` (for callers that already run an event loop; with
+    `started`, the loop must be that kernel's, `started.loop`)."""
     count = len(nb.cells)
     for index in [*setup, *cells]:
         if not 0 <= index < count:
@@ -233,7 +237,37 @@ async def run_cells_async(
         return [step.run for step in plan]
 
     node = _execution_copy(nb, plan)
-    kernel_env = {"PYDEVD_DISABLE_FILE_VALIDATION": "1", **os.environ, **(env or {})}
+    adopted = await started.adopt() if started is not None else None
+    if adopted is None:
+        client, manager = _new_client(node, kernel_name, startup_timeout)
+        kernel_log: IO[bytes] = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed by the `with` below
+    else:
+        client, manager, kernel_log = adopted
+        client.nb = node  # the cells are the ones read now (the fixed notebook), whenever it started
+    # nbclient's `timeout` trait is an int; its per-cell hook takes any number of seconds.
+    client.timeout_func = lambda _cell: timeout  # type: ignore[assignment]
+    replies: dict[int, dict[str, Any]] = {}
+
+    def remember_reply(*, cell_index: int, execute_reply: dict[str, Any], **_cell: NotebookNode) -> None:
+        replies[cell_index] = execute_reply
+
+    client.on_cell_executed = remember_reply
+
+    with kernel_log:
+        try:
+            if adopted is None:
+                await _start(client, _kernel_environment(env), cwd, kernel_log, kernel_name)
+            await _run_plan(client, manager, node, plan, replies, timeout, stop, output_limit, kernel_log, on_cell)
+        finally:
+            await _shutdown(client, manager)
+    return [step.run for step in plan]
+
+
+def _kernel_environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    return {"PYDEVD_DISABLE_FILE_VALIDATION": "1", **os.environ, **(env or {})}
+
+
+def _new_client(node: NotebookNode, kernel_name: str, startup_timeout: float) -> tuple[NotebookClient, Any]:
     manager = AsyncKernelManager(kernel_name=kernel_name, kernel_spec_manager=_KernelSpecs())
     client = NotebookClient(
         node,
@@ -246,22 +280,111 @@ async def run_cells_async(
         startup_timeout=int(startup_timeout),
         iopub_timeout=4,
     )
-    # nbclient's `timeout` trait is an int; its per-cell hook takes any number of seconds.
-    client.timeout_func = lambda _cell: timeout  # type: ignore[assignment]
-    replies: dict[int, dict[str, Any]] = {}
+    return client, manager
 
-    def remember_reply(*, cell_index: int, execute_reply: dict[str, Any], **_cell: NotebookNode) -> None:
-        replies[cell_index] = execute_reply
 
-    client.on_cell_executed = remember_reply
+# ---------------------------------------------------------------- kernels started ahead of time
 
-    with tempfile.TemporaryFile(mode="w+b") as kernel_log:
+
+class _KernelLoop:
+    """One event loop in a daemon thread for kernels started ahead of their step: jupyter_client's
+    async manager and its channels belong to the loop that started them, so the step later runs its
+    cells on this loop too."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def get(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="runbook-kernels", daemon=True).start()
+                cls._loop = loop
+            return cls._loop
+
+
+class StartedKernel:
+    """A kernel process started (and waited for until ready) before the step that runs cells in it.
+
+    It is a fresh kernel all the same: nothing runs in it until `run_cells(kernel=...)` sends the
+    cells, read from the notebook as it is then. It is adopted only if it was started with the
+    kernel name, environment and folder the step asks for; otherwise (or if its start failed) the
+    step starts a kernel of its own and this one is shut down.
+    """
+
+    def __init__(self, kernel_name: str, env: Mapping[str, str] | None, cwd: Path | None, startup_timeout: float):
+        self.kernel_name = kernel_name
+        self.environment = _kernel_environment(env)
+        self.cwd = cwd
+        self.loop = _KernelLoop.get()
+        self._taken = False
+        self._future = asyncio.run_coroutine_threadsafe(self._start(startup_timeout), self.loop)
+
+    async def _start(self, startup_timeout: float) -> tuple[NotebookClient, Any, IO[bytes]]:
+        placeholder = nbformat.from_dict({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})  # type: ignore[no-untyped-call]
+        client, manager = _new_client(placeholder, self.kernel_name, startup_timeout)
+        log: IO[bytes] = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - the adopting run closes it
         try:
-            await _start(client, kernel_env, cwd, kernel_log, kernel_name)
-            await _run_plan(client, manager, node, plan, replies, timeout, stop, output_limit, kernel_log, on_cell)
-        finally:
+            await _start(client, self.environment, self.cwd, log, self.kernel_name)
+        except BaseException:
             await _shutdown(client, manager)
-    return [step.run for step in plan]
+            log.close()
+            raise
+        return client, manager, log
+
+    def matches(self, kernel_name: str, env: Mapping[str, str] | None, cwd: Path | None) -> bool:
+        return (kernel_name, _kernel_environment(env), cwd) == (self.kernel_name, self.environment, self.cwd)
+
+    async def adopt(self) -> tuple[NotebookClient, Any, IO[bytes]] | None:
+        """The started kernel (on this loop), or None when it did not start."""
+        self._taken = True
+        try:
+            return await asyncio.wrap_future(self._future)
+        except Exception:  # the step starts its own and reports that start's error
+            return None
+
+    def close(self) -> None:
+        """Shut the kernel down unless a step adopted it (waits a few seconds at most)."""
+        if self._taken:
+            return
+        self._taken = True
+
+        async def stop() -> None:
+            with contextlib.suppress(Exception):
+                client, manager, log = await asyncio.wrap_future(self._future)
+                await _shutdown(client, manager)
+                log.close()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+
+
+class KernelPool:
+    """The kernels a run started ahead of time (kept in the run's shared state, closed with it)."""
+
+    def __init__(self) -> None:
+        self._kernels: list[StartedKernel] = []
+
+    def prestart(
+        self, kernel_name: str, env: Mapping[str, str] | None, cwd: Path | None, startup_timeout: float = 60.0
+    ) -> None:
+        """Start a kernel now for a later `take` with the same name, environment and folder."""
+        self._kernels.append(StartedKernel(kernel_name, env, cwd, startup_timeout))
+
+    def take(self, kernel_name: str, env: Mapping[str, str] | None, cwd: Path | None) -> StartedKernel | None:
+        """A started kernel that matches, or None; kernels that do not match are shut down."""
+        found = next((k for k in self._kernels if k.matches(kernel_name, env, cwd)), None)
+        for kernel in self._kernels:
+            if kernel is not found:
+                kernel.close()
+        self._kernels = []
+        return found
+
+    def close(self) -> None:
+        for kernel in self._kernels:
+            kernel.close()
+        self._kernels = []
 
 
 async def _start(
@@ -471,9 +594,11 @@ def run_cells(
     output_limit: int = OUTPUT_LIMIT,
     startup_timeout: float = 60.0,
     on_cell: Callable[[CellRun], None] | None = None,
+    kernel: StartedKernel | None = None,
 ) -> list[CellRun]:
     """Run `setup_code` (code not in the notebook), then `setup` cells, then `cells` (0-based
-    indices, in the order given) in one new kernel.
+    indices, in the order given) in one new kernel: `kernel` when one was started ahead for this
+    (`KernelPool.take`), else a kernel started now.
 
     `env` is added to this process's environment for the kernel; `cwd` is its working folder
     (Jupyter uses the notebook's folder). Each cell may run `timeout` seconds; a cell over time is
@@ -495,7 +620,10 @@ def run_cells(
         stop=stop,
         output_limit=output_limit,
         startup_timeout=startup_timeout,
+        started=kernel,
     )
+    if kernel is not None:  # its manager and channels live on the kernel loop: the cells run there too
+        return asyncio.run_coroutine_threadsafe(work, kernel.loop).result()
     try:
         asyncio.get_running_loop()
     except RuntimeError:

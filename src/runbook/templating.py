@@ -8,18 +8,20 @@ refused, and an undefined name is an error instead of an empty string. A string 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import operator
 import re
 from collections import ChainMap
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
+from jinja2.lexer import operators as lexer_operators
 from jinja2.optimizer import Optimizer
 from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
@@ -141,7 +143,13 @@ def _strip_braces(text: str) -> str:
     return match.group("expr") if match else text
 
 
-@lru_cache(maxsize=4096)
+# Sized for the largest runbooks: validation parses every expression once and the run must find it
+# still cached (at 4,096 entries a 5,000-step runbook of two expressions a step parsed each twice).
+# An entry is ~1 KB, so a full cache is ~35 MB.
+EXPRESSION_CACHE = 1 << 15
+
+
+@lru_cache(maxsize=EXPRESSION_CACHE)
 def _compiled_expression(expr: str) -> Evaluator:
     """A function of the context mapping: the direct evaluator, else Jinja's compiled expression."""
     direct = _direct_expression(expr)
@@ -201,7 +209,7 @@ class _Compile(Exception):
     """The expression uses something the direct evaluator leaves to Jinja's compiler."""
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=EXPRESSION_CACHE)
 def _direct_expression(expr: str) -> Evaluator | None:
     """`compile_expression(expr)` as a function of the context mapping (read in place, never
     copied), or None when the expression must be compiled."""
@@ -209,19 +217,125 @@ def _direct_expression(expr: str) -> Evaluator | None:
     # Intercepted binary operators are fine: the direct evaluator uses the same bounded `**` and `*`.
     if env.is_async or env.intercepted_unops or env.autoescape:
         return None
+    shape = _shape(expr)
+    tree = _shape_tree(shape[0]) if shape is not None else None
+    if shape is not None and tree is not None:
+        with contextlib.suppress(Exception):  # a node left to the compiler: parse the expression itself
+            return _evaluator(tree, env, shape[1])
+    tree = _optimized_tree(expr)
+    if tree is None:
+        return None
+    try:
+        return _evaluator(tree, env)
+    except Exception:  # a node left to the compiler
+        return None
+
+
+def _optimized_tree(expr: str) -> Any:
+    """Jinja's parse of `expr` after the compiler's constant folding, or None (a syntax error...)."""
+    env = environment()
     try:
         parser = Parser(env, expr, state="variable")
         node = parser.parse_expression()
         if not parser.stream.eos:
             return None  # the compiler raises the syntax error
         node.set_environment(env)
-        node = Optimizer(env).visit(node, nodes.EvalContext(env))
-        return _evaluator(node, env)
-    except Exception:  # a syntax error, a constant that fails to fold, or a node left to the compiler
+        return Optimizer(env).visit(node, nodes.EvalContext(env))
+    except Exception:  # a syntax error, or a constant that fails to fold
         return None
 
 
-def _evaluator(node: Any, env: SandboxedEnvironment) -> Evaluator:  # noqa: C901 - one branch per Jinja node kind, mirroring Jinja's compiler
+@lru_cache(maxsize=EXPRESSION_CACHE)
+def _shape_tree(shape: str) -> Any:
+    """The folded parse of a shape (one per shape, shared by every expression of that shape), or None
+    when it has none or a number in it might have been folded with other constants."""
+    tree = _optimized_tree(shape)
+    return tree if tree is not None and _folds_alike(tree)[0] else None
+
+
+def _folds_alike(node: Any) -> tuple[bool, bool, bool]:
+    """(safe, constant, holds a number placeholder) of a shape's subtree.
+
+    The compiler folds a subtree whose leaves are all constants (`-1`, `1 + 2`, `(not true)[0]`), and
+    a fold can fail at compile time where the evaluation would not. A number placeholder is not a
+    constant to the compiler, so a shape is used only where no constant-only subtree holds one: then
+    the expression itself folds exactly where its shape does.
+    """
+    if isinstance(node, nodes.Name):
+        number = node.name.startswith(_SLOT_INT)
+        return True, number, number
+    if isinstance(node, nodes.Const):
+        return True, True, False
+    constant, number, children = True, False, False
+    for child in node.iter_child_nodes():
+        safe, child_constant, child_number = _folds_alike(child)
+        if not safe:
+            return False, False, False
+        constant, number, children = constant and child_constant, number or child_number, True
+    constant = constant and children
+    return not (constant and number), constant, number
+
+
+# Shapes. Parsing costs ~0.25 ms an expression (Jinja's lexer, parser and optimizer), and runbooks
+# repeat a few shapes with other names and numbers (`r1.value == base + 1`, `r2.value == base + 2`):
+# an expression is cut into tokens the way Jinja's lexer cuts them, every variable name and decimal
+# integer becomes a numbered placeholder, and the shape's parse is reused, the placeholders read as
+# the names and numbers of this expression. Only where that cannot change the parse: names after
+# `.`, `|`, `is` (attributes, filters, tests), before `(` or `=`, keywords and Jinja's literal names
+# stay as they are; anything unusual (non-ASCII, floats, `1_000`, `0x1f`, `}}`, a number after `|`
+# or `is` or before `(` or `=`) has no shape and is parsed as itself. A placeholder for a number is not folded with its
+# neighbours as the constant would be; evaluating it gives the same value (the folding is the same
+# Python operation done earlier). bench/templating_equivalence.py and tests/test_templating.py
+# compare the shaped evaluation with Jinja's own on the same expressions.
+_SLOT = "__runbook_"
+_SLOT_NAME, _SLOT_INT = f"{_SLOT}name_", f"{_SLOT}int_"
+Slot = str | int  # a variable's name, or a number
+_SHAPE_TOKEN = re.compile(
+    r"(?P<space>\s+)"
+    r"|(?P<string>'[^'\\]*(?:\\.[^'\\]*)*'|\"[^\"\\]*(?:\\.[^\"\\]*)*\")"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<int>0|[1-9][0-9]*)"
+    r"|(?P<op>" + "|".join(re.escape(op) for op in sorted(lexer_operators, key=len, reverse=True)) + ")",
+    re.DOTALL,
+)
+_KEPT_NAMES = frozenset(
+    {"and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "True", "False", "None"}
+)
+_NAMED_AFTER = frozenset({".", "|", "is"})  # the name that follows is an attribute, a filter or a test
+_CALLED = re.compile(r"\s*(?:\(|=(?!=))")  # a name before `(` or a keyword argument's `=`
+_AFTER_NUMBER = re.compile(r"[.\w]")  # a float, 1_000, 0x1f, 1e5: no shape
+
+
+def _shape(expr: str) -> tuple[str, tuple[Slot, ...]] | None:
+    """(the shape of `expr`, its names and numbers in order), or None when it has no safe shape."""
+    if not expr.isascii() or "}}" in expr or "{{" in expr or _SLOT in expr:
+        return None
+    tokens: list[str] = []
+    slots: list[Slot] = []
+    position, end = 0, len(expr)
+    while position < end:
+        match = _SHAPE_TOKEN.match(expr, position)
+        if match is None:
+            return None
+        position, kind, text = match.end(), match.lastgroup, match.group()
+        if kind == "space":
+            continue
+        before = tokens[-1] if tokens else ""
+        named = before in _NAMED_AFTER or (before == "not" and len(tokens) > 1 and tokens[-2] == "is")
+        if kind == "name" and not (text in _KEPT_NAMES or text in _COMPILED_NAMES or named):
+            if not _CALLED.match(expr, position):
+                text = f"{_SLOT_NAME}{len(slots)}"
+                slots.append(match.group())
+        elif kind == "int" and before != ".":
+            if named or _AFTER_NUMBER.match(expr, position) or _CALLED.match(expr, position):
+                return None
+            text = f"{_SLOT_INT}{len(slots)}"
+            slots.append(int(match.group()))
+        tokens.append(text)
+    return " ".join(tokens), tuple(slots)
+
+
+def _evaluator(node: Any, env: SandboxedEnvironment, slots: Sequence[Slot] = ()) -> Evaluator:  # noqa: C901 - one branch per Jinja node kind, mirroring Jinja's compiler
     """A function of the template context that evaluates `node` as the compiled code would."""
     kind = type(node)
     if kind is nodes.Const:
@@ -233,6 +347,11 @@ def _evaluator(node: Any, env: SandboxedEnvironment) -> Evaluator:  # noqa: C901
         if node.ctx != "load" or node.name in _COMPILED_NAMES:
             raise _Compile()
         name, names, undefined = node.name, env.globals, env.undefined
+        if name.startswith(_SLOT):  # a shape's placeholder: the name or number of this expression
+            value = slots[int(name.rpartition("_")[2])]
+            if not isinstance(value, str):
+                return lambda _ctx: value
+            name = value
 
         def load(ctx: Mapping[str, Any]) -> Any:
             if name in ctx:
@@ -243,55 +362,59 @@ def _evaluator(node: Any, env: SandboxedEnvironment) -> Evaluator:  # noqa: C901
 
         return load
     if kind is nodes.Getattr:
-        target, attr, getattr_ = _evaluator(node.node, env), node.attr, env.getattr
+        target, attr, getattr_ = _evaluator(node.node, env, slots), node.attr, env.getattr
         return lambda ctx: getattr_(target(ctx), attr)
     if kind is nodes.Getitem:
         if isinstance(node.arg, nodes.Slice):
             raise _Compile()
-        target, key, getitem = _evaluator(node.node, env), _evaluator(node.arg, env), env.getitem
+        target, key, getitem = _evaluator(node.node, env, slots), _evaluator(node.arg, env, slots), env.getitem
         return lambda ctx: getitem(target(ctx), key(ctx))
     if kind in _BINARY:
-        op, left, right = _BINARY[kind], _evaluator(node.left, env), _evaluator(node.right, env)
+        op, left, right = _BINARY[kind], _evaluator(node.left, env, slots), _evaluator(node.right, env, slots)
         return lambda ctx: op(left(ctx), right(ctx))
     if kind in _UNARY:
-        unary, operand = _UNARY[kind], _evaluator(node.node, env)
+        unary, operand = _UNARY[kind], _evaluator(node.node, env, slots)
         return lambda ctx: unary(operand(ctx))
     if kind is nodes.And:
-        left, right = _evaluator(node.left, env), _evaluator(node.right, env)
+        left, right = _evaluator(node.left, env, slots), _evaluator(node.right, env, slots)
         return lambda ctx: left(ctx) and right(ctx)
     if kind is nodes.Or:
-        left, right = _evaluator(node.left, env), _evaluator(node.right, env)
+        left, right = _evaluator(node.left, env, slots), _evaluator(node.right, env, slots)
         return lambda ctx: left(ctx) or right(ctx)
     if kind is nodes.Not:
-        operand = _evaluator(node.node, env)
+        operand = _evaluator(node.node, env, slots)
         return lambda ctx: not operand(ctx)
     if kind is nodes.Compare:
-        return _compare(node, env)
+        return _compare(node, env, slots)
     if kind is nodes.CondExpr:
         if node.expr2 is None:
             raise _Compile()
-        test, yes, no = _evaluator(node.test, env), _evaluator(node.expr1, env), _evaluator(node.expr2, env)
+        test, yes, no = (
+            _evaluator(node.test, env, slots),
+            _evaluator(node.expr1, env, slots),
+            _evaluator(node.expr2, env, slots),
+        )
         return lambda ctx: yes(ctx) if test(ctx) else no(ctx)
     if kind is nodes.Concat:
-        parts = [_evaluator(part, env) for part in node.nodes]
+        parts = [_evaluator(part, env, slots) for part in node.nodes]
         return lambda ctx: "".join(map(str, tuple(part(ctx) for part in parts)))
     if kind in (nodes.Tuple, nodes.List):
         if getattr(node, "ctx", "load") != "load":
             raise _Compile()
-        items = [_evaluator(item, env) for item in node.items]
+        items = [_evaluator(item, env, slots) for item in node.items]
         build: Callable[[Any], Any] = tuple if kind is nodes.Tuple else list
         return lambda ctx: build([item(ctx) for item in items])
     if kind is nodes.Dict:
-        pairs = [(_evaluator(p.key, env), _evaluator(p.value, env)) for p in node.items]
+        pairs = [(_evaluator(p.key, env, slots), _evaluator(p.value, env, slots)) for p in node.items]
         return lambda ctx: {key(ctx): value(ctx) for key, value in pairs}
     if kind in (nodes.Filter, nodes.Test):
-        return _filter_or_test(node, env)
+        return _filter_or_test(node, env, slots)
     raise _Compile()
 
 
-def _compare(node: Any, env: SandboxedEnvironment) -> Evaluator:
-    first = _evaluator(node.expr, env)
-    steps = [(_COMPARE[operand.op], _evaluator(operand.expr, env)) for operand in node.ops]
+def _compare(node: Any, env: SandboxedEnvironment, slots: Sequence[Slot]) -> Evaluator:
+    first = _evaluator(node.expr, env, slots)
+    steps = [(_COMPARE[operand.op], _evaluator(operand.expr, env, slots)) for operand in node.ops]
 
     def compare(ctx: Mapping[str, Any]) -> Any:
         # Python's chained comparison: `a < b < c` is `a < b and b < c`, b evaluated once.
@@ -307,7 +430,7 @@ def _compare(node: Any, env: SandboxedEnvironment) -> Evaluator:
     return compare
 
 
-def _filter_or_test(node: Any, env: SandboxedEnvironment) -> Evaluator:
+def _filter_or_test(node: Any, env: SandboxedEnvironment, slots: Sequence[Slot]) -> Evaluator:
     table = env.filters if isinstance(node, nodes.Filter) else env.tests
     func: Any = table.get(node.name)
     if func is None or node.node is None or node.dyn_args is not None or node.dyn_kwargs is not None:
@@ -315,9 +438,9 @@ def _filter_or_test(node: Any, env: SandboxedEnvironment) -> Evaluator:
     passed = _PassArg.from_obj(func)
     if passed not in (None, _PassArg.environment):
         raise _Compile()
-    value = _evaluator(node.node, env)
-    args = [_evaluator(arg, env) for arg in node.args]
-    kwargs: list[tuple[str, Evaluator]] = [(kw.key, _evaluator(kw.value, env)) for kw in node.kwargs]
+    value = _evaluator(node.node, env, slots)
+    args = [_evaluator(arg, env, slots) for arg in node.args]
+    kwargs: list[tuple[str, Evaluator]] = [(kw.key, _evaluator(kw.value, env, slots)) for kw in node.kwargs]
     lead = (env,) if passed is _PassArg.environment else ()
 
     def apply(ctx: Mapping[str, Any]) -> Any:

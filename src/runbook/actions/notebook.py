@@ -589,6 +589,8 @@ def notebook_run(params: RunParams, ctx: ActionContext) -> Result:
     cells = [addressing.one(ref) for ref in params.cells]
     setup_code = _setup_code(ctx, params.setup_code)
     env = {**_kernel_env(ctx.target, nb), **params.env}
+    pool = ctx.run_state.get(KERNELS)
+    started = pool.take(params.kernel, env, path.parent) if pool is not None else None
     try:
         runs = run_cells(
             nb.as_nbformat(),
@@ -601,6 +603,7 @@ def notebook_run(params: RunParams, ctx: ActionContext) -> Result:
             kernel_name=params.kernel,
             stop=ctx.stop,
             on_cell=_progress_reporter(ctx, (1 if setup_code else 0) + len(setup) + len(cells)),
+            kernel=started,
         )
     except NotebookError as exc:
         raise ActionError(exc.message, hint=exc.hint) from None
@@ -651,6 +654,21 @@ def notebook_run(params: RunParams, ctx: ActionContext) -> Result:
     if problems:  # cells that raised or missed their expected output: a check, not an error
         raise CheckFailed("; ".join(problems), output=output)
     return Result(output=output, message=f"{len(cells)} cell(s) ran")
+
+
+KERNELS = "kernels"  # the run-state key of the run's runbook.kernel.KernelPool
+
+
+def prestart_kernel(params: RunParams, ctx: ActionContext) -> None:
+    """Start the kernel this `notebook.run` step will need, before the step comes (the executor
+    calls it while steps that change nothing run first). The step adopts the kernel only if it
+    still needs the same kernel name, environment and folder; the cells are read when it runs."""
+    from ..kernel import KernelPool
+
+    path, nb = _open(ctx, params.path)
+    env = {**_kernel_env(ctx.target, nb), **params.env}
+    pool = ctx.run_state.setdefault(KERNELS, KernelPool())
+    pool.prestart(params.kernel, env, path.parent)
 
 
 def _setup_code(ctx: ActionContext, value: str | SetupFile | None) -> str:
