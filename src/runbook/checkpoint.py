@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_if_changed
-from .errors import RunbookError
+from .errors import InputError, Location, RunbookError
 from .progress import GroupProgress, PhaseProgress, compute_progress, format_percent
 from .record import iso, read_log, read_record, record_paths, utc_now
 from .text import duration_text as format_duration
@@ -63,19 +63,33 @@ def _records_facts(ws: Workspace) -> tuple[dict[str, list[int]], list[str]]:
 
 
 def _lessons(ws: Workspace, phases: list[PhaseProgress]) -> list[dict[str, str]]:
+    """The lessons of the phases worked on, as their reports say them: rendered with the phase's latest
+    run's values (`{{ image.model }}` named, never printed as a template), a contradicted claim flagged.
+    A phase nobody started has taught nothing yet: its authored lessons are not gathered."""
+    from .reports.authored import AuthoredText, authored_context
+    from .reports.authored import lessons as authored_lessons
+    from .reports.views import step_results
+
     lessons: list[dict[str, str]] = []
     for phase in phases:
-        if not phase.has_runbook:
+        if not phase.has_runbook or phase.state == "not_started":
             continue
         try:
             loaded = ws.load_runbook(phase.id)
         except RunbookError:  # a runbook that does not load has no lessons to gather; `runbook validate` says why
             loaded = None
-        if loaded is None:
+        if loaded is None or not loaded.runbook.report.lessons:
             continue
-        for lesson in loaded.runbook.report.lessons:  # a string, or {text, expect}
-            text = lesson if isinstance(lesson, str) else lesson.text
-            lessons.append({"phase": phase.id, "text": " ".join(text.split())})
+        path = ws.reports_dir / "runs" / phase.id / f"{phase.run_id}.jsonl" if phase.run_id else None
+        record = read_record(path) if path is not None and path.is_file() else None
+        views = step_results(loaded, record) if record is not None else []
+        text = AuthoredText(loaded, authored_context(loaded, record, views))
+        for lesson in authored_lessons(text, loaded.runbook):
+            said = " ".join((lesson["text"] or "").split())
+            claim = lesson["claim"]
+            if claim is not None and claim["status"] == "contradicted":
+                said += f" ({claim['note']})"
+            lessons.append({"phase": phase.id, "text": said})
     return lessons
 
 
@@ -162,8 +176,39 @@ def build_checkpoint(ws: Workspace, *, now: datetime | None = None) -> dict[str,
         "log_warnings": len(warnings),
     }
     previous = _checkpoint_files(ws)
-    data["previous"] = _compare(json.loads(previous[-1].read_text(encoding="utf-8")), data, previous[-1].stem) if previous else None
+    data["previous"] = _compare(_read_previous(previous[-1]), data, previous[-1].stem) if previous else None
     return data
+
+
+def _read_previous(path: Path) -> dict[str, Any]:
+    """The previous checkpoint's facts; a file that is not one (hand-edited, torn) is a located error."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise _unreadable(path, f"not JSON ({exc.msg})", exc.lineno, exc.colno) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _unreadable(path, f"unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise _unreadable(path, f"a JSON {type(data).__name__}, not the object a checkpoint writes", 1, 1)
+    progress = data.get("progress")
+    counts = progress if isinstance(progress, dict) else {}
+    numbers = [counts.get("resolved"), counts.get("total"), data.get("elapsed_s", 0.0)]
+    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers) or not isinstance(
+        data.get("cells_fixed", []), list
+    ) or not isinstance(data.get("phases", []), list) or not all(isinstance(p, dict) for p in data.get("phases", [])):
+        raise _unreadable(path, "missing the facts a checkpoint writes (progress.resolved, progress.total, elapsed_s, cells_fixed, phases)", 1, 1)
+    return data
+
+
+def _unreadable(path: Path, what: str, line: int | None = None, column: int | None = None) -> InputError:
+    return InputError(
+        f"the previous checkpoint is {what}",
+        location=Location(str(path), line, column),
+        hint=(
+            f"restore it (`git checkout -- {path}` if it is committed), or delete it and {path.with_suffix('.md').name}: "
+            "the new checkpoint then compares with the one before it"
+        ),
+    )
 
 
 def _summary(phase: PhaseProgress) -> str:

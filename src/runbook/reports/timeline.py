@@ -16,7 +16,7 @@ from typing import Any
 
 from ..atomic import write_if_changed
 from ..charts import Bar, timeline_svg
-from ..progress import compute_progress
+from ..progress import compute_progress, logged_duration
 from ..record import LogLine, read_log
 from ..text import duration_text, utc_text
 from ..workspace import Workspace
@@ -82,8 +82,8 @@ def _attempts(lines: Sequence[LogLine], titles: Mapping[str, str]) -> list[dict[
         start: LogLine | None = attempt["start"]
         end: LogLine | None = attempt["end"]
         duration: float | None = None
-        if end is not None and isinstance(end.extra.get("duration_s"), int | float):
-            duration = float(end.extra["duration_s"])
+        if end is not None and logged_duration(end) is not None:
+            duration = logged_duration(end)
         elif start is not None and end is not None:
             duration = (end.timestamp - start.timestamp).total_seconds()
         first = start or end
