@@ -248,3 +248,17 @@ def test_report_command_after_a_rerun_keeps_the_resolving_report(hostile: Path, 
     assert phase_report.read_text(encoding="utf-8") == resolving
     latest = sorted((root / "reports" / "runs" / "1.5").glob("*.md"))[-1]
     assert f"wrote {latest}" in result.output and "**Cells Fixed**: 0" in latest.read_text(encoding="utf-8")
+
+
+def test_logged_html_never_becomes_live_html_in_a_checkpoint(tmp_path: Path) -> None:
+    root = copy_sample(tmp_path / "lab")
+    assert invoke(["log", "1.2", "fail", "-m", "<img src=x onerror=alert(1)> | pipe"], cwd=root).exit_code == 0
+    assert invoke(["log", "1.1", "complete", "-m", "<script>alert(2)</script> done"], cwd=root).exit_code == 0
+    result = invoke(["checkpoint"], cwd=root)
+    assert result.exit_code == 0, result.output
+    text = next((root / "reports" / "status").glob("*.md")).read_text(encoding="utf-8")
+    assert "<img" not in text and "<script" not in text
+    assert "| &lt;img src=x onerror=alert(1)> \\| pipe |" in text and "known issue: &lt;img src=x" in text
+    assert invoke(["docs", "build"], cwd=root).exit_code == 0
+    page = next((root / "site" / "status").glob("*.html")).read_text(encoding="utf-8")
+    assert "onerror=alert(1)" in page and "<img src=x" not in page and "<script>alert(2)" not in page

@@ -20,6 +20,8 @@ from .atomic import write_if_changed
 from .errors import InputError, Location, RunbookError
 from .progress import GroupProgress, PhaseProgress, compute_progress, format_percent
 from .record import iso, read_log, read_record, record_paths, utc_now
+from .reports.markdown import escape_html
+from .text import clean_text
 from .text import duration_text as format_duration
 from .workspace import Workspace
 
@@ -273,7 +275,7 @@ def render_checkpoint(data: dict[str, Any]) -> str:
     total = data["progress"]["total"]
     percent = format_percent(100.0 * data["progress"]["resolved"] / total if total else 0.0)
     moment = data["time"][:16].replace("T", " ")
-    out = [f"# Status Update - {percent}% ({moment} UTC)\n", f"**Time**: {data['time']}  ", f"**Project**: {data['project']}\n"]
+    out = [f"# Status Update - {percent}% ({moment} UTC)\n", f"**Time**: {data['time']}  ", f"**Project**: {_text(data['project'])}\n"]
     for group in data["groups"]:
         title = f" - {group['title']}" if group["title"] else ""
         out.append(f"**Phase {group['group']}{title}**: {format_percent(group['percent'])}% ({group['resolved']}/{group['total']} subphases complete)  ")
@@ -296,7 +298,7 @@ def render_checkpoint(data: dict[str, Any]) -> str:
         out.append("| Phase | Title | State | Duration | Cells fixed | Fix summary |\n|---|---|---|---|---|---|")
         for phase in data["phases"]:
             out.append(
-                f"| {phase['id']} | {_cell(phase['title'])} | {phase['label']} | {format_duration(phase['duration_s'])} | "
+                f"| {_cell(phase['id'])} | {_cell(phase['title'])} | {phase['label']} | {format_duration(phase['duration_s'])} | "
                 f"{', '.join(phase['cells_fixed']) or '—'} | {_cell(phase['summary']) or '—'} |"
             )
         out.append("")
@@ -309,18 +311,18 @@ def render_checkpoint(data: dict[str, Any]) -> str:
     if data["pending"]:
         for phase in data["pending"]:
             cells = f" - cells {', '.join(phase['planned_cells'])}" if phase["planned_cells"] else ""
-            issue = f" - known issue: {phase['known_issue']}" if phase["known_issue"] else ""
-            out.append(f"- **{phase['id']}** {phase['title']} ({phase['state'].replace('_', ' ')}){cells}{issue}")
+            issue = f" - known issue: {_text(phase['known_issue'])}" if phase["known_issue"] else ""
+            out.append(f"- **{_text(phase['id'])}** {_text(phase['title'])} ({phase['state'].replace('_', ' ')}){cells}{issue}")
         out.append("")
     else:
         out.append("None: every planned phase is resolved.\n")
     out.append("## Errors\n")
     if data["errors_resolved"]:
         out.append("Resolved:\n")
-        out.extend(f"- {e['phase']}: {e['error']} (at {e['at']}, resolved {e['resolved_at']})" for e in data["errors_resolved"])
+        out.extend(f"- {_text(e['phase'])}: {_text(e['error'])} (at {e['at']}, resolved {e['resolved_at']})" for e in data["errors_resolved"])
         out.append("")
     out.append("Remaining:\n" if data["errors_remaining"] else "Remaining: none.\n")
-    out.extend(f"- {e['phase']}: {e['error']} (at {e['at']})" for e in data["errors_remaining"])
+    out.extend(f"- {_text(e['phase'])}: {_text(e['error'])} (at {e['at']})" for e in data["errors_remaining"])
     if data["errors_remaining"]:
         out.append("")
     estimate = data["estimate_remaining"]
@@ -334,17 +336,22 @@ def render_checkpoint(data: dict[str, Any]) -> str:
         out.append("")
     if data["lessons"]:
         out.append("## Lessons Learned\n")
-        out.extend(f"{i}. {lesson['text']} (phase {lesson['phase']})" for i, lesson in enumerate(data["lessons"], start=1))
+        out.extend(f"{i}. {_text(lesson['text'])} (phase {lesson['phase']})" for i, lesson in enumerate(data["lessons"], start=1))
         out.append("")
     out.append("## Next Actions\n")
-    out.extend(f"{i}. {action}" for i, action in enumerate(data["next_actions"], start=1))
+    out.extend(f"{i}. {_text(action)}" for i, action in enumerate(data["next_actions"], start=1))
     if not data["next_actions"]:
         out.append("Nothing left in the plan.")
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+def _text(text: Any) -> str:
+    """Logged words (messages, titles) as one markdown line: control bytes shown, no live HTML tag."""
+    return escape_html(" ".join(clean_text(text).split()))
+
+
+def _cell(text: Any) -> str:
+    return _text(text).replace("|", "\\|")
 
 
 def write_checkpoint(ws: Workspace, *, now: datetime | None = None) -> tuple[Path, dict[str, Any]]:
