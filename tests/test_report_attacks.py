@@ -262,3 +262,16 @@ def test_logged_html_never_becomes_live_html_in_a_checkpoint(tmp_path: Path) -> 
     assert invoke(["docs", "build"], cwd=root).exit_code == 0
     page = next((root / "site" / "status").glob("*.html")).read_text(encoding="utf-8")
     assert "onerror=alert(1)" in page and "<img src=x" not in page and "<script>alert(2)" not in page
+
+
+def test_a_logged_phase_id_cannot_name_pages_outside_the_docs_folder(tmp_path: Path) -> None:
+    root = copy_sample(tmp_path / "deep" / "lab")
+    log = root / "reports" / "timestamps" / "execution-log.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    line = {"timestamp": "2025-11-14T05:00:00Z", "phase": "9/../../../../pwned", "action": "complete", "description": "x"}
+    log.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    status = invoke(["status"], cwd=root)
+    assert status.exit_code == 0 and "pwned" not in status.output, status.output
+    built = invoke(["docs", "build"], cwd=root)
+    assert built.exit_code == 0, built.output
+    assert not list(tmp_path.rglob("pwned*"))

@@ -359,6 +359,7 @@ def write_checkpoint(ws: Workspace, *, now: datetime | None = None) -> tuple[Pat
     data = build_checkpoint(ws, now=now)
     stamp = data["time"].replace("-", "").replace(":", "").replace(".", "")
     base = ws.reports_dir / STATUS_DIR / stamp
+    page = render_checkpoint(data)  # rendered before anything is written: never a .json without its page
     write_if_changed(base.with_suffix(".json"), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    write_if_changed(base.with_suffix(".md"), render_checkpoint(data))
+    write_if_changed(base.with_suffix(".md"), page)
     return base.with_suffix(".md"), data

@@ -20,6 +20,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 
+from .model import PHASE_ID
 from .record import LogLine, iso, read_log, read_record, record_paths
 from .workspace import Workspace
 
@@ -225,7 +226,9 @@ def compute_progress(
             item.planned_cells = list(plan_phase.cells)
             phases.append(item)
         groups.append(GroupProgress(group=group.group, title=group.title, phases=phases))
-    extra = [p for p in sorted(set(runbooks) | set(states), key=_phase_key) if p not in listed]
+    # A phase outside the plan is shown when it is a phase id: a hand-edited log line naming
+    # `9/../../x` or `['x']` is no phase (and would name pages outside the docs folder).
+    extra = [p for p in sorted(set(runbooks) | set(states), key=_phase_key) if p not in listed and PHASE_ID.match(p)]
     for phase_id in extra:
         group_id = phase_id.split(".")[0]
         existing = next((g for g in groups if g.group == group_id), None)
