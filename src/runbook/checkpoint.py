@@ -82,7 +82,9 @@ def _lessons(ws: Workspace, phases: list[PhaseProgress]) -> list[dict[str, str]]
             loaded = None
         if loaded is None or not loaded.runbook.report.lessons:
             continue
-        path = ws.reports_dir / "runs" / phase.id / f"{phase.run_id}.jsonl" if phase.run_id else None
+        # a run id as logged (hand-edited lines included): a file name, never a path out of reports/runs/
+        named = phase.run_id if phase.run_id and Path(phase.run_id).name == phase.run_id else None
+        path = ws.reports_dir / "runs" / phase.id / f"{named}.jsonl" if named else None
         record = read_record(path) if path is not None and path.is_file() else None
         views = step_results(loaded, record) if record is not None else []
         text = AuthoredText(loaded, authored_context(loaded, record, views))

@@ -103,6 +103,8 @@ def _resolutions(lines: Sequence[LogLine]) -> list[_Resolution]:
 
 def _resolving_record(ws: Workspace, resolution: _Resolution) -> RunRecord | None:
     run_id = resolution.line.run_id
+    if run_id and Path(run_id).name != run_id:  # a hand-edited run id is a file name, never a path
+        return None
     path = ws.reports_dir / "runs" / resolution.phase / f"{run_id}.jsonl" if run_id else None
     return read_record(path) if path is not None and path.exists() else None
 
