@@ -275,3 +275,13 @@ def test_a_logged_phase_id_cannot_name_pages_outside_the_docs_folder(tmp_path: P
     built = invoke(["docs", "build"], cwd=root)
     assert built.exit_code == 0, built.output
     assert not list(tmp_path.rglob("pwned*"))
+
+
+def test_other_files_in_the_status_folder_are_not_checkpoints(tmp_path: Path) -> None:
+    root = copy_sample(tmp_path / "lab")
+    assert invoke(["checkpoint"], cwd=root).exit_code == 0
+    (root / "reports" / "status" / "notes.json").write_text('{"mine": true}\n', encoding="utf-8")
+    result = invoke(["checkpoint", "--json"], cwd=root)
+    assert result.exit_code == 0, result.output
+    first = sorted(p.stem for p in (root / "reports" / "status").glob("2*.json"))[0]
+    assert json.loads(result.stdout)["previous"]["checkpoint"] == first

@@ -12,6 +12,7 @@ across phases; next actions. Everything comes from the timestamp log, the run re
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,12 @@ __all__ = ["STATUS_DIR", "build_checkpoint", "render_checkpoint", "write_checkpo
 STATUS_DIR = "status"
 
 
+_STAMP = re.compile(r"^\d{8}T\d{9}Z$")  # what write_checkpoint names its files: 20251114T041500000Z
+
+
 def _checkpoint_files(ws: Workspace) -> list[Path]:
-    return sorted((ws.reports_dir / STATUS_DIR).glob("*.json"))
+    """The checkpoints written so far, oldest first (other files people keep in the folder are not checkpoints)."""
+    return sorted(path for path in (ws.reports_dir / STATUS_DIR).glob("*.json") if _STAMP.match(path.stem))
 
 
 def _cell_refs(value: Any, found: list[tuple[str, int]]) -> None:
