@@ -285,3 +285,22 @@ def test_other_files_in_the_status_folder_are_not_checkpoints(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     first = sorted(p.stem for p in (root / "reports" / "status").glob("2*.json"))[0]
     assert json.loads(result.stdout)["previous"]["checkpoint"] == first
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("    - cell: {tag: image-discovery}\n      description: Deployment discovery\n", "    - cell: 0\n      description: x\n"),
+        ("      cell: {tag: image-test}\n", "      cell: -3\n"),
+    ],
+    ids=["report-cells", "step"],
+)
+def test_a_cell_number_below_1_is_a_located_error_not_a_crash(tmp_path: Path, old: str, new: str) -> None:
+    root = copy_sample(tmp_path / "lab")
+    path = root / RUNBOOK
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    line = _line_of(root, new.split("\n")[0].strip())
+    result = invoke(["validate"], cwd=root)
+    assert result.exit_code == 2, result.output
+    assert f"runbooks/phase-1.5.yaml:{line}:13:" in result.output and "cell numbers start at 1" in result.output
+    assert "internal error" not in result.output and "ValidationError" not in result.output
