@@ -304,3 +304,9 @@ def test_a_cell_number_below_1_is_a_located_error_not_a_crash(tmp_path: Path, ol
     assert result.exit_code == 2, result.output
     assert f"runbooks/phase-1.5.yaml:{line}:13:" in result.output and "cell numbers start at 1" in result.output
     assert "internal error" not in result.output and "ValidationError" not in result.output
+
+
+def test_clean_text_keeps_what_an_unterminated_osc_sequence_precedes() -> None:
+    from runbook.text import clean_text
+
+    assert clean_text("a\x1b]0;title\x07b \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ c\x1b]cut\nnext\x00") == "ab link c\nnext\\x00"

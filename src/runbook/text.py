@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 # Every CSI sequence (colours, cursor moves) as kernels and terminals write them, and OSC sequences
-# (window titles, hyperlinks: ESC ] ... BEL or ESC \\), which would act on the terminal of whoever
-# `cat`s a report.
-ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
+# (window titles, hyperlinks: ESC ] ... BEL or ESC \\; an unterminated one ends at the line), which
+# would act on the terminal of whoever `cat`s a report.
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?")
 # Control characters left after that (NUL, BEL, backspace, a lone ESC, C1 controls) and the bidi
 # overrides that reorder what a reader sees ("Trojan source"): shown as visible escapes, never
 # written raw (a NUL makes git and grep treat a report as binary).
