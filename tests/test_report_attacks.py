@@ -310,3 +310,12 @@ def test_clean_text_keeps_what_an_unterminated_osc_sequence_precedes() -> None:
     from runbook.text import clean_text
 
     assert clean_text("a\x1b]0;title\x07b \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ c\x1b]cut\nnext\x00") == "ab link c\nnext\\x00"
+
+
+def test_logged_html_is_text_in_timeline_md(tmp_path: Path) -> None:
+    root = copy_sample(tmp_path / "lab")
+    logged = ["log", "1.2", "complete", "-m", "<img src=x onerror=alert(9)> `code` a | b", "--started", "2025-11-14T02:00Z", "--at", "2025-11-14T02:20Z"]
+    assert invoke(logged, cwd=root).exit_code == 0
+    assert invoke(["timeline"], cwd=root).exit_code == 0
+    text = (root / "TIMELINE.md").read_text(encoding="utf-8")
+    assert "| &lt;img src=x onerror=alert(9)> `code` a \\| b *(logged by hand)* |" in text and "<img" not in text
