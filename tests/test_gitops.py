@@ -262,9 +262,10 @@ def test_report_command_commits_report_and_record(local_workspace: Path) -> None
     result = invoke(["report", "1.1", "--template", "short.md", "--commit"], cwd=root)
     assert result.exit_code == 0, result.output
     assert "committed" in result.stdout
-    assert _committed(root) == ["reports/phase-1.1.md"]
-    assert "?? templates/" in git(root, "status", "--porcelain=v1")
+    # The run's own report (beside its record) and the phase report it resolves, nothing else.
     assert outputs.record_path is not None
+    assert sorted(_committed(root)) == ["reports/phase-1.1.md", f"reports/runs/1.1/{outputs.record_path.stem}.md"]
+    assert "?? templates/" in git(root, "status", "--porcelain=v1")
 
 
 def test_commit_paths_takes_the_message_and_tag_it_is_given(local_workspace: Path) -> None:

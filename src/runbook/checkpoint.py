@@ -12,14 +12,17 @@ across phases; next actions. Everything comes from the timestamp log, the run re
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .atomic import write_if_changed
-from .errors import RunbookError
+from .errors import InputError, Location, RunbookError
 from .progress import GroupProgress, PhaseProgress, compute_progress, format_percent
 from .record import iso, read_log, read_record, record_paths, utc_now
+from .reports.markdown import escape_html
+from .text import clean_text
 from .text import duration_text as format_duration
 from .workspace import Workspace
 
@@ -28,8 +31,12 @@ __all__ = ["STATUS_DIR", "build_checkpoint", "render_checkpoint", "write_checkpo
 STATUS_DIR = "status"
 
 
+_STAMP = re.compile(r"^\d{8}T\d{9}Z$")  # what write_checkpoint names its files: 20251114T041500000Z
+
+
 def _checkpoint_files(ws: Workspace) -> list[Path]:
-    return sorted((ws.reports_dir / STATUS_DIR).glob("*.json"))
+    """The checkpoints written so far, oldest first (other files people keep in the folder are not checkpoints)."""
+    return sorted(path for path in (ws.reports_dir / STATUS_DIR).glob("*.json") if _STAMP.match(path.stem))
 
 
 def _cell_refs(value: Any, found: list[tuple[str, int]]) -> None:
@@ -63,19 +70,35 @@ def _records_facts(ws: Workspace) -> tuple[dict[str, list[int]], list[str]]:
 
 
 def _lessons(ws: Workspace, phases: list[PhaseProgress]) -> list[dict[str, str]]:
+    """The lessons of the phases worked on, as their reports say them: rendered with the phase's latest
+    run's values (`{{ image.model }}` named, never printed as a template), a contradicted claim flagged.
+    A phase nobody started has taught nothing yet: its authored lessons are not gathered."""
+    from .reports.authored import AuthoredText, authored_context
+    from .reports.authored import lessons as authored_lessons
+    from .reports.views import step_results
+
     lessons: list[dict[str, str]] = []
     for phase in phases:
-        if not phase.has_runbook:
+        if not phase.has_runbook or phase.state == "not_started":
             continue
         try:
             loaded = ws.load_runbook(phase.id)
         except RunbookError:  # a runbook that does not load has no lessons to gather; `runbook validate` says why
             loaded = None
-        if loaded is None:
+        if loaded is None or not loaded.runbook.report.lessons:
             continue
-        for lesson in loaded.runbook.report.lessons:  # a string, or {text, expect}
-            text = lesson if isinstance(lesson, str) else lesson.text
-            lessons.append({"phase": phase.id, "text": " ".join(text.split())})
+        # a run id as logged (hand-edited lines included): a file name, never a path out of reports/runs/
+        named = phase.run_id if phase.run_id and Path(phase.run_id).name == phase.run_id else None
+        path = ws.reports_dir / "runs" / phase.id / f"{named}.jsonl" if named else None
+        record = read_record(path) if path is not None and path.is_file() else None
+        views = step_results(loaded, record) if record is not None else []
+        text = AuthoredText(loaded, authored_context(loaded, record, views))
+        for lesson in authored_lessons(text, loaded.runbook):
+            said = " ".join((lesson["text"] or "").split())
+            claim = lesson["claim"]
+            if claim is not None and claim["status"] == "contradicted":
+                said += f" ({claim['note']})"
+            lessons.append({"phase": phase.id, "text": said})
     return lessons
 
 
@@ -162,8 +185,39 @@ def build_checkpoint(ws: Workspace, *, now: datetime | None = None) -> dict[str,
         "log_warnings": len(warnings),
     }
     previous = _checkpoint_files(ws)
-    data["previous"] = _compare(json.loads(previous[-1].read_text(encoding="utf-8")), data, previous[-1].stem) if previous else None
+    data["previous"] = _compare(_read_previous(previous[-1]), data, previous[-1].stem) if previous else None
     return data
+
+
+def _read_previous(path: Path) -> dict[str, Any]:
+    """The previous checkpoint's facts; a file that is not one (hand-edited, torn) is a located error."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise _unreadable(path, f"not JSON ({exc.msg})", exc.lineno, exc.colno) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _unreadable(path, f"unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise _unreadable(path, f"a JSON {type(data).__name__}, not the object a checkpoint writes", 1, 1)
+    progress = data.get("progress")
+    counts = progress if isinstance(progress, dict) else {}
+    numbers = [counts.get("resolved"), counts.get("total"), data.get("elapsed_s", 0.0)]
+    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers) or not isinstance(
+        data.get("cells_fixed", []), list
+    ) or not isinstance(data.get("phases", []), list) or not all(isinstance(p, dict) for p in data.get("phases", [])):
+        raise _unreadable(path, "missing the facts a checkpoint writes (progress.resolved, progress.total, elapsed_s, cells_fixed, phases)", 1, 1)
+    return data
+
+
+def _unreadable(path: Path, what: str, line: int | None = None, column: int | None = None) -> InputError:
+    return InputError(
+        f"the previous checkpoint is {what}",
+        location=Location(str(path), line, column),
+        hint=(
+            f"restore it (`git checkout -- {path}` if it is committed), or delete it and {path.with_suffix('.md').name}: "
+            "the new checkpoint then compares with the one before it"
+        ),
+    )
 
 
 def _summary(phase: PhaseProgress) -> str:
@@ -228,7 +282,7 @@ def render_checkpoint(data: dict[str, Any]) -> str:
     total = data["progress"]["total"]
     percent = format_percent(100.0 * data["progress"]["resolved"] / total if total else 0.0)
     moment = data["time"][:16].replace("T", " ")
-    out = [f"# Status Update - {percent}% ({moment} UTC)\n", f"**Time**: {data['time']}  ", f"**Project**: {data['project']}\n"]
+    out = [f"# Status Update - {percent}% ({moment} UTC)\n", f"**Time**: {data['time']}  ", f"**Project**: {_text(data['project'])}\n"]
     for group in data["groups"]:
         title = f" - {group['title']}" if group["title"] else ""
         out.append(f"**Phase {group['group']}{title}**: {format_percent(group['percent'])}% ({group['resolved']}/{group['total']} subphases complete)  ")
@@ -251,7 +305,7 @@ def render_checkpoint(data: dict[str, Any]) -> str:
         out.append("| Phase | Title | State | Duration | Cells fixed | Fix summary |\n|---|---|---|---|---|---|")
         for phase in data["phases"]:
             out.append(
-                f"| {phase['id']} | {_cell(phase['title'])} | {phase['label']} | {format_duration(phase['duration_s'])} | "
+                f"| {_cell(phase['id'])} | {_cell(phase['title'])} | {phase['label']} | {format_duration(phase['duration_s'])} | "
                 f"{', '.join(phase['cells_fixed']) or '—'} | {_cell(phase['summary']) or '—'} |"
             )
         out.append("")
@@ -264,18 +318,18 @@ def render_checkpoint(data: dict[str, Any]) -> str:
     if data["pending"]:
         for phase in data["pending"]:
             cells = f" - cells {', '.join(phase['planned_cells'])}" if phase["planned_cells"] else ""
-            issue = f" - known issue: {phase['known_issue']}" if phase["known_issue"] else ""
-            out.append(f"- **{phase['id']}** {phase['title']} ({phase['state'].replace('_', ' ')}){cells}{issue}")
+            issue = f" - known issue: {_text(phase['known_issue'])}" if phase["known_issue"] else ""
+            out.append(f"- **{_text(phase['id'])}** {_text(phase['title'])} ({phase['state'].replace('_', ' ')}){cells}{issue}")
         out.append("")
     else:
         out.append("None: every planned phase is resolved.\n")
     out.append("## Errors\n")
     if data["errors_resolved"]:
         out.append("Resolved:\n")
-        out.extend(f"- {e['phase']}: {e['error']} (at {e['at']}, resolved {e['resolved_at']})" for e in data["errors_resolved"])
+        out.extend(f"- {_text(e['phase'])}: {_text(e['error'])} (at {e['at']}, resolved {e['resolved_at']})" for e in data["errors_resolved"])
         out.append("")
     out.append("Remaining:\n" if data["errors_remaining"] else "Remaining: none.\n")
-    out.extend(f"- {e['phase']}: {e['error']} (at {e['at']})" for e in data["errors_remaining"])
+    out.extend(f"- {_text(e['phase'])}: {_text(e['error'])} (at {e['at']})" for e in data["errors_remaining"])
     if data["errors_remaining"]:
         out.append("")
     estimate = data["estimate_remaining"]
@@ -289,17 +343,22 @@ def render_checkpoint(data: dict[str, Any]) -> str:
         out.append("")
     if data["lessons"]:
         out.append("## Lessons Learned\n")
-        out.extend(f"{i}. {lesson['text']} (phase {lesson['phase']})" for i, lesson in enumerate(data["lessons"], start=1))
+        out.extend(f"{i}. {_text(lesson['text'])} (phase {lesson['phase']})" for i, lesson in enumerate(data["lessons"], start=1))
         out.append("")
     out.append("## Next Actions\n")
-    out.extend(f"{i}. {action}" for i, action in enumerate(data["next_actions"], start=1))
+    out.extend(f"{i}. {_text(action)}" for i, action in enumerate(data["next_actions"], start=1))
     if not data["next_actions"]:
         out.append("Nothing left in the plan.")
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+def _text(text: Any) -> str:
+    """Logged words (messages, titles) as one markdown line: control bytes shown, no live HTML tag."""
+    return escape_html(" ".join(clean_text(text).split()))
+
+
+def _cell(text: Any) -> str:
+    return _text(text).replace("|", "\\|")
 
 
 def write_checkpoint(ws: Workspace, *, now: datetime | None = None) -> tuple[Path, dict[str, Any]]:
@@ -307,6 +366,7 @@ def write_checkpoint(ws: Workspace, *, now: datetime | None = None) -> tuple[Pat
     data = build_checkpoint(ws, now=now)
     stamp = data["time"].replace("-", "").replace(":", "").replace(".", "")
     base = ws.reports_dir / STATUS_DIR / stamp
+    page = render_checkpoint(data)  # rendered before anything is written: never a .json without its page
     write_if_changed(base.with_suffix(".json"), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    write_if_changed(base.with_suffix(".md"), render_checkpoint(data))
+    write_if_changed(base.with_suffix(".md"), page)
     return base.with_suffix(".md"), data

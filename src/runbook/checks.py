@@ -144,7 +144,9 @@ def report_names(doc: YamlDocument, runbook: Runbook) -> list[Problem]:
     data = doc.data.get("report") if isinstance(doc.data, dict) else None
     if not isinstance(data, dict):
         return []
-    allowed = set(REPORT_NAMES) | set(runbook.vars) | set(runbook.inputs) | set(environment().globals)
+    # Secret inputs are not among them: a record never holds their values, and a report never shows one.
+    secret = {name for name, spec in runbook.inputs.items() if spec.secret}
+    allowed = set(REPORT_NAMES) | set(runbook.vars) | (set(runbook.inputs) - secret) | set(environment().globals)
     allowed |= {step.register_ for _stage, step in runbook.all_steps() if step.register_}
     problems: list[Problem] = []
     for key in TEMPLATED:
@@ -157,6 +159,15 @@ def report_names(doc: YamlDocument, runbook: Runbook) -> list[Problem]:
                 problems.append(Problem(doc.location(loc), message))
                 continue
             for name in sorted((_expression_names(text) if claim else template_names(text)) - allowed):
+                if name in secret:
+                    problems.append(
+                        Problem(
+                            doc.location(loc),
+                            f"{name!r} is a secret input: report text cannot show it (reports never hold secrets); "
+                            "describe it in words instead",
+                        )
+                    )
+                    continue
                 hint = did_you_mean(name, sorted(allowed))
                 problems.append(
                     Problem(

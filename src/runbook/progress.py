@@ -20,6 +20,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 
+from .model import PHASE_ID
 from .record import LogLine, iso, read_log, read_record, record_paths
 from .workspace import Workspace
 
@@ -127,6 +128,29 @@ class GroupProgress:
         }
 
 
+# A logged duration past this (about a century) is not a phase's duration: a typo or a hand-edited
+# overflow (`1e308`), which would overflow every date computed from it.
+MAX_LOGGED_DURATION_S = 100 * 365.25 * 24 * 3600
+
+
+def logged_duration(line: LogLine) -> float | None:
+    """The `duration_s` a log line states, when it is a real one: a finite, non-negative number of
+    seconds (a hand-edited `NaN`, `-50`, `1e308` or `"25m"` is not, and the start/complete pair's
+    own times are used instead)."""
+    value = line.extra.get("duration_s")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return float(value) if 0 <= value <= MAX_LOGGED_DURATION_S else None  # NaN fails both comparisons
+
+
+def shown_notes(line: LogLine) -> dict[str, Any]:
+    """The keys people added to a log line, as pages and `status --json` show them: a value under a
+    secret-looking name (`api_key`, `token`, `password`) is masked, since the log is published."""
+    from .secrets import MASK, is_secret_name
+
+    return {key: MASK if is_secret_name(key) else value for key, value in line.notes.items()}
+
+
 def format_percent(value: float) -> str:
     """62.5 -> "62.5", 100.0 -> "100", 33.333 -> "33.3"."""
     text = f"{value:.1f}"
@@ -157,11 +181,11 @@ def phase_states(lines: list[LogLine], start: dict[str, PhaseProgress] | None = 
         phase.finished_at = line.timestamp
         phase.description = line.description
         phase.status_word = line.status
-        phase.notes = line.notes
+        phase.notes = shown_notes(line)
         phase.run_id = line.run_id or phase.run_id
-        duration = line.extra.get("duration_s")
-        if isinstance(duration, int | float) and not isinstance(duration, bool):
-            phase.duration_s = float(duration)
+        duration = logged_duration(line)
+        if duration is not None:
+            phase.duration_s = duration
         elif phase.started_at is not None:
             phase.duration_s = (line.timestamp - phase.started_at).total_seconds()
         if line.succeeded:
@@ -202,7 +226,9 @@ def compute_progress(
             item.planned_cells = list(plan_phase.cells)
             phases.append(item)
         groups.append(GroupProgress(group=group.group, title=group.title, phases=phases))
-    extra = [p for p in sorted(set(runbooks) | set(states), key=_phase_key) if p not in listed]
+    # A phase outside the plan is shown when it is a phase id: a hand-edited log line naming
+    # `9/../../x` or `['x']` is no phase (and would name pages outside the docs folder).
+    extra = [p for p in sorted(set(runbooks) | set(states), key=_phase_key) if p not in listed and PHASE_ID.match(p)]
     for phase_id in extra:
         group_id = phase_id.split(".")[0]
         existing = next((g for g in groups if g.group == group_id), None)

@@ -26,6 +26,7 @@ from .reports import (
     render_report,
     report_path,
     resolution_title,
+    resolving_run_id,
     step_results,
     write_changelog,
     write_phase_report,
@@ -205,9 +206,19 @@ def report_phase(
         raise InputError("--commit needs a file to commit", hint="drop `-o -`, or give -o PATH")
     if commit:
         gitops.check_repository(ws.root)
-    if path is not None:
+    written: list[Path] = []
+    if path is not None and path == default:
+        # The run's own report is kept beside its record; the phase report stays the resolving run's
+        # (re-rendering a later rerun must not replace it with "Cells Fixed: 0").
+        written.append(write_run_report(ws, phase_id, record.run_id, text))
+        phase_report = write_phase_report(ws, phase_id, PhaseRunbooks(ws, [loaded]))
+        if phase_report is not None:
+            written.append(phase_report)
+        path = phase_report if phase_report is not None and resolving_run_id(ws, phase_id) in (None, record.run_id) else written[0]
+    elif path is not None:
         write_if_changed(path, text)
+        written.append(path)
     result = PhaseReport(text=text, path=path, record=record, loaded=loaded)
     if commit and path is not None:
-        result.commit = commit_run(ws, loaded, record, [path, record.path], tag=tag)
+        result.commit = commit_run(ws, loaded, record, [*written, record.path], tag=tag)
     return result

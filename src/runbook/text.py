@@ -13,8 +13,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-# Every CSI sequence (colours, cursor moves) as kernels and terminals write them.
-ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+# Every CSI sequence (colours, cursor moves) as kernels and terminals write them, and OSC sequences
+# (window titles, hyperlinks: ESC ] ... BEL or ESC \\; an unterminated one ends at the line), which
+# would act on the terminal of whoever `cat`s a report.
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?")
+# Control characters left after that (NUL, BEL, backspace, a lone ESC, C1 controls) and the bidi
+# overrides that reorder what a reader sees ("Trojan source"): shown as visible escapes, never
+# written raw (a NUL makes git and grep treat a report as binary).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class Markdown(str):
@@ -29,8 +40,10 @@ def strip_ansi(text: str) -> str:
 
 
 def clean_text(value: Any) -> str:
-    """Text for a document: ANSI codes removed, line ends normalised to `\\n`."""
-    return strip_ansi(str(value)).replace("\r\n", "\n").replace("\r", "\n")
+    """Text for a document: ANSI codes removed, line ends normalised to `\\n`, other control
+    characters (and bidi overrides) as visible escapes (`\\x00`, `\\u202e`)."""
+    text = strip_ansi(str(value)).replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub(_visible, text)
 
 
 def longest_run(text: str, char: str = "`") -> int:
@@ -62,7 +75,9 @@ def md_cell(value: Any) -> str:
         text = re.sub(r"(?<!\\)\|", r"\\|", clean_text(value).strip())
     else:
         text = clean_text(value).strip()
-        text = text.replace("\\", "\\\\").replace("`", "\\`").replace("<", "\\<").replace("|", "\\|")
+        # `<` as an entity: Python-Markdown (the site) does not read `\\<` as an escape, so `\\<img …>`
+        # would stay a live HTML tag there; GitHub shows `&lt;` as `<` too.
+        text = text.replace("\\", "\\\\").replace("`", "\\`").replace("<", "&lt;").replace("|", "\\|")
     return "<br>".join(line.strip() for line in text.split("\n"))
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from ..charts import Bar, Duration, Point, burnup_svg, durations_svg, timeline_svg
-from ..progress import phase_states
+from ..progress import logged_duration, phase_states
 from ..record import LogLine, RunRecord
 from ..text import duration_text, utc_short
 
@@ -49,8 +49,8 @@ def run_spans(lines: list[LogLine]) -> list[RunSpan]:
         if start_line is not None:
             spans.append(RunSpan(line.phase, start_line.timestamp, line.timestamp, outcome))
             continue
-        duration = line.extra.get("duration_s")
-        if isinstance(duration, int | float) and not isinstance(duration, bool) and duration > 0:
+        duration = logged_duration(line)
+        if duration:
             spans.append(RunSpan(line.phase, line.timestamp - timedelta(seconds=duration), line.timestamp, outcome))
         else:
             spans.append(

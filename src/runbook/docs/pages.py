@@ -11,7 +11,7 @@ import html
 import os
 from pathlib import Path
 
-from ..progress import GroupProgress, PhaseProgress
+from ..progress import GroupProgress, PhaseProgress, shown_notes
 from ..record import LogLine, read_record, record_paths
 from ..status import format_cells, last_run, phase_runs, state_text
 from ..text import code, duration_text, utc_short
@@ -234,7 +234,7 @@ def runs_page(workspace: Workspace, phase: PhaseProgress, log: list[LogLine]) ->
                 md_text(line.status or "-", table=True),
                 md_text(line.description or "-", table=True),
                 md_text(format_cells(line.cells_fixed), table=True),
-                md_text("; ".join(f"{_key_text(k)}: {_value_text(v)}" for k, v in line.notes.items()) or "-", table=True),
+                md_text("; ".join(f"{_key_text(k)}: {_value_text(v)}" for k, v in shown_notes(line).items()) or "-", table=True),
             ]
             for line in sorted(log, key=lambda item: (item.timestamp, item.line))
         ]

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..atomic import write_if_changed
+from ..errors import InputError
 from ..progress import compute_progress
 from ..record import LogLine, read_log
 from ..workspace import Workspace
@@ -99,8 +100,12 @@ def generate_docs(workspace: Workspace, *, commands: Sequence[CommandDoc]) -> li
     pages[STYLESHEET] = stylesheet_text()
     pages[SEARCH_SHIM] = search_shim_text()
 
+    inside = docs_dir.resolve()
     for relative, text in pages.items():
-        write_if_changed(docs_dir / relative, text)
+        target = docs_dir / relative
+        if not target.resolve().is_relative_to(inside):  # a page name made of logged text never leaves docs/
+            raise InputError(f"page {relative!r} would be written outside {docs_dir}", hint="check the phase ids in the timestamp log")
+        write_if_changed(target, text)
     for relative, source in links.assets.items():
         _copy_if_changed(source, docs_dir / relative)
     _remove_stale(docs_dir, PHASES_DIR, set(pages))

@@ -13,9 +13,9 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 CellType = Literal["code", "markdown", "raw"]
 CELL_TYPES: tuple[str, ...] = ("code", "markdown", "raw")
@@ -113,7 +113,15 @@ class CellAddress(BaseModel):
         return f"pattern {self.pattern!r}"
 
 
-CellRef = int | str | CellAddress
+def _numbered_from_one(ref: Any) -> Any:
+    if isinstance(ref, int) and not isinstance(ref, bool) and ref < 1:
+        raise ValueError(f"cell numbers start at 1 (the notebook's first cell is cell 1), not {ref}")
+    return ref
+
+
+# A bare number is a cell number, from 1: `cell: 0` is a located schema error, not a step that crashes
+# later (CellAddress refuses it) nor an internal error in `runbook validate`.
+CellRef = Annotated[int | str | CellAddress, AfterValidator(_numbered_from_one)]
 
 
 def to_address(ref: CellRef) -> CellAddress:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotebookError, Problem, TemplateError
+from ..errors import NotebookError, Problem, SecurityViolation, TemplateError
 from ..loader import LoadedRunbook, YamlDocument
 from ..model import Expectation, Runbook
 from ..notebooks.cells import CellAddress, CellRef, to_address
@@ -62,8 +62,8 @@ NOT_TEXT = {"expect", "cell", "id", "step", "done", "that"}  # keys whose string
 class NotKnown:
     """A registered name this run has no value for: renders as a marker, is falsy and empty."""
 
-    def __init__(self, name: str, step: str | None) -> None:
-        self.name, self.step, self.touched = name, step, False
+    def __init__(self, name: str, step: str | None, *, why: str | None = None) -> None:
+        self.name, self.step, self.touched, self.why = name, step, False, why
 
     def __getattr__(self, _attr: str) -> NotKnown:
         if _attr.startswith("_"):
@@ -89,7 +89,7 @@ class NotKnown:
 
     def __str__(self) -> str:
         self.touched = True
-        why = f"step `{self.step}` did not run" if self.step else "it was not registered"
+        why = self.why or (f"step `{self.step}` did not run" if self.step else "it was not registered")
         return f"*(not known in this run: {why})*"
 
 
@@ -106,7 +106,7 @@ def authored_context(
     context: dict[str, Any] = {
         **variables,
         "vars": variables,
-        "target": dict(started.target_settings or {}) if started is not None else {},
+        "target": _RecordedSettings(started.target_settings or {} if started is not None else {}),
         "target_name": started.target if started is not None else None,
         "phase": runbook.phase,
         "run": {
@@ -128,15 +128,46 @@ def authored_context(
     return context
 
 
+class _RecordedSettings(dict[str, Any]):
+    """The target's settings as the record has them: a setting it lacks is not known, not an error.
+
+    A run records its target's public settings when it starts; an emulator fills `gateway_url` in
+    only when a step first needs it, and secret settings are never recorded, so `{{ target.gateway_url }}`
+    (which the steps can read) must not fail the report of a run that succeeded.
+    """
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        super().__init__(settings)
+        self.unknown: dict[str, NotKnown] = {}
+
+    def __missing__(self, key: str) -> NotKnown:
+        if key not in self.unknown:
+            why = f"the run record does not have the target setting `{key}`"
+            self.unknown[key] = NotKnown(f"target.{key}", None, why=why)
+        return self.unknown[key]
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        return self[key]
+
+
 class AuthoredText:
     """Renders authored strings and checks claims against one run's values, with located errors."""
 
     def __init__(self, loaded: LoadedRunbook, context: Mapping[str, Any]) -> None:
         self.doc, self.context = loaded.doc, context
 
-    def _located(self, exc: TemplateError, loc: Sequence[str | int]) -> TemplateError:
+    def _located(self, exc: TemplateError | SecurityViolation, loc: Sequence[str | int]) -> TemplateError:
         where = self.doc.location(list(loc))
-        return TemplateError(f"report text: {exc.message}", location=where, hint=exc.hint)
+        hint = exc.hint
+        if exc.message.startswith("undefined value"):
+            # not the steps' hint (--var does not change a recorded run): what the report text can read
+            hint = (
+                "report text reads the run's recorded values: check the name against the step's output in the "
+                "run record (`runbook report` renders it again), or guard it with `{% if … is defined %}`"
+            )
+        return TemplateError(f"report text: {exc.message}", location=where, hint=hint)
 
     def text(self, value: str | None, loc: Sequence[str | int]) -> str | None:
         """`value` rendered (stripped), or None; an undefined value is a TemplateError at `loc`."""
@@ -144,20 +175,25 @@ class AuthoredText:
 
         if value is None:
             return None
-        missing = self._missing()
+        self._missing()
         try:
             rendered = render_string(value, self.context)
-        except TemplateError as exc:
+        except (TemplateError, SecurityViolation) as exc:  # a sandbox refusal is located too
             raise self._located(exc, loc) from None
-        touched = [v for v in missing if v.touched]
+        touched = [v for v in self._missing(reset=False) if v.touched]
         if touched:  # a text that reads a value this run lacks is not shown half-rendered
             return "; ".join(dict.fromkeys(str(v) for v in touched))
         return str(rendered).strip()
 
-    def _missing(self) -> list[NotKnown]:
+    def _missing(self, *, reset: bool = True) -> list[NotKnown]:
+        """The values this run lacks (registered names, target settings read so far); `reset` marks them untouched."""
         missing = [v for v in self.context.values() if isinstance(v, NotKnown)]
-        for value in missing:
-            value.touched = False
+        target = self.context.get("target")
+        if isinstance(target, _RecordedSettings):
+            missing += list(target.unknown.values())
+        if reset:
+            for value in missing:
+                value.touched = False
         return missing
 
     def texts(self, values: Iterable[str], loc: Sequence[str | int]) -> list[str]:
@@ -173,12 +209,13 @@ class AuthoredText:
         unknown: list[str] = []
         for i, item in enumerate(checks):
             that, message = (item, None) if isinstance(item, str) else (item.that, item.message)
-            where = [*loc, "expect", i]
-            missing = self._missing()
+            where = [*loc, "expect", i] if isinstance(item, str) else [*loc, "expect", i, "that"]
+            self._missing()
             try:
                 result = evaluate(that, self.context)
-            except TemplateError as exc:
+            except (TemplateError, SecurityViolation) as exc:
                 raise self._located(exc, where) from None
+            missing = self._missing(reset=False)
             if any(v.touched for v in missing):
                 unknown.extend(sorted({v.name for v in missing if v.touched}))
                 continue
@@ -357,8 +394,8 @@ def postmortem(text: AuthoredText, runbook: Runbook) -> dict[str, Any] | None:
     items = [
         {
             "action": text.text(item.action, ["report", "action_items", i, "action"]),
-            "owner": item.owner,
-            "ticket": item.ticket,
+            "owner": text.text(item.owner, ["report", "action_items", i, "owner"]),
+            "ticket": text.text(item.ticket, ["report", "action_items", i, "ticket"]),
             "done": item.done,
         }
         for i, item in enumerate(material.action_items)

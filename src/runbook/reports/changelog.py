@@ -9,8 +9,9 @@ phase was resolved; the link reference goes to the phase's report (else TIMELINE
 phase done by hand has its log lines). Entries are each runbook's `report.changelog` lines, or its changed fix steps, or the
 logged message (without a `Phase 1.1 Complete - ` prefix), written once, not prefixed by the phase.
 
-Kept as written: everything above `## [Unreleased]`, that section's hand-written entries, and any
-version that is not a phase of the workspace (a hand-kept history), with its link reference. No
+Kept as written: everything above `## [Unreleased]`, that section's hand-written entries, any
+version that is not a phase of the workspace (a hand-kept history), and every link reference that is
+not a phase version's (`[#42]: https://…`, listed after the versions' own). No
 HTML markers: the validators read them as entries.
 """
 
@@ -102,6 +103,8 @@ def _resolutions(lines: Sequence[LogLine]) -> list[_Resolution]:
 
 def _resolving_record(ws: Workspace, resolution: _Resolution) -> RunRecord | None:
     run_id = resolution.line.run_id
+    if run_id and Path(run_id).name != run_id:  # a hand-edited run id is a file name, never a path
+        return None
     path = ws.reports_dir / "runs" / resolution.phase / f"{run_id}.jsonl" if run_id else None
     return read_record(path) if path is not None and path.exists() else None
 
@@ -232,6 +235,9 @@ def render_changelog(ws: Workspace, existing: str | None = None, *, runbooks: Ph
     refs = [parts.links.get("Unreleased") or "[Unreleased]: #unreleased"]
     refs += [f"[{v['version']}]: {v['link']}" for v in context["versions"]]
     refs += [parts.links[version] for version, _body in parts.kept if version in parts.links]
+    # Every other link reference people wrote (`[#42]: https://…` used in an entry) is theirs: kept.
+    ours_or_kept = {"unreleased", *(v.lower() for v in ours), *(version.lower() for version, _body in parts.kept)}
+    refs += [line for label, line in parts.links.items() if label.lower() not in ours_or_kept]
     out += "\n" + "\n".join(refs) + "\n"
     return out
 

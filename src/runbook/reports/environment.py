@@ -32,7 +32,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from ..errors import InputError, TemplateError
 from ..text import Markdown, code, duration_text, fence, md_cell, md_table, utc_text
 from ..workspace import Workspace
-from .markdown import excerpt, first_line
+from .markdown import excerpt, first_line, plain_text
 
 __all__ = ["CHANGELOG_TEMPLATE", "REPORT_TEMPLATE", "TIMELINE_TEMPLATE", "render_template", "report_environment"]
 
@@ -90,6 +90,7 @@ def report_environment(ws: Workspace | None = None) -> SandboxedEnvironment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=plain_text,  # machine text (errors, outputs) never becomes live HTML on the site
     )
     env.filters.update(
         md_table=md_table,

@@ -8,12 +8,23 @@ say in their own words ("Cells 109, 130", "3 deployments", "a, b and c").
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..text import clean_text
+from ..text import Markdown, clean_text
 
-__all__ = ["EXCERPT_LINES", "cell_title", "cells_text", "excerpt", "first_line", "join_words", "plural"]
+__all__ = [
+    "EXCERPT_LINES",
+    "cell_title",
+    "cells_text",
+    "escape_html",
+    "excerpt",
+    "first_line",
+    "join_words",
+    "plain_text",
+    "plural",
+]
 
 EXCERPT_LINES = 20
 EXCERPT_LINE_CHARS = 200
@@ -63,3 +74,45 @@ def cells_text(numbers: Sequence[Any]) -> str:
     """`Cell 15`, `Cells 47, 154, 156`; nothing for no cells."""
     shown = [str(n) for n in numbers]
     return f"Cell{'s' if len(shown) != 1 else ''} {', '.join(shown)}" if shown else ""
+
+
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+_SPAN = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)")
+
+
+def escape_html(text: str) -> str:
+    """`text` with every `<` outside code spans and fences written `&lt;`: no HTML tag survives.
+
+    Error messages, HTTP bodies and cell outputs end up in report prose; on the site (Python-Markdown
+    passes raw HTML through) a `<img onerror=…>` in a notebook's error would run. Code keeps its `<`.
+    """
+    if "<" not in text:
+        return text
+    out: list[str] = []
+    fence: str | None = None
+    for line in text.split("\n"):
+        opened = _FENCE.match(line)
+        if fence is not None:
+            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence) and not line.strip()[len(opened.group(1)) :].strip():
+                fence = None
+            out.append(line)
+        elif opened:
+            fence = opened.group(1)
+            out.append(line)
+        else:
+            pieces, last = [], 0
+            for match in _SPAN.finditer(line):
+                pieces.append(line[last : match.start()].replace("<", "&lt;"))
+                pieces.append(match.group(0))
+                last = match.end()
+            pieces.append(line[last:].replace("<", "&lt;"))
+            out.append("".join(pieces))
+    return "\n".join(out)
+
+
+def plain_text(value: Any) -> Any:
+    """The report templates' `finalize`: plain strings are HTML-escaped (`escape_html`); `Markdown`
+    (code spans, fences, tables the filters built) and non-strings are printed as they are."""
+    if isinstance(value, str) and not isinstance(value, Markdown):
+        return escape_html(value)
+    return value

@@ -16,11 +16,12 @@ from typing import Any
 
 from ..atomic import write_if_changed
 from ..charts import Bar, timeline_svg
-from ..progress import compute_progress
+from ..progress import compute_progress, logged_duration
 from ..record import LogLine, read_log
-from ..text import duration_text, utc_text
+from ..text import clean_text, duration_text, utc_text
 from ..workspace import Workspace
 from .environment import TIMELINE_TEMPLATE, render_template
+from .markdown import escape_html
 from .paths import TIMELINE_NAME, relative_path
 
 __all__ = ["TIMELINE_CHART", "build_timeline_context", "own_words", "render_timeline", "write_timeline"]
@@ -82,8 +83,8 @@ def _attempts(lines: Sequence[LogLine], titles: Mapping[str, str]) -> list[dict[
         start: LogLine | None = attempt["start"]
         end: LogLine | None = attempt["end"]
         duration: float | None = None
-        if end is not None and isinstance(end.extra.get("duration_s"), int | float):
-            duration = float(end.extra["duration_s"])
+        if end is not None and logged_duration(end) is not None:
+            duration = logged_duration(end)
         elif start is not None and end is not None:
             duration = (end.timestamp - start.timestamp).total_seconds()
         first = start or end
@@ -97,7 +98,8 @@ def _attempts(lines: Sequence[LogLine], titles: Mapping[str, str]) -> list[dict[
                 "result": f"{attempt['icon']} {attempt['result']}",
                 "duration": duration_text(duration),
                 "duration_s": duration,
-                "description": own_words(end or first, titles.get(attempt["phase"], "")),
+                # markdown as people log it (`code` stays code), but no raw HTML tag nor control byte
+                "description": escape_html(clean_text(own_words(end or first, titles.get(attempt["phase"], "")))),
                 "run_id": (end.run_id if end and end.run_id else None) or (start.run_id if start else None),
                 "by_hand": hand,
                 "bar": Bar(
