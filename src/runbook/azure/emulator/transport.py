@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["HTTPServer", "Json", "Request", "Response", "Site", "apim_error", "arm_error", "json_response"]
+__all__ = ["HTTPServer", "Json", "Request", "Response", "Site", "apim_error", "arm_error", "json_response", "json_text"]
 
 Json = dict[str, Any]
 
@@ -82,8 +82,12 @@ def json_response(
     operation: str | None = None,
     headers: Sequence[tuple[str, str]] = (),
 ) -> Response:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(status, body, list(headers), operation)
+    return Response(status, json_text(payload).encode(), list(headers), operation)
+
+
+def json_text(payload: object) -> str:
+    """`payload` as every answer writes it: compact separators, no ASCII escaping."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 def arm_error(status: int, code: str, message: str, *, operation: str | None = None) -> Response:
