@@ -81,15 +81,18 @@ class ArmRoute:
     def __post_init__(self) -> None:
         object.__setattr__(self, "pattern", tuple(self.path.split("/")))
 
-    def match(self, segments: Sequence[str]) -> dict[str, str] | None:
-        """The path parameters when `segments` fit the pattern (literals case-insensitively), else None."""
+    def match(self, segments: Sequence[str], lowered: Sequence[str] | None = None) -> dict[str, str] | None:
+        """The path parameters when `segments` fit the pattern (literals case-insensitively), else None.
+        `lowered` is `segments` in lower case, when the caller has it already."""
         if len(segments) != len(self.pattern):
             return None
+        if lowered is None:
+            lowered = [segment.lower() for segment in segments]
         params: dict[str, str] = {}
-        for want, got in zip(self.pattern, segments, strict=True):
+        for want, got, low in zip(self.pattern, segments, lowered, strict=True):
             if want.startswith("{"):
                 params[want[1:-1]] = got
-            elif want != got.lower():
+            elif want != low:
                 return None
         return params
 
@@ -116,6 +119,9 @@ class ArmSite:
         self.store = store if store is not None else ArmStore()
         self.throttle = throttle if throttle is not None else Throttle(estate)
         self.routes = tuple(routes)
+        self._by_length: dict[int, tuple[ArmRoute, ...]] = {}  # the rows of each path length, in table order
+        for route in self.routes:
+            self._by_length[len(route.pattern)] = (*self._by_length.get(len(route.pattern), ()), route)
         self.serves = serves  # what `routes` cover, in words, for the InvalidResourceType message
         self.page_size = page_size
         self.base_url = base_url
@@ -151,8 +157,9 @@ class ArmSite:
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
         on_path: ArmRoute | None = None
-        for route in self.routes:
-            params = route.match(segments)
+        lowered = [segment.lower() for segment in segments]
+        for route in self._by_length.get(len(segments), ()):
+            params = route.match(segments, lowered)
             if params is None:
                 continue
             if route.method == request.method:

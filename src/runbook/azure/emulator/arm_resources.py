@@ -98,8 +98,9 @@ _Named = TypeVar("_Named", Account, ApiManagementService, Deployment)
 
 def named(items: Sequence[_Named], name: str) -> _Named | None:
     """The item called `name`, compared case-insensitively as ARM does."""
+    wanted = name.lower()
     for item in items:
-        if item.name.lower() == name.lower():
+        if item.name.lower() == wanted:
             return item
     return None
 

@@ -14,6 +14,7 @@ werkzeug's routing (case-sensitive, where ARM paths are not): see the package do
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import socket
@@ -50,10 +51,17 @@ class Request:
 
     def query_value(self, name: str) -> str | None:
         """The first value of query parameter `name` (matched case-insensitively), or None."""
+        return self._first_values.get(name.lower())
+
+    @functools.cached_property
+    def _first_values(self) -> dict[str, str]:
+        # parsed once per request (ARM asks for api-version and $skipToken): lower-cased name -> the
+        # first value of the first parameter of that name, as a scan of `query` in order would find
+        first: dict[str, str] = {}
         for key, values in self.query.items():
-            if key.lower() == name.lower() and values:
-                return values[0]
-        return None
+            if values:
+                first.setdefault(key.lower(), values[0])
+        return first
 
     def segments(self) -> list[str]:
         """The decoded, non-empty path segments."""
