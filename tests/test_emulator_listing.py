@@ -35,7 +35,7 @@ def _pages(client: httpx.Client, url: str) -> list[dict[str, object]]:
         response = client.get(next_url)
         assert response.status_code == 200, response.text
         pages.append(response.json())
-        next_url = pages[-1].get("nextLink")  # type: ignore[assignment]
+        next_url = pages[-1].get("nextLink")
     return pages
 
 
