@@ -17,6 +17,7 @@ pages) x 100 ms = 600 ms. Target: within 1.5x of that bound. The sweep over the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -61,9 +62,18 @@ class RemoteEmulator:
     arm_url: str
     variables: dict[str, str]
     backlog: int | None = None
+    pid: int | None = None
 
     def env(self) -> dict[str, str]:
         return dict(self.variables)
+
+    def cpu(self) -> float | None:
+        """CPU seconds the emulator's process has used so far (Linux's /proc; None elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
 
 
 @contextmanager
@@ -78,7 +88,7 @@ def emulator_process() -> Iterator[RemoteEmulator]:
         if not line:
             raise RuntimeError("the emulator process exited before it started serving")
         info = json.loads(line)
-        yield RemoteEmulator(info["arm_url"], info["env"], info.get("backlog"))
+        yield RemoteEmulator(info["arm_url"], info["env"], info.get("backlog"), child.pid)
     finally:
         if child.stdin is not None:
             child.stdin.close()
@@ -232,7 +242,9 @@ def run(quick: bool) -> Section:
         for width in SWEEP:
             sides[f"c{width}"] = lambda width=width: run_action(emulator, workdir, width)
         sides["reference"] = lambda: (run_concurrent_reference(emulator), expected, 0.0)
+        emulator_cpu = emulator.cpu()
         results = interleaved(sides, repeat=repeat)
+        emulator_after = emulator.cpu()
         sequential_runs = [run_sequential(emulator) for _ in range(1)]
 
     for label, runs in results.items():
@@ -295,6 +307,13 @@ def run(quick: bool) -> Section:
         f"A width below {ACCOUNTS} has its own floor: ceil({ACCOUNTS}/width) waves of 3 pages after the 3 account "
         "pages, e.g. (3 + 4 x 3) x 100 ms = 1.5 s at 16."
     )
+    if emulator_cpu is not None and emulator_after is not None:
+        answered = sum(len(runs) for runs in results.values()) * (_pages(ACCOUNTS) + ACCOUNTS * _pages(DEPLOYMENTS))
+        section.notes.append(
+            f"The emulator's process spent {(emulator_after - emulator_cpu) / answered * 1000:.2f} ms of CPU per "
+            f"request over the rounds ({answered} requests, after the warm-up): the server side's share of the "
+            "machine's two cores."
+        )
     if emulator_backlog is not None and emulator_backlog < 128:
         section.notes.append(
             f"the emulator's listen backlog is {emulator_backlog} (socketserver's default); the benchmark raises "

@@ -11,11 +11,11 @@ echo them as the client wrote them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from runbook.azure.emulator import apim_backends, cosmos, loganalytics, search
-from runbook.azure.emulator.arm import ArmCall, ArmFailureError, ArmRoute, not_found
+from runbook.azure.emulator.arm import ArmCall, ArmFailureError, ArmRoute, Listing, not_found
 from runbook.azure.emulator.arm_shapes import (
     account_item,
     api_item,
@@ -30,7 +30,7 @@ from runbook.azure.emulator.arm_shapes import (
 )
 from runbook.azure.emulator.arm_writes import OPERATION_ROUTES, stored_routes
 from runbook.azure.emulator.odata import API_FIELDS, OPERATION_FIELDS, filter_items
-from runbook.azure.emulator.transport import Json
+from runbook.azure.emulator.transport import Json, json_text
 from runbook.azure.estate import (
     GATEWAY_HOST_SUFFIX,
     Account,
@@ -98,11 +98,38 @@ _Named = TypeVar("_Named", Account, ApiManagementService, Deployment)
 
 def named(items: Sequence[_Named], name: str) -> _Named | None:
     """The item called `name`, compared case-insensitively as ARM does."""
+    wanted = name.lower()
     for item in items:
-        if item.name.lower() == name.lower():
+        if item.name.lower() == wanted:
             return item
     return None
 
+
+class _ShapedLists:
+    """The JSON texts of a list's items, shaped once per owner (the estate objects on the list's path).
+
+    The estate is frozen while the emulator serves it, so an account's deployments answer the same
+    on every page: shaping all of them for each page of 20 was most of a listing's CPU. The key is
+    the owners' identities; the entry keeps the owners alive, so an id is never reused while cached.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._entries: dict[tuple[int, ...], tuple[tuple[object, ...], Listing]] = {}
+
+    def get(self, owners: tuple[object, ...], shape: Callable[[], Iterable[Json]]) -> Listing:
+        key = tuple(map(id, owners))
+        hit = self._entries.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], owners, strict=True)):
+            return hit[1]
+        listing = Listing(tuple(json_text(item) for item in shape()))
+        if len(self._entries) >= self.capacity:  # many estates in one process (tests): start again
+            self._entries.clear()
+        self._entries[key] = (owners, listing)
+        return listing
+
+
+_SHAPED = _ShapedLists()
 
 # ------------------------------------------------------------------------------------- handlers
 
@@ -124,23 +151,23 @@ def _group_get(call: ArmCall) -> Json:
     return group_item(*group(call))
 
 
-def _accounts_in_subscription(call: ArmCall) -> list[Json]:
+def _accounts_in_subscription(call: ArmCall) -> Listing:
     sub = subscription(call)
-    return [account_item(sub, rg, item) for rg in sub.resource_groups for item in rg.accounts]
+    return _SHAPED.get((sub,), lambda: (account_item(sub, rg, item) for rg in sub.resource_groups for item in rg.accounts))
 
 
-def _accounts_in_group(call: ArmCall) -> list[Json]:
+def _accounts_in_group(call: ArmCall) -> Listing:
     sub, rg = group(call)
-    return [account_item(sub, rg, item) for item in rg.accounts]
+    return _SHAPED.get((sub, rg), lambda: (account_item(sub, rg, item) for item in rg.accounts))
 
 
 def _account_get(call: ArmCall) -> Json:
     return account_item(*account(call))
 
 
-def _deployments(call: ArmCall) -> list[Json]:
+def _deployments(call: ArmCall) -> Listing:
     sub, rg, acct = account(call)
-    return [deployment_item(sub, rg, acct, item) for item in acct.deployments]
+    return _SHAPED.get((sub, rg, acct), lambda: (deployment_item(sub, rg, acct, item) for item in acct.deployments))
 
 
 def _deployment_get(call: ArmCall) -> Json:

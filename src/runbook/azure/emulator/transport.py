@@ -14,6 +14,7 @@ werkzeug's routing (case-sensitive, where ARM paths are not): see the package do
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import socket
@@ -26,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["HTTPServer", "Json", "Request", "Response", "Site", "apim_error", "arm_error", "json_response"]
+__all__ = ["HTTPServer", "Json", "Request", "Response", "Site", "apim_error", "arm_error", "json_response", "json_text"]
 
 Json = dict[str, Any]
 
@@ -50,10 +51,17 @@ class Request:
 
     def query_value(self, name: str) -> str | None:
         """The first value of query parameter `name` (matched case-insensitively), or None."""
+        return self._first_values.get(name.lower())
+
+    @functools.cached_property
+    def _first_values(self) -> dict[str, str]:
+        # parsed once per request (ARM asks for api-version and $skipToken): lower-cased name -> the
+        # first value of the first parameter of that name, as a scan of `query` in order would find
+        first: dict[str, str] = {}
         for key, values in self.query.items():
-            if key.lower() == name.lower() and values:
-                return values[0]
-        return None
+            if values:
+                first.setdefault(key.lower(), values[0])
+        return first
 
     def segments(self) -> list[str]:
         """The decoded, non-empty path segments."""
@@ -82,8 +90,12 @@ def json_response(
     operation: str | None = None,
     headers: Sequence[tuple[str, str]] = (),
 ) -> Response:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(status, body, list(headers), operation)
+    return Response(status, json_text(payload).encode(), list(headers), operation)
+
+
+def json_text(payload: object) -> str:
+    """`payload` as every answer writes it: compact separators, no ASCII escaping."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 def arm_error(status: int, code: str, message: str, *, operation: str | None = None) -> Response:
@@ -166,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "runbook-emulator"
     sys_version = ""
     timeout = 60  # an idle keep-alive connection is closed after a minute
-    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms stalls
+    disable_nagle_algorithm = True  # no 40 ms stalls when an answer takes more than one segment
     server: HTTPServer
     raw_requestline: bytes
 
@@ -259,6 +271,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(response.body)))
         for name, value in response.headers:
             self.send_header(name, value)
-        self.end_headers()
+        # end_headers() without its flush: the head and the body leave in one write (one syscall, and
+        # one wait to get the GIL back instead of two)
+        buffer: list[bytes] | None = getattr(self, "_headers_buffer", None)  # BaseHTTPRequestHandler's
+        if buffer is None:  # HTTP/0.9 has no head
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+            return
+        buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(response.body)
+            buffer.append(response.body)
+        self.flush_headers()
