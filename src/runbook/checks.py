@@ -93,17 +93,56 @@ class EmulatorSettings(TargetSettings):
 
 def template_names(text: str) -> set[str]:
     """Top-level names a template reads (loop and `set` names excluded); empty on a syntax error."""
-    from jinja2 import TemplateSyntaxError, meta
+    from jinja2 import meta
 
-    from .templating import environment
+    from .templating import parsed_template
 
     if "{{" not in text and "{%" not in text:
         return set()
-    try:
-        tree = environment().parse(text)
-    except TemplateSyntaxError:
+    tree = parsed_template(text)
+    if tree is None:
         return set()  # reported by the syntax check
-    return set(meta.find_undeclared_variables(tree))
+    names = _expression_template_names(tree)
+    return set(meta.find_undeclared_variables(tree)) if names is None else names
+
+
+_PLAIN_NODES: tuple[type, ...] = ()
+_SCOPED_NAMES = frozenset({"self", "super", "caller", "loop", "varargs", "kwargs"})
+
+
+def _expression_template_names(tree: Any) -> set[str] | None:
+    """What `meta.find_undeclared_variables` gives for a template of text and `{{ expression }}`s
+    only, read off the parse tree (the code generator it runs costs ~1 ms a template), or None for
+    anything else: a block, a special name, a filter or test the compiler would refuse.
+
+    Without statements nothing is assigned, so every name loaded is looked up from the context;
+    the code generator leaves out the environment's globals, as here.
+    """
+    global _PLAIN_NODES
+    from jinja2 import nodes
+
+    if not _PLAIN_NODES:
+        _PLAIN_NODES = (
+            nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.Getattr,
+            nodes.Getitem, nodes.Slice, nodes.Filter, nodes.Test, nodes.CondExpr, nodes.BinExpr,
+            nodes.UnaryExpr, nodes.Compare, nodes.Operand, nodes.Concat, nodes.Call, nodes.Keyword,
+            nodes.List, nodes.Tuple, nodes.Dict, nodes.Pair,
+        )  # fmt: skip
+    env = tree.environment
+    names: set[str] = set()
+    for node in tree.find_all(nodes.Node):
+        if type(node) not in _PLAIN_NODES and not isinstance(node, nodes.BinExpr | nodes.UnaryExpr):
+            return None
+        if isinstance(node, nodes.Name):
+            if node.ctx != "load" or node.name in _SCOPED_NAMES:
+                return None
+            if node.name not in env.globals:
+                names.add(node.name)
+        elif isinstance(node, nodes.Filter | nodes.Test):
+            known = env.filters if isinstance(node, nodes.Filter) else env.tests
+            if node.name not in known or node.node is None:
+                return None  # the code generator refuses an unknown one (or it is a filter block)
+    return names
 
 
 def _expression_names(text: str) -> set[str]:
