@@ -78,4 +78,4 @@ def skip_pydantic_plugin_scan() -> None:
         return
     groups = declared_groups()
     if groups is not None and getattr(loader, "PYDANTIC_ENTRY_POINT_GROUP", "pydantic") not in groups:
-        loader._plugins = {}
+        setattr(loader, "_plugins", {})  # noqa: B010 - a private name pydantic may not declare
