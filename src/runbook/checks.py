@@ -3,7 +3,8 @@
 - template names: every `{{ name }}` in a runbook must be something the run defines (a var, an input,
   a registered output, `steps`, `target`, ...), found with jinja2's `meta.find_undeclared_variables`;
 - notebook paths: `path` of notebook steps and the config's `notebooks:` must exist;
-- report material: names in `report:` text and claims, and its cell addresses (`reports.authored`);
+- report material: names in `report:` text and claims, and its cell addresses (here, not in
+  `reports.authored`, so validating imports none of the report renderers or the run record);
 - targets: emulator `settings:` are typed (`page_sise` gets a did-you-mean), `secrets:` name settings,
   `estate:` files exist and load;
 - `--var` names: `run` refuses a name the runbook neither declares in `vars:` nor `inputs:`.
@@ -19,15 +20,35 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from .errors import InputError, Location, Problem, ValidationFailed, did_you_mean
+from .errors import InputError, Location, NotebookError, Problem, TemplateError, ValidationFailed, did_you_mean
 from .loader import YamlDocument, strings_in
 from .model import Runbook, Strict
+from .notebooks.cells import CellAddress, CellRef, to_address
 from .schema_errors import schema_problems
 
 #: Names every template can use, whatever the runbook declares (see `Executor.context`).
 RUN_NAMES = ("vars", "secrets", "env", "target", "target_name", "phase", "run", "steps")
 #: Names only `expect` and `until` can use: the step's own output.
 OUTPUT_NAMES = ("output",)
+#: Names authored report text may use besides vars, inputs and registered names.
+REPORT_NAMES = ("vars", "steps", "phase", "run", "target", "target_name")
+#: The parts of `report:` that are rendered (every string inside them, at any depth).
+TEMPLATED = (
+    "summary",
+    "root_causes",
+    "lessons",
+    "cells",
+    "cells_detail",
+    "expected_fix",
+    "success_criteria",
+    "notes",
+    "trigger",
+    "impact",
+    "detection",
+    "action_items",
+    "changelog",
+)
+NOT_TEXT = {"expect", "cell", "id", "step", "done", "that"}  # keys whose strings are not prose
 
 
 class TargetSettings(Strict):
@@ -72,17 +93,56 @@ class EmulatorSettings(TargetSettings):
 
 def template_names(text: str) -> set[str]:
     """Top-level names a template reads (loop and `set` names excluded); empty on a syntax error."""
-    from jinja2 import TemplateSyntaxError, meta
+    from jinja2 import meta
 
-    from .templating import environment
+    from .templating import parsed_template
 
     if "{{" not in text and "{%" not in text:
         return set()
-    try:
-        tree = environment().parse(text)
-    except TemplateSyntaxError:
+    tree = parsed_template(text)
+    if tree is None:
         return set()  # reported by the syntax check
-    return set(meta.find_undeclared_variables(tree))
+    names = _expression_template_names(tree)
+    return set(meta.find_undeclared_variables(tree)) if names is None else names
+
+
+_PLAIN_NODES: tuple[type, ...] = ()
+_SCOPED_NAMES = frozenset({"self", "super", "caller", "loop", "varargs", "kwargs"})
+
+
+def _expression_template_names(tree: Any) -> set[str] | None:
+    """What `meta.find_undeclared_variables` gives for a template of text and `{{ expression }}`s
+    only, read off the parse tree (the code generator it runs costs ~1 ms a template), or None for
+    anything else: a block, a special name, a filter or test the compiler would refuse.
+
+    Without statements nothing is assigned, so every name loaded is looked up from the context;
+    the code generator leaves out the environment's globals, as here.
+    """
+    global _PLAIN_NODES
+    from jinja2 import nodes
+
+    if not _PLAIN_NODES:
+        _PLAIN_NODES = (
+            nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.Getattr,
+            nodes.Getitem, nodes.Slice, nodes.Filter, nodes.Test, nodes.CondExpr, nodes.BinExpr,
+            nodes.UnaryExpr, nodes.Compare, nodes.Operand, nodes.Concat, nodes.Call, nodes.Keyword,
+            nodes.List, nodes.Tuple, nodes.Dict, nodes.Pair,
+        )  # fmt: skip
+    env = tree.environment
+    names: set[str] = set()
+    for node in tree.find_all(nodes.Node):
+        if type(node) not in _PLAIN_NODES and not isinstance(node, nodes.BinExpr | nodes.UnaryExpr):
+            return None
+        if isinstance(node, nodes.Name):
+            if node.ctx != "load" or node.name in _SCOPED_NAMES:
+                return None
+            if node.name not in env.globals:
+                names.add(node.name)
+        elif isinstance(node, nodes.Filter | nodes.Test):
+            known = env.filters if isinstance(node, nodes.Filter) else env.tests
+            if node.name not in known or node.node is None:
+                return None  # the code generator refuses an unknown one (or it is a filter block)
+    return names
 
 
 def _expression_names(text: str) -> set[str]:
@@ -138,7 +198,6 @@ def undefined_names(doc: YamlDocument, runbook: Runbook) -> list[Problem]:
 
 def report_names(doc: YamlDocument, runbook: Runbook) -> list[Problem]:
     """Names in `report:` text and claims (`expect:`) the report will not have, with a did-you-mean."""
-    from .reports.authored import NOT_TEXT, REPORT_NAMES, TEMPLATED
     from .templating import check_expression, check_syntax, environment
 
     data = doc.data.get("report") if isinstance(doc.data, dict) else None
@@ -181,13 +240,74 @@ def report_names(doc: YamlDocument, runbook: Runbook) -> list[Problem]:
 
 def runbook_problems(doc: YamlDocument, root: Path) -> list[Problem]:
     """The static checks of one runbook that passed the schema: template names, notebook paths."""
-    from .reports.authored import cell_problems
-
     runbook = Runbook.model_validate(doc.data)
     problems = undefined_names(doc, runbook) + notebook_paths(doc, runbook, root)
     problems += report_names(doc, runbook) + cell_problems(doc, runbook, root)
     problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
     return problems
+
+
+# ------------------------------------------------------------------- report cell addresses
+
+
+def cell_problems(doc: YamlDocument, runbook: Runbook, root: Path) -> list[Problem]:
+    """Addresses in `report.cells`/`cells_detail` that name no cell (or several) of the notebook."""
+    declared = declared_notebook(runbook)
+    notebook = read_notebook(root / declared) if declared else None
+    if notebook is None:
+        return []
+    problems: list[Problem] = []
+    addresses: list[tuple[str, int, CellRef]] = [("cells", i, note.cell) for i, note in enumerate(runbook.report.cells)]
+    addresses += [("cells_detail", i, detail.cell) for i, detail in enumerate(runbook.report.cells_detail)]
+    for key, index, ref in addresses:
+        address = to_address(ref)
+        if address.pattern is not None:
+            continue  # a pattern may name text the fix writes: checked when the report renders
+        message = _address_problem(notebook, address)
+        if message:
+            problems.append(Problem(doc.location(["report", key, index, "cell"]), message))
+    return problems
+
+
+def _address_problem(notebook: Any, address: CellAddress) -> str | None:
+    try:
+        notebook.address(address)
+    except NotebookError as exc:
+        hint = exc.hint
+        if address.id is not None:
+            tagged = [c for c in notebook.cells if address.id in c.tags]
+            if tagged:
+                hint = f"did you mean {{tag: {address.id}}}? (a bare name is a cell id, as in steps)"
+        return f"{exc.message}" + (f"; {hint}" if hint else "")
+    return None
+
+
+def declared_notebook(runbook: Runbook) -> str | None:
+    """The notebook path the runbook's first notebook step names, rendered with its vars (or None)."""
+    from .templating import render_string
+
+    for _stage, step in runbook.all_steps():
+        path = step.with_.get("path") if step.uses.startswith("notebook.") else None
+        if isinstance(path, str):
+            try:
+                rendered = render_string(path, {**runbook.vars, "vars": runbook.vars})
+            except TemplateError:
+                continue
+            if isinstance(rendered, str) and rendered:
+                return rendered
+    return None
+
+
+def read_notebook(path: Path | None) -> Any:
+    """The notebook at `path`, parsed, or None when it is missing or unreadable."""
+    from .notebooks import Notebook
+
+    if path is None or not path.is_file():
+        return None
+    try:
+        return Notebook.read(path)
+    except (NotebookError, OSError):
+        return None
 
 
 # ----------------------------------------------------------------------------- notebook paths

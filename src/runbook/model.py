@@ -12,7 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .notebooks.cells import CellRef
+from .distributions import skip_pydantic_plugin_scan
+
+skip_pydantic_plugin_scan()  # before the first model (here or in .notebooks) is built
+
+from .notebooks.cells import CellRef  # noqa: E402
 
 STAGES = ("discovery", "fix", "verify")
 StageName = Literal["discovery", "fix", "verify"]

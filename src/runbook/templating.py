@@ -120,11 +120,23 @@ def check_syntax(text: str) -> str | None:
     # follows finds it parsed (one parse per expression, not two).
     if expr is not None and "{{" not in expr and "}}" not in expr and _direct_expression(expr.strip()) is not None:
         return None
+    _tree, failed, message = _parse(text)
+    return f"Jinja syntax error: {message}" if failed else None
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> tuple[Any, bool, str | None]:
+    """(tree, failed, the syntax error's message) of a template string, parsed once."""
     try:
-        environment().parse(text)
+        return environment().parse(text), False, None
     except TemplateSyntaxError as exc:
-        return f"Jinja syntax error: {exc.message}"
-    return None
+        return None, True, exc.message
+
+
+def parsed_template(text: str) -> Any:
+    """Jinja's parse tree of a template string (shared with the syntax check: validate parses each
+    text once), or None on a syntax error. The tree is shared: read it, never change it."""
+    return _parse(text)[0]
 
 
 def check_expression(text: str) -> str | None:

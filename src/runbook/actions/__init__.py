@@ -263,10 +263,11 @@ def _import_builtin(module: str) -> None:
 
 @functools.cache
 def plugin_entry_points() -> tuple[EntryPoint, ...]:
-    """The installed `runbook.actions` entry points, read from package metadata (nothing imported)."""
-    from importlib.metadata import entry_points
+    """The installed `runbook.actions` entry points, read from package metadata (nothing imported;
+    no metadata scan when no distribution declares the group: `runbook.distributions`)."""
+    from ..distributions import entry_points
 
-    return tuple(entry_points(group=ENTRY_POINT_GROUP))
+    return entry_points(ENTRY_POINT_GROUP)
 
 
 def _load_plugins() -> None:

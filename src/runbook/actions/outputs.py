@@ -24,9 +24,13 @@ NOT_DECLARED = "Output not declared."
 
 
 class Output(BaseModel):
-    """Base of every action's output model: unknown keys and wrong types are contract errors."""
+    """Base of every action's output model: unknown keys and wrong types are contract errors.
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    Built on first use (`defer_build`): only the contract check and `runbook schema` validate or
+    describe outputs, so `validate` and a plain run do not pay for ~45 models' validators.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     # True for an action whose output is the step's own `with` keys (`set`).
     echoes_with: ClassVar[bool] = False

@@ -23,10 +23,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotebookError, Problem, SecurityViolation, TemplateError
-from ..loader import LoadedRunbook, YamlDocument
+from ..checks import REPORT_NAMES, cell_problems, declared_notebook, read_notebook
+from ..errors import NotebookError, SecurityViolation, TemplateError
+from ..loader import LoadedRunbook
 from ..model import Expectation, Runbook
-from ..notebooks.cells import CellAddress, CellRef, to_address
+from ..notebooks.cells import CellRef, to_address
 from ..record import RunRecord
 
 __all__ = [
@@ -37,26 +38,6 @@ __all__ = [
     "resolve_cell",
     "run_notebook",
 ]
-
-#: Names authored report text may use besides vars, inputs and registered names.
-REPORT_NAMES = ("vars", "steps", "phase", "run", "target", "target_name")
-#: The parts of `report:` that are rendered (every string inside them, at any depth).
-TEMPLATED = (
-    "summary",
-    "root_causes",
-    "lessons",
-    "cells",
-    "cells_detail",
-    "expected_fix",
-    "success_criteria",
-    "notes",
-    "trigger",
-    "impact",
-    "detection",
-    "action_items",
-    "changelog",
-)
-NOT_TEXT = {"expect", "cell", "id", "step", "done", "that"}  # keys whose strings are not prose
 
 
 class NotKnown:
@@ -240,36 +221,10 @@ def run_notebook(root: Path, views: Sequence[Mapping[str, Any]], runbook: Runboo
         name = output.get("notebook") if isinstance(output, Mapping) else None
         if isinstance(name, str) and name.endswith(".ipynb"):
             return root / name
-    declared = _declared_notebook(runbook)
+    declared = declared_notebook(runbook)
     if declared:
         return root / declared
     return root / notebooks[0] if notebooks else None
-
-
-def _declared_notebook(runbook: Runbook) -> str | None:
-    from ..templating import render_string
-
-    for _stage, step in runbook.all_steps():
-        path = step.with_.get("path") if step.uses.startswith("notebook.") else None
-        if isinstance(path, str):
-            try:
-                rendered = render_string(path, {**runbook.vars, "vars": runbook.vars})
-            except TemplateError:
-                continue
-            if isinstance(rendered, str) and rendered:
-                return rendered
-    return None
-
-
-def _read_notebook(path: Path | None) -> Any:
-    from ..notebooks import Notebook
-
-    if path is None or not path.is_file():
-        return None
-    try:
-        return Notebook.read(path)
-    except (NotebookError, OSError):
-        return None
 
 
 def resolve_cell(ref: CellRef, notebook: Any, directory: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -308,42 +263,7 @@ def resolve_cell(ref: CellRef, notebook: Any, directory: Sequence[Mapping[str, A
 
 def notebook_for(root: Path, views: Sequence[Mapping[str, Any]], runbook: Runbook, notebooks: Sequence[str]) -> Any:
     """The run's notebook, parsed, or None when it is not there (a record rendered elsewhere)."""
-    return _read_notebook(run_notebook(root, views, runbook, notebooks))
-
-
-# ---------------------------------------------------------------- validate
-
-
-def cell_problems(doc: YamlDocument, runbook: Runbook, root: Path) -> list[Problem]:
-    """Addresses in `report.cells`/`cells_detail` that name no cell (or several) of the notebook."""
-    declared = _declared_notebook(runbook)
-    notebook = _read_notebook(root / declared) if declared else None
-    if notebook is None:
-        return []
-    problems: list[Problem] = []
-    addresses: list[tuple[str, int, CellRef]] = [("cells", i, note.cell) for i, note in enumerate(runbook.report.cells)]
-    addresses += [("cells_detail", i, detail.cell) for i, detail in enumerate(runbook.report.cells_detail)]
-    for key, index, ref in addresses:
-        address = to_address(ref)
-        if address.pattern is not None:
-            continue  # a pattern may name text the fix writes: checked when the report renders
-        message = _address_problem(notebook, address)
-        if message:
-            problems.append(Problem(doc.location(["report", key, index, "cell"]), message))
-    return problems
-
-
-def _address_problem(notebook: Any, address: CellAddress) -> str | None:
-    try:
-        notebook.address(address)
-    except NotebookError as exc:
-        hint = exc.hint
-        if address.id is not None:
-            tagged = [c for c in notebook.cells if address.id in c.tags]
-            if tagged:
-                hint = f"did you mean {{tag: {address.id}}}? (a bare name is a cell id, as in steps)"
-        return f"{exc.message}" + (f"; {hint}" if hint else "")
-    return None
+    return read_notebook(run_notebook(root, views, runbook, notebooks))
 
 
 # ---------------------------------------------------------------- the authored sections, rendered

@@ -1,0 +1,81 @@
+"""Entry points of the installed distributions, found without a full metadata scan when none applies.
+
+`importlib.metadata.entry_points(group=...)` reads and parses the metadata of every installed
+distribution (~160 here, ~20 ms a scan), and a process of runbook did two: pydantic's plug-in
+loader (group `pydantic`, on the first model built) and the action registry (`runbook.actions`).
+Almost always neither group is declared by anything. `declared_groups` reads only the
+`entry_points.txt` files of the `*.dist-info` / `*.egg-info` directories on `sys.path` and
+returns the section names they declare; when a group is among them, or a path entry is something
+this cannot list (a zip, an egg, a custom distribution finder), `importlib.metadata` answers as
+before, so the entry points found, their order and precedence are unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from importlib.machinery import PathFinder
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+_SECTION = re.compile(r"^[ \t]*\[([^\]\n]*)\]", re.MULTILINE)
+
+
+def declared_groups(path: list[str] | tuple[str, ...] | None = None) -> set[str] | None:
+    """Entry-point groups any distribution on `path` (default `sys.path`) declares, or None when
+    some entry cannot be listed here (then only `importlib.metadata` can tell)."""
+    for finder in sys.meta_path:
+        if finder is not PathFinder and getattr(finder, "find_distributions", None) is not None:
+            return None
+    groups: set[str] = set()
+    for entry in sys.path if path is None else path:
+        root = entry or "."
+        if root.lower().endswith(".egg"):
+            return None
+        try:
+            names = os.listdir(root)  # noqa: PTH208 - names only, no Path per entry (hot loop)
+        except NotADirectoryError:
+            return None  # a zip file on sys.path
+        except OSError:
+            continue  # a missing directory holds no distribution
+        for name in names:
+            if not name.lower().endswith((".dist-info", ".egg-info")):
+                continue
+            try:
+                with open(os.path.join(root, name, "entry_points.txt"), encoding="utf-8") as handle:  # noqa: PTH118
+                    text = handle.read()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except (OSError, UnicodeDecodeError):
+                return None
+            groups.update(match.group(1).strip() for match in _SECTION.finditer(text))
+    return groups
+
+
+def entry_points(group: str) -> tuple[EntryPoint, ...]:
+    """The installed entry points of `group`, as `importlib.metadata.entry_points(group=...)` gives them."""
+    groups = declared_groups()
+    if groups is not None and group not in groups:
+        return ()
+    from importlib.metadata import entry_points as scan
+
+    return tuple(scan(group=group))
+
+
+def skip_pydantic_plugin_scan() -> None:
+    """Tell pydantic it has no plug-ins when no distribution declares one (its scan would find none).
+
+    Call before the first model is built. Pydantic keeps the plug-ins it found in
+    `pydantic.plugin._loader._plugins` (None until it scans); if that is gone in some version, or
+    it scanned already, nothing is changed and pydantic scans as usual.
+    """
+    loader = importlib.import_module("pydantic.plugin._loader")
+    if getattr(loader, "_plugins", False) is not None:
+        return
+    groups = declared_groups()
+    if groups is not None and getattr(loader, "PYDANTIC_ENTRY_POINT_GROUP", "pydantic") not in groups:
+        setattr(loader, "_plugins", {})  # noqa: B010 - a private name pydantic may not declare

@@ -1,0 +1,58 @@
+"""`runbook.distributions`: the cheap entry-point look-up gives what importlib.metadata gives."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from runbook.distributions import declared_groups
+from runbook.distributions import entry_points as runbook_entry_points
+
+
+def test_declared_groups_are_the_groups_importlib_metadata_finds() -> None:
+    assert declared_groups() == set(entry_points().groups)
+
+
+def test_a_declared_group_is_answered_by_importlib_metadata(tmp_path: Path) -> None:
+    dist = tmp_path / "lab_actions-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lab-actions\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[console_scripts]\nlab = lab:main\n\n[runbook.actions]\nlab = lab_actions\n")
+    (tmp_path / "plain-2.0.dist-info").mkdir()  # no entry_points.txt
+    (tmp_path / "single.egg-info").write_text("Name: single\n")  # an egg-info file, not a directory
+    groups = declared_groups([str(tmp_path)])
+    assert groups == {"console_scripts", "runbook.actions"}
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from runbook.distributions import entry_points; "
+        "print([(e.name, e.value, e.dist.name) for e in entry_points('runbook.actions')]); "
+        "print(entry_points('no.such.group'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[('lab', 'lab_actions', 'lab-actions')]", "()"]
+
+
+def test_a_path_entry_it_cannot_list_defers_to_importlib_metadata(tmp_path: Path) -> None:
+    archive = tmp_path / "bundle.zip"
+    archive.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip file
+    assert declared_groups([str(archive)]) is None
+    assert declared_groups([str(tmp_path / "bundle.egg")]) is None
+    assert declared_groups([str(tmp_path / "missing")]) == set()
+
+
+def test_no_declared_group_means_no_entry_points() -> None:
+    assert runbook_entry_points("runbook.no-such-group") == ()
+    assert tuple(entry_points(group="runbook.no-such-group")) == ()
+
+
+def test_pydantic_is_told_it_has_no_plugins_only_when_none_is_installed() -> None:
+    code = (
+        "import runbook.model, pydantic.plugin._loader as loader; "
+        "from importlib.metadata import entry_points; "
+        "print(loader._plugins == {} and not entry_points(group='pydantic'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
