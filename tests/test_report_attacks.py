@@ -319,3 +319,18 @@ def test_logged_html_is_text_in_timeline_md(tmp_path: Path) -> None:
     assert invoke(["timeline"], cwd=root).exit_code == 0
     text = (root / "TIMELINE.md").read_text(encoding="utf-8")
     assert "| &lt;img src=x onerror=alert(9)> `code` a \\| b *(logged by hand)* |" in text and "<img" not in text
+
+
+def test_a_logged_time_out_of_range_is_a_warning_not_a_crash(tmp_path: Path) -> None:
+    """0001-01-01T00:00:00+14:00 parses but overflows when turned into UTC: one bad line, not an internal error."""
+    root = copy_sample(tmp_path / "lab")
+    log = root / "reports" / "timestamps" / "execution-log.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    lines = [*ODD_LINES[:2], {"timestamp": "0001-01-01T00:00:00+14:00", "phase": "1.4", "action": "complete", "status": "ok"}]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    for command in (["status"], ["checkpoint"], ["timeline"], ["changelog"]):
+        result = invoke(command, cwd=root)
+        assert result.exit_code == 0 and "internal error" not in result.output, (command, result.output)
+    assert "execution-log.jsonl:3" in invoke(["status"], cwd=root).output
+    bad = invoke(["log", "1.4", "complete", "--at", "0001-01-01T00:00:00+14:00"], cwd=root)
+    assert bad.exit_code == 2 and "internal error" not in bad.output, bad.output

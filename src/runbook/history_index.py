@@ -29,7 +29,7 @@ from .record import _parse_log_line as parse_log_line
 from .workspace import Workspace
 
 INDEX_NAME = "status.json"
-VERSION = 1
+VERSION = 2  # 2: durations NaN/negative/huge ignored, secret-named log keys masked
 _TAIL = 64  # bytes before the indexed end that must be unchanged for an append-only update
 _TIMES = ("started_at", "finished_at", "resolved_at")
 _FIELDS = tuple(f.name for f in fields(PhaseProgress))

@@ -78,7 +78,10 @@ def parse_time(text: str) -> datetime:
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+14:00: a bad time, like any other
+        raise ValueError(f"{text!r} is out of the range of times") from exc
 
 
 def new_run_id(moment: datetime | None = None) -> str:
