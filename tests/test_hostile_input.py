@@ -263,3 +263,24 @@ def test_hostile_options_are_input_errors(local_workspace: Path, args: list[str]
     assert expected in result.stderr, result.stderr
     assert not (local_workspace / "written.txt").exists()
     assert not record_paths(local_workspace / "reports", "1.1")  # refused before a record existed
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ('"{{ 1 | uper }}"', "no filter named 'uper': did you mean 'upper'?"),
+        ('"{{ 1 | nosuchfilter }}"', "no filter named 'nosuchfilter'"),
+        ('"{% if 1 is nosuchtest %}y{% endif %}"', "no test named 'nosuchtest'"),
+        ('"{% for i in [1] %}{{ i | nosuchfilter }}{% endfor %}"', "no filter named 'nosuchfilter'"),
+    ],
+)
+def test_an_unknown_filter_or_test_is_a_located_problem_not_an_internal_error(
+    local_workspace: Path, value: str, words: str
+) -> None:
+    write_runbook(local_workspace, "1.1", f'phase: "1.1"\ntitle: t\nfix:\n  - {{id: a, uses: set, with: {{x: {value}}}}}\n')
+    for command in (["validate"], ["run", "1.1"]):
+        result = invoke(command, cwd=local_workspace)
+        no_traceback(result)
+        assert result.exit_code == 2, (command, result.output)
+        assert "phase-1.1.yaml:4:" in result.output and words in result.output, (command, result.output)
+    assert not record_paths(local_workspace / "reports", "1.1")  # refused before anything ran

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from jinja2 import TemplateSyntaxError, meta
+from jinja2 import TemplateAssertionError, TemplateSyntaxError, meta
 
 from runbook.checks import _expression_template_names, template_names
 from runbook.loader import read_yaml, strings_in
@@ -73,7 +73,11 @@ def _sample_strings() -> list[str]:
 
 @pytest.mark.parametrize("text", TEMPLATES)
 def test_names_match_jinja_meta(text: str) -> None:
-    assert _ours(text) == _meta(text)
+    expected = _meta(text)
+    if expected is TemplateAssertionError:  # an unknown filter or test: the syntax check names it
+        assert _ours(text) == set() and "named 'nosuch'" in (check_syntax(text) or "")
+    else:
+        assert _ours(text) == expected
 
 
 def test_names_match_jinja_meta_on_every_template_of_the_runbooks_and_fixtures() -> None:

@@ -93,7 +93,7 @@ class EmulatorSettings(TargetSettings):
 
 def template_names(text: str) -> set[str]:
     """Top-level names a template reads (loop and `set` names excluded); empty on a syntax error."""
-    from jinja2 import meta
+    from jinja2 import TemplateSyntaxError, meta
 
     from .templating import parsed_template
 
@@ -103,7 +103,12 @@ def template_names(text: str) -> set[str]:
     if tree is None:
         return set()  # reported by the syntax check
     names = _expression_template_names(tree)
-    return set(meta.find_undeclared_variables(tree)) if names is None else names
+    if names is not None:
+        return names
+    try:
+        return set(meta.find_undeclared_variables(tree))
+    except TemplateSyntaxError:  # an unknown filter or test: reported by the syntax check
+        return set()
 
 
 _PLAIN_NODES: tuple[type, ...] = ()

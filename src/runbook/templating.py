@@ -120,8 +120,28 @@ def check_syntax(text: str) -> str | None:
     # follows finds it parsed (one parse per expression, not two).
     if expr is not None and "{{" not in expr and "}}" not in expr and _direct_expression(expr.strip()) is not None:
         return None
-    _tree, failed, message = _parse(text)
-    return f"Jinja syntax error: {message}" if failed else None
+    tree, failed, message = _parse(text)
+    if failed:
+        return f"Jinja syntax error: {message}"
+    return unknown_filter(tree)
+
+
+def unknown_filter(tree: Any) -> str | None:
+    """A filter or test the template names that the sandbox does not have (Jinja's parser accepts
+    any name; only compiling or rendering refuses it), as a message with a did-you-mean."""
+    from jinja2 import nodes
+
+    from .errors import did_you_mean
+
+    env = environment()
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        is_filter = isinstance(node, nodes.Filter)
+        known = env.filters if is_filter else env.tests
+        if node.name not in known:
+            kind = "filter" if is_filter else "test"
+            hint = did_you_mean(node.name, sorted(known))
+            return f"no {kind} named {node.name!r}: {hint}use one of Jinja's built-in {kind}s or runbook's (docs/guide/writing-runbooks.md lists them)"
+    return None
 
 
 @lru_cache(maxsize=4096)
