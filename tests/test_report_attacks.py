@@ -334,3 +334,18 @@ def test_a_logged_time_out_of_range_is_a_warning_not_a_crash(tmp_path: Path) -> 
     assert "execution-log.jsonl:3" in invoke(["status"], cwd=root).output
     bad = invoke(["log", "1.4", "complete", "--at", "0001-01-01T00:00:00+14:00"], cwd=root)
     assert bad.exit_code == 2 and "internal error" not in bad.output, bad.output
+
+
+def test_report_text_problems_stop_a_run_before_any_step(tmp_path: Path) -> None:
+    """What validate finds in the report text stops `runbook run` up front, not after the fix was applied."""
+    root = copy_sample(tmp_path / "lab")
+    path = root / "runbooks" / "phase-1.5.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("Only **{{ image.account }}**", "Only **{{ imagee.account }}**"), encoding="utf-8")
+    notebook = (root / "notebooks" / "master-ai-gateway-fix-MCP.ipynb").read_bytes()
+    result = invoke(["run", "1.5"], cwd=root)
+    assert result.exit_code == 2, result.output
+    assert "phase-1.5.yaml:" in result.output and "did you mean 'image'" in result.output, result.output
+    assert "internal error" not in result.output and "Traceback" not in result.output
+    assert not list((root / "reports").rglob("*.jsonl"))  # no record, no log line: nothing ran
+    assert (root / "notebooks" / "master-ai-gateway-fix-MCP.ipynb").read_bytes() == notebook
+    assert invoke(["run", "1.5", "--no-report", "--only", "discovery"], cwd=root).exit_code == 0  # no report, no check

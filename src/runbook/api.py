@@ -169,6 +169,8 @@ def run_phase(
     """
     ws = workspace if isinstance(workspace, Workspace) else load_workspace(workspace)
     loaded = ws.load_runbook(phase)
+    if report:
+        _check_report_material(loaded, ws.root)
     if commit:
         from .gitops import check_repository
 
@@ -190,6 +192,20 @@ def run_phase(
     if raise_on_failure:
         _raise_for(result, run.loaded.runbook.phase, record_path)
     return outputs
+
+
+def _check_report_material(loaded: LoadedRunbook, root: Path) -> None:
+    """What `validate` says of the report text and report cells, before any step runs: an undefined
+    name found only when the report renders would stop the run after its fix was applied."""
+    from .checks import cell_problems, report_names
+    from .errors import ValidationFailed
+
+    material = loaded.runbook.report
+    problems = report_names(loaded.doc, loaded.runbook)
+    if material.cells or material.cells_detail:  # reads the notebook: only when the report addresses cells
+        problems += cell_problems(loaded.doc, loaded.runbook, root)
+    if problems:
+        raise ValidationFailed(sorted(problems, key=lambda p: (p.location.line or 0, p.location.column or 0)))
 
 
 def phases_to_run(workspace: Workspace, words: Iterable[str]) -> list[str]:
