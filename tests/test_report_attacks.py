@@ -349,3 +349,32 @@ def test_report_text_problems_stop_a_run_before_any_step(tmp_path: Path) -> None
     assert not list((root / "reports").rglob("*.jsonl"))  # no record, no log line: nothing ran
     assert (root / "notebooks" / "master-ai-gateway-fix-MCP.ipynb").read_bytes() == notebook
     assert invoke(["run", "1.5", "--no-report", "--only", "discovery"], cwd=root).exit_code == 0  # no report, no check
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["complete", "-m", "x", "--status", "FAILED"], "contradicts the action 'complete'"),
+        (["fail", "-m", "x", "--status", "SUCCESS"], "contradicts the action 'fail'"),
+        (["start", "-m", "x", "--status", "DONE"], "contradicts the action 'start'"),
+        (["complete", "-m", "x", "--status", "meh"], "not a status word the log reads"),
+        (["complete", "-m", "  "], "-m/--message is empty"),
+    ],
+)
+def test_runbook_log_refuses_status_words_it_would_not_read_as_meant(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    root = copy_sample(tmp_path / "lab")
+    result = invoke(["log", "1.3", *args], cwd=root)
+    assert result.exit_code == 2 and words in result.output, result.output
+    assert not (root / "reports" / "timestamps" / "execution-log.jsonl").exists()  # nothing written
+
+
+def test_runbook_log_masks_a_secret_pasted_into_the_message(tmp_path: Path) -> None:
+    root = copy_sample(tmp_path / "lab")
+    (root / ".env").write_text("APIM_SUBSCRIPTION_KEY=k3y-0f-the-lab-9d8e7f\n", encoding="utf-8")
+    result = invoke(["log", "1.3", "complete", "-m", "fixed with key k3y-0f-the-lab-9d8e7f", "--status", "RESOLVED ✅"], cwd=root)
+    assert result.exit_code == 0, result.output
+    log = (root / "reports" / "timestamps" / "execution-log.jsonl").read_text(encoding="utf-8")
+    assert "k3y-0f-the-lab-9d8e7f" not in log and "k3y-0f-the-lab-9d8e7f" not in result.output
+    assert "fixed with key ***" in log

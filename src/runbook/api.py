@@ -515,8 +515,13 @@ def log_phase(
             )
     if moment > utc_now():
         raise InputError(f"--at {iso(moment)} is in the future", hint="log what happened: a time up to now")
+    if not message.strip():
+        raise InputError("-m/--message is empty", hint="say what was done, e.g. -m \"Embeddings fixed\"")
     if action == "complete" and status is None:
         status = "SUCCESS"
+    if status is not None:
+        _check_status_word(action, status)
+    message = _log_redactor(workspace)(message)  # a key pasted into -m never reaches the log (it is committed)
     if begun is not None:
         append_log(workspace.timestamp_log, log_entry(phase_id, "start", message, moment=begun, source="manual"))
     entry = log_entry(
@@ -531,6 +536,31 @@ def log_phase(
     )
     append_log(workspace.timestamp_log, entry)
     return entry
+
+
+def _check_status_word(action: str, status: str) -> None:
+    """A status written by `runbook log` is one the log reads back as meant, and agrees with the action."""
+    from .record import FAILURE_WORDS, SUCCESS_WORDS, status_outcome
+
+    outcome = status_outcome(status)
+    words = f"success: {', '.join(sorted(SUCCESS_WORDS))}; failure: {', '.join(sorted(FAILURE_WORDS))}"
+    if outcome == "unknown":
+        raise InputError(f"--status {status!r} is not a status word the log reads", hint=f"use one of {words}")
+    if action == "start" or (action == "complete") != (outcome == "success"):
+        raise InputError(
+            f"--status {status!r} contradicts the action {action!r}",
+            hint="a complete line takes a success word, a fail line a failure word, a start line none",
+        )
+
+
+def _log_redactor(workspace: Workspace) -> Redactor:
+    """Secret-looking environment and .env values, as a run's redactor is seeded."""
+    redactor = Redactor()
+    for source in (os.environ, workspace.read_env_file()):
+        for key, value in source.items():
+            if is_secret_name(key):
+                redactor.add(value)
+    return redactor
 
 
 def _log_time(value: datetime | str, option: str) -> datetime:

@@ -183,7 +183,11 @@ def _run_one(phase: str, common: dict[str, Any], *, quiet: bool) -> NoReturn:
 @click.argument("action", type=click.Choice(["start", "complete", "fail"]))
 @click.option("-m", "--message", required=True, help="What was done (the log line's description).")
 @click.option("--cells", help="Cells fixed, comma separated (e.g. 109,130,171).")
-@click.option("--status", help="Status for complete/fail lines (default SUCCESS for complete).")
+@click.option(
+    "--status",
+    help="A success word for complete (SUCCESS, RESOLVED, COMPLETE, DONE, OK, PASS; the default SUCCESS) or a "
+    "failure word for fail (FAIL, FAILED, ERROR); case, emoji and punctuation are ignored.",
+)
 @click.option("--at", "at", metavar="TIME", help="When it happened (ISO 8601, UTC unless it has an offset; default now).")
 @click.option("--started", metavar="TIME", help="Also log the start of a complete/fail line at TIME (gives its duration).")
 @click.pass_obj
