@@ -108,3 +108,26 @@ def test_resume_never_hands_a_masked_output_to_later_steps(local_workspace) -> N
     # The later step got the real value, not the mask the record holds.
     assert (local_workspace / "used.txt").read_text() == f"Bearer {secret}"
     assert secret not in "".join(p.read_text() for p in (local_workspace / "reports").rglob("*.jsonl"))
+
+
+def test_a_secret_through_a_filter_is_still_masked_everywhere(local_workspace) -> None:  # type: ignore[no-untyped-def]
+    """`{{ secrets.token | reverse }}` is no value the redactor was seeded with: it becomes one."""
+    from conftest import invoke
+
+    secret = "cnry-derived-7a9c3e1b5d"
+    (local_workspace / "runbooks" / "phase-1.1.yaml").write_text(
+        'phase: "1.1"\ntitle: t\ninputs:\n  token: {secret: true}\nfix:\n'
+        "  - id: derive\n    uses: set\n    register: s\n    with:\n"
+        "      rev: \"{{ secrets.token | reverse }}\"\n"
+        "      squeezed: \"{{ secrets.token | replace('-', '') }}\"\n"
+        "      header: \"Bearer {{ secrets.token | upper }}\"\n"
+        "      plain: \"{{ 'not secret' }}\"\n"
+        "  - id: echo\n    uses: shell\n    with:\n"
+        "      cmd: [python3, -c, \"import sys; print(sys.argv[1])\", '{{ s.rev }}']\n"
+    )
+    result = invoke(["run", "1.1", "--var", f"token={secret}"], cwd=local_workspace)
+    assert result.exit_code == 0, result.output
+    written = "".join(p.read_text(errors="replace") for p in (local_workspace / "reports").rglob("*") if p.is_file())
+    for form in (secret[::-1], secret.upper(), secret.replace("-", "")):
+        assert form not in written and form not in result.output, form
+    assert "not secret" in written  # what no secret went into is kept

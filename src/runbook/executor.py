@@ -61,7 +61,7 @@ from .record import (
     utc_now,
 )
 from .schema_errors import schema_problems
-from .secrets import MASK, Redactor, is_secret_name
+from .secrets import MASK, Redactor, derived_secrets, is_secret_name
 from .step_thread import Interrupted, run_in_thread
 from .templating import evaluate, render_value
 
@@ -728,6 +728,8 @@ class Executor:
             index = [s.id for s in getattr(self.runbook, stage)].index(step.id)
             where = self.loaded.doc.location([stage, index, "with"])
             raise type(exc)(f"{where}: {exc.message}", hint=exc.hint) from None
+        for value in derived_secrets(raw, rendered):  # a secret through a filter is still a secret
+            self.redactor.add(value)
         rendered.update({k: v for k, v in step.with_.items() if k in spec.raw_params})
         try:
             return spec.params.model_validate(rendered)

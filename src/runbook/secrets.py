@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 MASK = "***"
@@ -150,3 +150,34 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self(v) for v in value]
         return value
+
+
+_READS_SECRETS = re.compile(r"\bsecrets\b")
+
+
+def derived_secrets(raw: Any, rendered: Any) -> Iterator[str]:
+    """Strings rendered from a template that reads `secrets`: a secret run through a filter
+    (`{{ secrets.token | reverse }}`, `| b64encode`, `"Bearer " ~ …`) is no value the redactor knows,
+    so each such string (of at least MIN_SECRET_LENGTH characters) becomes a secret of the run too.
+    `raw` is the step's parameter as written, `rendered` the same after rendering."""
+    if isinstance(raw, str):
+        if ("{{" in raw or "{%" in raw) and _READS_SECRETS.search(raw):
+            yield from (leaf for leaf in _strings(rendered) if len(leaf) >= MIN_SECRET_LENGTH)
+    elif isinstance(raw, dict) and isinstance(rendered, dict):
+        for key, value in raw.items():
+            if key in rendered:
+                yield from derived_secrets(value, rendered[key])
+    elif isinstance(raw, list) and isinstance(rendered, list) and len(raw) == len(rendered):
+        for before, after in zip(raw, rendered, strict=True):
+            yield from derived_secrets(before, after)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
