@@ -40,7 +40,7 @@ from .record import (
     record_paths,
     utc_now,
 )
-from .secrets import Redactor, is_secret_name
+from .secrets import Redactor, environment_redactor, is_secret_name
 from .validation import validate
 from .workspace import Workspace, load_workspace
 
@@ -197,15 +197,12 @@ def run_phase(
 def _check_report_material(loaded: LoadedRunbook, root: Path) -> None:
     """What `validate` says of the report text and report cells, before any step runs: an undefined
     name found only when the report renders would stop the run after its fix was applied."""
-    from .checks import cell_problems, report_names
+    from .checks import report_problems
     from .errors import ValidationFailed
 
-    material = loaded.runbook.report
-    problems = report_names(loaded.doc, loaded.runbook)
-    if material.cells or material.cells_detail:  # reads the notebook: only when the report addresses cells
-        problems += cell_problems(loaded.doc, loaded.runbook, root)
+    problems = report_problems(loaded.doc, loaded.runbook, root)
     if problems:
-        raise ValidationFailed(sorted(problems, key=lambda p: (p.location.line or 0, p.location.column or 0)))
+        raise ValidationFailed(problems)
 
 
 def phases_to_run(workspace: Workspace, words: Iterable[str]) -> list[str]:
@@ -290,11 +287,7 @@ class _RecordPlan:
 
 def _seed_redactor(run: _PhaseRun) -> Redactor:
     """Every secret known before the run: secret-looking environment and .env values, secret --vars."""
-    redactor = Redactor()
-    for source in (run.environ, run.dotenv):
-        for key, value in source.items():
-            if is_secret_name(key):
-                redactor.add(value)
+    redactor = environment_redactor(run.environ, run.dotenv)
     for key, value in run.options.vars.items():
         spec = run.loaded.runbook.inputs.get(key)
         if (spec is not None and spec.secret) or is_secret_name(key):
@@ -521,7 +514,7 @@ def log_phase(
         status = "SUCCESS"
     if status is not None:
         _check_status_word(action, status)
-    message = _log_redactor(workspace)(message)  # a key pasted into -m never reaches the log (it is committed)
+    message = environment_redactor(os.environ, workspace.read_env_file())(message)  # a key pasted into -m never reaches the log (it is committed)
     if begun is not None:
         append_log(workspace.timestamp_log, log_entry(phase_id, "start", message, moment=begun, source="manual"))
     entry = log_entry(
@@ -551,16 +544,6 @@ def _check_status_word(action: str, status: str) -> None:
             f"--status {status!r} contradicts the action {action!r}",
             hint="a complete line takes a success word, a fail line a failure word, a start line none",
         )
-
-
-def _log_redactor(workspace: Workspace) -> Redactor:
-    """Secret-looking environment and .env values, as a run's redactor is seeded."""
-    redactor = Redactor()
-    for source in (os.environ, workspace.read_env_file()):
-        for key, value in source.items():
-            if is_secret_name(key):
-                redactor.add(value)
-    return redactor
 
 
 def _log_time(value: datetime | str, option: str) -> datetime:

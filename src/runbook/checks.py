@@ -247,9 +247,16 @@ def runbook_problems(doc: YamlDocument, root: Path) -> list[Problem]:
     """The static checks of one runbook that passed the schema: template names, notebook paths."""
     runbook = Runbook.model_validate(doc.data)
     problems = undefined_names(doc, runbook) + notebook_paths(doc, runbook, root)
-    problems += report_names(doc, runbook) + cell_problems(doc, runbook, root)
+    problems += report_problems(doc, runbook, root)
     problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
     return problems
+
+
+def report_problems(doc: YamlDocument, runbook: Runbook, root: Path) -> list[Problem]:
+    """The report material's problems (names, claims, cell addresses): `runbook run` checks these
+    before any step, since the report renders only after the fix was applied."""
+    problems = report_names(doc, runbook) + cell_problems(doc, runbook, root)
+    return sorted(problems, key=lambda p: (p.location.line or 0, p.location.column or 0))
 
 
 # ------------------------------------------------------------------- report cell addresses
@@ -257,13 +264,13 @@ def runbook_problems(doc: YamlDocument, root: Path) -> list[Problem]:
 
 def cell_problems(doc: YamlDocument, runbook: Runbook, root: Path) -> list[Problem]:
     """Addresses in `report.cells`/`cells_detail` that name no cell (or several) of the notebook."""
-    declared = declared_notebook(runbook)
+    addresses: list[tuple[str, int, CellRef]] = [("cells", i, note.cell) for i, note in enumerate(runbook.report.cells)]
+    addresses += [("cells_detail", i, detail.cell) for i, detail in enumerate(runbook.report.cells_detail)]
+    declared = declared_notebook(runbook) if addresses else None  # no address: the notebook is not read
     notebook = read_notebook(root / declared) if declared else None
     if notebook is None:
         return []
     problems: list[Problem] = []
-    addresses: list[tuple[str, int, CellRef]] = [("cells", i, note.cell) for i, note in enumerate(runbook.report.cells)]
-    addresses += [("cells_detail", i, detail.cell) for i, detail in enumerate(runbook.report.cells_detail)]
     for key, index, ref in addresses:
         address = to_address(ref)
         if address.pattern is not None:

@@ -26,7 +26,7 @@ from typing import Any
 from .atomic import atomic_write_text
 from .errors import InputError, NotebookError
 from .notebooks import Cell, Notebook
-from .secrets import Redactor, is_secret_name
+from .secrets import environment_redactor
 from .workspace import Workspace
 
 __all__ = ["Cause", "ScanCell", "ScanResult", "classify", "scan_notebook", "sections", "select_cells"]
@@ -393,10 +393,7 @@ def scan_notebook(
     chosen = select_cells(nb, cells, section)
     if not chosen:
         raise InputError(f"{notebook}: no code cells to scan")
-    redactor = Redactor()
-    for key, value in [*environ.items(), *workspace.read_env_file().items()]:
-        if is_secret_name(key):
-            redactor.add(value)
+    redactor = environment_redactor(environ, workspace.read_env_file())
     paths = sections(nb)
     session = open_target(workspace, target, redactor, environ=environ)
     by_index = {c.index: c for c in chosen}

@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 MASK = "***"
@@ -152,6 +152,16 @@ class Redactor:
         return value
 
 
+def environment_redactor(*sources: Mapping[str, str]) -> Redactor:
+    """A redactor of every secret-looking value of these environments (os.environ, a `.env` file)."""
+    redactor = Redactor()
+    for source in sources:
+        for key, value in source.items():
+            if is_secret_name(key):
+                redactor.add(value)
+    return redactor
+
+
 _READS_SECRETS = re.compile(r"\bsecrets\b")
 
 
@@ -173,6 +183,7 @@ def derived_secrets(raw: Any, rendered: Any) -> Iterator[str]:
 
 
 def _strings(value: Any) -> Iterator[str]:
+    # loader.strings_in walks the same way, but this module sits below the loader (no import cycle)
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
