@@ -130,3 +130,56 @@ def test_sigkill_at_any_append_loses_no_written_line_and_resume_repeats_no_compl
         lines, warnings = read_log(ws / "reports" / "timestamps" / "execution-log.jsonl")
         assert [line.action for line in lines][-1] == "complete" and all("skipped" in w for w in warnings)
     assert sorted(name for name in in_flight_kills if name in EFFECTS) == sorted(EFFECTS), in_flight_kills
+
+
+REPRODUCED = """\
+phase: "1.1"
+title: Killed while reproducing
+fix:
+  - {id: repair, uses: shell, with: {cmd: [sh, -c, 'echo fixed > state.txt']}}
+verify:
+  - id: read-state
+    uses: shell
+    changes: false
+    with: {cmd: [cat, state.txt]}
+    register: state
+  - id: state-is-fixed
+    uses: assert
+    with: {that: "{{ state.stdout | trim == 'fixed' }}"}
+"""
+
+
+def test_a_kill_between_reproduce_steps_resumes_with_their_registered_values(tmp_path: Path) -> None:
+    """Reproduce steps register like any step; a resumed run restores them so the next reproduce step
+    still sees what they registered (it used to find the name undefined and call the fault unchecked)."""
+
+    def workspace(name: str) -> Path:
+        ws = _workspace(tmp_path / name)
+        (ws / "runbooks" / "phase-1.1.yaml").write_text(REPRODUCED, encoding="utf-8")
+        (ws / "state.txt").write_text("broken\\n", encoding="utf-8")
+        return ws
+
+    reference = workspace("reference")
+    done = _run(reference, "run", "1.1", "--no-report")
+    assert done.returncode == 0, done.stderr
+    (record_path,) = record_paths(reference / "reports", "1.1")
+    events = read_record(record_path).events
+    # +1 for the timestamp log's start line, appended after run_started; the kill point is the line after
+    # reproduce's read-state finished, so that step is whole in the record and state-is-fixed is not.
+    finished = next(
+        k for k, e in enumerate(events, start=1)
+        if e.get("event") == "step_finished" and e.get("stage") == "reproduce" and e["step"] == "read-state"
+    )
+    ws = workspace("killed")
+    killed = _run(ws, "run", "1.1", "--no-report", kill_at=f"record-append:{finished + 2}")
+    assert killed.returncode == -9, killed.stderr
+    resumed = _run(ws, "run", "1.1", "--resume", "--no-report")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    (path,) = record_paths(ws / "reports", "1.1")
+    record = read_record(path)
+    assert record.status == "success"
+    restored = [(e["stage"], e["step"]) for e in record.events if e.get("event") == "step_restored"]
+    assert restored == [("reproduce", "read-state")]
+    check = next(e for e in record.events if e.get("event") == "step_finished" and e["step"] == "state-is-fixed")
+    assert check["stage"] == "reproduce" and check["status"] == "failed"  # the fault, seen through `state`
+    assert "could not check the fault" not in resumed.stdout + resumed.stderr

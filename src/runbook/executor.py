@@ -488,8 +488,10 @@ class Executor:
 
     def _restore(self, stage: str, step: Step, restored: StepResult) -> StepOutcome:
         """--resume: this step completed in the interrupted run; keep its result."""
+        # Registered as when it ran: a restored reproduce step's output is what the next reproduce step
+        # reads (the verify stage overwrites it after the fix, as in a run that was never killed).
+        self._register(step, restored.output, restored.status)
         if stage != "reproduce":
-            self._register(step, restored.output, restored.status)
             # Files it changed belong to this run too (a resumed `--commit` must commit them).
             self.changed_files.update(self.root / path for path in restored.changed_paths())
         outcome = StepOutcome(stage, step, restored.status, restored.output)
