@@ -274,6 +274,22 @@ def test_fleet_record_report_and_chart(tmp_path: Path) -> None:
     assert "<script" not in svg.read_text()
 
 
+def test_the_chart_names_statuses_in_the_legend_words() -> None:
+    from runbook.fleet.report import FleetView, render_svg
+
+    members = [
+        {"member": "m1", "status": "success", "duration_s": 2.0},
+        {"member": "m2", "status": "not_started", "duration_s": None},
+    ]
+    view = FleetView("f", "demo", "1.5", "failed", None, 2.0, "local", "r.jsonl", members, [])
+    chart = ET.fromstring(render_svg(view))
+    texts = [t.text for t in chart.iter("{http://www.w3.org/2000/svg}text")]
+    titles = [t.text for t in chart.iter("{http://www.w3.org/2000/svg}title")]
+    assert "not started" in texts and "not started 1" in texts  # the bar's label and the legend agree
+    assert not any("not_started" in (t or "") for t in texts + titles), (texts, titles)
+    assert any(t.startswith("m2: not started") for t in titles), titles
+
+
 # ---------------------------------------------------------------- real member runs
 
 

@@ -198,6 +198,11 @@ def emulator_line(stats: dict[str, Any]) -> str:
             f"({stats.get('arm_requests', 0)} ARM, {stats.get('gateway_requests', 0)} gateway); ARM throttled (429): {said}")
 
 
+def _words(status: str) -> str:
+    """A status as the chart shows it, in the legend's words (`not_started` -> `not started`)."""
+    return escape(status.replace("_", " "))
+
+
 def render_svg(view: FleetView) -> str:
     """A horizontal bar per member (length: duration, colour: outcome) and a legend; no script."""
     rows = view.members
@@ -220,17 +225,17 @@ def render_svg(view: FleetView) -> str:
         parts.append(f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{escape(m["member"])}</text>')
         parts.append(
             f'<rect x="{label_w}" y="{y + 2}" width="{length:.1f}" height="{row_h - 5}" fill="{colour}">'
-            f"<title>{escape(m['member'])}: {m['status']}, {_seconds(m['duration_s'])}</title></rect>"
+            f"<title>{escape(m['member'])}: {_words(m['status'])}, {_seconds(m['duration_s'])}</title></rect>"
         )
-        parts.append(f'<text x="{label_w + length + 4:.1f}" y="{y + 12}">{_seconds(m["duration_s"]) if m["duration_s"] is not None else escape(m["status"])}</text>')
+        parts.append(f'<text x="{label_w + length + 4:.1f}" y="{y + 12}">{_seconds(m["duration_s"]) if m["duration_s"] is not None else _words(m["status"])}</text>')
     x = 8
     legend_y = top + row_h * len(rows) + 20
     for status, count in view.totals.items():
         if status == "members":
             continue
         parts.append(f'<rect x="{x}" y="{legend_y - 9}" width="10" height="10" fill="{COLOURS.get(status, "#000")}"/>')
-        text = f"{status.replace('_', ' ')} {count}"
-        parts.append(f'<text x="{x + 14}" y="{legend_y}">{escape(text)}</text>')
+        text = f"{_words(status)} {count}"
+        parts.append(f'<text x="{x + 14}" y="{legend_y}">{text}</text>')
         x += 24 + 7 * len(text)
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
