@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,31 @@ INDEX_DIR = ".index"
 
 
 def write_derived(reports_dir: Path, name: str, data: Any) -> None:
-    """Write `reports/.index/NAME` as JSON (atomically); failing (a read-only workspace, a value
-    JSON cannot hold) only costs speed next time."""
-    from .atomic import atomic_write_text
+    """Write `reports/.index/NAME` as JSON, whole or not at all (a temporary file renamed over it);
+    failing (a read-only workspace, a value JSON cannot hold) only costs speed next time.
 
+    Not fsynced, unlike `atomic.atomic_write_bytes`: a derived file lost or emptied by a machine
+    crash reads as missing (`read_derived` gives None) and is computed again, and skipping the
+    fsync and `tempfile` keeps a status run cheap."""
     folder = reports_dir / INDEX_DIR
     with contextlib.suppress(OSError, TypeError, ValueError):
+        text = json.dumps(data, default=str).encode("utf-8")
         folder.mkdir(parents=True, exist_ok=True)
         ignore = folder / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# derived by runbook (status, validate): never committed\n*\n", encoding="utf-8")
-        atomic_write_text(folder / name, json.dumps(data, default=str))
+        temporary = folder / f".{name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                view = memoryview(text)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(temporary, folder / name)
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
 def read_derived(reports_dir: Path, name: str) -> dict[str, Any] | None:

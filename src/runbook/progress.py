@@ -18,11 +18,55 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .model import PHASE_ID
-from .record import LogLine, iso, read_log, read_record, record_paths
-from .workspace import Workspace
+from .phase_ids import PHASE_ID
+from .timestamp_log import LogLine, iso, read_log
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+class PlannedPhase(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def cells(self) -> Sequence[Any]: ...
+
+
+class PlannedGroup(Protocol):
+    @property
+    def group(self) -> str: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def phases(self) -> Sequence[PlannedPhase]: ...
+
+
+class PlanConfig(Protocol):
+    @property
+    def project(self) -> str: ...
+    @property
+    def plan(self) -> Sequence[PlannedGroup]: ...
+
+
+class Workspace(Protocol):
+    """What progress reads of a workspace: `workspace.Workspace`, or the status overview's
+    `status_index.WorkspaceView` (the same values, remembered without pydantic)."""
+
+    @property
+    def root(self) -> Path: ...
+    @property
+    def config(self) -> PlanConfig: ...
+    @property
+    def reports_dir(self) -> Path: ...
+    @property
+    def timestamp_log(self) -> Path: ...
+    def runbook_files(self) -> dict[str, Path]: ...
+    def phase_title(self, phase: str) -> str: ...
+
 
 State = Literal["resolved", "in_progress", "failed", "unknown", "investigated", "not_started"]
 STATE_LABELS: dict[str, str] = {
@@ -262,6 +306,10 @@ def _merge(
 
 
 def _investigated(workspace: Workspace, phase_id: str) -> bool:
+    if not (workspace.reports_dir / "runs" / phase_id).is_dir():  # record.RUNS_DIR
+        return False  # no run record: the record models are not even imported
+    from .record import read_record, record_paths
+
     paths = record_paths(workspace.reports_dir, phase_id)
     if not paths:
         return False
