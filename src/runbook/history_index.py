@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .derived import INDEX_DIR, runs_listing, write_derived
-from .errors import Location
 from .progress import PhaseProgress, phase_states
-from .timestamp_log import LogLine, line_warnings, parse_log_line, read_log
+from .timestamp_log import LogLine, line_warnings, parse_log_line, read_log, skipped_line_warning
 
 if TYPE_CHECKING:
     from .progress import Workspace
@@ -96,7 +95,7 @@ def _append(
             try:
                 line = parse_log_line(raw, number)
             except (ValueError, TypeError, UnicodeDecodeError) as exc:
-                warnings.append(f"{Location(str(log), number)}: skipped timestamp-log line: {exc}")
+                warnings.append(skipped_line_warning(log, number, exc))
             else:
                 new.append(line)
                 warnings.extend(line_warnings(log, line))  # what read_log says of the same line

@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UnknownPhase, did_you_mean
 from .phase_ids import normalise_phase
 from .progress import GroupProgress, PhaseProgress, compute_progress
 from .text import duration_text, utc_short
@@ -107,7 +106,7 @@ def workspace_status(workspace: PlanWorkspace) -> WorkspaceStatus:
     from .history_index import folded_states
 
     states, warnings = folded_states(workspace)
-    groups = compute_progress(workspace, states=states)
+    groups = compute_progress(workspace, states=states, remember_records=True)
     return WorkspaceStatus(project=workspace.config.project, groups=groups, warnings=warnings)
 
 
@@ -129,6 +128,8 @@ def phase_status(workspace: Workspace, phase: str) -> PhaseStatus:
                     runbook=_relative(runbook, workspace.root) if runbook else None,
                     warnings=[*warnings, *run_warnings],
                 )
+    from .errors import UnknownPhase, did_you_mean
+
     known = [item.id for group in groups for item in group.phases]
     hint = did_you_mean(phase_id, known, quote=False)
     raise UnknownPhase(

@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import Location
-
 TIMESTAMP_LOG = Path("timestamps") / "execution-log.jsonl"
 TERMINAL_ACTIONS = ("complete", "fail")
 LOG_ACTIONS = ("start", *TERMINAL_ACTIONS)
@@ -112,17 +110,26 @@ def read_log(path: Path) -> tuple[list[LogLine], list[str]]:
             try:
                 line = parse_log_line(raw, number)
             except (ValueError, TypeError, UnicodeDecodeError) as exc:
-                warnings.append(f"{Location(str(path), number)}: skipped timestamp-log line: {exc}")
+                warnings.append(skipped_line_warning(path, number, exc))
                 continue
             lines.append(line)
             warnings.extend(line_warnings(path, line))
     return lines, warnings
 
 
+def skipped_line_warning(path: Path, number: int, error: Exception) -> str:
+    """The warning for line `number` of the log at `path`, which could not be read."""
+    from .errors import Location  # imported when there is something to say
+
+    return f"{Location(str(path), number)}: skipped timestamp-log line: {error}"
+
+
 def line_warnings(path: Path, line: LogLine) -> list[str]:
     """What a readable line of the log at `path` is warned about: a status word runbook does not know."""
     if line.outcome != "unknown":
         return []
+    from .errors import Location
+
     return [
         f"{Location(str(path), line.line)}: status {line.status!r} of phase {line.phase} is not a word "
         f"runbook knows, counted as unknown (write one of {', '.join(sorted(SUCCESS_WORDS))} "
