@@ -367,7 +367,7 @@ def test_a_remembered_config_of_another_folder_or_version_is_not_used(tmp_path: 
     root = workspace(tmp_path / "ws")
     assert_current(root)
     memo = root / "reports" / ".index" / "config.json"
-    from runbook.status_index import remembered_workspace
+    from runbook.workspace_view import remembered_workspace
 
     assert remembered_workspace(root) is not None
     data = json.loads(memo.read_text(encoding="utf-8"))
@@ -387,7 +387,7 @@ def test_a_remembered_config_of_another_folder_or_version_is_not_used(tmp_path: 
 
 
 def test_the_workspace_view_reads_like_the_workspace(tmp_path: Path) -> None:
-    from runbook.status_index import remembered_workspace
+    from runbook.workspace_view import remembered_workspace
 
     for seed in range(3):
         root = generated(tmp_path / f"ws-{seed}", random.Random(seed))

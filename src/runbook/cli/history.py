@@ -120,12 +120,13 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
         # runbook.yaml unchanged since it was last validated: the overview from its remembered
         # part, still without pydantic, the YAML loader or the models; else the config is loaded.
         from .. import status as screens
+        from .. import workspace_view
 
-        workspace = status_index.remembered_workspace(state.workspace_path)
+        workspace = workspace_view.remembered_workspace(state.workspace_path)
         if workspace is None:
-            before = status_index.config_stamp(state.workspace_path)
+            before = workspace_view.config_stamp(state.workspace_path)
             workspace = state.workspace()
-            status_index.remember_workspace(workspace, before)
+            workspace_view.remember_workspace(workspace, before)
         overview = screens.workspace_status(workspace)
         data = overview.to_dict()
         texts = {colour: screens.render_status(overview, colour=colour) for colour in (False, True)}
