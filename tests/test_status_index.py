@@ -151,11 +151,22 @@ def test_an_unreadable_or_foreign_file_is_recomputed(tmp_path: Path) -> None:
     assert shown(root) == text
     remembered_file(root).write_text("{not json", encoding="utf-8")
     assert shown(root) == text
-    data = json.loads(remembered_file(root).read_text(encoding="utf-8"))
-    data["text"] = "stale screen\n"
-    data["key"]["root"] = "/elsewhere"
-    remembered_file(root).write_text(json.dumps(data), encoding="utf-8")
-    assert shown(root) == text  # another workspace's file (a copied folder) is not used
+    head, screen = (json.loads(part) for part in remembered_file(root).read_text(encoding="utf-8").split("\n"))
+    screen["text"] = "stale screen\n"
+    for damage in ("root", "drop a part", "add a part", "torn"):
+        changed = json.loads(json.dumps(head))
+        if damage == "root":
+            changed["key"]["root"] = "/elsewhere"  # another workspace's file (a copied folder) is not used
+        elif damage == "drop a part":
+            del changed["key"]["source"]
+        elif damage == "add a part":
+            changed["key"]["other"] = 1
+        lines = [json.dumps(changed), json.dumps(screen)]
+        remembered_file(root).write_text("\n".join(lines)[: -10 if damage == "torn" else None], encoding="utf-8")
+        if damage == "torn":  # the key matches but the screen is cut short: computed again
+            lines[0] = json.dumps(head)
+            remembered_file(root).write_text("\n".join(lines)[:-10], encoding="utf-8")
+        assert shown(root) == text, damage
 
 
 def test_a_workspace_with_another_reports_folder_is_computed_every_time(tmp_path: Path) -> None:

@@ -26,9 +26,14 @@ def write_derived(reports_dir: Path, name: str, data: Any) -> None:
     Not fsynced, unlike `atomic.atomic_write_bytes`: a derived file lost or emptied by a machine
     crash reads as missing (`read_derived` gives None) and is computed again, and skipping the
     fsync and `tempfile` keeps a status run cheap."""
+    write_derived_lines(reports_dir, name, [data])
+
+
+def write_derived_lines(reports_dir: Path, name: str, parts: list[Any]) -> None:
+    """Like `write_derived`, one JSON document a line (a reader can stop after the first)."""
     folder = reports_dir / INDEX_DIR
     with contextlib.suppress(OSError, TypeError, ValueError):
-        text = json.dumps(data, default=str).encode("utf-8")
+        text = "\n".join(json.dumps(part, default=str) for part in parts).encode("utf-8")
         folder.mkdir(parents=True, exist_ok=True)
         ignore = folder / ".gitignore"
         if not ignore.exists():

@@ -54,15 +54,18 @@ def folded_states(workspace: Workspace) -> tuple[dict[str, PhaseProgress], list[
             return _states(index["states"]), list(index["warnings"])
         grown = _append(log, stat, index)
         if grown is not None:
-            states, warnings, next_line, latest = grown
-            _write(workspace, stat, runs, states, warnings, end=stat.st_size, next_line=next_line, latest=latest)
+            states, warnings, next_line, latest, touched = grown
+            # the phases no new line names are stored as they were: only the touched ones are dumped
+            stored = {**index["states"], **{phase: _dump_state(states[phase]) for phase in touched}}
+            _write(workspace, stat, runs, stored, warnings, end=stat.st_size, next_line=next_line, latest=latest)
             return states, warnings
     lines, warnings = read_log(log)
     states = phase_states(lines)
     end = _complete_end(log, stat.st_size)
     if end is not None:
         latest = max((line.timestamp for line in lines), default=None)
-        _write(workspace, stat, runs, states, warnings, end=end, next_line=_line_count(log, end) + 1, latest=latest)
+        stored = {phase_id: _dump_state(state) for phase_id, state in states.items()}
+        _write(workspace, stat, runs, stored, warnings, end=end, next_line=_line_count(log, end) + 1, latest=latest)
     return states, warnings
 
 
@@ -71,9 +74,9 @@ def folded_states(workspace: Workspace) -> tuple[dict[str, PhaseProgress], list[
 
 def _append(
     log: Path, stat: os.stat_result, index: dict[str, Any]
-) -> tuple[dict[str, PhaseProgress], list[str], int, datetime | None] | None:
-    """The indexed states with the lines appended since, the warnings, the number of the next line
-    and the latest time folded; or None when the log changed otherwise."""
+) -> tuple[dict[str, PhaseProgress], list[str], int, datetime | None, set[str]] | None:
+    """The indexed states with the lines appended since, the warnings, the number of the next line,
+    the latest time folded and the phases the new lines name; or None when the log changed otherwise."""
     end, old = int(index["end"]), index["log"]
     if stat.st_ino != old["inode"] or stat.st_size <= old["size"] or end != old["size"]:
         return None
@@ -105,7 +108,7 @@ def _append(
     # all new lines sort after the folded ones: folding them onto the indexed states is the same
     # as folding the whole log
     latest = max([line.timestamp for line in new] + ([latest] if latest is not None else []), default=None)
-    return phase_states(new, start=states), warnings, number, latest
+    return phase_states(new, start=states), warnings, number, latest, {line.phase for line in new}
 
 
 # ------------------------------------------------------------------ the file
@@ -171,7 +174,7 @@ def _write(
     workspace: Workspace,
     stat: os.stat_result,
     runs: list[list[Any]],
-    states: dict[str, PhaseProgress],
+    stored: dict[str, dict[str, Any]],
     warnings: list[str],
     *,
     end: int,
@@ -191,7 +194,7 @@ def _write(
         "tail": tail,
         "next_line": next_line,
         "latest": latest.isoformat() if latest else None,
-        "states": {phase_id: _dump_state(state) for phase_id, state in states.items()},
+        "states": stored,
         "warnings": warnings,
     }
     write_derived(workspace.reports_dir, INDEX_NAME, data)

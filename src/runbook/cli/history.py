@@ -127,10 +127,13 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
             before = workspace_view.config_stamp(state.workspace_path)
             workspace = state.workspace()
             workspace_view.remember_workspace(workspace, before)
+        inputs = status_index.overview_inputs(workspace)  # before the inputs are read
         overview = screens.workspace_status(workspace)
         data = overview.to_dict()
         texts = {colour: screens.render_status(overview, colour=colour) for colour in (False, True)}
-        status_index.remember_overview(workspace, overview, data=data, text=texts[False], coloured=texts[True])
+        status_index.remember_overview(
+            workspace, overview, inputs=inputs, data=data, text=texts[False], coloured=texts[True]
+        )
         _show(overview.warnings, data, as_json, texts.__getitem__)
         return
     from .. import status as screens
