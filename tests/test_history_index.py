@@ -165,3 +165,29 @@ def test_an_updated_index_is_the_rebuilt_one(ws: Workspace, seed: int) -> None:
         assert via_index(ws) == updated
         rebuilt = indexed(ws)
         assert kept == rebuilt
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data.pop("log"),
+        lambda data: data.update(states={"1.1": {"id": "1.1", "bogus": 1}}),
+        lambda data: data.update(states={"1.1": {"started_at": 5}}),
+        lambda data: data.update(end="x", log={"size": 0, "mtime_ns": 0, "inode": 0}),
+        lambda data: data.update(states=[1, 2]),
+        lambda data: data.update(tail=None, log={"size": 0, "mtime_ns": 0, "inode": 0}),
+    ],
+)
+def test_a_damaged_index_is_rebuilt(ws: Workspace, damage: Any) -> None:
+    rng = random.Random(5)
+    append(ws, "".join(line(rng, m) for m in range(1, 10)))
+    expected = via_index(ws)
+    data = indexed(ws)
+    damage(data)
+    index_path(ws).write_text(json.dumps(data), encoding="utf-8")
+    assert via_index(ws) == expected == truth(ws)
+    append(ws, line(rng, 50))
+    data = indexed(ws)
+    damage(data)
+    index_path(ws).write_text(json.dumps(data), encoding="utf-8")
+    assert via_index(ws) == truth(ws)

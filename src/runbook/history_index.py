@@ -50,9 +50,12 @@ def folded_states(workspace: Workspace) -> tuple[dict[str, PhaseProgress], list[
     runs = _runs_listing(workspace)
     index = _read_index(index_path(workspace))
     if index is not None and index.get("runs") == runs:
-        if index["log"] == _log_key(stat):
-            return _states(index["states"]), list(index["warnings"])
-        grown = _append(log, stat, index)
+        try:
+            if index["log"] == _log_key(stat):
+                return _states(index["states"]), [str(warning) for warning in index["warnings"]]
+            grown = _append(log, stat, index)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            grown = None  # an index that does not read as one: rebuilt
         if grown is not None:
             states, warnings, next_line, latest, touched = grown
             # the phases no new line names are stored as they were: only the touched ones are dumped
@@ -151,13 +154,15 @@ def _read_index(path: Path) -> dict[str, Any] | None:
 
 
 def _states(raw: dict[str, dict[str, Any]]) -> dict[str, PhaseProgress]:
+    """The stored states (as `_dump_state` wrote them; anything else raises TypeError/ValueError)."""
     states = {}
+    parse = datetime.fromisoformat
     for phase_id, stored in raw.items():
         values = dict(stored)
         for name in _TIMES:
-            if values.get(name):
-                values[name] = datetime.fromisoformat(values[name])
-        states[phase_id] = PhaseProgress(**{k: v for k, v in values.items() if k in _FIELDS})
+            if values[name]:
+                values[name] = parse(values[name])
+        states[phase_id] = PhaseProgress(**values)
     return states
 
 
