@@ -88,9 +88,20 @@ def runs_listing(reports_dir: Path) -> list[list[Any]]:
         return []
 
 
+_LISTED: list[list[Any]] = []
+
+
 def source_listing() -> list[list[Any]]:
     """Every module of the `runbook` package (relative path, size, modification time), sorted: what
-    produced a derived answer, so another version (or an edited checkout) computes it afresh."""
+    produced a derived answer, so another version (or an edited checkout) computes it afresh. Taken
+    once per process (the code running is the code that was there when it started); do not modify
+    the list returned."""
+    if not _LISTED:
+        _LISTED.extend(_list_source())
+    return _LISTED
+
+
+def _list_source() -> list[list[Any]]:
     from . import __version__
 
     package = Path(__file__).resolve().parent

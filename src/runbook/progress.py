@@ -329,10 +329,13 @@ class _Investigated:
             return False
         if not self._remember:
             return _discovery_only(paths[-1])
-        from .derived import read_derived, stamp
+        from .derived import read_derived, source_listing, stamp
 
         if self._known is None:
-            self._known = read_derived(self._reports, self.NAME) or {}
+            saved = read_derived(self._reports, self.NAME) or {}
+            # another runbook version may read records otherwise: its answers are not reused
+            fresh = saved.get("source") == source_listing() and isinstance(saved.get("phases"), dict)
+            self._known = saved["phases"] if fresh else {}
         key = [paths[-1].name, stamp(paths[-1])]
         entry = self._known.get(phase_id)
         if isinstance(entry, list) and len(entry) == 2 and entry[0] == key and isinstance(entry[1], bool):
@@ -344,9 +347,9 @@ class _Investigated:
 
     def save(self) -> None:
         if self._changed and self._known is not None:
-            from .derived import write_derived
+            from .derived import source_listing, write_derived
 
-            write_derived(self._reports, self.NAME, self._known)
+            write_derived(self._reports, self.NAME, {"source": source_listing(), "phases": self._known})
 
 
 def _discovery_only(path: Path) -> bool:

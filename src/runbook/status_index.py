@@ -33,9 +33,21 @@ from typing import TYPE_CHECKING, Any
 from .derived import INDEX_DIR, names_in, runs_listing, source_listing, stamp, write_derived_lines
 
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from .status import WorkspaceStatus
-    from .workspace import Workspace
-    from .workspace_view import WorkspaceView
+
+    class Workspace(Protocol):
+        """Where a workspace keeps things: `workspace.Workspace` or `workspace_view.WorkspaceView`."""
+
+        @property
+        def root(self) -> Path: ...
+        @property
+        def runbooks_dir(self) -> Path: ...
+        @property
+        def reports_dir(self) -> Path: ...
+        @property
+        def timestamp_log(self) -> Path: ...
 
 NAME = "overview.json"
 VERSION = 2  # 2: two lines, the key first
@@ -79,7 +91,7 @@ def remembered_overview(start: Path | str | None) -> RememberedOverview | None:
         return None
 
 
-def overview_inputs(workspace: Workspace | WorkspaceView) -> dict[str, Any] | None:
+def overview_inputs(workspace: Workspace) -> dict[str, Any] | None:
     """The overview's key as far as it is known before the overview is computed (all but the
     latest records of the phases it shows not started), taken before its inputs are read so that a
     change meanwhile shows next time; None when the overview is not remembered (another reports folder)."""
@@ -94,7 +106,7 @@ def overview_inputs(workspace: Workspace | WorkspaceView) -> dict[str, Any] | No
 
 
 def remember_overview(
-    workspace: Workspace | WorkspaceView,
+    workspace: Workspace,
     view: WorkspaceStatus,
     *,
     inputs: dict[str, Any] | None = None,
@@ -149,17 +161,7 @@ def _key_part(part: str, root: Path, places: dict[str, Any]) -> Any:
         return {phase: _latest_record(reports / "runs" / phase) for phase in places["watched"]}
     if part == "root":
         return str(root)
-    return source_key()
-
-
-_SOURCE: list[list[Any]] = []
-
-
-def source_key() -> list[list[Any]]:
-    """runbook's source listing, taken once per process (every key of a command shares it)."""
-    if not _SOURCE:
-        _SOURCE.extend(source_listing())
-    return _SOURCE
+    return source_listing()
 
 
 def _latest_record(folder: Path) -> list[Any] | None:

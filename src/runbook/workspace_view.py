@@ -21,8 +21,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .derived import read_derived, stamp, write_derived
-from .status_index import CONFIG_NAME, DEFAULT_REPORTS, find_workspace_root, source_key
+from .derived import read_derived, source_listing, stamp, write_derived
+from .status_index import CONFIG_NAME, DEFAULT_REPORTS, find_workspace_root
 
 if TYPE_CHECKING:
     from .workspace import Workspace
@@ -171,4 +171,4 @@ def remember_workspace(workspace: Workspace, before: list[int] | None) -> None:
 
 
 def _config_key(root: Path) -> dict[str, Any]:
-    return {"root": str(root), "config": stamp(root / CONFIG_NAME), "source": source_key()}
+    return {"root": str(root), "config": stamp(root / CONFIG_NAME), "source": source_listing()}
