@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # what progress reads of a workspace (typing only: Protocol c
 
     class Workspace(Protocol):
         """What progress reads of a workspace: `workspace.Workspace`, or the status overview's
-        `status_index.WorkspaceView` (the same values, remembered without pydantic)."""
+        `workspace_view.WorkspaceView` (the same values, remembered without pydantic)."""
 
         @property
         def root(self) -> Path: ...

@@ -4,7 +4,7 @@ The overview's inputs change at different rates: the timestamp log with every ru
 rarely. So what the overview reads of the validated config (the project name, the plan with its
 titles and planned cells, the runbooks and reports folders) is kept on its own in
 `reports/.index/config.json`, keyed by runbook.yaml's stamp (size, modification time, inode), the
-workspace root and runbook's source listing (status_index), and written only from a config that
+workspace root and runbook's source listing (derived.source_listing), and written only from a config that
 `workspace.load_workspace` validated, stamped before it was read. When the overview must be
 computed again (a log line was appended, a report appeared) and that part is current,
 `WorkspaceView` stands in for the loaded `Workspace`: the same status code folds the log (through
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 NAME = "config.json"
 VERSION = 1
+
 
 @dataclass(frozen=True)
 class PlannedPhaseView:
