@@ -6,9 +6,11 @@ A generated workspace has 200 phases (20 groups of 10) and N runs per phase, wri
 waits for) and in-process (`status.workspace_status` + `render_status`) on N = 50 (10,000 runs);
 `docs.generate_docs` (the pages only; mkdocs itself is excluded) runs on a fresh docs folder at
 N = 10, 25 and 50 to show how it grows with the number of runs. `runbook status` runs interleaved with
-`python -c pass` in four states: nothing changed (the remembered overview), the overview forgotten
-with the status index fresh, one line appended since, and no index at all. Targets:
-status within 200 ms of `python -c pass`; doc generation linear in the number of runs.
+`python -c pass` in five states: nothing changed (the remembered overview), the overview forgotten
+with the status index fresh, one line appended since, runbook.yaml touched, and no index at all;
+RUNBOOK_BENCH_BASELINE=/path/to/other/src runs the same states with that code in the same rounds.
+Targets: status within 200 ms of `python -c pass` in the first three states; doc generation linear
+in the number of runs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from common import (
     interleaved,
     median,
     pair_difference,
+    pair_ratio,
     quiet_env,
     run_command,
     runbook_command,
@@ -140,51 +143,74 @@ def make_workspace(root: Path, runs_per_phase: int) -> Path:
     return root
 
 
-def time_status(root: Path, repeat: int) -> dict[str, list[tuple[float, float]]]:
-    """Interleaved rounds of `python -c pass` and `runbook status` with the index fresh, after one
-    appended log line (an incremental update) and with no index (a rebuild): (wall, CPU) each."""
+BASELINE_VARIABLE = "RUNBOOK_BENCH_BASELINE"  # another runbook source tree (e.g. /work/main/src) to A/B against
+STATES = {
+    "fresh": "nothing changed (the remembered overview)",
+    "recomputed": "index fresh, overview forgotten (computed from the remembered config)",
+    "appended": "one line appended since (incremental update, remembered config)",
+    "edited": "runbook.yaml touched (the config loaded and validated: pydantic, YAML)",
+    "rebuilt": "no index (rebuilt from the whole log, the config loaded)",
+}
+TARGETED = ("fresh", "recomputed", "appended")
+
+
+def time_status(root: Path, repeat: int, baseline: str | None = None) -> dict[str, list[tuple[float, float]]]:
+    """Interleaved rounds of `python -c pass` and `runbook status` in each of STATES: (wall, CPU)
+    each. With `baseline` (a source tree put first on PYTHONPATH), the same states run on a copy of
+    the workspace with that code too, in the same rounds (`base-STATE`)."""
     import sys
 
-    env = quiet_env()
     status = [*runbook_command(), "status"]
-    index = root / "reports" / ".index" / "status.json"
-    overview = root / "reports" / ".index" / "overview.json"  # the remembered screen (status_index)
-    log = root / "reports" / "timestamps" / "execution-log.jsonl"
-    counter = [0]
+    roots = {"": root}
+    if baseline:
+        roots["base-"] = root.parent / f"{root.name}-baseline"
+        shutil.copytree(root, roots["base-"], symlinks=True)
+    counters = dict.fromkeys(roots, 0)
 
-    def command(argv: list[str], before: Any = None) -> Any:
+    def index_file(where: Path, name: str) -> Path:
+        return where / "reports" / ".index" / name  # status.json: the index; overview.json: the screen
+
+    def command(argv: list[str], env: dict[str, str], cwd: Path, before: Any = None) -> Any:
         def once() -> tuple[float, float]:
             if before is not None:
                 before()
             cpu: list[float] = []
-            elapsed, _result = run_command(argv, cwd=root, env=env, cpu=cpu)
+            elapsed, _result = run_command(argv, cwd=cwd, env=env, cpu=cpu)
             return elapsed, cpu[0]
 
         return once
 
-    def append_line() -> None:
-        counter[0] += 1
-        moment = datetime(2030, 1, 1, tzinfo=UTC) + timedelta(seconds=counter[0])
+    def append_line(prefix: str) -> None:
+        counters[prefix] += 1  # both sides append the same lines, so their screens stay alike
+        moment = datetime(2030, 1, 1, tzinfo=UTC) + timedelta(seconds=counters[prefix])
         entry = {"timestamp": _iso(moment), "phase": "1.1", "action": "start", "description": "bench"}
-        with log.open("a", encoding="utf-8") as handle:
+        with (roots[prefix] / "reports" / "timestamps" / "execution-log.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
 
-    def forget_overview() -> None:
-        overview.unlink(missing_ok=True)
+    def forget_overview(prefix: str) -> None:
+        index_file(roots[prefix], "overview.json").unlink(missing_ok=True)
 
-    def forget_both() -> None:
-        index.unlink(missing_ok=True)
-        overview.unlink(missing_ok=True)
+    def touch_config(prefix: str) -> None:
+        config = roots[prefix] / "runbook.yaml"
+        stat = config.stat()
+        os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
 
-    # Every side but "remembered" leaves both files current, so "remembered" always finds them.
-    sides = {
-        "python": command([sys.executable, "-c", "pass"]),
-        "fresh": command(status),
-        "recomputed": command(status, forget_overview),
-        "appended": command(status, append_line),
-        "rebuilt": command(status, forget_both),
-    }
-    command(status)()  # warm-up, and the first index
+    def forget_both(prefix: str) -> None:
+        index_file(roots[prefix], "status.json").unlink(missing_ok=True)
+        index_file(roots[prefix], "overview.json").unlink(missing_ok=True)
+
+    befores = {"fresh": None, "recomputed": forget_overview, "appended": append_line, "edited": touch_config}
+    befores["rebuilt"] = forget_both
+    # Every side leaves the files current, so "fresh" always finds them.
+    sides: dict[str, Any] = {"python": command([sys.executable, "-c", "pass"], quiet_env(), root)}
+    for prefix, where in roots.items():
+        env = quiet_env(PYTHONPATH=baseline) if prefix else quiet_env()
+        for state in STATES:
+            before = befores[state]
+            sides[prefix + state] = command(
+                status, env, where, (lambda b=before, p=prefix: b(p)) if before is not None else None
+            )
+        command(status, env, where)()  # warm-up, and the first index
     return interleaved(sides, repeat=repeat)
 
 
@@ -228,7 +254,8 @@ def run(quick: bool) -> Section:
         sizes = (max(RUN_COUNTS),) if skip_docs else RUN_COUNTS
         roots = {n: make_workspace(Path(tmp) / f"ws-{n}", n) for n in sizes}
         written = time.perf_counter() - started
-        status_runs = time_status(roots[max(RUN_COUNTS)], repeat)
+        baseline = os.environ.get(BASELINE_VARIABLE) or None
+        status_runs = time_status(roots[max(RUN_COUNTS)], repeat, baseline)
         status_in = time_status_in_process(roots[max(RUN_COUNTS)], repeat)
         if not skip_docs:
             for n, root in roots.items():
@@ -238,26 +265,28 @@ def run(quick: bool) -> Section:
     most = max(RUN_COUNTS)
     python = [w for w, _ in status_runs["python"]]
     python_cpu = [c for _, c in status_runs["python"]]
-    labels = {
-        "fresh": "nothing changed (the remembered overview)",
-        "recomputed": "index fresh, overview computed (models loaded)",
-        "appended": "one line appended since (incremental update)",
-        "rebuilt": "no index (rebuilt from the whole log)",
-    }
-    for key, label in labels.items():
+    for key, label in STATES.items():
         walls = [w for w, _ in status_runs[key]]
         cpus = [c for _, c in status_runs[key]]
         extra = pair_difference(walls, python) * 1000
-        section.add(
-            Row(
-                f"runbook status, {phases} phases x {most} runs, {label}: minus python -c pass",
-                extra,
-                cpu=pair_difference(cpus, python_cpu) * 1000,
-                target=f"<= {STATUS_BUDGET_MS:.0f} ms" if key in ("fresh", "appended") else None,
-                met=extra <= STATUS_BUDGET_MS if key in ("fresh", "appended") else None,
-                note=f"whole process {median(walls) * 1000:,.0f} ms",
-            )
+        extra_cpu = pair_difference(cpus, python_cpu) * 1000
+        targeted = key in TARGETED
+        row = Row(
+            f"runbook status, {phases} phases x {most} runs, {label}: minus python -c pass",
+            extra,
+            cpu=extra_cpu,
+            target=f"<= {STATUS_BUDGET_MS:.0f} ms" if targeted else None,
+            # judged on CPU time too: on a loaded machine the wall time waits for a core
+            met=min(extra, extra_cpu) <= STATUS_BUDGET_MS if targeted else None,
+            note=f"whole process {median(walls) * 1000:,.0f} ms",
         )
+        if baseline:
+            base_cpus = [c for _, c in status_runs["base-" + key]]
+            row.peer = "baseline code, CPU"
+            row.peer_value = median(base_cpus) * 1000
+            row.pair = pair_ratio(base_cpus, cpus)
+            row.note += f"; baseline minus python: CPU {pair_difference(base_cpus, python_cpu) * 1000:,.0f} ms"
+        section.add(row)
     section.add(Row("status, in-process (workspace_status + render_status, index fresh)", status_in * 1000))
     if skip_docs:
         section.notes.append(
@@ -292,10 +321,20 @@ def run(quick: bool) -> Section:
 
 
 def _status_notes() -> list[str]:
-    return [
+    notes = [
         "`runbook status` sides, interleaved with `python -c pass` (order reversed every other round): "
         "nothing changed since the last status (reports/.index/overview.json current: no pydantic, YAML or "
-        "model is imported); the status index fresh but the overview forgotten (the config is loaded and "
-        "validated, the index read, the screen rendered); one log line appended (the index folds it, the "
-        "overview is computed); both files deleted (the whole log is folded again)."
+        "model is imported); the overview forgotten with the status index fresh, and one log line appended "
+        "(the index folds it): both computed from reports/.index/config.json, the part of runbook.yaml the "
+        "overview reads, remembered from the last validated load (still no pydantic, YAML or model); "
+        "runbook.yaml touched (its stamp changed: the config is loaded and validated, and remembered again); "
+        "both index files deleted (the whole log is folded again). The target is judged on the smaller of "
+        "the wall and CPU differences (a loaded machine makes a process wait for a core)."
     ]
+    baseline = os.environ.get(BASELINE_VARIABLE)
+    if baseline:
+        notes.append(
+            f"peer column: the same states with the code in {baseline} ({BASELINE_VARIABLE}) on a copy of the "
+            "workspace, in the same rounds; ratio = median of per-round CPU ratios baseline / this code."
+        )
+    return notes

@@ -129,3 +129,65 @@ def test_an_unwritable_index_only_costs_speed(ws: Workspace) -> None:
 def test_no_log_no_index(ws: Workspace) -> None:
     assert via_index(ws) == ([], [])
     assert not index_path(ws).exists()
+
+
+def indexed(ws: Workspace) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(index_path(ws).read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_updated_index_is_the_rebuilt_one(ws: Workspace, seed: int) -> None:
+    """Lines appended (odd status words, notes, unreadable lines, a lone CR inside a line, CRLF)
+    are folded onto the index so that the file equals the one a rebuild from the whole log writes:
+    the same states (untouched phases kept as stored), warnings, line numbers and latest time."""
+    rng = random.Random(seed)
+    minute = 0
+    append(ws, "".join(line(rng, minute := minute + 1) for _ in range(10)))
+    assert via_index(ws) == truth(ws)
+    extras = [
+        '{"timestamp": "2026-01-01T00:00:00Z", "phase": "1.2", "action": "complete", "status": "sort of"}\n',
+        '{"timestamp": "2026-01-01T00:01:00Z",\r "phase": "1.3", "action": "start"}\n',
+        '{"timestamp": "2026-01-01T00:02:00Z", "phase": "1.3", "action": "fail", "note": "x"}\r\n',
+        "not json\n",
+        "\n",
+        '{"timestamp": "2026-01-01T00:03:00Z", "phase": "1.1", "action": "complete", "status": "RESOLVED ✅"}\n',
+    ]
+    for _ in range(12):
+        if rng.random() < 0.5:
+            append(ws, rng.choice(extras))
+        else:
+            append(ws, line(rng, minute := minute + 100))
+        updated = via_index(ws)
+        assert updated == truth(ws)
+        kept = indexed(ws)
+        index_path(ws).unlink()
+        assert via_index(ws) == updated
+        rebuilt = indexed(ws)
+        assert kept == rebuilt
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data.pop("log"),
+        lambda data: data.update(states={"1.1": {"id": "1.1", "bogus": 1}}),
+        lambda data: data.update(states={"1.1": {"started_at": 5}}),
+        lambda data: data.update(end="x", log={"size": 0, "mtime_ns": 0, "inode": 0}),
+        lambda data: data.update(states=[1, 2]),
+        lambda data: data.update(tail=None, log={"size": 0, "mtime_ns": 0, "inode": 0}),
+    ],
+)
+def test_a_damaged_index_is_rebuilt(ws: Workspace, damage: Any) -> None:
+    rng = random.Random(5)
+    append(ws, "".join(line(rng, m) for m in range(1, 10)))
+    expected = via_index(ws)
+    data = indexed(ws)
+    damage(data)
+    index_path(ws).write_text(json.dumps(data), encoding="utf-8")
+    assert via_index(ws) == expected == truth(ws)
+    append(ws, line(rng, 50))
+    data = indexed(ws)
+    damage(data)
+    index_path(ws).write_text(json.dumps(data), encoding="utf-8")
+    assert via_index(ws) == truth(ws)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,36 @@ INDEX_DIR = ".index"
 
 
 def write_derived(reports_dir: Path, name: str, data: Any) -> None:
-    """Write `reports/.index/NAME` as JSON (atomically); failing (a read-only workspace, a value
-    JSON cannot hold) only costs speed next time."""
-    from .atomic import atomic_write_text
+    """Write `reports/.index/NAME` as JSON, whole or not at all (a temporary file renamed over it);
+    failing (a read-only workspace, a value JSON cannot hold) only costs speed next time.
 
+    Not fsynced, unlike `atomic.atomic_write_bytes`: a derived file lost or emptied by a machine
+    crash reads as missing (`read_derived` gives None) and is computed again, and skipping the
+    fsync and `tempfile` keeps a status run cheap."""
+    write_derived_lines(reports_dir, name, [data])
+
+
+def write_derived_lines(reports_dir: Path, name: str, parts: list[Any]) -> None:
+    """Like `write_derived`, one JSON document a line (a reader can stop after the first)."""
     folder = reports_dir / INDEX_DIR
     with contextlib.suppress(OSError, TypeError, ValueError):
+        text = "\n".join(json.dumps(part, default=str) for part in parts).encode("utf-8")
         folder.mkdir(parents=True, exist_ok=True)
         ignore = folder / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# derived by runbook (status, validate): never committed\n*\n", encoding="utf-8")
-        atomic_write_text(folder / name, json.dumps(data, default=str))
+        temporary = folder / f".{name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                view = memoryview(text)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(temporary, folder / name)
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
 def read_derived(reports_dir: Path, name: str) -> dict[str, Any] | None:
@@ -68,9 +88,20 @@ def runs_listing(reports_dir: Path) -> list[list[Any]]:
         return []
 
 
+_LISTED: list[list[Any]] = []
+
+
 def source_listing() -> list[list[Any]]:
     """Every module of the `runbook` package (relative path, size, modification time), sorted: what
-    produced a derived answer, so another version (or an edited checkout) computes it afresh."""
+    produced a derived answer, so another version (or an edited checkout) computes it afresh. Taken
+    once per process (the code running is the code that was there when it started); do not modify
+    the list returned."""
+    if not _LISTED:
+        _LISTED.extend(_list_source())
+    return _LISTED
+
+
+def _list_source() -> list[list[Any]]:
     from . import __version__
 
     package = Path(__file__).resolve().parent

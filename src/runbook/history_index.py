@@ -14,19 +14,20 @@ failing to write it (a read-only workspace) only costs speed.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .derived import INDEX_DIR, runs_listing, write_derived
-from .errors import Location
 from .progress import PhaseProgress, phase_states
-from .record import LogLine, read_log
-from .record import _parse_log_line as parse_log_line
-from .workspace import Workspace
+from .timestamp_log import LogLine, line_warnings, parse_log_line, read_log, skipped_line_warning
+
+if TYPE_CHECKING:
+    from .progress import Workspace
 
 INDEX_NAME = "status.json"
 VERSION = 2  # 2: durations NaN/negative/huge ignored, secret-named log keys masked
@@ -49,18 +50,25 @@ def folded_states(workspace: Workspace) -> tuple[dict[str, PhaseProgress], list[
     runs = _runs_listing(workspace)
     index = _read_index(index_path(workspace))
     if index is not None and index.get("runs") == runs:
-        if index["log"] == _log_key(stat):
-            return _states(index["states"]), list(index["warnings"])
-        grown = _append(log, stat, index)
+        try:
+            if index["log"] == _log_key(stat):
+                return _states(index["states"]), [str(warning) for warning in index["warnings"]]
+            grown = _append(log, stat, index)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            grown = None  # an index that does not read as one: rebuilt
         if grown is not None:
-            _write(workspace, stat, runs, *grown)
-            return grown
+            states, warnings, next_line, latest, touched = grown
+            # the phases no new line names are stored as they were: only the touched ones are dumped
+            stored = {**index["states"], **{phase: _dump_state(states[phase]) for phase in touched}}
+            _write(workspace, stat, runs, stored, warnings, end=stat.st_size, next_line=next_line, latest=latest)
+            return states, warnings
     lines, warnings = read_log(log)
     states = phase_states(lines)
     end = _complete_end(log, stat.st_size)
     if end is not None:
         latest = max((line.timestamp for line in lines), default=None)
-        _write(workspace, stat, runs, states, warnings, end=end, next_line=_line_count(log, end) + 1, latest=latest)
+        stored = {phase_id: _dump_state(state) for phase_id, state in states.items()}
+        _write(workspace, stat, runs, stored, warnings, end=end, next_line=_line_count(log, end) + 1, latest=latest)
     return states, warnings
 
 
@@ -69,8 +77,9 @@ def folded_states(workspace: Workspace) -> tuple[dict[str, PhaseProgress], list[
 
 def _append(
     log: Path, stat: os.stat_result, index: dict[str, Any]
-) -> tuple[dict[str, PhaseProgress], list[str]] | None:
-    """The indexed states with the lines appended since, or None when the log changed otherwise."""
+) -> tuple[dict[str, PhaseProgress], list[str], int, datetime | None, set[str]] | None:
+    """The indexed states with the lines appended since, the warnings, the number of the next line,
+    the latest time folded and the phases the new lines name; or None when the log changed otherwise."""
     end, old = int(index["end"]), index["log"]
     if stat.st_ino != old["inode"] or stat.st_size <= old["size"] or end != old["size"]:
         return None
@@ -87,18 +96,22 @@ def _append(
     warnings = list(index["warnings"])
     number = int(index["next_line"])
     new: list[LogLine] = []
-    for raw in added.splitlines(keepends=True):
+    for raw in io.BytesIO(added):  # the lines as read_log reads them (a lone CR is no line break)
         if raw.strip():
             try:
-                new.append(parse_log_line(raw, number))
+                line = parse_log_line(raw, number)
             except (ValueError, TypeError, UnicodeDecodeError) as exc:
-                warnings.append(f"{Location(str(log), number)}: skipped timestamp-log line: {exc}")
+                warnings.append(skipped_line_warning(log, number, exc))
+            else:
+                new.append(line)
+                warnings.extend(line_warnings(log, line))  # what read_log says of the same line
         number += 1
     if latest is not None and any(line.timestamp < latest for line in new):
         return None  # folding is in time order: an earlier line means a full rebuild
     # all new lines sort after the folded ones: folding them onto the indexed states is the same
     # as folding the whole log
-    return phase_states(new, start=states), warnings
+    latest = max([line.timestamp for line in new] + ([latest] if latest is not None else []), default=None)
+    return phase_states(new, start=states), warnings, number, latest, {line.phase for line in new}
 
 
 # ------------------------------------------------------------------ the file
@@ -141,13 +154,15 @@ def _read_index(path: Path) -> dict[str, Any] | None:
 
 
 def _states(raw: dict[str, dict[str, Any]]) -> dict[str, PhaseProgress]:
+    """The stored states (as `_dump_state` wrote them; anything else raises TypeError/ValueError)."""
     states = {}
+    parse = datetime.fromisoformat
     for phase_id, stored in raw.items():
         values = dict(stored)
         for name in _TIMES:
-            if values.get(name):
-                values[name] = datetime.fromisoformat(values[name])
-        states[phase_id] = PhaseProgress(**{k: v for k, v in values.items() if k in _FIELDS})
+            if values[name]:
+                values[name] = parse(values[name])
+        states[phase_id] = PhaseProgress(**values)
     return states
 
 
@@ -164,20 +179,14 @@ def _write(
     workspace: Workspace,
     stat: os.stat_result,
     runs: list[list[Any]],
-    states: dict[str, PhaseProgress],
+    stored: dict[str, dict[str, Any]],
     warnings: list[str],
     *,
-    end: int | None = None,
-    next_line: int | None = None,
-    latest: datetime | None = None,
+    end: int,
+    next_line: int,
+    latest: datetime | None,
 ) -> None:
     log = workspace.timestamp_log
-    if end is None:  # an append-only update: the new end is the log's size now
-        end = stat.st_size
-        index = _read_index(index_path(workspace)) or {}
-        next_line = int(index.get("next_line", 1)) + _count_lines_between(log, int(index.get("end", 0)), end)
-        times = [s.finished_at or s.started_at for s in states.values()]
-        latest = max((t for t in times if t is not None), default=None)
     with log.open("rb") as handle:
         start = max(end - _TAIL, 0)
         handle.seek(start)
@@ -190,13 +199,7 @@ def _write(
         "tail": tail,
         "next_line": next_line,
         "latest": latest.isoformat() if latest else None,
-        "states": {phase_id: _dump_state(state) for phase_id, state in states.items()},
+        "states": stored,
         "warnings": warnings,
     }
     write_derived(workspace.reports_dir, INDEX_NAME, data)
-
-
-def _count_lines_between(log: Path, start: int, end: int) -> int:
-    with log.open("rb") as handle:
-        handle.seek(start)
-        return handle.read(end - start).count(b"\n")

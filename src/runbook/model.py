@@ -17,27 +17,13 @@ from .distributions import skip_pydantic_plugin_scan
 skip_pydantic_plugin_scan()  # before the first model (here or in .notebooks) is built
 
 from .notebooks.cells import CellRef  # noqa: E402
+from .phase_ids import PHASE_ID as PHASE_ID  # noqa: E402, PLC0414 (re-exported, like the two below)
+from .phase_ids import normalise_phase as normalise_phase  # noqa: E402, PLC0414
+from .phase_ids import phase_group as phase_group  # noqa: E402, PLC0414
 
 STAGES = ("discovery", "fix", "verify")
 StageName = Literal["discovery", "fix", "verify"]
-PHASE_ID = re.compile(r"^\d+(\.\d+)*$")
 STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-
-
-def normalise_phase(text: str) -> str:
-    """`phase-1.5`, `Phase 1.5` and `1.5` all name phase "1.5"."""
-    value = str(text).strip()
-    lowered = value.lower()
-    for prefix in ("phase-", "phase_", "phase "):
-        if lowered.startswith(prefix):
-            value = value[len(prefix) :]
-            break
-    return value.strip()
-
-
-def phase_group(phase: str) -> str:
-    """The group a phase belongs to: "1.5" -> "1"."""
-    return phase.split(".", 1)[0]
 
 
 class Strict(BaseModel):

@@ -18,11 +18,51 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .model import PHASE_ID
-from .record import LogLine, iso, read_log, read_record, record_paths
-from .workspace import Workspace
+from .phase_ids import PHASE_ID
+from .timestamp_log import LogLine, iso, read_log
+
+if TYPE_CHECKING:  # what progress reads of a workspace (typing only: Protocol classes cost import time)
+    from collections.abc import Sequence
+
+    class PlannedPhase(Protocol):
+        @property
+        def id(self) -> str: ...
+        @property
+        def title(self) -> str: ...
+        @property
+        def cells(self) -> Sequence[Any]: ...
+
+    class PlannedGroup(Protocol):
+        @property
+        def group(self) -> str: ...
+        @property
+        def title(self) -> str | None: ...
+        @property
+        def phases(self) -> Sequence[PlannedPhase]: ...
+
+    class PlanConfig(Protocol):
+        @property
+        def project(self) -> str: ...
+        @property
+        def plan(self) -> Sequence[PlannedGroup]: ...
+
+    class Workspace(Protocol):
+        """What progress reads of a workspace: `workspace.Workspace`, or the status overview's
+        `workspace_view.WorkspaceView` (the same values, remembered without pydantic)."""
+
+        @property
+        def root(self) -> Path: ...
+        @property
+        def config(self) -> PlanConfig: ...
+        @property
+        def reports_dir(self) -> Path: ...
+        @property
+        def timestamp_log(self) -> Path: ...
+        def runbook_files(self) -> dict[str, Path]: ...
+        def phase_title(self, phase: str) -> str: ...
+
 
 State = Literal["resolved", "in_progress", "failed", "unknown", "investigated", "not_started"]
 STATE_LABELS: dict[str, str] = {
@@ -209,12 +249,17 @@ def compute_progress(
     *,
     log: tuple[list[LogLine], list[str]] | None = None,
     states: dict[str, PhaseProgress] | None = None,
+    remember_records: bool = False,
 ) -> list[GroupProgress]:
     """Progress of every phase group of the plan (phases outside the plan form their own groups);
-    `states` is the log already folded (history_index.folded_states)."""
+    `states` is the log already folded (history_index.folded_states). With `remember_records`, what
+    the latest run record of a phase without log lines says (a discovery-only run or not) is kept
+    in reports/.index/investigated.json under the record's name and stamp (`runbook status`: the
+    record, and the run-record models, are read again only when another record is the latest)."""
     if states is None:
         lines, _warnings = log if log is not None else read_log(workspace.timestamp_log)
         states = phase_states(lines)
+    investigated = _Investigated(workspace, remember_records)
     runbooks = workspace.runbook_files()
     groups: list[GroupProgress] = []
     listed: set[str] = set()
@@ -222,7 +267,7 @@ def compute_progress(
         phases = []
         for plan_phase in group.phases:
             listed.add(plan_phase.id)
-            item = _merge(workspace, plan_phase.id, plan_phase.title, group.group, states, runbooks)
+            item = _merge(workspace, plan_phase.id, plan_phase.title, group.group, states, runbooks, investigated)
             item.planned_cells = list(plan_phase.cells)
             phases.append(item)
         groups.append(GroupProgress(group=group.group, title=group.title, phases=phases))
@@ -233,11 +278,12 @@ def compute_progress(
         group_id = phase_id.split(".")[0]
         existing = next((g for g in groups if g.group == group_id), None)
         title = workspace.phase_title(phase_id)
-        item = _merge(workspace, phase_id, title, group_id, states, runbooks)
+        item = _merge(workspace, phase_id, title, group_id, states, runbooks, investigated)
         if existing is None:
             existing = GroupProgress(group=group_id, title=None, phases=[])
             groups.append(existing)
         existing.phases.append(item)
+    investigated.save()
     return groups
 
 
@@ -248,12 +294,13 @@ def _merge(
     group: str,
     states: dict[str, PhaseProgress],
     runbooks: dict[str, Path],
+    investigated: _Investigated,
 ) -> PhaseProgress:
     state = states.get(phase_id) or PhaseProgress(id=phase_id, title=title, group=group)
     state.title = title
     state.group = group
     state.has_runbook = phase_id in runbooks
-    if state.state == "not_started" and _investigated(workspace, phase_id):
+    if state.state == "not_started" and investigated(phase_id):
         state.state = "investigated"
     report = workspace.reports_dir / f"phase-{phase_id}.md"
     if report.exists():
@@ -261,11 +308,54 @@ def _merge(
     return state
 
 
-def _investigated(workspace: Workspace, phase_id: str) -> bool:
-    paths = record_paths(workspace.reports_dir, phase_id)
-    if not paths:
-        return False
-    record = read_record(paths[-1])
+class _Investigated:
+    """Whether a phase's latest run record is a successful discovery-only run; remembered (when
+    asked to) by the record's name and stamp, so the record models load only for a new record."""
+
+    NAME = "investigated.json"
+
+    def __init__(self, workspace: Workspace, remember: bool) -> None:
+        self._reports = workspace.reports_dir
+        self._remember = remember
+        self._known: dict[str, Any] | None = None
+        self._changed = False
+
+    def __call__(self, phase_id: str) -> bool:
+        folder = self._reports / "runs" / phase_id  # record.RUNS_DIR
+        if not folder.is_dir():
+            return False  # no run record: the record models are not even imported
+        paths = sorted(folder.glob("*.jsonl"), key=lambda p: p.name)  # record.record_paths
+        if not paths:
+            return False
+        if not self._remember:
+            return _discovery_only(paths[-1])
+        from .derived import read_derived, source_listing, stamp
+
+        if self._known is None:
+            saved = read_derived(self._reports, self.NAME) or {}
+            # another runbook version may read records otherwise: its answers are not reused
+            fresh = saved.get("source") == source_listing() and isinstance(saved.get("phases"), dict)
+            self._known = saved["phases"] if fresh else {}
+        key = [paths[-1].name, stamp(paths[-1])]
+        entry = self._known.get(phase_id)
+        if isinstance(entry, list) and len(entry) == 2 and entry[0] == key and isinstance(entry[1], bool):
+            return entry[1]
+        answer = _discovery_only(paths[-1])
+        self._known[phase_id] = [key, answer]
+        self._changed = True
+        return answer
+
+    def save(self) -> None:
+        if self._changed and self._known is not None:
+            from .derived import source_listing, write_derived
+
+            write_derived(self._reports, self.NAME, {"source": source_listing(), "phases": self._known})
+
+
+def _discovery_only(path: Path) -> bool:
+    from .record import read_record
+
+    record = read_record(path)
     return record.options.only == "discovery" and record.status == "success"
 
 
@@ -275,4 +365,3 @@ def _phase_key(phase: str) -> list[int]:
 
 def group_of(groups: list[GroupProgress], phase: str) -> GroupProgress | None:
     return next((g for g in groups if any(p.id == phase for p in g.phases)), None)
-

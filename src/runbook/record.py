@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets as _random
 import time
 from collections.abc import Callable, KeysView
@@ -52,36 +51,28 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .atomic import crash_point
-from .errors import InputError, Location
+from .errors import InputError
+
+# The timestamp log is read by runbook.timestamp_log (no pydantic, for `runbook status`); re-exported.
+from .timestamp_log import FAILURE_WORDS as FAILURE_WORDS  # noqa: PLC0414
+from .timestamp_log import LOG_ACTIONS as LOG_ACTIONS  # noqa: PLC0414
+from .timestamp_log import SUCCESS_WORDS as SUCCESS_WORDS  # noqa: PLC0414
+from .timestamp_log import TERMINAL_ACTIONS as TERMINAL_ACTIONS  # noqa: PLC0414
+from .timestamp_log import TIMESTAMP_LOG as TIMESTAMP_LOG  # noqa: PLC0414
+from .timestamp_log import WRITTEN_KEYS as WRITTEN_KEYS  # noqa: PLC0414
+from .timestamp_log import LogLine as LogLine  # noqa: PLC0414
+from .timestamp_log import Outcome as Outcome  # noqa: PLC0414
+from .timestamp_log import iso as iso  # noqa: PLC0414
+from .timestamp_log import parse_time as parse_time  # noqa: PLC0414
+from .timestamp_log import read_log as read_log  # noqa: PLC0414
+from .timestamp_log import status_outcome as status_outcome  # noqa: PLC0414
+from .timestamp_log import status_word as status_word  # noqa: PLC0414
 
 RUNS_DIR = "runs"
-TIMESTAMP_LOG = Path("timestamps") / "execution-log.jsonl"
-TERMINAL_ACTIONS = ("complete", "fail")
-LOG_ACTIONS = ("start", *TERMINAL_ACTIONS)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """UTC, ISO-8601, millisecond precision, with Z: 2025-11-14T04:15:00.000Z."""
-    # isoformat truncates to the millisecond as `microsecond // 1000` would, ~5x faster than strftime
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
-def parse_time(text: str) -> datetime:
-    """Parse the ISO-8601 times we write and the ones people write by hand (Z or offset)."""
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError as exc:  # 0001-01-01T00:00:00+14:00: a bad time, like any other
-        raise ValueError(f"{text!r} is out of the range of times") from exc
 
 
 def new_run_id(moment: datetime | None = None) -> str:
@@ -557,62 +548,6 @@ def record_paths(reports_dir: Path, phase: str | None = None) -> list[Path]:
 # ---------------------------------------------------------------- timestamp log
 
 
-@dataclass(frozen=True)
-class LogLine:
-    """One line of the timestamp log; `extra` keeps keys we do not know, untouched."""
-
-    timestamp: datetime
-    phase: str
-    action: str
-    description: str
-    status: str | None
-    cells_fixed: tuple[Any, ...]
-    run_id: str | None
-    extra: dict[str, Any]
-    line: int
-
-    @property
-    def outcome(self) -> Outcome | None:
-        """How a terminal line ended (None for a `start`): see `status_outcome`."""
-        if self.action == "start":
-            return None
-        if self.action == "fail":
-            return "failure"
-        return status_outcome(self.status) if self.status is not None else "success"
-
-    @property
-    def succeeded(self) -> bool:
-        return self.outcome == "success"
-
-    @property
-    def notes(self) -> dict[str, Any]:
-        """The keys people add by hand (`servers_verified: 8`), without the ones runbook writes itself."""
-        return {k: v for k, v in self.extra.items() if k not in WRITTEN_KEYS}
-
-
-Outcome = Literal["success", "failure", "unknown"]
-SUCCESS_WORDS = frozenset({"SUCCESS", "SUCCEEDED", "RESOLVED", "COMPLETE", "COMPLETED", "DONE", "OK", "PASS", "PASSED"})
-FAILURE_WORDS = frozenset({"FAIL", "FAILED", "FAILURE", "ERROR"})
-# Keys of a log line that runbook writes itself; anything else a person added is shown on the phase page.
-WRITTEN_KEYS = frozenset({"source", "duration_s", "target", "stage", "started_at"})
-
-
-def status_word(status: str) -> str:
-    """`"RESOLVED ✅"`, `"complete!"`, `"**Done**"` -> `RESOLVED`, `COMPLETE`, `DONE`: letters only, upper case."""
-    words = re.findall(r"[^\W\d_]+", status)
-    return " ".join(words).upper()
-
-
-def status_outcome(status: str) -> Outcome:
-    """What a status word people write means: success, failure, or unknown (never silently failed)."""
-    word = status_word(status)
-    if word in SUCCESS_WORDS:
-        return "success"
-    if word in FAILURE_WORDS:
-        return "failure"
-    return "unknown"
-
-
 def log_entry(
     phase: str,
     action: str,
@@ -636,54 +571,3 @@ def append_log(path: Path, entry: dict[str, Any]) -> None:
     if entry.get("action") not in LOG_ACTIONS:
         raise InputError(f"timestamp-log action must be one of {', '.join(LOG_ACTIONS)}, not {entry.get('action')!r}")
     _append_line(path, entry)
-
-
-def read_log(path: Path) -> tuple[list[LogLine], list[str]]:
-    """All readable lines of the timestamp log, and a warning for each line skipped."""
-    if not path.exists():
-        return [], []
-    lines: list[LogLine] = []
-    warnings: list[str] = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                line = _parse_log_line(raw, number)
-            except (ValueError, TypeError, UnicodeDecodeError) as exc:
-                warnings.append(f"{Location(str(path), number)}: skipped timestamp-log line: {exc}")
-                continue
-            lines.append(line)
-            if line.outcome == "unknown":
-                warnings.append(
-                    f"{Location(str(path), number)}: status {line.status!r} of phase {line.phase} is not a word "
-                    f"runbook knows, counted as unknown (write one of {', '.join(sorted(SUCCESS_WORDS))} "
-                    f"or {', '.join(sorted(FAILURE_WORDS))})"
-                )
-    return lines, warnings
-
-
-def _parse_log_line(raw: bytes, number: int) -> LogLine:
-    obj = json.loads(raw)
-    if not isinstance(obj, dict):
-        raise ValueError("expected a JSON object")
-    missing = [k for k in ("timestamp", "phase", "action") if k not in obj]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    action = str(obj["action"]).lower()
-    if action not in LOG_ACTIONS:
-        raise ValueError(f"action {obj['action']!r} is not one of {', '.join(LOG_ACTIONS)}")
-    known = {"timestamp", "phase", "action", "description", "status", "cells_fixed", "run_id"}
-    cells = obj.get("cells_fixed") or ()
-    return LogLine(
-        timestamp=parse_time(str(obj["timestamp"])),
-        phase=str(obj["phase"]),
-        action=action,
-        description=str(obj.get("description", "")),
-        status=str(obj["status"]) if obj.get("status") is not None else None,
-        # No cells_fixed (or an empty one) is no cells, not a tuple holding an empty tuple.
-        cells_fixed=tuple(cells) if isinstance(cells, list) else (() if cells in (None, "", ()) else (cells,)),
-        run_id=str(obj["run_id"]) if obj.get("run_id") else None,
-        extra={k: v for k, v in obj.items() if k not in known},
-        line=number,
-    )

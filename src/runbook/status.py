@@ -11,15 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import UnknownPhase, did_you_mean
-from .model import normalise_phase
+from .phase_ids import normalise_phase
 from .progress import GroupProgress, PhaseProgress, compute_progress
-from .record import LogLine, RunRecord, iso, read_log, read_record, record_paths
 from .text import duration_text, utc_short
 from .text import paint as _paint
-from .workspace import Workspace
+from .timestamp_log import LogLine, iso, read_log
+
+if TYPE_CHECKING:
+    from .progress import Workspace as PlanWorkspace
+    from .record import RunRecord
+    from .workspace import Workspace
 
 BAR_MAX_WIDTH = 40
 STATE_COLOURS = {"resolved": "32", "in_progress": "33", "failed": "31", "unknown": "35", "investigated": "36", "not_started": "90"}
@@ -98,12 +101,12 @@ class PhaseStatus:
         }
 
 
-def workspace_status(workspace: Workspace) -> WorkspaceStatus:
+def workspace_status(workspace: PlanWorkspace) -> WorkspaceStatus:
     """Progress of every phase group, from the status index (history_index) and no run record."""
     from .history_index import folded_states
 
     states, warnings = folded_states(workspace)
-    groups = compute_progress(workspace, states=states)
+    groups = compute_progress(workspace, states=states, remember_records=True)
     return WorkspaceStatus(project=workspace.config.project, groups=groups, warnings=warnings)
 
 
@@ -125,6 +128,8 @@ def phase_status(workspace: Workspace, phase: str) -> PhaseStatus:
                     runbook=_relative(runbook, workspace.root) if runbook else None,
                     warnings=[*warnings, *run_warnings],
                 )
+    from .errors import UnknownPhase, did_you_mean
+
     known = [item.id for group in groups for item in group.phases]
     hint = did_you_mean(phase_id, known, quote=False)
     raise UnknownPhase(
@@ -135,6 +140,8 @@ def phase_status(workspace: Workspace, phase: str) -> PhaseStatus:
 
 def phase_runs(workspace: Workspace, phase: str) -> tuple[list[RunSummary], list[str]]:
     """Summaries of a phase's run records, oldest first, and the warnings reading them gave."""
+    from .record import read_record, record_paths
+
     runs: list[RunSummary] = []
     warnings: list[str] = []
     for path in record_paths(workspace.reports_dir, phase):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -105,9 +106,9 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
 
     if phase is None:
         # Nothing changed since the last `runbook status`: the overview as it was, with no model loaded.
-        from ..status_index import remembered_overview
+        from .. import status_index
 
-        remembered = remembered_overview(state.workspace_path)
+        remembered = status_index.remembered_overview(state.workspace_path)
         if remembered is not None:
             for warning in remembered.warnings:
                 click.echo(f"warning: {warning}", err=True)
@@ -116,21 +117,38 @@ def status(state: State, phase: str | None, as_json: bool) -> None:
             else:
                 click.echo(remembered.coloured if use_colour(sys.stdout) else remembered.text, nl=False)
             return
+        # runbook.yaml unchanged since it was last validated: the overview from its remembered
+        # part, still without pydantic, the YAML loader or the models; else the config is loaded.
+        from .. import status as screens
+        from .. import workspace_view
+
+        workspace = workspace_view.remembered_workspace(state.workspace_path)
+        if workspace is None:
+            before = workspace_view.config_stamp(state.workspace_path)
+            workspace = state.workspace()
+            workspace_view.remember_workspace(workspace, before)
+        inputs = status_index.overview_inputs(workspace)  # before the inputs are read
+        overview = screens.workspace_status(workspace)
+        data = overview.to_dict()
+        texts = {colour: screens.render_status(overview, colour=colour) for colour in (False, True)}
+        status_index.remember_overview(
+            workspace, overview, inputs=inputs, data=data, text=texts[False], coloured=texts[True]
+        )
+        _show(overview.warnings, data, as_json, texts.__getitem__)
+        return
     from .. import status as screens
 
-    workspace = state.workspace()
-    view = screens.phase_status(workspace, phase) if phase else screens.workspace_status(workspace)
-    if isinstance(view, screens.WorkspaceStatus):
-        from ..status_index import remember_overview
+    view = screens.phase_status(state.workspace(), phase)
+    _show(view.warnings, view.to_dict(), as_json, lambda colour: screens.render_phase(view, colour=colour))
 
-        remember_overview(workspace, view)
-    for warning in view.warnings:
+
+def _show(warnings: list[str], data: object, as_json: bool, render: Callable[[bool], str]) -> None:
+    """A status screen: its warnings on stderr, then the JSON or the text (coloured on a terminal)."""
+    from ..text import use_colour
+
+    for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
-        click.echo(json.dumps(view.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
-    colour = use_colour(sys.stdout)
-    if isinstance(view, screens.PhaseStatus):
-        click.echo(screens.render_phase(view, colour=colour), nl=False)
-    else:
-        click.echo(screens.render_status(view, colour=colour), nl=False)
+    click.echo(render(use_colour(sys.stdout)), nl=False)

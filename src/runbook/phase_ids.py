@@ -1,0 +1,27 @@
+"""Phase ids: what a phase id looks like, how people may write one, and the group it belongs to.
+
+`runbook.model` re-exports these; they live apart so that `runbook status` (status_index, progress)
+can name phases without importing pydantic and the runbook models.
+"""
+
+from __future__ import annotations
+
+import re
+
+PHASE_ID = re.compile(r"^\d+(\.\d+)*$")
+
+
+def normalise_phase(text: str) -> str:
+    """`phase-1.5`, `Phase 1.5` and `1.5` all name phase "1.5"."""
+    value = str(text).strip()
+    lowered = value.lower()
+    for prefix in ("phase-", "phase_", "phase "):
+        if lowered.startswith(prefix):
+            value = value[len(prefix) :]
+            break
+    return value.strip()
+
+
+def phase_group(phase: str) -> str:
+    """The group a phase belongs to: "1.5" -> "1"."""
+    return phase.split(".", 1)[0]
