@@ -586,3 +586,34 @@ def test_a_wide_fan_out_fails_as_httpx_does(start_emulator: Callable[..., Emulat
         assert alone == wide
         assert f"GET {base}/subscriptions/{SUB}/resourceGroups/rg?api-version=2025-06-01 failed after 2 attempts" in wide
         assert expected in wide
+
+
+
+# ------------------------------------------------------------------------- the estate's fast path
+
+BROKEN_ESTATES = [
+    "subscriptions: []\n",
+    "subscriptions:\n  - id: not-a-guid\n    name: x\n",
+    "- just\n- a list\n",
+    "subscriptions: [\n",
+    "subscriptions:\n  - id: 00000000-0000-0000-0000-0000000000aa\n    name: s\n    resource_groups:\n"
+    "      - name: rg\n        location: westeurope\n        accounts:\n"
+    "          - {name: a, kind: AIServices, location: westeurope}\n"
+    "          - {name: a, kind: AIServices, location: westeurope}\n",
+]
+
+
+def test_the_estate_reads_the_same_through_the_c_path() -> None:
+    """A good estate read by the C path is the estate the round-trip loader reads; a bad one fails
+    with the same located problems as before (it is read again by the round-trip loader)."""
+    from runbook.azure.estate import _parse_located, default_estate_path, parse_estate
+    from runbook.errors import RunbookError
+
+    default = default_estate_path().read_text(encoding="utf-8")
+    assert parse_estate(default).model_dump() == _parse_located(default, "<estate>").model_dump()
+    for text in BROKEN_ESTATES:
+        with pytest.raises(RunbookError) as fast:
+            parse_estate(text, source="e.yaml")
+        with pytest.raises(RunbookError) as located:
+            _parse_located(text, "e.yaml")
+        assert str(fast.value) == str(located.value) and "e.yaml:" in str(fast.value)
