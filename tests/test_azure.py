@@ -617,3 +617,39 @@ def test_the_estate_reads_the_same_through_the_c_path() -> None:
         with pytest.raises(RunbookError) as located:
             _parse_located(text, "e.yaml")
         assert str(fast.value) == str(located.value) and "e.yaml:" in str(fast.value)
+
+
+
+def test_the_client_imports_httpcore_without_trio() -> None:
+    """httpcore imports trio when installed (~170 ms); the client hides it for that import only."""
+    import subprocess
+    import sys
+
+    code = """
+import json, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from runbook.azure.client import run_sync
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args): pass
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"{}")
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+url = f"http://127.0.0.1:{server.server_address[1]}/"
+exchange = run_sync(lambda client: client.send("GET", url, plane="data"))
+hidden = "trio" not in sys.modules
+try:
+    import trio  # noqa: F401
+    later = "imported"
+except ImportError:
+    later = "not installed"
+print(json.dumps([exchange.response.status_code, hidden, later, "httpcore" in sys.modules]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    status, hidden, later, httpcore_loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (status, hidden, httpcore_loaded) == (200, True, True)
+    import importlib.util
+
+    assert later == ("imported" if importlib.util.find_spec("trio") else "not installed")

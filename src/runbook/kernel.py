@@ -41,7 +41,8 @@ __all__ = ["CellError", "CellRun", "CellStatus", "KernelPool", "StartedKernel", 
 CellStatus = Literal["ok", "failed", "timeout", "interrupted", "dead", "not_run", "skipped"]
 
 OUTPUT_LIMIT = 4000
-INTERRUPT_GRACE_S = 5.0  # how long an interrupted cell may take to stop before we give up on it
+INTERRUPT_GRACE_S = 5.0
+LAUNCH_WAIT_S = 5.0  # how long `KernelPool.prestart` waits for the kernel's process to be launched  # how long an interrupted cell may take to stop before we give up on it
 _TIMEOUT_ENAME = "runbook.CellTimeout"  # marks nbclient's stand-in reply for a timed-out cell
 
 
@@ -319,6 +320,7 @@ class StartedKernel:
         self.cwd = cwd
         self.loop = _KernelLoop.get()
         self._taken = False
+        self.launched = threading.Event()  # set once the kernel's process exists (or its start failed)
         self._future = asyncio.run_coroutine_threadsafe(self._start(startup_timeout), self.loop)
 
     async def _start(self, startup_timeout: float) -> tuple[NotebookClient, Any, IO[bytes]]:
@@ -326,11 +328,13 @@ class StartedKernel:
         client, manager = _new_client(placeholder, self.kernel_name, startup_timeout)
         log: IO[bytes] = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - the adopting run closes it
         try:
-            await _start(client, self.environment, self.cwd, log, self.kernel_name)
+            await _start(client, self.environment, self.cwd, log, self.kernel_name, self.launched)
         except BaseException:
             await _shutdown(client, manager)
             log.close()
             raise
+        finally:
+            self.launched.set()
         return client, manager, log
 
     def matches(self, kernel_name: str, env: Mapping[str, str] | None, cwd: Path | None) -> bool:
@@ -367,10 +371,23 @@ class KernelPool:
         self._kernels: list[StartedKernel] = []
 
     def prestart(
-        self, kernel_name: str, env: Mapping[str, str] | None, cwd: Path | None, startup_timeout: float = 60.0
+        self,
+        kernel_name: str,
+        env: Mapping[str, str] | None,
+        cwd: Path | None,
+        startup_timeout: float = 60.0,
+        launch_wait: float = LAUNCH_WAIT_S,
     ) -> None:
-        """Start a kernel now for a later `take` with the same name, environment and folder."""
-        self._kernels.append(StartedKernel(kernel_name, env, cwd, startup_timeout))
+        """Start a kernel now for a later `take` with the same name, environment and folder.
+
+        Returns once the kernel's process is launched (at most `launch_wait` seconds), not when it is
+        ready: the kernel boots (~1 s, in a process of its own) while the caller goes on, but the
+        launch itself (finding the kernel spec, the connection file, the exec) gets this process to
+        itself instead of sharing the GIL with the steps that come next (in phase 1.5 the gateway
+        probe's imports pushed the launch back by ~0.5 s)."""
+        kernel = StartedKernel(kernel_name, env, cwd, startup_timeout)
+        self._kernels.append(kernel)
+        kernel.launched.wait(launch_wait)
 
     def take(self, kernel_name: str, env: Mapping[str, str] | None, cwd: Path | None) -> StartedKernel | None:
         """A started kernel that matches, or None; kernels that do not match are shut down."""
@@ -393,12 +410,15 @@ async def _start(
     cwd: Path | None,
     log: IO[bytes],
     kernel_name: str,
+    launched: threading.Event | None = None,
 ) -> None:
     try:
         kwargs: dict[str, Any] = {"env": env, "stdout": log, "stderr": log}
         if cwd is not None:
             kwargs["cwd"] = str(cwd)
-        await client.async_start_new_kernel(**kwargs)
+        await client.async_start_new_kernel(**kwargs)  # the process is launched (not yet ready)
+        if launched is not None:
+            launched.set()
         await client.async_start_new_kernel_client()
     except NoSuchKernel:
         raise NotebookError(

@@ -18,6 +18,7 @@ import contextvars
 import email.utils
 import random
 import re
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -334,6 +335,7 @@ class AzureClient:
         return pool
 
     def _new_pool(self) -> httpx.AsyncClient:
+        _import_httpcore_without_trio()
         import httpx
 
         if self._tls is None:
@@ -542,6 +544,28 @@ def _tls_context() -> ssl.SSLContext:
 
             _TLS.append(httpx.create_ssl_context())
         return _TLS[0]
+
+
+_HTTPCORE_LOCK = threading.Lock()
+
+
+def _import_httpcore_without_trio() -> None:
+    """Import httpcore (httpx imports it with its first client) with `trio` hidden from it.
+
+    httpcore imports trio, when installed, to support running under trio; runbook runs httpx under
+    asyncio only, and trio's import costs ~170 ms of CPU (measured: most of the first HTTP step's
+    0.6 s in phase 1.5, where selenium's dependency put trio in the environment). Hidden only while
+    httpcore is imported: anything importing trio later gets it as usual (httpcore under trio would
+    then say "requires httpcore[trio]" instead of working)."""
+    with _HTTPCORE_LOCK:
+        if "httpcore" in sys.modules or "trio" in sys.modules:
+            return
+        sys.modules["trio"] = None  # type: ignore[assignment]  # `import trio` raises ImportError meanwhile
+        try:
+            import httpcore  # noqa: F401
+        finally:
+            if "trio" in sys.modules and sys.modules["trio"] is None:
+                del sys.modules["trio"]
 
 
 _SLOT: contextvars.ContextVar[int] = contextvars.ContextVar("runbook_fan_out_slot", default=0)
