@@ -61,6 +61,24 @@ def test_a_kernel_whose_launch_fails_releases_the_waiting_prestart(tmp_path: Pat
     pool.close()
 
 
+def test_a_kernel_started_ahead_is_launched_as_nbclient_launches_one(tmp_path: Path) -> None:
+    """Started ahead, the kernel is launched by jupyter_client before nbclient is imported: with the
+    command-line arguments nbclient's `async_start_new_kernel` adds (its IPython history file)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    import runbook.kernel as kernel
+
+    client = NotebookClient(_notebook(), km=AsyncKernelManager(kernel_name="python3"))
+    assert kernel.IPYTHON_HISTORY_ARGUMENTS == (f"--HistoryManager.hist_file={client.ipython_hist_file}",)
+    pool = KernelPool()
+    pool.prestart("python3", {}, tmp_path)
+    (started,) = pool._kernels
+    _client, manager, _log = started._future.result(60)
+    assert list(kernel.IPYTHON_HISTORY_ARGUMENTS) == manager._launch_args["extra_arguments"]
+    pool.close()
+
+
 def test_a_kernel_that_does_not_fit_is_shut_down_and_the_step_starts_its_own(tmp_path: Path) -> None:
     pool = KernelPool()
     pool.prestart("python3", {"RUNBOOK_AHEAD": "old"}, tmp_path)
