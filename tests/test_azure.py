@@ -532,6 +532,27 @@ def test_a_wide_fan_out_sends_what_httpx_sends_and_gets_the_same_answer(
     assert set(server.seen) == {f"{path}?api-version=1"}
 
 
+def test_a_wide_fan_out_goes_through_the_proxy_httpx_uses(
+    scripted: Callable[..., ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = f"http://arm.example.invalid/subscriptions/{SUB}/resourceGroups/rg"
+    proxy = scripted({target: (200, {"name": "rg"})})  # a proxy sees the absolute URL
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+
+    async def work(client: AzureClient) -> tuple[Any, list[Any]]:
+        def get(_item: int) -> Any:
+            return client.send("GET", target, plane="arm", params={"api-version": "1"})
+
+        return await get(0), await client.fan_out(list(range(WIDE)), get)
+
+    alone, fanned = run_sync(work)
+    assert alone.wire == "httpx" and {e.wire for e in fanned} == {"aiohttp"}
+    assert {e.response.json()["name"] for e in [alone, *fanned]} == {"rg"}
+    assert set(proxy.seen) == {f"{target}?api-version=1"}
+
+
 def test_a_wide_fan_out_survives_drops_and_honours_retry_after(start_emulator: Callable[..., Emulator]) -> None:
     plan = FaultPlan(rate=0.2, kinds=("drop", "429", "503"), retry_after=0.3, servers=("arm",))
     emulator = start_emulator(generate_estate(WIDE + 4, 5), page_size=2, faults=plan, seed=5)

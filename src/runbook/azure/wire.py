@@ -58,7 +58,9 @@ class Wire:
                 # is the caller's (`AzureClient.send`); only connecting has a bound of its own here
                 auto_decompress=False,
                 timeout=aiohttp.ClientTimeout(total=None, connect=self._connect_timeout),
-                trust_env=True,  # proxies from HTTP(S)_PROXY / NO_PROXY, as httpx does
+                # proxies from HTTP(S)_PROXY / NO_PROXY, as httpx does; with none set, aiohttp is not
+                # asked to look (it would, in a worker thread, twice for every request)
+                trust_env=_proxies_configured(),
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
             )
         return self._session
@@ -96,6 +98,13 @@ class Wire:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _proxies_configured() -> bool:
+    """Whether the environment names a proxy (`*_proxy` variables, as urllib and httpx read them)."""
+    import urllib.request
+
+    return bool(urllib.request.getproxies())
 
 
 @functools.cache
