@@ -70,7 +70,7 @@ def test_a_kernel_started_ahead_is_launched_as_nbclient_launches_one(tmp_path: P
     import runbook.kernel as kernel
 
     client = NotebookClient(_notebook(), km=AsyncKernelManager(kernel_name="python3"))
-    assert kernel.IPYTHON_HISTORY_ARGUMENTS == (f"--HistoryManager.hist_file={client.ipython_hist_file}",)
+    assert (f"--HistoryManager.hist_file={client.ipython_hist_file}",) == kernel.IPYTHON_HISTORY_ARGUMENTS
     pool = KernelPool()
     pool.prestart("python3", {}, tmp_path)
     (started,) = pool._kernels
