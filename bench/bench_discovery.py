@@ -11,7 +11,8 @@ floor of a naive client: plain `httpx.Client` GETs, one after another, following
 
 Lower bound: the longest chain of dependent requests x latency = (3 account pages + 3 deployment
 pages) x 100 ms = 600 ms. Target: within 1.5x of that bound. The sweep over the concurrency (8, 16,
-32, 64) runs interleaved with a reference client (plain httpx, one pool per account).
+32, 64) runs interleaved with two reference clients: plain httpx with one pool per account, and plain
+aiohttp with one session (what runbook's wire for wide fan-outs uses, without retries or checks).
 """
 
 from __future__ import annotations
@@ -223,11 +224,49 @@ def run_concurrent_reference(emulator: Any) -> float:
     return time.perf_counter() - started
 
 
+def run_aiohttp_reference(emulator: Any) -> tuple[float, float]:
+    """(wall, CPU seconds) of the same GETs over one plain aiohttp session: no retries, no checks."""
+    import asyncio
+
+    import aiohttp
+
+    from runbook.azure.credentials import EMULATOR_TOKEN
+
+    env = emulator.env()
+    base = emulator.arm_url
+    group = f"/subscriptions/{env['AZURE_SUBSCRIPTION_ID']}/resourceGroups/{env['RESOURCE_GROUP']}"
+    headers = {"Authorization": f"Bearer {EMULATOR_TOKEN}", "Accept": "application/json"}
+
+    async def listing(session: aiohttp.ClientSession, path: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        url: str | None = f"{base}{path}?api-version={API_VERSION}"
+        while url:
+            async with session.get(url, headers=headers) as response:
+                response.raise_for_status()
+                page = json.loads(await response.read())
+            items.extend(page.get("value") or [])
+            url = page.get("nextLink") or None
+        return items
+
+    async def main() -> int:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            accounts = await listing(session, f"{group}/providers/Microsoft.CognitiveServices/accounts")
+            found = await asyncio.gather(*(listing(session, f"{a['id']}/deployments") for a in accounts))
+        return sum(map(len, found))
+
+    cpu = time.process_time()
+    started = time.perf_counter()
+    found = asyncio.run(main())
+    if found != ACCOUNTS * DEPLOYMENTS:
+        raise RuntimeError(f"the aiohttp reference client found {found} deployments")
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
 SWEEP = (8, 16, 32, 64)
 
 
 def run(quick: bool) -> Section:
-    from runbook.azure.client import DEFAULT_CONCURRENCY, POOL_CONNECTIONS
+    from runbook.azure.client import DEFAULT_CONCURRENCY, WIRE_FAN_OUT_MIN
 
     section = Section(NAME, TITLE)
     repeat = 3 if quick else 7
@@ -242,11 +281,13 @@ def run(quick: bool) -> Section:
         for width in SWEEP:
             sides[f"c{width}"] = lambda width=width: run_action(emulator, workdir, width)
         sides["reference"] = lambda: (run_concurrent_reference(emulator), expected, 0.0)
+        sides["aiohttp"] = lambda: (*run_aiohttp_reference(emulator), expected)
         emulator_cpu = emulator.cpu()
         results = interleaved(sides, repeat=repeat)
         emulator_after = emulator.cpu()
         sequential_runs = [run_sequential(emulator) for _ in range(1)]
 
+    aiohttp_runs = results.pop("aiohttp")
     for label, runs in results.items():
         if any(found != expected for _, found, _ in runs):
             raise RuntimeError(f"{label} run found {[f for _, f, _ in runs]} deployments, expected {expected}")
@@ -261,7 +302,7 @@ def run(quick: bool) -> Section:
     default_s = median(default)
     section.add(
         Row(
-            f"azure.deployments, default concurrency ({DEFAULT_CONCURRENCY}; pools of {POOL_CONNECTIONS} connections)",
+            f"azure.deployments, default concurrency ({DEFAULT_CONCURRENCY}; fan-outs of {WIRE_FAN_OUT_MIN}+ over aiohttp)",
             default_s,
             unit="s",
             cpu=median([c for _, _, c in results["default"]]),
@@ -287,6 +328,17 @@ def run(quick: bool) -> Section:
         )
     section.add(
         Row(
+            "plain aiohttp, one session, no retries or checks (interleaved)",
+            median([t for t, _, _ in aiohttp_runs]),
+            unit="s",
+            cpu=median([c for _, c, _ in aiohttp_runs]),
+            peer="azure.deployments default / this",
+            peer_value=default_s,
+            pair=pair_ratio(default, [t for t, _, _ in aiohttp_runs]),
+        )
+    )
+    section.add(
+        Row(
             "sequential httpx, one GET after another",
             sequential_s,
             unit="s",
@@ -308,7 +360,8 @@ def run(quick: bool) -> Section:
         "pages, e.g. (3 + 4 x 3) x 100 ms = 1.5 s at 16."
     )
     if emulator_cpu is not None and emulator_after is not None:
-        answered = sum(len(runs) for runs in results.values()) * (_pages(ACCOUNTS) + ACCOUNTS * _pages(DEPLOYMENTS))
+        rounds = sum(len(runs) for runs in results.values()) + len(aiohttp_runs)
+        answered = rounds * (_pages(ACCOUNTS) + ACCOUNTS * _pages(DEPLOYMENTS))
         section.notes.append(
             f"The emulator's process spent {(emulator_after - emulator_cpu) / answered * 1000:.2f} ms of CPU per "
             f"request over the rounds ({answered} requests, after the warm-up): the server side's share of the "

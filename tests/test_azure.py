@@ -22,7 +22,8 @@ from conftest import copy_sample
 from runbook import actions
 from runbook.actions import ActionContext, Result
 from runbook.api import RunOptions, run_phase
-from runbook.azure.client import RetryPolicy, display_url, retry_after
+from runbook.azure import client as client_module
+from runbook.azure.client import ArmClient, AzureClient, RetryPolicy, display_url, retry_after, run_sync
 from runbook.azure.credentials import ARM_SCOPE, TokenProvider
 from runbook.azure.emulator import Emulator, FaultPlan
 from runbook.azure.estate import load_estate
@@ -97,6 +98,7 @@ class ScriptedServer:
     def __init__(self, routes: dict[str, tuple[int, Any]]) -> None:
         self.routes = routes
         self.seen: list[str] = []
+        self.headers: list[dict[str, str]] = []  # the headers of each request, names lower-cased
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -105,6 +107,7 @@ class ScriptedServer:
 
             def do_GET(self) -> None:
                 server.seen.append(self.path)
+                server.headers.append({name.lower(): value for name, value in self.headers.items()})
                 path = self.path.split("?", 1)[0]
                 status, body = server.routes.get(path, (404, {"error": {"code": "NotScripted", "message": path}}))
                 data = json.dumps(body).replace("{base}", server.url).encode()
@@ -494,3 +497,180 @@ def test_target_azure_fails_before_any_step_listing_missing_variables(tmp_path: 
         assert variable in message
     runs = workspace / "reports" / "runs"
     assert not runs.exists() or not any(runs.rglob("*.jsonl"))  # no step ran, no record
+
+
+# ------------------------------------------------------------------- the aiohttp wire of wide fan-outs
+
+WIDE = client_module.WIRE_FAN_OUT_MIN
+
+
+def test_a_wide_fan_out_sends_what_httpx_sends_and_gets_the_same_answer(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    path = f"/subscriptions/{SUB}/resourceGroups/rg"
+    server = scripted({path: (200, {"name": "rg", "tags": {"ünï": "cødé"}, "n": [1, 2.5, None, True]})})
+    headers = {"Authorization": "Bearer token", "Accept": "application/json"}
+
+    async def work(client: AzureClient) -> tuple[Any, list[Any]]:
+        def get(_item: int) -> Any:
+            return client.send("GET", server.url + path, plane="arm", headers=headers, params={"api-version": "1"})
+
+        alone = await get(0)
+        return alone, await client.fan_out(list(range(WIDE)), get)
+
+    alone, fanned = run_sync(work)
+    assert alone.wire == "httpx" and {e.wire for e in fanned} == {"aiohttp"}
+    for exchange in fanned:
+        assert exchange.url == alone.url == f"{server.url}{path}?api-version=1"
+        assert exchange.response.status_code == 200
+        assert exchange.response.json() == alone.response.json()
+        assert exchange.response.headers["content-type"] == "application/json"
+        assert str(exchange.response.request.url) == str(alone.response.request.url)
+    first, *others = server.headers
+    assert all(seen == first for seen in others)  # the same headers on the wire, by name and value
+    assert first["user-agent"] == client_module.USER_AGENT and first["authorization"] == "Bearer token"
+    assert set(server.seen) == {f"{path}?api-version=1"}
+
+
+def test_a_wide_fan_out_goes_through_the_proxy_httpx_uses(
+    scripted: Callable[..., ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = f"http://arm.example.invalid/subscriptions/{SUB}/resourceGroups/rg"
+    proxy = scripted({target: (200, {"name": "rg"})})  # a proxy sees the absolute URL
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+
+    async def work(client: AzureClient) -> tuple[Any, list[Any]]:
+        def get(_item: int) -> Any:
+            return client.send("GET", target, plane="arm", params={"api-version": "1"})
+
+        return await get(0), await client.fan_out(list(range(WIDE)), get)
+
+    alone, fanned = run_sync(work)
+    assert alone.wire == "httpx" and {e.wire for e in fanned} == {"aiohttp"}
+    assert {e.response.json()["name"] for e in [alone, *fanned]} == {"rg"}
+    assert set(proxy.seen) == {f"{target}?api-version=1"}
+
+
+def test_a_wide_fan_out_survives_drops_and_honours_retry_after(start_emulator: Callable[..., Emulator]) -> None:
+    plan = FaultPlan(rate=0.2, kinds=("drop", "429", "503"), retry_after=0.3, servers=("arm",))
+    emulator = start_emulator(generate_estate(WIDE + 4, 5), page_size=2, faults=plan, seed=5)
+    warnings: list[str] = []
+    ctx = context(emulator_settings(emulator, http_attempts=10, **FAST))
+    ctx.warn = warnings.append
+    output = run_action("azure.deployments", ctx).output
+    assert output["total"] == (WIDE + 4) * 5
+    log = [r for r in emulator.requests if r.path.endswith("/deployments")]
+    assert {"drop", "429"} <= {r.fault for r in log}
+    for index, entry in enumerate(log):
+        if entry.status == 429:  # the next try of the same page came after the Retry-After it was told
+            retry = next(r for r in log[index + 1 :] if (r.path, r.query) == (entry.path, entry.query))
+            assert retry.time - entry.time >= 0.3
+    assert any(": 429; retrying in 0.30s" in w and "/deployments?api-version=" in w for w in warnings)
+    assert any("no answer" not in w and "RemoteProtocolError" in w for w in warnings)
+
+
+def test_a_wide_fan_out_fails_as_httpx_does(start_emulator: Callable[..., Emulator]) -> None:
+    """Persistent failures over the aiohttp wire: the same messages (endpoint, attempts, last status,
+    httpx's exception names) as the same GET over httpx."""
+    dropping = start_emulator(faults=FaultPlan(rate=1.0, kinds=("drop",), servers=("arm",)))
+    failing = start_emulator(faults=FaultPlan(rate=1.0, kinds=("503",), retry_after=0.01, servers=("arm",)))
+    closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    refused = f"http://127.0.0.1:{closed.server_address[1]}"
+    closed.server_close()  # nothing listens there now
+
+    def messages(base: str) -> tuple[str, str]:
+        policy = RetryPolicy(attempts=2, backoff=0.01)
+        url = f"{base}/subscriptions/{SUB}/resourceGroups/rg"
+
+        async def once(client: AzureClient, wide: bool) -> None:
+            arm = ArmClient(client, base, "token")
+            if wide:
+                await client.fan_out(list(range(WIDE)), lambda _i: arm.get(url, "2025-06-01"))
+            else:
+                await arm.get(url, "2025-06-01")
+
+        found = []
+        for wide in (False, True):
+            with pytest.raises(AzureError) as caught:
+                run_sync(lambda client, wide=wide: once(client, wide), policy=policy)
+            found.append(str(caught.value))
+        return found[0], found[1]
+
+    for base, expected in (
+        (dropping.arm_url, "no answer (RemoteProtocolError: Server disconnected without sending a response.)"),
+        (failing.arm_url, "last status 503 ServiceUnavailable"),
+        (refused, "no answer (ConnectError: All connection attempts failed)"),
+    ):
+        alone, wide = messages(base)
+        assert alone == wide
+        assert f"GET {base}/subscriptions/{SUB}/resourceGroups/rg?api-version=2025-06-01 failed after 2 attempts" in wide
+        assert expected in wide
+
+
+
+# ------------------------------------------------------------------------- the estate's fast path
+
+BROKEN_ESTATES = [
+    "subscriptions: []\n",
+    "subscriptions:\n  - id: not-a-guid\n    name: x\n",
+    "- just\n- a list\n",
+    "subscriptions: [\n",
+    "subscriptions:\n  - id: 00000000-0000-0000-0000-0000000000aa\n    name: s\n    resource_groups:\n"
+    "      - name: rg\n        location: westeurope\n        accounts:\n"
+    "          - {name: a, kind: AIServices, location: westeurope}\n"
+    "          - {name: a, kind: AIServices, location: westeurope}\n",
+]
+
+
+def test_the_estate_reads_the_same_through_the_c_path() -> None:
+    """A good estate read by the C path is the estate the round-trip loader reads; a bad one fails
+    with the same located problems as before (it is read again by the round-trip loader)."""
+    from runbook.azure.estate import _parse_located, default_estate_path, parse_estate
+    from runbook.errors import RunbookError
+
+    default = default_estate_path().read_text(encoding="utf-8")
+    assert parse_estate(default).model_dump() == _parse_located(default, "<estate>").model_dump()
+    for text in BROKEN_ESTATES:
+        with pytest.raises(RunbookError) as fast:
+            parse_estate(text, source="e.yaml")
+        with pytest.raises(RunbookError) as located:
+            _parse_located(text, "e.yaml")
+        assert str(fast.value) == str(located.value) and "e.yaml:" in str(fast.value)
+
+
+
+def test_the_client_imports_httpcore_without_trio() -> None:
+    """httpcore imports trio when installed (~170 ms); the client hides it for that import only."""
+    import subprocess
+    import sys
+
+    code = """
+import json, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from runbook.azure.client import run_sync
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args): pass
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"{}")
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+url = f"http://127.0.0.1:{server.server_address[1]}/"
+exchange = run_sync(lambda client: client.send("GET", url, plane="data"))
+hidden = "trio" not in sys.modules
+try:
+    import trio  # noqa: F401
+    later = "imported"
+except ImportError:
+    later = "not installed"
+print(json.dumps([exchange.response.status_code, hidden, later, "httpcore" in sys.modules]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    status, hidden, later, httpcore_loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (status, hidden, httpcore_loaded) == (200, True, True)
+    import importlib.util
+
+    assert later == ("imported" if importlib.util.find_spec("trio") else "not installed")

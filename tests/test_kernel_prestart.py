@@ -42,6 +42,43 @@ def test_a_started_kernel_is_adopted_when_it_fits_and_runs_the_cells_read_now(tm
     pool.close()
 
 
+def test_prestart_returns_once_the_kernel_process_is_launched_not_when_it_is_ready(tmp_path: Path) -> None:
+    """The launch gets the process to itself (the steps after it wait for it); the boot does not."""
+    pool = KernelPool()
+    pool.prestart("python3", {}, tmp_path)
+    (kernel,) = pool._kernels
+    assert kernel.launched.is_set()
+    assert _alive(kernel)
+    pool.close()
+
+
+def test_a_kernel_whose_launch_fails_releases_the_waiting_prestart(tmp_path: Path) -> None:
+    pool = KernelPool()
+    pool.prestart("no-such-kernel-here", {}, tmp_path, launch_wait=30)  # returns: the failure sets it
+    (kernel,) = pool._kernels
+    assert kernel.launched.is_set() and kernel._future.exception(30) is not None
+    assert pool.take("no-such-kernel-here", {}, tmp_path) is kernel  # the step adopts nothing: starts its own
+    pool.close()
+
+
+def test_a_kernel_started_ahead_is_launched_as_nbclient_launches_one(tmp_path: Path) -> None:
+    """Started ahead, the kernel is launched by jupyter_client before nbclient is imported: with the
+    command-line arguments nbclient's `async_start_new_kernel` adds (its IPython history file)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    import runbook.kernel as kernel
+
+    client = NotebookClient(_notebook(), km=AsyncKernelManager(kernel_name="python3"))
+    assert (f"--HistoryManager.hist_file={client.ipython_hist_file}",) == kernel.IPYTHON_HISTORY_ARGUMENTS
+    pool = KernelPool()
+    pool.prestart("python3", {}, tmp_path)
+    (started,) = pool._kernels
+    _client, manager, _log = started._future.result(60)
+    assert list(kernel.IPYTHON_HISTORY_ARGUMENTS) == manager._launch_args["extra_arguments"]
+    pool.close()
+
+
 def test_a_kernel_that_does_not_fit_is_shut_down_and_the_step_starts_its_own(tmp_path: Path) -> None:
     pool = KernelPool()
     pool.prestart("python3", {"RUNBOOK_AHEAD": "old"}, tmp_path)

@@ -19,19 +19,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
-import nbformat
 from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpec, KernelSpecManager, NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
-from nbclient.exceptions import DeadKernelError
-from nbformat import NotebookNode
+
+if TYPE_CHECKING:  # imported where used: a kernel started ahead is launched before they are (~0.1-0.2 s)
+    from nbclient import NotebookClient
+    from nbformat import NotebookNode
 
 from runbook.errors import NotebookError
 from runbook.text import ANSI as _ANSI  # one ANSI pattern for kernels, reports and the site
@@ -41,7 +41,8 @@ __all__ = ["CellError", "CellRun", "CellStatus", "KernelPool", "StartedKernel", 
 CellStatus = Literal["ok", "failed", "timeout", "interrupted", "dead", "not_run", "skipped"]
 
 OUTPUT_LIMIT = 4000
-INTERRUPT_GRACE_S = 5.0  # how long an interrupted cell may take to stop before we give up on it
+INTERRUPT_GRACE_S = 5.0
+LAUNCH_WAIT_S = 5.0  # how long `KernelPool.prestart` waits for the kernel's process to be launched  # how long an interrupted cell may take to stop before we give up on it
 _TIMEOUT_ENAME = "runbook.CellTimeout"  # marks nbclient's stand-in reply for a timed-out cell
 
 
@@ -176,6 +177,8 @@ class _KernelSpecs(KernelSpecManager):
 
 def _execution_copy(nb: NotebookNode, plan: list[_Plan]) -> NotebookNode:
     """A notebook holding copies of the planned cells, in run order, without old outputs."""
+    import nbformat
+
     cells = []
     for step in plan:
         if step.code is not None:
@@ -267,8 +270,16 @@ def _kernel_environment(env: Mapping[str, str] | None) -> dict[str, str]:
     return {"PYDEVD_DISABLE_FILE_VALIDATION": "1", **os.environ, **(env or {})}
 
 
-def _new_client(node: NotebookNode, kernel_name: str, startup_timeout: float) -> tuple[NotebookClient, Any]:
-    manager = AsyncKernelManager(kernel_name=kernel_name, kernel_spec_manager=_KernelSpecs())
+def _new_manager(kernel_name: str) -> AsyncKernelManager:
+    return AsyncKernelManager(kernel_name=kernel_name, kernel_spec_manager=_KernelSpecs())
+
+
+def _new_client(
+    node: NotebookNode, kernel_name: str, startup_timeout: float, manager: AsyncKernelManager | None = None
+) -> tuple[NotebookClient, Any]:
+    from nbclient import NotebookClient
+
+    manager = manager or _new_manager(kernel_name)
     client = NotebookClient(
         node,
         km=manager,
@@ -319,18 +330,29 @@ class StartedKernel:
         self.cwd = cwd
         self.loop = _KernelLoop.get()
         self._taken = False
+        self.launched = threading.Event()  # set once the kernel's process exists (or its start failed)
         self._future = asyncio.run_coroutine_threadsafe(self._start(startup_timeout), self.loop)
 
     async def _start(self, startup_timeout: float) -> tuple[NotebookClient, Any, IO[bytes]]:
-        placeholder = nbformat.from_dict({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})  # type: ignore[no-untyped-call]
-        client, manager = _new_client(placeholder, self.kernel_name, startup_timeout)
+        # Launched by jupyter_client alone, as nbclient launches it (`async_start_new_kernel`), so
+        # the process boots while nbformat and nbclient are imported and the client is made.
+        manager = _new_manager(self.kernel_name)
+        client: NotebookClient | None = None
         log: IO[bytes] = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - the adopting run closes it
         try:
-            await _start(client, self.environment, self.cwd, log, self.kernel_name)
+            await _launch(manager, self.environment, self.cwd, log, self.kernel_name)
+            self.launched.set()
+            import nbformat
+
+            placeholder = nbformat.from_dict({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})  # type: ignore[no-untyped-call]
+            client, _manager = _new_client(placeholder, self.kernel_name, startup_timeout, manager)
+            await _connect(client, log, self.kernel_name)
         except BaseException:
             await _shutdown(client, manager)
             log.close()
             raise
+        finally:
+            self.launched.set()
         return client, manager, log
 
     def matches(self, kernel_name: str, env: Mapping[str, str] | None, cwd: Path | None) -> bool:
@@ -367,10 +389,23 @@ class KernelPool:
         self._kernels: list[StartedKernel] = []
 
     def prestart(
-        self, kernel_name: str, env: Mapping[str, str] | None, cwd: Path | None, startup_timeout: float = 60.0
+        self,
+        kernel_name: str,
+        env: Mapping[str, str] | None,
+        cwd: Path | None,
+        startup_timeout: float = 60.0,
+        launch_wait: float = LAUNCH_WAIT_S,
     ) -> None:
-        """Start a kernel now for a later `take` with the same name, environment and folder."""
-        self._kernels.append(StartedKernel(kernel_name, env, cwd, startup_timeout))
+        """Start a kernel now for a later `take` with the same name, environment and folder.
+
+        Returns once the kernel's process is launched (at most `launch_wait` seconds), not when it is
+        ready: the kernel boots (~1 s, in a process of its own) while the caller goes on, but the
+        launch itself (finding the kernel spec, the connection file, the exec) gets this process to
+        itself instead of sharing the GIL with the steps that come next (in phase 1.5 the gateway
+        probe's imports pushed the launch back by ~0.5 s)."""
+        kernel = StartedKernel(kernel_name, env, cwd, startup_timeout)
+        self._kernels.append(kernel)
+        kernel.launched.wait(launch_wait)
 
     def take(self, kernel_name: str, env: Mapping[str, str] | None, cwd: Path | None) -> StartedKernel | None:
         """A started kernel that matches, or None; kernels that do not match are shut down."""
@@ -387,19 +422,41 @@ class KernelPool:
         self._kernels = []
 
 
-async def _start(
-    client: NotebookClient,
-    env: dict[str, str],
-    cwd: Path | None,
-    log: IO[bytes],
-    kernel_name: str,
+# What nbclient's `async_start_new_kernel` adds to an IPython kernel's command line (its
+# `ipython_hist_file` default; tests/test_kernel_prestart.py checks it is still nbclient's).
+IPYTHON_HISTORY_ARGUMENTS = ("--HistoryManager.hist_file=:memory:",)
+
+
+async def _launch(
+    manager: AsyncKernelManager, env: dict[str, str], cwd: Path | None, log: IO[bytes], kernel_name: str
 ) -> None:
+    """Launch the kernel's process as `NotebookClient.async_start_new_kernel` does (not yet ready)."""
+    kwargs: dict[str, Any] = {"env": env, "stdout": log, "stderr": log}
+    if cwd is not None:
+        kwargs["cwd"] = str(cwd)
+    extra = list(IPYTHON_HISTORY_ARGUMENTS) if getattr(manager, "ipykernel", False) else []
+    await _starting(manager.start_kernel(extra_arguments=extra, **kwargs), log, kernel_name)
+
+
+async def _connect(client: NotebookClient, log: IO[bytes], kernel_name: str) -> None:
+    """Connect the client's channels to a launched kernel and wait until it answers."""
+    await _starting(client.async_start_new_kernel_client(), log, kernel_name)
+
+
+async def _start(
+    client: NotebookClient, env: dict[str, str], cwd: Path | None, log: IO[bytes], kernel_name: str
+) -> None:
+    kwargs: dict[str, Any] = {"env": env, "stdout": log, "stderr": log}
+    if cwd is not None:
+        kwargs["cwd"] = str(cwd)
+    await _starting(client.async_start_new_kernel(**kwargs), log, kernel_name)
+    await _connect(client, log, kernel_name)
+
+
+async def _starting(work: Awaitable[Any], log: IO[bytes], kernel_name: str) -> None:
+    """Await one part of a kernel's start; its failures as the NotebookErrors users see."""
     try:
-        kwargs: dict[str, Any] = {"env": env, "stdout": log, "stderr": log}
-        if cwd is not None:
-            kwargs["cwd"] = str(cwd)
-        await client.async_start_new_kernel(**kwargs)
-        await client.async_start_new_kernel_client()
+        await work
     except NoSuchKernel:
         raise NotebookError(
             f"no Jupyter kernel named {kernel_name!r}",
@@ -484,7 +541,7 @@ async def _run_step(
     dead = False
     try:
         await task
-    except DeadKernelError:  # also what nbclient raises for a cell we gave up on after a stop
+    except _dead_kernel_error():  # also what nbclient raises for a cell we gave up on after a stop
         dead = True
     run.finished_at = utc_now()
     run.duration_s = round(time.monotonic() - began, 3)
@@ -525,6 +582,12 @@ async def _run_step(
     return True
 
 
+def _dead_kernel_error() -> type[Exception]:
+    from nbclient.exceptions import DeadKernelError
+
+    return DeadKernelError
+
+
 async def _watch(task: asyncio.Future[Any], manager: AsyncKernelManager, stop: threading.Event | None) -> bool:
     """Wait for `task`; when `stop` is set, interrupt the kernel (and give up on the cell if it
     does not stop within the grace period). True if the cell was stopped this way."""
@@ -555,10 +618,10 @@ async def _exit_code(manager: AsyncKernelManager) -> int | None:
     return code if isinstance(code, int) else None
 
 
-async def _shutdown(client: NotebookClient, manager: AsyncKernelManager) -> None:
+async def _shutdown(client: NotebookClient | None, manager: AsyncKernelManager) -> None:
     """Stop the channels and the kernel process, whatever state they are in."""
-    kc = client.kc
-    if kc is not None:
+    kc = client.kc if client is not None else None
+    if client is not None and kc is not None:
         kc.stop_channels()
         client.kc = None
     # Kill the kernel's process group and wait for the exit itself: jupyter_client would poll a

@@ -12,6 +12,7 @@ parameters may override.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
@@ -268,7 +269,13 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 
 def is_image_model(model: str | None, capabilities: list[str]) -> bool:
     """Image generation: the imageGenerations capability, or a known image model name."""
-    return IMAGE_CAPABILITY in capabilities or bool(model and IMAGE_MODEL.search(model))
+    return IMAGE_CAPABILITY in capabilities or bool(model and _image_name(model))
+
+
+@functools.lru_cache(maxsize=1024)
+def _image_name(model: str) -> bool:
+    # an estate has a few model names over thousands of deployments: one regex search per name
+    return IMAGE_MODEL.search(model) is not None
 
 
 def _deployment_row(account: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
@@ -276,7 +283,8 @@ def _deployment_row(account: dict[str, Any], item: dict[str, Any]) -> dict[str, 
     model = _mapping(props.get("model"))
     sku = _mapping(item.get("sku"))
     raw_caps = _mapping(props.get("capabilities"))
-    capabilities = sorted(k for k, v in raw_caps.items() if str(v).lower() == "true")
+    # true, or a string that reads true (what `str(v).lower() == "true"` accepts, without a str per value)
+    capabilities = sorted(k for k, v in raw_caps.items() if v is True or (isinstance(v, str) and v.lower() == "true"))
     model_name = model.get("name")
     return {
         "account": account["name"],

@@ -3,7 +3,7 @@
 Responsible for: timeouts; bounded retries with exponential backoff and jitter on 429/5xx and on
 dropped or refused connections, honouring `Retry-After`; ARM paging (`nextLink`); concurrent fan-out
 over many resources (asyncio, a fixed set of worker slots, one small connection pool per eight
-slots); turning failures into `AzureError`s whose message names
+slots; the GETs of a wide fan-out go over aiohttp, `wire.py`); turning failures into `AzureError`s whose message names
 the endpoint and the status and whose hint names the missing role or key. Actions use it through
 `run_sync`, which runs the async work on its own event loop in the step's worker thread and
 cancels it promptly when the step is stopped (timeout or Ctrl-C).
@@ -18,6 +18,7 @@ import contextvars
 import email.utils
 import random
 import re
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -28,6 +29,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from ..errors import ActionError, AzureError, SecurityViolation
 from ..secrets import MASK, is_secret_name
+from .wire import Wire
+from .wire import available as wire_available
 
 if TYPE_CHECKING:
     import ssl
@@ -49,6 +52,10 @@ MAX_CONCURRENCY = 256
 # Connections per httpx pool. httpcore's pool scans all its connections for every queued request
 # (CPU that grows with the square of its size); fan-out slots share pools of this size instead.
 POOL_CONNECTIONS = 8
+# A fan-out over at least this many items sends its ARM GETs over aiohttp (wire.py): ~1 ms of CPU a
+# request instead of httpx's ~3 ms, which on two cores decides how close 50 accounts get to the
+# latency floor; below it, aiohttp's import (~60-100 ms) would cost more than it saves.
+WIRE_FAN_OUT_MIN = 16
 # Statuses worth another try: throttling, timeouts and server-side failures.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # A nextLink chain longer than this is a loop or a broken server, not a real listing.
@@ -271,6 +278,7 @@ class Exchange:
     elapsed_ms: float  # the final attempt only
     total_ms: float  # all attempts and waits
     dropped_bytes: int = 0  # body bytes past the caller's bound: counted, not held
+    wire: Literal["httpx", "aiohttp"] = "httpx"  # what carried the final attempt
 
 
 RetryListener = Callable[[str], None]
@@ -295,6 +303,8 @@ class AzureClient:
         self.on_retry = on_retry
         self._pools: list[httpx.AsyncClient | None] = []
         self._tls: ssl.SSLContext | None = None
+        self._wire: Wire | None = None
+        self._base_headers: dict[str, tuple[str, str]] | None = None
         self._open = False
 
     async def __aenter__(self) -> AzureClient:
@@ -304,22 +314,28 @@ class AzureClient:
 
     async def __aexit__(self, *_exc: object) -> None:
         pools, self._pools, self._open = self._pools, [], False
+        wire, self._wire = self._wire, None
         for pool in pools:
             if pool is not None:
                 await pool.aclose()
+        if wire is not None:
+            await wire.aclose()
 
     @property
     def http(self) -> httpx.AsyncClient:
         """The connection pool of the calling fan-out slot (slot 0 outside a fan-out), opened on first use."""
         if not self._open:
             raise RuntimeError("AzureClient is not open: use `async with AzureClient(...)`")
-        index = (_SLOT.get() // POOL_CONNECTIONS) % len(self._pools)
+        return self._pool((_SLOT.get() // POOL_CONNECTIONS) % len(self._pools))
+
+    def _pool(self, index: int) -> httpx.AsyncClient:
         pool = self._pools[index]
         if pool is None:
             pool = self._pools[index] = self._new_pool()
         return pool
 
     def _new_pool(self) -> httpx.AsyncClient:
+        _import_httpcore_without_trio()
         import httpx
 
         if self._tls is None:
@@ -362,10 +378,14 @@ class AzureClient:
 
         import httpx
 
+        wire = self._wire_for(method, json, content, follow_redirects, max_body_bytes)
         tries = max(1, attempts if attempts is not None else self.policy.attempts)
         statuses = self.policy.statuses if retry_statuses is None else retry_statuses
         started = time.monotonic()
-        shown = f"{method} {display_url(str(httpx.URL(url, params=params) if params else url))}"
+
+        def shown() -> str:  # for messages only: httpx's URL parsing costs ~0.2 ms a request
+            return f"{method} {display_url(str(httpx.URL(url, params=params) if params else url))}"
+
         last_problem = ""
         for attempt in range(1, tries + 1):
             if self.stop.is_set():
@@ -373,18 +393,23 @@ class AzureClient:
             sent = time.monotonic()
             deadline = timeout if timeout is not None else self.timeout
             try:
-                request = self.http.build_request(
-                    method,
-                    url,
-                    headers=headers,
-                    params=params,
-                    json=json,
-                    content=content,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
-                response, dropped = await asyncio.wait_for(
-                    self._exchange(request, follow_redirects, max_body_bytes), timeout=deadline
-                )
+                if wire is not None:
+                    async with asyncio.timeout(deadline):
+                        response, sent_to = await wire.send(method, url, params, self._wire_headers(headers))
+                    dropped = 0
+                else:
+                    request = self.http.build_request(
+                        method,
+                        url,
+                        headers=headers,
+                        params=params,
+                        json=json,
+                        content=content,
+                        timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    )
+                    response, dropped = await asyncio.wait_for(
+                        self._exchange(request, follow_redirects, max_body_bytes), timeout=deadline
+                    )
             except (httpx.TransportError, TimeoutError) as exc:
                 last_problem = (
                     f"no complete answer within the {deadline:g}s deadline"
@@ -394,7 +419,7 @@ class AzureClient:
                 if attempt == tries:
                     noun = "attempt" if tries == 1 else "attempts"
                     raise AzureError(
-                        f"{shown} failed after {tries} {noun}: last status: no answer ({last_problem})",
+                        f"{shown()} failed after {tries} {noun}: last status: no answer ({last_problem})",
                         hint=failure_hint(plane, None, None),
                     ) from None
                 await self._wait(attempt, tries, None, shown, last_problem)
@@ -405,14 +430,41 @@ class AzureClient:
                 continue
             return Exchange(
                 method=method,
-                url=str(response.request.url),
+                url=sent_to if wire is not None else str(response.request.url),
                 response=response,
                 attempts=attempt,
                 elapsed_ms=elapsed_ms,
                 total_ms=round((time.monotonic() - started) * 1000, 1),
                 dropped_bytes=dropped,
+                wire="aiohttp" if wire is not None else "httpx",
             )
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _wire_for(
+        self, method: str, json: Any, content: bytes | str | None, follow_redirects: bool, max_body_bytes: int | None
+    ) -> Wire | None:
+        """The aiohttp wire for a plain GET inside a wide fan-out (`WIRE_FAN_OUT_MIN`), else None (httpx)."""
+        if not _WIDE.get() or method != "GET" or json is not None or content is not None:
+            return None
+        if follow_redirects or max_body_bytes is not None:
+            return None
+        if self._wire is None:
+            if self._tls is None:
+                self._tls = _tls_context()
+            self._wire = Wire(
+                tls=self._tls, connect_timeout=min(self.timeout, 10.0), connections=MAX_CONCURRENCY + POOL_CONNECTIONS
+            )
+        return self._wire
+
+    def _wire_headers(self, headers: Mapping[str, str] | None) -> dict[str, str]:
+        """The client's headers (httpx's defaults and the User-Agent) with the caller's over them, by
+        case-insensitive name, as httpx merges them."""
+        if self._base_headers is None:
+            self._base_headers = {name.lower(): (name, value) for name, value in self._pool(0).headers.items()}
+        merged = dict(self._base_headers)
+        for name, value in (headers or {}).items():
+            merged[name.lower()] = (name, value)
+        return dict(merged.values())
 
     async def _exchange(
         self, request: httpx.Request, follow_redirects: bool, max_body_bytes: int | None
@@ -434,10 +486,10 @@ class AzureClient:
         response._content = b"".join(kept)
         return response, dropped
 
-    async def _wait(self, attempt: int, tries: int, after: float | None, shown: str, why: str) -> None:
+    async def _wait(self, attempt: int, tries: int, after: float | None, shown: Callable[[], str], why: str) -> None:
         delay = self.policy.delay(attempt, after)
         if self.on_retry is not None:
-            self.on_retry(f"{shown}: {why}; retrying in {delay:.2f}s (attempt {attempt + 1}/{tries})")
+            self.on_retry(f"{shown()}: {why}; retrying in {delay:.2f}s (attempt {attempt + 1}/{tries})")
         if self.stop.is_set():
             raise Stopped()
         import asyncio
@@ -454,6 +506,7 @@ class AzureClient:
         import asyncio
 
         width = max(1, min(limit or self.concurrency, len(items) or 1))
+        wide = len(items) >= WIRE_FAN_OUT_MIN and wire_available()
         slots: asyncio.Queue[int] = asyncio.Queue()
         for slot in range(width):
             slots.put_nowait(slot)
@@ -462,9 +515,11 @@ class AzureClient:
             # a slot bounds the concurrency and picks the connection pool (`http`) the work uses
             slot = await slots.get()
             token = _SLOT.set(slot)
+            wide_token = _WIDE.set(wide)
             try:
                 return await work(item)
             finally:
+                _WIDE.reset(wide_token)
                 _SLOT.reset(token)
                 slots.put_nowait(slot)
 
@@ -491,7 +546,31 @@ def _tls_context() -> ssl.SSLContext:
         return _TLS[0]
 
 
+_HTTPCORE_LOCK = threading.Lock()
+
+
+def _import_httpcore_without_trio() -> None:
+    """Import httpcore (httpx imports it with its first client) with `trio` hidden from it.
+
+    httpcore imports trio, when installed, to support running under trio; runbook runs httpx under
+    asyncio only, and trio's import costs ~170 ms of CPU (measured: most of the first HTTP step's
+    0.6 s in phase 1.5, where selenium's dependency put trio in the environment). Hidden only while
+    httpcore is imported: anything importing trio later gets it as usual (httpcore under trio would
+    then say "requires httpcore[trio]" instead of working)."""
+    with _HTTPCORE_LOCK:
+        if "httpcore" in sys.modules or "trio" in sys.modules:
+            return
+        sys.modules["trio"] = None  # type: ignore[assignment]  # `import trio` raises ImportError meanwhile
+        try:
+            import httpcore  # noqa: F401
+        finally:
+            if "trio" in sys.modules and sys.modules["trio"] is None:
+                del sys.modules["trio"]
+
+
 _SLOT: contextvars.ContextVar[int] = contextvars.ContextVar("runbook_fan_out_slot", default=0)
+# True inside the tasks of a fan-out wide enough for the aiohttp wire
+_WIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("runbook_fan_out_wide", default=False)
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
