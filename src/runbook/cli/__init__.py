@@ -151,7 +151,36 @@ def cli(ctx: click.Context, workspace: str | None, quiet: bool) -> None:
     """
     from pathlib import Path
 
+    if ctx.invoked_subcommand not in BOUNDED_COMMANDS:
+        _resume_collection()
     ctx.obj = State(Path(workspace) if workspace is not None else None, quiet=quiet)
+
+
+#: Commands that read a bounded input and exit: they run with Python's cyclic garbage collector
+#: paused (see `main`). Everything else (runs, the emulator, docs) collects as usual once the
+#: command line is parsed.
+BOUNDED_COMMANDS = frozenset({"validate"})
+_PAUSED: list[bool] = []
+
+
+def _pause_collection() -> None:
+    """Pause the cyclic GC: start-up and validation allocate ~10^5 long-lived objects (modules,
+    models, schemas) and little cyclic garbage, and each collection walked them again (~110
+    collections, ~40-70 ms of `runbook validate`'s CPU). Reference counting still frees everything
+    that is not in a cycle."""
+    import gc
+
+    if gc.isenabled():
+        gc.disable()
+        _PAUSED.append(True)
+
+
+def _resume_collection() -> None:
+    import gc
+
+    if _PAUSED:
+        _PAUSED.clear()
+        gc.enable()
 
 
 def command_reference() -> list[CommandDoc]:
@@ -229,12 +258,15 @@ def main(argv: list[str] | None = None) -> None:
 
     if _signal.getsignal(_signal.SIGINT) is _interrupted_while_starting:
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
+    _pause_collection()  # until the command is known (BOUNDED_COMMANDS: until it is done)
     try:
         cli.main(args=argv, prog_name="runbook", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except (Exception, KeyboardInterrupt) as exc:
         _exit_for(exc, sys.argv[1:] if argv is None else argv)
+    finally:
+        _resume_collection()
     sys.exit(0)
 
 
