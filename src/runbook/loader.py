@@ -334,6 +334,14 @@ def _c_loader() -> Any:
             def __init__(self, text: str) -> None:
                 CParser.__init__(self, text)
                 VersionedResolver.__init__(self, loadumper=self)
+                # What ruamel's `processing_version` says for this parser, asked once: it looks for a
+                # scanner and a serializer this parser does not have (two exceptions on every new
+                # scalar, ~half of composing); texts with a %YAML directive take the round-trip path.
+                self._yaml_version = VersionedResolver.processing_version.fget(self)  # type: ignore[attr-defined]
+
+            @property
+            def processing_version(self) -> Any:
+                return self._yaml_version
 
             def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
                 if kind is ScalarNode and implicit[0]:
