@@ -9,6 +9,10 @@ The commands live in the modules of this package (`running`, `checking`, `scaffo
 module and holds the first paragraph of its help, so `runbook --help` lists every command with its
 short help while importing click and this module only (tests/test_cli_commands.py checks the
 table against the commands themselves). Heavy modules are imported inside the commands' bodies.
+The console script prints a bare `runbook --help` from click's own rendering of this group, kept in
+`help-WIDTH.txt` (runbook.__main__, cli/help_screen.py: render them again after changing this module
+or common.py). `main()` pauses the cyclic garbage collector while start-up allocates long-lived
+objects, and for the BOUNDED_COMMANDS (`validate`) until the command is done.
 """
 
 from __future__ import annotations
