@@ -209,3 +209,78 @@ def test_generated_runbooks_of_every_size_take_the_c_path() -> None:
     )
     text = f'phase: "1.5"\ntitle: generated\ndiscovery:\n{steps}\n'
     assert assert_same(text.replace("!custom text", "x").replace("!!", "x"))
+
+
+# ------------------------------------------- load_runbook reuses the steps validated one by one
+
+
+def _fields_set(model: Any) -> Any:
+    """Every model's `model_fields_set`, recursively (what `exclude_unset` dumps depend on)."""
+    from pydantic import BaseModel
+
+    if isinstance(model, BaseModel):
+        return (type(model).__name__, sorted(model.model_fields_set), {k: _fields_set(v) for k, v in model})
+    if isinstance(model, list):
+        return [_fields_set(v) for v in model]
+    if isinstance(model, dict):
+        return {k: _fields_set(v) for k, v in model.items()}
+    return model
+
+
+RUNBOOKS = [*sorted((REPO / "runbooks").glob("phase-*.yaml")), *sorted((REPO / "tests").rglob("phase-*.y*ml"))]
+
+
+@pytest.mark.parametrize("path", RUNBOOKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_load_runbook_gives_the_model_a_whole_validation_gives(path: Path) -> None:
+    from runbook.errors import ValidationFailed
+    from runbook.loader import load_runbook, read_yaml
+    from runbook.model import Runbook
+
+    doc = read_yaml(path, root=REPO)
+    if validate_document(doc):
+        with pytest.raises(ValidationFailed):
+            load_runbook(path, root=REPO)
+        return
+    loaded = load_runbook(path, root=REPO).runbook
+    whole = Runbook.model_validate(doc.data)
+    assert loaded == whole
+    assert loaded.model_dump(by_alias=True) == whole.model_dump(by_alias=True)
+    assert loaded.model_dump(exclude_unset=True) == whole.model_dump(exclude_unset=True)
+    assert _fields_set(loaded) == _fields_set(whole)
+
+
+def test_a_duplicate_step_id_still_says_where_it_was_first_used(tmp_path: Path) -> None:
+    path = tmp_path / "phase-1.1.yaml"
+    path.write_text(
+        "phase: '1.1'\ntitle: T\nfix:\n  - id: a\n    uses: set\n  - id: b\n    uses: set\nverify:\n"
+        "  - {id: a, uses: set}\n",
+        encoding="utf-8",
+    )
+    from runbook.loader import read_yaml
+
+    problems = validate_document(read_yaml(path, root=tmp_path))
+    assert [str(p) for p in problems] == [
+        "phase-1.1.yaml:9:10: duplicate step id 'a' (first used at phase-1.1.yaml:4:9)"
+    ]
+
+
+def test_load_runbook_of_generated_steps_gives_the_whole_validation_model(tmp_path: Path) -> None:
+    from runbook.loader import load_runbook, read_yaml
+    from runbook.model import Runbook
+
+    lines = ["phase: '1.1'", "title: Generated", "vars: {base: 7}", "discovery: []", "fix:"]
+    for i in range(60):
+        lines += [f"  - id: s{i}", "    uses: set", f"    with: {{value: '{{{{ base + {i} }}}}'}}", f"    register: r{i}"]
+        if i % 3 == 0:
+            lines += ["    expect: 'output.value > 0'", "    retries: 2", "    when: true"]
+        elif i % 5 == 0:
+            lines += ["    expect:", "      - {that: 'output.value != 0', message: zero}", "      - 'output.value < 1000'"]
+    lines += ["verify:", "  - id: v", "    uses: assert", "    with: {that: '{{ r1.value == 8 }}'}", "    reproduce: {expect: 'not output.passed'}"]
+    path = tmp_path / "phase-1.1.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    doc = read_yaml(path, root=tmp_path)
+    loaded = load_runbook(path, root=tmp_path).runbook
+    whole = Runbook.model_validate(doc.data)
+    assert loaded == whole
+    assert _fields_set(loaded) == _fields_set(whole)
+    assert loaded.model_dump(exclude_unset=True) == whole.model_dump(exclude_unset=True)

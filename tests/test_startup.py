@@ -271,3 +271,22 @@ def test_validate_remembers_whether_the_schema_files_are_current(tmp_path: Path)
     assert "runbook.schema.json is out of date" in stale.stderr
     remembered = validate_without_generating(root)
     assert remembered.returncode == 0 and "runbook.schema.json is out of date" in remembered.stderr
+
+
+def test_the_garbage_collector_is_back_on_after_every_command(tmp_path: Path) -> None:
+    """validate runs with the cyclic GC paused (runbook.cli.BOUNDED_COMMANDS); whatever happens, the
+    caller of main() gets it back on, and every other command runs with it on."""
+    import gc
+
+    from conftest import copy_sample, invoke
+    from runbook.cli import BOUNDED_COMMANDS, COMMANDS
+
+    assert set(COMMANDS) >= BOUNDED_COMMANDS
+    sample = copy_sample(tmp_path / "lab")
+    assert invoke(["validate"], cwd=sample).exit_code == 0
+    assert gc.isenabled()
+    (sample / "runbooks" / "phase-1.5.yaml").write_text("phase: '1.5'\ntitle: x\nbogus: 1\n", encoding="utf-8")
+    assert invoke(["validate"], cwd=sample).exit_code == 2
+    assert gc.isenabled()
+    assert invoke(["status"], cwd=sample).exit_code == 0
+    assert gc.isenabled()

@@ -334,6 +334,14 @@ def _c_loader() -> Any:
             def __init__(self, text: str) -> None:
                 CParser.__init__(self, text)
                 VersionedResolver.__init__(self, loadumper=self)
+                # What ruamel's `processing_version` says for this parser, asked once: it looks for a
+                # scanner and a serializer this parser does not have (two exceptions on every new
+                # scalar, ~half of composing); texts with a %YAML directive take the round-trip path.
+                self._yaml_version = VersionedResolver.processing_version.fget(self)  # type: ignore[attr-defined]
+
+            @property
+            def processing_version(self) -> Any:
+                return self._yaml_version
 
             def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
                 if kind is ScalarNode and implicit[0]:
@@ -575,10 +583,13 @@ class LoadedRunbook:
 def load_runbook(path: Path, *, root: Path | None = None, known_phases: Iterable[str] | None = None) -> LoadedRunbook:
     """Load and fully validate a runbook; raise ValidationFailed listing every problem."""
     doc = read_yaml(path, root=root)
-    problems = validate_document(doc, known_phases=known_phases)
+    steps: dict[str, list[Step]] = {}
+    problems = _document_problems(doc, known_phases, steps)
     if problems:
         raise ValidationFailed(problems)
-    runbook = Runbook.model_validate(doc.data)
+    # The steps were validated one by one above: the runbook takes those models as they are
+    # (pydantic does not validate a model instance again) instead of validating every step twice.
+    runbook = Runbook.model_validate({**doc.data, **steps})
     return LoadedRunbook(runbook=runbook, path=path, doc=doc)
 
 
@@ -594,19 +605,30 @@ def _top(doc: YamlDocument) -> Location:
 
 def validate_document(doc: YamlDocument, *, known_phases: Iterable[str] | None = None) -> list[Problem]:
     """Every problem in one runbook document, in file order."""
+    return _document_problems(doc, known_phases, {})
+
+
+def _document_problems(
+    doc: YamlDocument, known_phases: Iterable[str] | None, validated: dict[str, list[Step]]
+) -> list[Problem]:
+    """validate_document's problems; the steps that validated are put in `validated` by stage."""
     problems: list[Problem] = []
     data = doc.data
     if not isinstance(data, dict):
         return [Problem(_top(doc), "a runbook is a mapping with phase, title and stages")]
     # Validate steps one by one so one bad step does not hide the others' problems.
     step_problems: list[Problem] = []
-    seen: dict[str, Location] = {}
+    seen: dict[str, list[str | int]] = {}
     for stage in ("discovery", "fix", "verify"):
         steps = data.get(stage)
         if not isinstance(steps, list):
             continue
+        models = validated[stage] = []
         for index, raw in enumerate(steps):
-            step_problems.extend(_validate_step(doc, stage, index, raw, seen))
+            found, step = _validate_step(doc, stage, index, raw, seen)
+            step_problems.extend(found)
+            if step is not None:
+                models.append(step)
     # The runbook without its steps: schema of the rest.
     stripped = {k: (v if k not in ("discovery", "fix", "verify") or not isinstance(v, list) else []) for k, v in data.items()}
     try:
@@ -638,25 +660,26 @@ _LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u
 
 
 def _validate_step(
-    doc: YamlDocument, stage: str, index: int, raw: Any, seen: dict[str, Location]
-) -> list[Problem]:
+    doc: YamlDocument, stage: str, index: int, raw: Any, seen: dict[str, list[str | int]]
+) -> tuple[list[Problem], Step | None]:
+    """The step's problems, and its model when it passed the schema. `seen` maps each step id to
+    where it first appears (located only when a duplicate needs the position)."""
     from . import actions
     from .templating import check_expression, check_syntax
 
     prefix: list[str | int] = [stage, index]
     if not isinstance(raw, dict):
-        return [Problem(doc.location(prefix), "a step is a mapping with id, uses and with")]
+        return [Problem(doc.location(prefix), "a step is a mapping with id, uses and with")], None
     try:
         step = Step.model_validate(raw)
     except ValidationError as exc:
-        return schema_problems(exc, doc, prefix, model=Step)
+        return schema_problems(exc, doc, prefix, model=Step), None
     problems: list[Problem] = []
-    if step.id in seen:
+    first = seen.setdefault(step.id, [*prefix, "id"])
+    if first[:2] != prefix:
         problems.append(
-            Problem(doc.location([*prefix, "id"]), f"duplicate step id {step.id!r} (first used at {seen[step.id]})")
+            Problem(doc.location([*prefix, "id"]), f"duplicate step id {step.id!r} (first used at {doc.location(first)})")
         )
-    else:
-        seen[step.id] = doc.location([*prefix, "id"])
     try:
         spec = actions.get(step.uses)
     except InputError as exc:
@@ -680,7 +703,7 @@ def _validate_step(
             problems.append(Problem(doc.location([*prefix, "expect", i]), message))
     if spec is not None:
         problems.extend(_check_params(doc, spec, raw.get("with") or {}, [*prefix, "with"]))
-    return problems
+    return problems, step
 
 
 def _check_params(doc: YamlDocument, spec: Any, params: Any, prefix: list[str | int]) -> list[Problem]:

@@ -5,8 +5,6 @@ suggestion. `json_schema()` exports the format, including every action's paramet
 `x-runbook-output` annotation, its declared output), for editors.
 """
 
-from __future__ import annotations
-
 import re
 from typing import Any, Literal
 

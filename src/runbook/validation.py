@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, Location, Problem
 from .loader import read_yaml, validate_document
@@ -18,8 +18,11 @@ if TYPE_CHECKING:
     from .workspace import Workspace
 
 
-def validate(paths: Iterable[Path] = (), *, workspace: Workspace | None = None) -> tuple[int, list[Problem]]:
-    """Validate runbooks (default: all of the workspace's). Returns (files checked, problems)."""
+def validate(
+    paths: Iterable[Path] = (), *, workspace: Workspace | None = None, documents: list[Any] | None = None
+) -> tuple[int, list[Problem]]:
+    """Validate runbooks (default: all of the workspace's). Returns (files checked, problems); the
+    data of each runbook read is appended to `documents` when given (runbook.validation_cache)."""
     from .checks import runbook_problems, workspace_problems
     from .workspace import load_workspace
 
@@ -41,6 +44,8 @@ def validate(paths: Iterable[Path] = (), *, workspace: Workspace | None = None) 
                 )
             )
             continue
+        if documents is not None:
+            documents.append(doc.data)
         found = validate_document(doc, known_phases=known)
         problems.extend(found or runbook_problems(doc, ws.root if ws is not None else Path.cwd()))
     return len(files), problems

@@ -9,8 +9,6 @@ routes; `azure.resource` GETs any ARM resource. All of them talk to ARM through
 parameters may override.
 """
 
-from __future__ import annotations
-
 import fnmatch
 import functools
 import re

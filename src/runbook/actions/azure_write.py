@@ -14,8 +14,6 @@ the resource before and after (redacted, bounded) and its equivalent `az` CLI co
 (`cli_equivalent`, `portal_path`), which the resolution report shows.
 """
 
-from __future__ import annotations
-
 import copy
 import difflib
 import json

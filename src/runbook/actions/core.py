@@ -5,8 +5,6 @@ shell string); a string command is split with shlex, not given to a shell. It is
 or Ctrl-C (SIGTERM, then SIGKILL to its process group).
 """
 
-from __future__ import annotations
-
 import json
 import os
 import re

@@ -5,8 +5,6 @@ are atomic. `env.set` keeps the file's comments, blank lines and key order; valu
 masked in the record (the file itself holds them, and `.env` is never committed).
 """
 
-from __future__ import annotations
-
 import difflib
 import re
 from pathlib import Path

@@ -20,8 +20,6 @@ JSON paths are dotted with `[index]`: `data[0].b64_json`, `choices[0].message.co
 status >= 400 fails the step (set `check: false` to record it and go on).
 """
 
-from __future__ import annotations
-
 import base64
 import binascii
 import hashlib
@@ -137,7 +135,7 @@ class HttpRequestParams(Params):
         return method
 
     @model_validator(mode="after")
-    def _one_body(self) -> HttpRequestParams:
+    def _one_body(self) -> "HttpRequestParams":
         if self.json_ is not None and self.body is not None:
             raise ValueError("give either `json` or `body`, not both")
         return self
@@ -292,7 +290,7 @@ def _refuse_clear_text(url: str, headers: Mapping[str, str], query: Mapping[str,
 # ----------------------------------------------------------------------------------------- output
 
 
-def _decode(response: httpx.Response) -> tuple[bool, Any, str | None]:
+def _decode(response: "httpx.Response") -> tuple[bool, Any, str | None]:
     """(is JSON, the parsed JSON, the text — None for binary bodies)."""
     content_type = response.headers.get("content-type", "").lower()
     if _is_binary(content_type):
@@ -324,7 +322,7 @@ MAX_HEADERS = 50
 HEADER_VALUE_CHARS = 500
 
 
-def _recorded_headers(headers: httpx.Headers) -> dict[str, str]:
+def _recorded_headers(headers: "httpx.Headers") -> dict[str, str]:
     kept = {
         name.lower(): value if len(value) <= HEADER_VALUE_CHARS else value[:HEADER_VALUE_CHARS] + "…"
         for name, value in headers.items()

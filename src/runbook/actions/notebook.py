@@ -8,8 +8,6 @@ A step that addresses a cell by number fails when that number now names another 
 cell ids, instead of editing or running the wrong cell.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Mapping
 from pathlib import Path

@@ -10,8 +10,6 @@ declare is a `PathProblem` naming the expression, the step and the missing field
 cannot type (vars, `target`, arbitrary JSON, calls) is not checked.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field

@@ -8,8 +8,6 @@ paths a runbook author writes in templates (`deployments[].model`, `by_account.*
 the declared model, strictly: a field the action returns but does not declare is an error.
 """
 
-from __future__ import annotations
-
 import os
 import types
 from dataclasses import dataclass
