@@ -56,7 +56,9 @@ from .record import (
     StepResult,
     StepStarted,
     iso,
+    iso_us,
     new_run_id,
+    now_us,
     redact_event,
     utc_now,
 )
@@ -185,6 +187,7 @@ class Executor:
         self._ahead: list[tuple[int, int]] | None = None
         self._current_stop: threading.Event | None = None
         self._interrupted = threading.Event()
+        self._in_process_stop = threading.Event()
         public_env = {k: v for k, v in environ.items() if not is_secret_name(k) and v not in redactor}
         self.context: dict[str, Any] = {
             **variables,
@@ -428,8 +431,8 @@ class Executor:
 
     def _error_step(self, stage: str, step: Step, error: RunbookError) -> StepOutcome:
         """Record `step` as an error without running it (the runbook cannot go on as asked)."""
-        started = utc_now()
-        self.emit(StepStarted(stage=stage, step=step.id, title=step.label, uses=step.uses, time=iso(started)))
+        started = now_us()
+        self.emit(StepStarted(stage=stage, step=step.id, title=step.label, uses=step.uses, time=iso_us(started)))
         tries = _Tries()
         tries.status, tries.error = "error", error
         return self._finish(stage, step, actions.get(step.uses), started, tries)
@@ -440,7 +443,7 @@ class Executor:
         previous = self.previous_steps.get(step.id)
         if previous is not None and stage != "reproduce" and previous.succeeded:
             self._register(step, previous.output, previous.status)
-        now = iso(utc_now())
+        now = iso_us(now_us())
         outcome = StepOutcome(stage, step, "skipped")
         self.outcomes.append(outcome)
         self.emit(
@@ -475,8 +478,8 @@ class Executor:
             if not rerun:
                 return self._restore(stage, step, restored)
         spec = actions.get(step.uses)
-        started = utc_now()
-        self.emit(StepStarted(stage=stage, step=step.id, title=step.label, uses=step.uses, time=iso(started)))
+        started = now_us()
+        self.emit(StepStarted(stage=stage, step=step.id, title=step.label, uses=step.uses, time=iso_us(started)))
         tries = _Tries()
         try:
             if self._gate(step, spec, tries):
@@ -565,9 +568,10 @@ class Executor:
         elif tries.result is not None:
             tries.status = tries.result.status
 
-    def _finish(self, stage: str, step: Step, spec: ActionSpec, started: datetime, tries: _Tries) -> StepOutcome:
-        """Register the output, emit `step_finished`, and stop the run when the step was interrupted."""
-        finished = utc_now()
+    def _finish(self, stage: str, step: Step, spec: ActionSpec, started: int, tries: _Tries) -> StepOutcome:
+        """Register the output, emit `step_finished`, and stop the run when the step was interrupted.
+        `started` is the `now_us()` reading the step started at."""
+        finished = now_us()
         result, error, status = tries.result, tries.error, tries.status
         output = result.output if result is not None else getattr(error, "output", None)
         # Reproduce registers too, so later verify steps see the pre-fix values they depend on;
@@ -584,9 +588,9 @@ class Executor:
                 title=step.label,
                 uses=step.uses,
                 status=status,
-                started_at=iso(started),
-                finished_at=iso(finished),
-                duration_s=round((finished - started).total_seconds(), 3),
+                started_at=iso_us(started),
+                finished_at=iso_us(finished),
+                duration_s=round((finished - started) / 1_000_000, 3),  # as timedelta.total_seconds()
                 attempts=tries.attempts,
                 output=output,
                 **({"signature": signature} if signature is not None else {}),
@@ -637,11 +641,18 @@ class Executor:
 
     def _attempt(self, stage: str, step: Step, spec: ActionSpec) -> Result:
         params = self._params(step, spec)
-        stop = threading.Event()
+        in_process = not spec.blocking and step.timeout is None
+        if in_process:
+            # Run here, in this thread: nothing but the action itself could set its stop event
+            # (interrupt() stops worker threads), so one event serves every such step.
+            stop = self._in_process_stop
+            stop.clear()
+        else:
+            stop = threading.Event()
         if self._interrupted.is_set():
             raise Interrupted()
         context = self._action_context(stage, step, stop)
-        if not spec.blocking and step.timeout is None:
+        if in_process:
             try:
                 return spec.func(params, context)
             except RunbookError:
