@@ -245,6 +245,12 @@ def _sample_events() -> list[Any]:
     events.append(StepFinished.model_validate({"stage": "fix", "step": "x", "status": "ok", "extra_key": {"k": [1]}}))
     events.append(StepFinished.model_validate({"stage": "fix", "step": "x", "status": "ok", "extra": (1, 2)}))
     events.append(RunFinished(run_id="r", status="success", counts={"ok": 2}, changed_files=["a"], duration_s=1.5))
+    for duration in (float("nan"), float("inf"), float("-inf"), 1e16, 2.5e-7, 2**70, True):
+        events.append(
+            StepFinished(
+                stage="fix", step="d", status="ok", duration_s=duration, attempts=2**70, message="\x00\x1f\ud800"[:2]
+            )
+        )
     events.append(Note(kind="k", time="2025-11-14T04:15:00.000Z", message="m"))
     return events
 
@@ -261,6 +267,7 @@ def test_record_lines_are_byte_identical_to_the_models_dump() -> None:
     events = _sample_events()
     for event in events:
         assert encode(record_line(event)) == _old_line(event), event
+        assert encode.event(event) == _old_line(event), event
     # a writer writes the same bytes
     assert encode(record_line(events[0])) == _old_line(events[0])
 

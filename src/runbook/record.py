@@ -38,6 +38,7 @@ Durability of a run record (`RecordWriter`; docs/reliability.md says the same to
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets as _random
@@ -144,6 +145,56 @@ class _LineEncoder:
             self._markers.clear()  # an error mid-way leaves the containers it was in marked
             raise
         return (text + "\n").encode("utf-8")
+
+    def event(self, event: _Event) -> bytes:
+        """`self(event.as_record())`, written straight off the event's fields when every one it
+        carries is plain JSON (`_plain`): what json.dumps writes for each key and value, joined as
+        it joins them, without the dict or model_dump. Anything else goes the model's way."""
+        if self._encoder is None:
+            return self(event.as_record())
+        chosen = event.__pydantic_fields_set__
+        parts = ['{"event":' + encode_basestring(event.event)]
+        for key, value in event.__dict__.items():
+            if key in chosen and key != "event":
+                text = _scalar_json(value)
+                if text is None:
+                    if key in _ALIASED or not _plain(value):
+                        return self(event.as_record())
+                    text = self._value(value)
+                parts.append(f'"{key}":{text}')  # field names are identifiers: nothing to escape
+        extra = event.__pydantic_extra__
+        if extra:
+            for key, value in extra.items():
+                if type(key) is not str or not _plain(value):
+                    return self(event.as_record())
+                parts.append(f"{encode_basestring(key)}:{_scalar_json(value) or self._value(value)}")
+        return (",".join(parts) + "}\n").encode("utf-8")
+
+    def _value(self, value: Any) -> str:
+        assert self._encoder is not None
+        try:
+            return "".join(self._encoder(value, 0))
+        except BaseException:
+            self._markers.clear()
+            raise
+
+
+def _scalar_json(value: Any) -> str | None:
+    """What json.dumps writes for an exact str, int, float, bool or None; None for anything else."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)  # type: ignore[no-any-return]
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        if math.isfinite(value):
+            return float.__repr__(value)
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if kind is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return None
 
 
 def _open_for_append(path: Path) -> tuple[int, bool]:
@@ -510,7 +561,7 @@ class RecordWriter:
     def write(self, event: RunEvent) -> None:
         if isinstance(event, RunWarning):
             return  # warnings go to the console and `--json`, not into the record
-        data = self._line(record_line(event))
+        data = self._line.event(event)
         stage = getattr(event, "stage", None)
         if self._pending and stage is not None and stage != self._stage:
             self._sync()  # the stage that ended is on disk before the next one starts
