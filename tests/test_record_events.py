@@ -354,3 +354,10 @@ def test_redaction_masks_what_it_masked_and_keeps_events_without_secrets() -> No
         assert masked is not event and type(masked) is type(event)
         assert _old_line(masked) == _old_line(_old_redact(event, redactor))
         assert b"hunter2-secret" not in _old_line(masked) and b"tok-abcdef123456" not in _old_line(masked)
+
+
+def test_without_jsons_c_encoder_lines_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    encode = _LineEncoder()
+    for event in _sample_events()[-12:]:
+        assert encode.event(event) == _old_line(event)

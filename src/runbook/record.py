@@ -38,6 +38,7 @@ Durability of a run record (`RecordWriter`; docs/reliability.md says the same to
 from __future__ import annotations
 
 import json
+import json.encoder
 import math
 import os
 import re
@@ -47,7 +48,7 @@ from collections.abc import Callable, KeysView
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from json.encoder import c_make_encoder, encode_basestring
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -130,10 +131,9 @@ class _LineEncoder:
 
     def __init__(self) -> None:
         self._markers: dict[int, Any] = {}
+        make = getattr(json.encoder, "c_make_encoder", None)  # json's C accelerator (absent on some Pythons)
         self._encoder: Callable[[Any, int], Any] | None = (
-            None
-            if c_make_encoder is None
-            else c_make_encoder(self._markers, str, encode_basestring, None, ":", ",", False, False, True)
+            None if make is None else make(self._markers, str, encode_basestring, None, ":", ",", False, False, True)
         )
 
     def __call__(self, obj: dict[str, Any]) -> bytes:
@@ -183,7 +183,7 @@ def _scalar_json(value: Any) -> str | None:
     """What json.dumps writes for an exact str, int, float, bool or None; None for anything else."""
     kind = type(value)
     if kind is str:
-        return encode_basestring(value)  # type: ignore[no-any-return]
+        return encode_basestring(value)
     if kind is int:
         return int.__repr__(value)
     if kind is float:

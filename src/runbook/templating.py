@@ -420,7 +420,7 @@ def _shaped(node: Any, env: SandboxedEnvironment, *, placeholders: bool) -> Shap
                 if slot in ctx:
                     return ctx[slot]  # type: ignore[index]
                 if slot in names:
-                    return names[slot]  # type: ignore[index]
+                    return names[slot]
                 return undefined(name=slot)  # type: ignore[arg-type]
 
             return load_slot
