@@ -11,6 +11,7 @@ that change nothing here come first (`_prestart_ahead`). The executor does not r
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -133,6 +134,18 @@ class _Tries:
     reason: str | None = None
 
 
+def _freeze_older_objects() -> bool:
+    """Keep the garbage collector off what existed before the run (the loaded runbook above all) until
+    it ends: the objects a long run keeps (outcomes, registered outputs) trigger full collections,
+    and each one traversed every node of a big runbook again (~0.03 ms a step at 5,000 steps).
+    Garbage among those objects is collected after the run, as it would have been. Only when nothing
+    else froze objects (a fork server, an application, a concurrent run): their freeze stays theirs."""
+    if gc.get_freeze_count():
+        return False
+    gc.freeze()
+    return True
+
+
 def in_process_action(uses: str) -> bool:
     """Whether action `uses` acts only inside this process (`set`, `assert`): not blocking, changes
     nothing. The run record lets the lines of such steps share an fsync (runbook.record)."""
@@ -226,6 +239,14 @@ class Executor:
     # ------------------------------------------------------------------ the run
 
     def run(self, *, resumed: bool = False) -> RunResult:
+        frozen = _freeze_older_objects()
+        try:
+            return self._run(resumed=resumed)
+        finally:
+            if frozen:
+                gc.unfreeze()
+
+    def _run(self, *, resumed: bool) -> RunResult:
         # A bad --from/--step is an input error before the run starts, not a run left unfinished.
         plan = self._plan()
         started = utc_now()
