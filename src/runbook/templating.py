@@ -310,8 +310,9 @@ def _folds_alike(node: Any) -> tuple[bool, bool, bool]:
 # Shapes. Parsing costs ~0.25 ms an expression (Jinja's lexer, parser and optimizer), and runbooks
 # repeat a few shapes with other names and numbers (`r1.value == base + 1`, `r2.value == base + 2`):
 # an expression is cut into tokens the way Jinja's lexer cuts them, every variable name and decimal
-# integer becomes a numbered placeholder, and the shape's parse is reused, the placeholders read as
-# the names and numbers of this expression. Only where that cannot change the parse: names after
+# integer becomes a numbered placeholder, and the shape's parse and evaluator are reused (built once
+# per shape, `_shape_evaluator`), the placeholders read at call time as the names and numbers of this
+# expression (its slots). Only where that cannot change the parse: names after
 # `.`, `|`, `is` (attributes, filters, tests), before `(` or `=`, keywords and Jinja's literal names
 # stay as they are; anything unusual (non-ASCII, floats, `1_000`, `0x1f`, `}}`, a number after `|`
 # or `is` or before `(` or `=`) has no shape and is parsed as itself. A placeholder for a number is not folded with its
