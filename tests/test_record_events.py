@@ -31,16 +31,15 @@ from runbook.record import (
     StepFinished,
     StepRestored,
     StepStarted,
-    _LineEncoder,
     iso,
     iso_us,
     now_us,
     parse_event,
     read_record,
-    record_line,
     redact_event,
     utc_now,
 )
+from runbook.record_lines import LineEncoder, record_line
 from runbook.secrets import Redactor
 from runbook.status import run_summary
 
@@ -263,7 +262,7 @@ def _old_line(event: Any) -> bytes:
 
 
 def test_record_lines_are_byte_identical_to_the_models_dump() -> None:
-    encode = _LineEncoder()
+    encode = LineEncoder()
     events = _sample_events()
     for event in events:
         assert encode(record_line(event)) == _old_line(event), event
@@ -273,7 +272,7 @@ def test_record_lines_are_byte_identical_to_the_models_dump() -> None:
 
 
 def test_the_line_encoder_fails_as_json_dumps_and_goes_on(tmp_path: Path) -> None:
-    encode = _LineEncoder()
+    encode = LineEncoder()
     loop: dict[str, Any] = {"a": 1}
     loop["self"] = loop
     with pytest.raises(ValueError, match="Circular reference"):
@@ -358,6 +357,17 @@ def test_redaction_masks_what_it_masked_and_keeps_events_without_secrets() -> No
 
 def test_without_jsons_c_encoder_lines_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(json.encoder, "c_make_encoder", None)
-    encode = _LineEncoder()
+    encode = LineEncoder()
     for event in _sample_events()[-12:]:
         assert encode.event(event) == _old_line(event)
+
+
+def test_a_field_written_under_an_alias_goes_the_models_way() -> None:
+    from pydantic import Field
+
+    class Aliased(StepStarted):
+        origin: str | None = Field(default=None, alias="from")
+
+    event = Aliased.model_validate({"stage": "fix", "step": "a", "from": "b"})
+    assert LineEncoder().event(event) == _old_line(event) and b'"from":"b"' in _old_line(event)
+    assert record_line(event) == event.as_record()

@@ -66,6 +66,7 @@ from .record import (
 from .schema_errors import schema_problems
 from .secrets import MASK, Redactor, derived_secrets, is_secret_name
 from .step_thread import Interrupted, run_in_thread
+from .step_thread import in_process_action as in_process_action  # noqa: PLC0414 - re-exported: api.py reads it here
 from .templating import evaluate, render_value
 
 Only = Literal["discovery", "fix", "verify"]
@@ -135,25 +136,12 @@ class _Tries:
 
 
 def _freeze_older_objects() -> bool:
-    """Keep the garbage collector off what existed before the run (the loaded runbook above all) until
-    it ends: the objects a long run keeps (outcomes, registered outputs) trigger full collections,
-    and each one traversed every node of a big runbook again (~0.03 ms a step at 5,000 steps).
-    Garbage among those objects is collected after the run, as it would have been. Only when nothing
-    else froze objects (a fork server, an application, a concurrent run): their freeze stays theirs."""
+    """Keep the collector off what existed before the run (a full collection walked every node of a big
+    runbook again: ~0.03 ms a step at 5,000 steps) until it ends; not over someone else's freeze."""
     if gc.get_freeze_count():
         return False
     gc.freeze()
     return True
-
-
-def in_process_action(uses: str) -> bool:
-    """Whether action `uses` acts only inside this process (`set`, `assert`): not blocking, changes
-    nothing. The run record lets the lines of such steps share an fsync (runbook.record)."""
-    try:
-        spec = actions.get(uses)
-    except RunbookError:
-        return False
-    return not spec.blocking and not spec.changes and spec.changes_when is None
 
 
 class Executor:
@@ -590,8 +578,7 @@ class Executor:
             tries.status = tries.result.status
 
     def _finish(self, stage: str, step: Step, spec: ActionSpec, started: int, tries: _Tries) -> StepOutcome:
-        """Register the output, emit `step_finished`, and stop the run when the step was interrupted.
-        `started` is the `now_us()` reading the step started at."""
+        """Register the output, emit `step_finished`, and stop the run when the step was interrupted."""
         finished = now_us()
         result, error, status = tries.result, tries.error, tries.status
         output = result.output if result is not None else getattr(error, "output", None)
@@ -663,13 +650,9 @@ class Executor:
     def _attempt(self, stage: str, step: Step, spec: ActionSpec) -> Result:
         params = self._params(step, spec)
         in_process = not spec.blocking and step.timeout is None
-        if in_process:
-            # Run here, in this thread: nothing but the action itself could set its stop event
-            # (interrupt() stops worker threads), so one event serves every such step.
-            stop = self._in_process_stop
-            stop.clear()
-        else:
-            stop = threading.Event()
+        # run in this thread, only the action could set its stop event (interrupt() stops worker threads)
+        stop = self._in_process_stop if in_process else threading.Event()
+        stop.clear()
         if self._interrupted.is_set():
             raise Interrupted()
         context = self._action_context(stage, step, stop)

@@ -38,8 +38,6 @@ Durability of a run record (`RecordWriter`; docs/reliability.md says the same to
 from __future__ import annotations
 
 import json
-import json.encoder
-import math
 import os
 import re
 import secrets as _random
@@ -48,7 +46,6 @@ from collections.abc import Callable, KeysView
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -56,6 +53,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .atomic import crash_point
 from .errors import InputError, Location
+from .record_lines import LineEncoder, record_line
+from .record_lines import encode as _encode
 
 RUNS_DIR = "runs"
 TIMESTAMP_LOG = Path("timestamps") / "execution-log.jsonl"
@@ -115,86 +114,6 @@ def new_run_id(moment: datetime | None = None) -> str:
     moment = moment or utc_now()
     stamp = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
     return f"{stamp}-{_random.token_hex(3)}"
-
-
-def _encode(obj: dict[str, Any]) -> bytes:
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode("utf-8")
-
-
-class _LineEncoder:
-    """`_encode` with one JSON encoder kept: the same bytes, for about half the cost.
-
-    `json.dumps` builds a new C encoder for every call (most of its time for a record line); this
-    keeps the one `json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)` builds,
-    with its own circular-reference markers (one encoder per writer: never shared by two threads).
-    """
-
-    def __init__(self) -> None:
-        self._markers: dict[int, Any] = {}
-        make = getattr(json.encoder, "c_make_encoder", None)  # json's C accelerator (absent on some Pythons)
-        self._encoder: Callable[[Any, int], Any] | None = (
-            None if make is None else make(self._markers, str, encode_basestring, None, ":", ",", False, False, True)
-        )
-
-    def __call__(self, obj: dict[str, Any]) -> bytes:
-        if self._encoder is None:  # no C accelerator: json's own (pure Python) encoder
-            return _encode(obj)
-        try:
-            text = "".join(self._encoder(obj, 0))
-        except BaseException:
-            self._markers.clear()  # an error mid-way leaves the containers it was in marked
-            raise
-        return (text + "\n").encode("utf-8")
-
-    def event(self, event: _Event) -> bytes:
-        """`self(event.as_record())`, written straight off the event's fields when every one it
-        carries is plain JSON (`_plain`): what json.dumps writes for each key and value, joined as
-        it joins them, without the dict or model_dump. Anything else goes the model's way."""
-        if self._encoder is None:
-            return self(event.as_record())
-        chosen = event.__pydantic_fields_set__
-        parts = ['{"event":' + encode_basestring(event.event)]
-        for key, value in event.__dict__.items():
-            if key in chosen and key != "event":
-                text = _scalar_json(value)
-                if text is None:
-                    if key in _ALIASED or not _plain(value):
-                        return self(event.as_record())
-                    text = self._value(value)
-                parts.append(f'"{key}":{text}')  # field names are identifiers: nothing to escape
-        extra = event.__pydantic_extra__
-        if extra:
-            for key, value in extra.items():
-                if type(key) is not str or not _plain(value):
-                    return self(event.as_record())
-                parts.append(f"{encode_basestring(key)}:{_scalar_json(value) or self._value(value)}")
-        return (",".join(parts) + "}\n").encode("utf-8")
-
-    def _value(self, value: Any) -> str:
-        assert self._encoder is not None
-        try:
-            return "".join(self._encoder(value, 0))
-        except BaseException:
-            self._markers.clear()
-            raise
-
-
-def _scalar_json(value: Any) -> str | None:
-    """What json.dumps writes for an exact str, int, float, bool or None; None for anything else."""
-    kind = type(value)
-    if kind is str:
-        return encode_basestring(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float:
-        if math.isfinite(value):
-            return float.__repr__(value)
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if kind is bool:
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    return None
 
 
 def _open_for_append(path: Path) -> tuple[int, bool]:
@@ -421,13 +340,6 @@ RunEvent = Annotated[
 ]
 StepResult = StepFinished | StepRestored
 _EVENT: TypeAdapter[RunEvent] = TypeAdapter(RunEvent)
-# Fields written under another name (none of the events' own today): `record_line` leaves those to model_dump.
-_ALIASED = frozenset(
-    name
-    for kind in (RunStarted, RunResumed, StepStarted, StepFinished, StepRestored, Note, RunFinished, RunWarning)
-    for name, info in kind.model_fields.items()
-    if info.alias not in (None, name) or info.serialization_alias not in (None, name)
-)
 EVENT_KINDS = (
     "run_started",
     "run_resumed",
@@ -450,43 +362,6 @@ def parse_event(obj: dict[str, Any]) -> RunEvent | OtherEvent:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"][1:]) or "event"
         raise ValueError(f"not a valid {obj['event']} event: {where}: {first['msg']}") from None
-
-
-def _plain(value: Any, depth: int = 0) -> bool:
-    """Whether `value` is JSON as it is (exact str, int, float, bool, None; dicts with str keys and
-    lists of such): what `model_dump` would copy unchanged."""
-    kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
-        return True
-    if depth > 32:
-        return False
-    if kind is dict:
-        return all(type(key) is str and _plain(item, depth + 1) for key, item in value.items())
-    if kind is list:
-        return all(_plain(item, depth + 1) for item in value)
-    return False
-
-
-def record_line(event: _Event) -> dict[str, Any]:
-    """`event.as_record()` for encoding it right away: when every field it carries is plain JSON
-    (a step's start and most step results), the line is read off the event's fields without
-    `model_dump` (the same keys in the same order, the same values). Nested values are the event's
-    own, not copies: encode the result, never keep or change it."""
-    fields = event.__dict__
-    chosen = event.__pydantic_fields_set__
-    line: dict[str, Any] = {"event": event.event}
-    for key, value in fields.items():
-        if key in chosen and key != "event":
-            if not _plain(value) or key in _ALIASED:
-                return event.as_record()
-            line[key] = value
-    extra = event.__pydantic_extra__
-    if extra:
-        for key, value in extra.items():
-            if not _plain(value):
-                return event.as_record()
-            line[key] = value
-    return line
 
 
 # Fields only the executor writes, from its own vocabulary (kinds, stages, statuses, action names,
@@ -544,7 +419,7 @@ class RecordWriter:
         self._pending = 0  # lines written since the last fsync
         self._first_pending = 0.0  # time.monotonic() when the first of them was written
         self._stage: str | None = None
-        self._line = _LineEncoder()
+        self._line = LineEncoder()
         self.fsyncs = 0
 
     def __call__(self, event: RunEvent) -> None:
