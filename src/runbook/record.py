@@ -131,9 +131,11 @@ def _open_for_append(path: Path) -> tuple[int, bool]:
 
 def _write_all(fd: int, data: bytes) -> None:
     crash_point("record-append", fd, data)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    written = os.write(fd, data)  # one write(2) takes a whole line (short writes are for full disks and signals)
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def _append_line(path: Path, obj: dict[str, Any], *, durable: bool = True) -> None:
