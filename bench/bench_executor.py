@@ -273,6 +273,25 @@ def run(quick: bool) -> Section:
     )
     section.add(
         Row(
+            f"per set/assert step, executor only, at {steps_big:,} steps",
+            median([t.executor or 0.0 for t in r["big"]]) / steps_big * 1000,
+            note="run record: first to last event",
+        )
+    )
+    section.add(
+        Row(
+            f"per set/assert step, the rest (loading, validating, exit), at {steps_big:,} steps",
+            median(
+                [
+                    (b.wall - s.wall) / (steps_big - 2) * 1000 - (b.executor or 0.0) / steps_big * 1000
+                    for b, s in zip(r["big"], r["pair"], strict=False)
+                ]
+            ),
+            note="end to end minus executor only",
+        )
+    )
+    section.add(
+        Row(
             f"{shell_steps} shell `true` steps: whole `runbook run`",
             median([t.wall for t in r["shell"]]),
             unit="s",

@@ -195,3 +195,36 @@ def test_a_record_with_a_torn_tail_gets_its_next_line_on_a_line_of_its_own(tmp_p
     record = read_record(path)
     assert [e.get("step") for e in record.events] == ["a", "a", "b"]
     assert len(record.warnings) == 1 and ":2: unreadable line" in record.warnings[0]
+
+
+def test_a_run_keeps_the_collector_off_older_objects_and_leaves_it_as_it_found_it(
+    local_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The executor freezes what existed before the run while it runs (a full collection would walk
+    every node of a big runbook again) and gives it back after; a freeze made by someone else stays."""
+    import gc
+
+    from runbook.executor import Executor
+
+    (local_workspace / "runbooks" / "phase-1.1.yaml").write_text(RUNBOOK, encoding="utf-8")
+    seen: list[int] = []
+    plan = Executor._plan
+
+    def spy(self: Executor) -> object:
+        seen.append(gc.get_freeze_count())
+        return plan(self)
+
+    monkeypatch.setattr(Executor, "_plan", spy)
+    gc.unfreeze()
+    before = [object() for _ in range(10)]
+    assert invoke(["run", "1.1", "--no-report"], cwd=local_workspace).exit_code == 0
+    assert seen[0] >= len(before), "objects from before the run were frozen while it ran"
+    assert gc.get_freeze_count() == 0, "and given back to the collector when it ended"
+
+    gc.freeze()  # someone else's (a fork server's) freeze
+    try:
+        frozen = gc.get_freeze_count()
+        assert invoke(["run", "1.1", "--no-report"], cwd=local_workspace).exit_code == 0
+        assert gc.get_freeze_count() >= frozen, "another freeze is left as it was"
+    finally:
+        gc.unfreeze()

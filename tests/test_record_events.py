@@ -8,9 +8,13 @@ cut after its first fix step and finished with `--resume` (run_resumed, step_res
 
 from __future__ import annotations
 
+import enum
 import io
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,10 +31,15 @@ from runbook.record import (
     StepFinished,
     StepRestored,
     StepStarted,
+    iso,
+    iso_us,
+    now_us,
     parse_event,
     read_record,
     redact_event,
+    utc_now,
 )
+from runbook.record_lines import LineEncoder, record_line
 from runbook.secrets import Redactor
 from runbook.status import run_summary
 
@@ -174,3 +183,191 @@ def test_console_and_json_printers_take_the_typed_events() -> None:
     first, warning = (json.loads(line) for line in stream.getvalue().splitlines())
     assert first == _lines(RERUN)[0]
     assert warning == {"event": "warning", "message": "gateway-probe: attempt 1 failed (503); retrying in 1s"}
+
+
+# ---------------------------------------------------------------- the fast paths write what the models write
+
+
+@dataclass
+class _Point:
+    x: int
+
+
+class _Kind(enum.Enum):
+    A = "a"
+
+
+def _sample_events() -> list[Any]:
+    """Events as the executor emits them and as records read back: plain ones (the fast path) and
+    ones holding what `model_dump` changes or `default=str` prints (the model's own path)."""
+    events: list[Any] = [*read_record(RESUMED).events, *read_record(RERUN).events]
+    odd_outputs = [
+        {"value": 8, "label": "step 1"},
+        {"nested": {"list": [1, 2.5, None, True, "é ☃ \u2028"], "deep": [[[{"a": "b"}]]]}},
+        {"floats": [1e16, 1e-7, 0.1 + 0.2, float("inf"), float("-inf"), float("nan"), -0.0]},
+        {"big": 2**80, "negative": -(2**70)},
+        {1: "int key", "s": "str key"},
+        {"tuple": (1, 2), "set": {3}, "path": Path("/tmp/x"), "point": _Point(1), "kind": _Kind.A},
+        [1, "two", {"three": 3}],
+        "a string output",
+        None,
+        _Point(2),
+    ]
+    for index, output in enumerate(odd_outputs):
+        events.append(
+            StepFinished(
+                stage="fix",
+                step=f"s{index}",
+                title="t",
+                uses="set",
+                status="ok",
+                started_at="2025-11-14T04:15:00.000Z",
+                finished_at="2025-11-14T04:15:00.001Z",
+                duration_s=0.001,
+                attempts=1,
+                output=output,
+            )
+        )
+    events.append(
+        StepStarted(stage="fix", step="s", title='a "quoted" title\n', uses="shell", time="2025-11-14T04:15:00.000Z")
+    )
+    events.append(
+        StepFinished(
+            stage="fix",
+            step="e",
+            status="failed",
+            error=StepErrorRecord(type="CheckFailed", message="m"),
+            expectations=[{"that": "x", "passed": False}],
+            output={"checked": []},
+        )
+    )
+    events.append(StepFinished.model_validate({"stage": "fix", "step": "x", "status": "ok", "extra_key": {"k": [1]}}))
+    events.append(StepFinished.model_validate({"stage": "fix", "step": "x", "status": "ok", "extra": (1, 2)}))
+    events.append(RunFinished(run_id="r", status="success", counts={"ok": 2}, changed_files=["a"], duration_s=1.5))
+    for duration in (float("nan"), float("inf"), float("-inf"), 1e16, 2.5e-7, 2**70, True):
+        events.append(
+            StepFinished(
+                stage="fix", step="d", status="ok", duration_s=duration, attempts=2**70, message="\x00\x1f\ud800"[:2]
+            )
+        )
+    events.append(Note(kind="k", time="2025-11-14T04:15:00.000Z", message="m"))
+    return events
+
+
+def _old_line(event: Any) -> bytes:
+    """How a record line was written before the fast path: model_dump, then json.dumps."""
+    data = event.model_dump(mode="python", by_alias=True, exclude_unset=True)
+    record = {"event": event.event, **{k: v for k, v in data.items() if k != "event"}}
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+
+
+def test_record_lines_are_byte_identical_to_the_models_dump() -> None:
+    encode = LineEncoder()
+    events = _sample_events()
+    for event in events:
+        assert encode(record_line(event)) == _old_line(event), event
+        assert encode.event(event) == _old_line(event), event
+    # a writer writes the same bytes
+    assert encode(record_line(events[0])) == _old_line(events[0])
+
+
+def test_the_line_encoder_fails_as_json_dumps_and_goes_on(tmp_path: Path) -> None:
+    encode = LineEncoder()
+    loop: dict[str, Any] = {"a": 1}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match="Circular reference"):
+        json.dumps(loop, default=str)
+    with pytest.raises(ValueError, match="Circular reference"):
+        encode(loop)
+    shared = {"x": 1}
+    assert encode({"a": shared, "b": shared}) == b'{"a":{"x":1},"b":{"x":1}}\n'  # marked no more
+    writer = RecordWriter(tmp_path / "r.jsonl")
+    writer.write(StepStarted(stage="fix", step="a", time="2025-11-14T04:15:00.000Z"))
+    writer.close()
+    assert (
+        tmp_path / "r.jsonl"
+    ).read_bytes() == b'{"event":"step_started","stage":"fix","step":"a","time":"2025-11-14T04:15:00.000Z"}\n'
+
+
+def test_step_times_read_off_the_clock_as_datetimes_would() -> None:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    now = now_us()
+    samples = [
+        now,
+        now + 1,
+        0,
+        999,
+        1_000,
+        999_999,
+        1_000_000,
+        1_763_093_700_999_999,
+        1_763_093_701_000_000,
+        253_402_300_799_999_999,
+    ]
+    samples += [now + step * 37_123 for step in range(300)]
+    for micros in samples:
+        assert iso_us(micros) == iso(epoch + timedelta(microseconds=micros)), micros
+    start, end = 1_763_093_700_123_456, 1_763_093_702_654_321
+    assert (end - start) / 1_000_000 == (
+        epoch + timedelta(microseconds=end) - (epoch + timedelta(microseconds=start))
+    ).total_seconds()
+    before, reading, after = utc_now(), now_us(), utc_now()
+    assert (before - epoch) // timedelta(microseconds=1) <= reading <= (after - epoch) // timedelta(microseconds=1)
+
+
+def _old_redact(event: Any, redactor: Redactor) -> Any:
+    data = redactor(event.model_dump(by_alias=True, exclude_unset=True))
+    return type(event).model_validate({**data, "event": event.event})
+
+
+def test_redaction_masks_what_it_masked_and_keeps_events_without_secrets() -> None:
+    redactor = Redactor(["hunter2-secret", "tok-abcdef123456"])
+    for event in _sample_events():
+        masked = redact_event(event, redactor)
+        assert _old_line(masked) == _old_line(_old_redact(event, redactor))
+    for event in [*read_record(RESUMED).events, *read_record(RERUN).events]:
+        assert redact_event(event, redactor) is event  # no secret in it: the event itself, not a copy
+    secret_events = [
+        StepStarted(stage="fix", step="s", title="uses hunter2-secret", uses="set", time="2025-11-14T04:15:00.000Z"),
+        StepFinished(
+            stage="fix",
+            step="s",
+            status="ok",
+            output={"h": "Bearer tok-abcdef123456", "n": [("hunter2-secret",)]},
+            message="aHVudGVyMi1zZWNyZXQ= is base64",
+            reason="r hunter2-secret",
+        ),
+        StepFinished(
+            stage="verify",
+            step="p",
+            status="failed",
+            error=StepErrorRecord(type="E", message="bad hunter2-secret", hint="h"),
+            expectations=[{"that": "x == 'hunter2-secret'", "passed": False}],
+        ),
+        StepFinished.model_validate({"stage": "fix", "step": "x", "status": "ok", "extra_key": "hunter2-secret"}),
+        Note(kind="k", message="tok-abcdef123456"),
+        RunFinished(run_id="r", status="failed", failed_step="s", changed_files=["hunter2-secret.txt"]),
+    ]
+    for event in secret_events:
+        masked = redact_event(event, redactor)
+        assert masked is not event and type(masked) is type(event)
+        assert _old_line(masked) == _old_line(_old_redact(event, redactor))
+        assert b"hunter2-secret" not in _old_line(masked) and b"tok-abcdef123456" not in _old_line(masked)
+
+
+def test_without_jsons_c_encoder_lines_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    encode = LineEncoder()
+    for event in _sample_events()[-12:]:
+        assert encode.event(event) == _old_line(event)
+
+
+def test_a_field_written_under_an_alias_goes_the_models_way() -> None:
+    from pydantic import Field
+
+    class Aliased(StepStarted):
+        origin: str | None = Field(default=None, alias="from")
+
+    event = Aliased.model_validate({"stage": "fix", "step": "a", "from": "b"})
+    assert LineEncoder().event(event) == _old_line(event) and b'"from":"b"' in _old_line(event)
+    assert record_line(event) == event.as_record()

@@ -110,6 +110,8 @@ class ConsolePrinter:
             self._ticker.start()
 
     def _stop_live(self) -> None:
+        if self._running is None and not self._detail:
+            return  # no live line (not a terminal, or no step running): nothing to stop
         with self._lock:
             self._running = None
             self._detail = ""
@@ -127,18 +129,19 @@ class ConsolePrinter:
         self.write(self.paint(f"warning: {message}", "changed"))
 
     def __call__(self, event: RunEvent) -> None:
-        if isinstance(event, RunStarted):
+        if isinstance(event, StepStarted):  # the step events first: there are two a step
+            if self.tty:
+                self._start_live(event)
+        elif isinstance(event, StepFinished | StepRestored):
+            self._stop_live()
+            self._step(event)
+        elif isinstance(event, RunStarted):
             dry_run = "  [dry-run]" if event.options.dry_run else ""
             self.write(
                 f"runbook: phase {event.phase} - {event.title} (run {event.run_id}, target {event.target}){dry_run}"
             )
         elif isinstance(event, RunResumed):
             self.write(f"runbook: resuming run {event.run_id}")
-        elif isinstance(event, StepStarted) and self.tty:
-            self._start_live(event)
-        elif isinstance(event, StepFinished | StepRestored):
-            self._stop_live()
-            self._step(event)
         elif isinstance(event, Note):
             self.write(f"note: {event.message}")
         elif isinstance(event, RunWarning):

@@ -52,6 +52,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .atomic import crash_point
 from .errors import InputError
+from .record_lines import LineEncoder, record_line
+from .record_lines import encode as _encode
 
 # The timestamp log is read by runbook.timestamp_log (no pydantic, for `runbook status`); re-exported.
 from .timestamp_log import FAILURE_WORDS as FAILURE_WORDS  # noqa: PLC0414
@@ -75,15 +77,34 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def now_us() -> int:
+    """Microseconds since the epoch, UTC: the clock `utc_now()` reads, floored to the microsecond as
+    `datetime.now` floors it (two of them subtract exactly as the datetimes would)."""
+    return time.time_ns() // 1000
+
+
+_second_text: tuple[int, str] = (-1, "")
+
+
+def iso_us(microseconds: int) -> str:
+    """`iso()` of a `now_us()` reading (the same text), without building a datetime: a step's start
+    and end are stamped this way, and the date and time of one second are formatted once."""
+    global _second_text
+    second, within = divmod(microseconds, 1_000_000)
+    cached, text = _second_text
+    if cached != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        if len(text) != 19:  # a year before 1000 or after 9999: the datetime's own format
+            return iso(datetime.fromtimestamp(second, UTC).replace(microsecond=within))
+        _second_text = (second, text)
+    return f"{text}.{within // 1000:03d}Z"
+
+
 def new_run_id(moment: datetime | None = None) -> str:
     # Sortable by start time (to the millisecond), unique by the random suffix.
     moment = moment or utc_now()
     stamp = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
     return f"{stamp}-{_random.token_hex(3)}"
-
-
-def _encode(obj: dict[str, Any]) -> bytes:
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode("utf-8")
 
 
 def _open_for_append(path: Path) -> tuple[int, bool]:
@@ -101,9 +122,11 @@ def _open_for_append(path: Path) -> tuple[int, bool]:
 
 def _write_all(fd: int, data: bytes) -> None:
     crash_point("record-append", fd, data)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    written = os.write(fd, data)  # one write(2) takes a whole line (short writes are for full disks and signals)
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def _append_line(path: Path, obj: dict[str, Any], *, durable: bool = True) -> None:
@@ -334,10 +357,34 @@ def parse_event(obj: dict[str, Any]) -> RunEvent | OtherEvent:
         raise ValueError(f"not a valid {obj['event']} event: {where}: {first['msg']}") from None
 
 
+# Fields only the executor writes, from its own vocabulary (kinds, stages, statuses, action names,
+# its clock, counts): no secret can be in them, and masking a short secret there would only break
+# a timestamp. Every other field (ids, titles, outputs, messages, errors) is masked.
+_OWN_FIELDS = frozenset(
+    {
+        "event",
+        "stage",
+        "status",
+        "uses",
+        "time",
+        "started_at",
+        "finished_at",
+        "duration_s",
+        "attempts",
+        "dry_run",
+        "pid",
+    }
+)
+
+
 def redact_event(event: RunEvent, redactor: Callable[[Any], Any]) -> RunEvent:
-    """A copy of `event` with every secret masked (the fields it carries keep being the ones set)."""
-    data = redactor(event.model_dump(by_alias=True, exclude_unset=True))
-    return type(event).model_validate({**data, "event": event.event})
+    """`event` with every secret masked (the fields it carries keep being the ones set): the event
+    itself when it holds none, else a copy."""
+    data = record_line(event)
+    masked = {key: value if key in _OWN_FIELDS else redactor(value) for key, value in data.items()}
+    if masked == data:
+        return event
+    return type(event).model_validate({**masked, "event": event.event})
 
 
 def append_durably(path: Path, obj: dict[str, Any]) -> None:
@@ -365,6 +412,7 @@ class RecordWriter:
         self._pending = 0  # lines written since the last fsync
         self._first_pending = 0.0  # time.monotonic() when the first of them was written
         self._stage: str | None = None
+        self._line = LineEncoder()
         self.fsyncs = 0
 
     def __call__(self, event: RunEvent) -> None:
@@ -381,7 +429,7 @@ class RecordWriter:
     def write(self, event: RunEvent) -> None:
         if isinstance(event, RunWarning):
             return  # warnings go to the console and `--json`, not into the record
-        data = _encode(event.as_record())
+        data = self._line.event(event)
         stage = getattr(event, "stage", None)
         if self._pending and stage is not None and stage != self._stage:
             self._sync()  # the stage that ended is on disk before the next one starts

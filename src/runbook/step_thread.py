@@ -3,7 +3,8 @@
 The executor hands a step's action here when it can block (processes, HTTP, kernels) or has a
 `timeout:`. The main thread waits in short slices: past the deadline, or once the run is
 interrupted, it sets the action's `stop` event and gives it `STOP_GRACE_SECONDS` to finish before
-the step is given up as timed out or interrupted. An exception the action raises is handed back to
+the step is given up as timed out or interrupted. Actions that neither block nor change anything
+(`in_process_action`: `set`, `assert`) run in the executor's own thread. An exception the action raises is handed back to
 the main thread: runbook's own errors as they are, anything else as an `ActionError` (a failed step,
 not a dead run).
 """
@@ -14,10 +15,21 @@ import threading
 import time
 from typing import Any
 
+from . import actions
 from .actions import ActionContext, ActionSpec, Result
 from .errors import ActionError, RunbookError, StepTimeout
 
 STOP_GRACE_SECONDS = 10.0
+
+
+def in_process_action(uses: str) -> bool:
+    """Whether action `uses` acts only inside this process (`set`, `assert`): not blocking, changes
+    nothing. The run record lets the lines of such steps share an fsync (runbook.record)."""
+    try:
+        spec = actions.get(uses)
+    except RunbookError:
+        return False
+    return not spec.blocking and not spec.changes and spec.changes_when is None
 
 
 class Interrupted(Exception):

@@ -8,7 +8,6 @@ refused, and an undefined name is an error instead of an empty string. A string 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
@@ -250,10 +249,10 @@ def _direct_expression(expr: str) -> Evaluator | None:
     if env.is_async or env.intercepted_unops or env.autoescape:
         return None
     shape = _shape(expr)
-    tree = _shape_tree(shape[0]) if shape is not None else None
-    if shape is not None and tree is not None:
-        with contextlib.suppress(Exception):  # a node left to the compiler: parse the expression itself
-            return _evaluator(tree, env, shape[1])
+    shaped = _shape_evaluator(shape[0]) if shape is not None else None
+    if shape is not None and shaped is not None:  # else a node left to the compiler: parse the expression itself
+        slots = shape[1]
+        return lambda ctx: shaped(ctx, slots)
     tree = _optimized_tree(expr)
     if tree is None:
         return None
@@ -311,8 +310,9 @@ def _folds_alike(node: Any) -> tuple[bool, bool, bool]:
 # Shapes. Parsing costs ~0.25 ms an expression (Jinja's lexer, parser and optimizer), and runbooks
 # repeat a few shapes with other names and numbers (`r1.value == base + 1`, `r2.value == base + 2`):
 # an expression is cut into tokens the way Jinja's lexer cuts them, every variable name and decimal
-# integer becomes a numbered placeholder, and the shape's parse is reused, the placeholders read as
-# the names and numbers of this expression. Only where that cannot change the parse: names after
+# integer becomes a numbered placeholder, and the shape's parse and evaluator are reused (built once
+# per shape, `_shape_evaluator`), the placeholders read at call time as the names and numbers of this
+# expression (its slots). Only where that cannot change the parse: names after
 # `.`, `|`, `is` (attributes, filters, tests), before `(` or `=`, keywords and Jinja's literal names
 # stay as they are; anything unusual (non-ASCII, floats, `1_000`, `0x1f`, `}}`, a number after `|`
 # or `is` or before `(` or `=`) has no shape and is parsed as itself. A placeholder for a number is not folded with its
@@ -323,11 +323,11 @@ _SLOT = "__runbook_"
 _SLOT_NAME, _SLOT_INT = f"{_SLOT}name_", f"{_SLOT}int_"
 Slot = str | int  # a variable's name, or a number
 _SHAPE_TOKEN = re.compile(
-    r"(?P<space>\s+)"
-    r"|(?P<string>'[^'\\]*(?:\\.[^'\\]*)*'|\"[^\"\\]*(?:\\.[^\"\\]*)*\")"
+    r"\s*(?:"  # the spaces before a token go with it
+    r"(?P<string>'[^'\\]*(?:\\.[^'\\]*)*'|\"[^\"\\]*(?:\\.[^\"\\]*)*\")"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<int>0|[1-9][0-9]*)"
-    r"|(?P<op>" + "|".join(re.escape(op) for op in sorted(lexer_operators, key=len, reverse=True)) + ")",
+    r"|(?P<op>" + "|".join(re.escape(op) for op in sorted(lexer_operators, key=len, reverse=True)) + "))",
     re.DOTALL,
 )
 _KEPT_NAMES = frozenset(
@@ -345,47 +345,88 @@ def _shape(expr: str) -> tuple[str, tuple[Slot, ...]] | None:
     tokens: list[str] = []
     slots: list[Slot] = []
     position, end = 0, len(expr)
+    match_token = _SHAPE_TOKEN.match
     while position < end:
-        match = _SHAPE_TOKEN.match(expr, position)
+        match = match_token(expr, position)
         if match is None:
+            if expr[position:].isspace():
+                break  # spaces after the last token
             return None
-        position, kind, text = match.end(), match.lastgroup, match.group()
-        if kind == "space":
-            continue
+        position, kind = match.end(), match.lastgroup
+        text = match.group(kind or 0)
         before = tokens[-1] if tokens else ""
         named = before in _NAMED_AFTER or (before == "not" and len(tokens) > 1 and tokens[-2] == "is")
         if kind == "name" and not (text in _KEPT_NAMES or text in _COMPILED_NAMES or named):
             if not _CALLED.match(expr, position):
-                text = f"{_SLOT_NAME}{len(slots)}"
-                slots.append(match.group())
+                slots.append(text)
+                text = f"{_SLOT_NAME}{len(slots) - 1}"
         elif kind == "int" and before != ".":
             if named or _AFTER_NUMBER.match(expr, position) or _CALLED.match(expr, position):
                 return None
-            text = f"{_SLOT_INT}{len(slots)}"
-            slots.append(int(match.group()))
+            slots.append(int(text))
+            text = f"{_SLOT_INT}{len(slots) - 1}"
         tokens.append(text)
     return " ".join(tokens), tuple(slots)
 
 
-def _evaluator(node: Any, env: SandboxedEnvironment, slots: Sequence[Slot] = ()) -> Evaluator:  # noqa: C901 - one branch per Jinja node kind, mirroring Jinja's compiler
+def _evaluator(node: Any, env: SandboxedEnvironment, slots: Sequence[Slot] = ()) -> Evaluator:
     """A function of the template context that evaluates `node` as the compiled code would."""
+    shaped = _shaped(node, env, placeholders=bool(slots))
+    return lambda ctx: shaped(ctx, slots)
+
+
+# A shaped evaluator takes the context and the expression's slots (its names and numbers, in the
+# order of the shape's placeholders): built once per shape, it serves every expression of that shape.
+Shaped = Callable[[Mapping[str, Any], Sequence[Slot]], Any]
+
+
+@lru_cache(maxsize=EXPRESSION_CACHE)
+def _shape_evaluator(shape: str) -> Shaped | None:
+    """The evaluator of a shape's folded parse, or None when it has none or a node is left to the compiler."""
+    tree = _shape_tree(shape)
+    if tree is None:
+        return None
+    try:
+        return _shaped(tree, environment(), placeholders=True)
+    except Exception:  # a node left to the compiler: each expression is parsed as itself
+        return None
+
+
+def _shaped(node: Any, env: SandboxedEnvironment, *, placeholders: bool) -> Shaped:  # noqa: C901 - one branch per Jinja node kind, mirroring Jinja's compiler
+    """`node` as a function of (context, slots) that evaluates it as the compiled code would; with
+    `placeholders`, a shape's placeholder names read the name or number in their slot."""
+
+    def build(child: Any) -> Shaped:
+        return _shaped(child, env, placeholders=placeholders)
+
     kind = type(node)
     if kind is nodes.Const:
         value = node.value
         if isinstance(value, list | dict | set):  # a folded literal: the compiled code builds a new one
-            return lambda _ctx: copy.deepcopy(value)
-        return lambda _ctx: value
+            return lambda _ctx, _slots: copy.deepcopy(value)
+        return lambda _ctx, _slots: value
     if kind is nodes.Name:
         if node.ctx != "load" or node.name in _COMPILED_NAMES:
             raise _Compile()
         name, names, undefined = node.name, env.globals, env.undefined
-        if name.startswith(_SLOT):  # a shape's placeholder: the name or number of this expression
-            value = slots[int(name.rpartition("_")[2])]
-            if not isinstance(value, str):
-                return lambda _ctx: value
-            name = value
+        if name.startswith(_SLOT):
+            if not placeholders:  # not a shape: such a name is left to the compiler
+                raise _Compile()
+            index = int(name.rpartition("_")[2])
+            if name.startswith(_SLOT_INT):
+                return lambda _ctx, slots: slots[index]
 
-        def load(ctx: Mapping[str, Any]) -> Any:
+            def load_slot(ctx: Mapping[str, Any], slots: Sequence[Slot]) -> Any:
+                slot = slots[index]
+                if slot in ctx:
+                    return ctx[slot]  # type: ignore[index]
+                if slot in names:
+                    return names[slot]
+                return undefined(name=slot)  # type: ignore[arg-type]
+
+            return load_slot
+
+        def load(ctx: Mapping[str, Any], _slots: Sequence[Slot]) -> Any:
             if name in ctx:
                 return ctx[name]
             if name in names:
@@ -394,65 +435,61 @@ def _evaluator(node: Any, env: SandboxedEnvironment, slots: Sequence[Slot] = ())
 
         return load
     if kind is nodes.Getattr:
-        target, attr, getattr_ = _evaluator(node.node, env, slots), node.attr, env.getattr
-        return lambda ctx: getattr_(target(ctx), attr)
+        target, attr, getattr_ = build(node.node), node.attr, env.getattr
+        return lambda ctx, slots: getattr_(target(ctx, slots), attr)
     if kind is nodes.Getitem:
         if isinstance(node.arg, nodes.Slice):
             raise _Compile()
-        target, key, getitem = _evaluator(node.node, env, slots), _evaluator(node.arg, env, slots), env.getitem
-        return lambda ctx: getitem(target(ctx), key(ctx))
+        target, key, getitem = build(node.node), build(node.arg), env.getitem
+        return lambda ctx, slots: getitem(target(ctx, slots), key(ctx, slots))
     if kind in _BINARY:
-        op, left, right = _BINARY[kind], _evaluator(node.left, env, slots), _evaluator(node.right, env, slots)
-        return lambda ctx: op(left(ctx), right(ctx))
+        op, left, right = _BINARY[kind], build(node.left), build(node.right)
+        return lambda ctx, slots: op(left(ctx, slots), right(ctx, slots))
     if kind in _UNARY:
-        unary, operand = _UNARY[kind], _evaluator(node.node, env, slots)
-        return lambda ctx: unary(operand(ctx))
+        unary, operand = _UNARY[kind], build(node.node)
+        return lambda ctx, slots: unary(operand(ctx, slots))
     if kind is nodes.And:
-        left, right = _evaluator(node.left, env, slots), _evaluator(node.right, env, slots)
-        return lambda ctx: left(ctx) and right(ctx)
+        left, right = build(node.left), build(node.right)
+        return lambda ctx, slots: left(ctx, slots) and right(ctx, slots)
     if kind is nodes.Or:
-        left, right = _evaluator(node.left, env, slots), _evaluator(node.right, env, slots)
-        return lambda ctx: left(ctx) or right(ctx)
+        left, right = build(node.left), build(node.right)
+        return lambda ctx, slots: left(ctx, slots) or right(ctx, slots)
     if kind is nodes.Not:
-        operand = _evaluator(node.node, env, slots)
-        return lambda ctx: not operand(ctx)
+        operand = build(node.node)
+        return lambda ctx, slots: not operand(ctx, slots)
     if kind is nodes.Compare:
-        return _compare(node, env, slots)
+        return _compare(node, build)
     if kind is nodes.CondExpr:
         if node.expr2 is None:
             raise _Compile()
-        test, yes, no = (
-            _evaluator(node.test, env, slots),
-            _evaluator(node.expr1, env, slots),
-            _evaluator(node.expr2, env, slots),
-        )
-        return lambda ctx: yes(ctx) if test(ctx) else no(ctx)
+        test, yes, no = build(node.test), build(node.expr1), build(node.expr2)
+        return lambda ctx, slots: yes(ctx, slots) if test(ctx, slots) else no(ctx, slots)
     if kind is nodes.Concat:
-        parts = [_evaluator(part, env, slots) for part in node.nodes]
-        return lambda ctx: "".join(map(str, tuple(part(ctx) for part in parts)))
+        parts = [build(part) for part in node.nodes]
+        return lambda ctx, slots: "".join(map(str, tuple(part(ctx, slots) for part in parts)))
     if kind in (nodes.Tuple, nodes.List):
         if getattr(node, "ctx", "load") != "load":
             raise _Compile()
-        items = [_evaluator(item, env, slots) for item in node.items]
-        build: Callable[[Any], Any] = tuple if kind is nodes.Tuple else list
-        return lambda ctx: build([item(ctx) for item in items])
+        items = [build(item) for item in node.items]
+        make: Callable[[Any], Any] = tuple if kind is nodes.Tuple else list
+        return lambda ctx, slots: make([item(ctx, slots) for item in items])
     if kind is nodes.Dict:
-        pairs = [(_evaluator(p.key, env, slots), _evaluator(p.value, env, slots)) for p in node.items]
-        return lambda ctx: {key(ctx): value(ctx) for key, value in pairs}
+        pairs = [(build(p.key), build(p.value)) for p in node.items]
+        return lambda ctx, slots: {key(ctx, slots): value(ctx, slots) for key, value in pairs}
     if kind in (nodes.Filter, nodes.Test):
-        return _filter_or_test(node, env, slots)
+        return _filter_or_test(node, env, build)
     raise _Compile()
 
 
-def _compare(node: Any, env: SandboxedEnvironment, slots: Sequence[Slot]) -> Evaluator:
-    first = _evaluator(node.expr, env, slots)
-    steps = [(_COMPARE[operand.op], _evaluator(operand.expr, env, slots)) for operand in node.ops]
+def _compare(node: Any, build: Callable[[Any], Shaped]) -> Shaped:
+    first = build(node.expr)
+    steps = [(_COMPARE[operand.op], build(operand.expr)) for operand in node.ops]
 
-    def compare(ctx: Mapping[str, Any]) -> Any:
+    def compare(ctx: Mapping[str, Any], slots: Sequence[Slot]) -> Any:
         # Python's chained comparison: `a < b < c` is `a < b and b < c`, b evaluated once.
-        left, result = first(ctx), True
+        left, result = first(ctx, slots), True
         for op, operand in steps:
-            right = operand(ctx)
+            right = operand(ctx, slots)
             result = op(left, right)
             if not result:
                 return result
@@ -462,7 +499,7 @@ def _compare(node: Any, env: SandboxedEnvironment, slots: Sequence[Slot]) -> Eva
     return compare
 
 
-def _filter_or_test(node: Any, env: SandboxedEnvironment, slots: Sequence[Slot]) -> Evaluator:
+def _filter_or_test(node: Any, env: SandboxedEnvironment, build: Callable[[Any], Shaped]) -> Shaped:
     table = env.filters if isinstance(node, nodes.Filter) else env.tests
     func: Any = table.get(node.name)
     if func is None or node.node is None or node.dyn_args is not None or node.dyn_kwargs is not None:
@@ -470,15 +507,15 @@ def _filter_or_test(node: Any, env: SandboxedEnvironment, slots: Sequence[Slot])
     passed = _PassArg.from_obj(func)
     if passed not in (None, _PassArg.environment):
         raise _Compile()
-    value = _evaluator(node.node, env, slots)
-    args = [_evaluator(arg, env, slots) for arg in node.args]
-    kwargs: list[tuple[str, Evaluator]] = [(kw.key, _evaluator(kw.value, env, slots)) for kw in node.kwargs]
+    value = build(node.node)
+    args = [build(arg) for arg in node.args]
+    kwargs: list[tuple[str, Shaped]] = [(kw.key, build(kw.value)) for kw in node.kwargs]
     lead = (env,) if passed is _PassArg.environment else ()
 
-    def apply(ctx: Mapping[str, Any]) -> Any:
-        subject = value(ctx)
-        positional = [arg(ctx) for arg in args]
-        return func(*lead, subject, *positional, **{key: kw(ctx) for key, kw in kwargs})
+    def apply(ctx: Mapping[str, Any], slots: Sequence[Slot]) -> Any:
+        subject = value(ctx, slots)
+        positional = [arg(ctx, slots) for arg in args]
+        return func(*lead, subject, *positional, **{key: kw(ctx, slots) for key, kw in kwargs})
 
     return apply
 
