@@ -188,8 +188,10 @@ def _resume_collection(*, process_ends: bool = False) -> None:
 
     if _PAUSED:
         _PAUSED.clear()
-        gc.freeze()
-        if not process_ends:
+        if process_ends:
+            gc.freeze()
+        elif not gc.get_freeze_count():  # a freeze made by someone else (a fork server) stays as it is
+            gc.freeze()
             gc.unfreeze()
         gc.enable()
     elif process_ends:
