@@ -290,3 +290,35 @@ def test_the_garbage_collector_is_back_on_after_every_command(tmp_path: Path) ->
     assert gc.isenabled()
     assert invoke(["status"], cwd=sample).exit_code == 0
     assert gc.isenabled()
+
+
+def test_loading_a_runbook_gives_the_collector_back_as_it_found_it(tmp_path: Path) -> None:
+    """load_runbook pauses the cyclic GC while it builds the model (what it builds is long-lived);
+    afterwards the collector is on, and a freeze made by the caller is still in place."""
+    import gc
+
+    from runbook.errors import ValidationFailed
+    from runbook.loader import load_runbook
+
+    good = tmp_path / "phase-1.1.yaml"
+    good.write_text('phase: "1.1"\ntitle: t\nfix:\n  - {id: a, uses: set, with: {v: 1}}\n', encoding="utf-8")
+    bad = tmp_path / "phase-1.2.yaml"
+    bad.write_text('phase: "1.2"\ntitle: t\nfix:\n  - {id: a, uses: set, whit: {v: 1}}\n', encoding="utf-8")
+    assert load_runbook(good).runbook.fix[0].id == "a"
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    with pytest.raises(ValidationFailed):
+        load_runbook(bad)
+    assert gc.isenabled()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        load_runbook(good)
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
+    gc.disable()
+    try:
+        load_runbook(good)
+        assert not gc.isenabled()  # a caller that paused it keeps it paused
+    finally:
+        gc.enable()
