@@ -16,7 +16,9 @@ The key (`_key`) holds:
   or a reinstall, is another key);
 - every folder of the workspace (outside `reports/`, `.git` and virtual environments) with the names
   in it: a file that appears or disappears changes that list, which covers the checks that only ask
-  whether a notebook or an estate exists;
+  whether a notebook or an estate exists; a symlink also by its target and the stamp of what it
+  points at (a link pointed elsewhere, even at the same file's hard link outside the workspace,
+  keeps its name but changes what the confinement check sees);
 - for every string of the runbooks and the config that could name a path outside the workspace
   (absolute, or with a `..` part), that path and its folder;
 - the committed schema files, the folders from where the workspace was looked for up to its root
@@ -233,16 +235,25 @@ def _folders(root: Path) -> list[list[Any]]:
     while pending:
         folder = pending.pop()
         try:
-            names: list[str] = []
+            names: list[Any] = []
             found.append([os.path.relpath(folder, root), names])
             with os.scandir(folder) as entries:
                 for entry in entries:
                     names.append(entry.name)
+                    if entry.is_symlink():  # retargeting a link changes no name: its target and stamp do
+                        names.append([entry.name, _link_target(entry.path), stamp(Path(entry.path))])
                     if entry.is_dir(follow_symlinks=False) and entry.name not in SKIPPED_FOLDERS:
                         if folder == str(root) and entry.name == "reports":
                             continue
                         pending.append(entry.path)
         except OSError:
             continue
-        names.sort()
-    return sorted(found)
+        names.sort(key=str)
+    return sorted(found, key=lambda item: item[0])
+
+
+def _link_target(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
