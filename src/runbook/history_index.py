@@ -4,10 +4,11 @@ The timestamp log stays the source of truth. `folded_states()` returns what
 `progress.phase_states()` makes of the whole log (one state per phase) and the warnings of
 `record.read_log()`, from `reports/.index/status.json` when that file is fresh. It is fresh when the
 log has the size, modification time and inode it had when the index was written and the runs folder
-lists the same phases with the same modification times. When the log only grew (new lines appended
-after the last indexed one, none of them earlier than the latest time already folded), only the new
-lines are read and folded onto the indexed states; anything else (a missing, unreadable or stale
-index, a log rewritten or cut, lines out of time order) rebuilds it from the whole log. The folder
+lists the same phases with the same modification times. When the log only grew (its indexed bytes as
+they were, checked by a CRC-32: an editor that saves in place may have changed an old line too; new
+lines appended after the last indexed one, none of them earlier than the latest time already folded),
+only the new lines are parsed and folded onto the indexed states; anything else (a missing, unreadable
+or stale index, a log rewritten or cut, lines out of time order) rebuilds it from the whole log. The folder
 ignores itself for git (`reports/.index/.gitignore` holds `*`), so the index is never committed;
 failing to write it (a read-only workspace) only costs speed.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import zlib
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from .progress import Workspace
 
 INDEX_NAME = "status.json"
-VERSION = 2  # 2: durations NaN/negative/huge ignored, secret-named log keys masked
+VERSION = 3  # 2: durations NaN/negative/huge ignored, secret-named log keys masked; 3: a CRC-32 of the folded bytes
 _TAIL = 64  # bytes before the indexed end that must be unchanged for an append-only update
 _TIMES = ("started_at", "finished_at", "resolved_at")
 _FIELDS = tuple(f.name for f in fields(PhaseProgress))
@@ -86,8 +88,8 @@ def _append(
     latest = datetime.fromisoformat(index["latest"]) if index.get("latest") else None
     with log.open("rb") as handle:
         start = max(end - _TAIL, 0)
-        handle.seek(start)
-        if handle.read(end - start).hex() != index["tail"]:
+        prefix = handle.read(end)  # every indexed byte as it was (an edit anywhere, not only in the tail)
+        if prefix[start:].hex() != index["tail"] or zlib.crc32(prefix) != index["crc"]:
             return None
         added = handle.read()
     if not added.endswith(b"\n"):
@@ -188,15 +190,15 @@ def _write(
 ) -> None:
     log = workspace.timestamp_log
     with log.open("rb") as handle:
-        start = max(end - _TAIL, 0)
-        handle.seek(start)
-        tail = handle.read(end - start).hex()
+        prefix = handle.read(end)
+    tail = prefix[max(end - _TAIL, 0) :].hex()
     data = {
         "version": VERSION,
         "log": _log_key(stat),
         "runs": runs,
         "end": end,
         "tail": tail,
+        "crc": zlib.crc32(prefix),
         "next_line": next_line,
         "latest": latest.isoformat() if latest else None,
         "states": stored,

@@ -254,6 +254,6 @@ def _folders(root: Path) -> list[list[Any]]:
 
 def _link_target(path: str) -> str | None:
     try:
-        return os.readlink(path)
+        return str(Path(path).readlink())
     except OSError:
         return None
