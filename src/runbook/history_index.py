@@ -59,10 +59,12 @@ def folded_states(workspace: Workspace) -> tuple[dict[str, PhaseProgress], list[
         except (KeyError, TypeError, ValueError, AttributeError):
             grown = None  # an index that does not read as one: rebuilt
         if grown is not None:
-            states, warnings, next_line, latest, touched = grown
+            states, warnings, next_line, latest, touched, read = grown
             # the phases no new line names are stored as they were: only the touched ones are dumped
             stored = {**index["states"], **{phase: _dump_state(states[phase]) for phase in touched}}
-            _write(workspace, stat, runs, stored, warnings, end=stat.st_size, next_line=next_line, latest=latest)
+            _write(
+                workspace, stat, runs, stored, warnings, end=stat.st_size, next_line=next_line, latest=latest, read=read
+            )
             return states, warnings
     lines, warnings = read_log(log)
     states = phase_states(lines)
@@ -79,9 +81,10 @@ def folded_states(workspace: Workspace) -> tuple[dict[str, PhaseProgress], list[
 
 def _append(
     log: Path, stat: os.stat_result, index: dict[str, Any]
-) -> tuple[dict[str, PhaseProgress], list[str], int, datetime | None, set[str]] | None:
+) -> tuple[dict[str, PhaseProgress], list[str], int, datetime | None, set[str], tuple[int, str]] | None:
     """The indexed states with the lines appended since, the warnings, the number of the next line,
-    the latest time folded and the phases the new lines name; or None when the log changed otherwise."""
+    the latest time folded, the phases the new lines name and (CRC-32, tail) of the log's first
+    `stat.st_size` bytes; or None when the log changed otherwise."""
     end, old = int(index["end"]), index["log"]
     if stat.st_ino != old["inode"] or stat.st_size <= old["size"] or end != old["size"]:
         return None
@@ -91,8 +94,8 @@ def _append(
         prefix = handle.read(end)  # every indexed byte as it was (an edit anywhere, not only in the tail)
         if prefix[start:].hex() != index["tail"] or zlib.crc32(prefix) != index["crc"]:
             return None
-        added = handle.read()
-    if not added.endswith(b"\n"):
+        added = handle.read(stat.st_size - end)  # a line appended since `stat` is folded next time
+    if len(added) != stat.st_size - end or not added.endswith(b"\n"):
         return None  # a line is being written: fold it once it is whole
     states = _states(index["states"])
     warnings = list(index["warnings"])
@@ -113,7 +116,8 @@ def _append(
     # all new lines sort after the folded ones: folding them onto the indexed states is the same
     # as folding the whole log
     latest = max([line.timestamp for line in new] + ([latest] if latest is not None else []), default=None)
-    return phase_states(new, start=states), warnings, number, latest, {line.phase for line in new}
+    read = (zlib.crc32(added, index["crc"]), (prefix[-_TAIL:] + added)[-_TAIL:].hex())
+    return phase_states(new, start=states), warnings, number, latest, {line.phase for line in new}, read
 
 
 # ------------------------------------------------------------------ the file
@@ -187,18 +191,21 @@ def _write(
     end: int,
     next_line: int,
     latest: datetime | None,
+    read: tuple[int, str] | None = None,
 ) -> None:
-    log = workspace.timestamp_log
-    with log.open("rb") as handle:
-        prefix = handle.read(end)
-    tail = prefix[max(end - _TAIL, 0) :].hex()
+    """Write the index; `read` is (CRC-32, tail) of the log's first `end` bytes when known."""
+    if read is None:
+        with workspace.timestamp_log.open("rb") as handle:
+            prefix = handle.read(end)
+        read = (zlib.crc32(prefix), prefix[max(end - _TAIL, 0) :].hex())
+    crc, tail = read
     data = {
         "version": VERSION,
         "log": _log_key(stat),
         "runs": runs,
         "end": end,
         "tail": tail,
-        "crc": zlib.crc32(prefix),
+        "crc": crc,
         "next_line": next_line,
         "latest": latest.isoformat() if latest else None,
         "states": stored,
