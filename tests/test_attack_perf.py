@@ -236,3 +236,30 @@ def test_status_sees_a_log_status_word_rewritten_within_one_clock_tick(tmp_path:
     warm, cold = _status_both(ws)
     assert "(1/8 subphases complete)" in cold[1]
     assert warm == cold
+
+
+def test_status_index_folds_only_the_bytes_its_stat_saw(tmp_path: Path) -> None:
+    """A run appends a line between the status index's stat of the log and its read: the fold must
+    stop at the size it will store as its end, or the next fold counts that line a second time."""
+    import json
+
+    from runbook import history_index
+    from runbook.workspace import load_workspace
+
+    ws_path = copy_sample(tmp_path / "ws")
+    log = ws_path / LOG
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(_line("1.1", "start", "2025-11-14T04:00:00.000Z"), encoding="utf-8")
+    workspace = load_workspace(ws_path)
+    history_index.folded_states(workspace)
+    index = json.loads(history_index.index_path(workspace).read_bytes())
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write(_line("1.2", "start", "2025-11-14T04:01:00.000Z"))
+    seen = log.stat()
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write(_line("1.3", "start", "2025-11-14T04:02:00.000Z"))  # after the stat
+    grown = history_index._append(log, seen, index)
+    assert grown is not None
+    states, _warnings, next_line, _latest, touched, _read = grown
+    assert (touched, next_line) == ({"1.2"}, 3)
+    assert "1.3" not in states
