@@ -263,3 +263,71 @@ def test_status_index_folds_only_the_bytes_its_stat_saw(tmp_path: Path) -> None:
     states, _warnings, next_line, _latest, touched, _read = grown
     assert (touched, next_line) == ({"1.2"}, 3)
     assert "1.3" not in states
+
+
+# ------------------------------------------------------------------ 4. the aiohttp wire of wide fan-outs
+
+
+class _PagingServer:
+    """A real HTTP server on loopback whose listing's nextLink carries a skip token but no
+    api-version (ARM resource providers do that): page 2 only for a GET that kept the token."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        self.seen: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server.seen.append(self.path)
+                query = {k.lower(): v for k, v in parse_qs(urlsplit(self.path).query).items()}
+                if "$skiptoken" in query:
+                    body = {"value": [{"id": "b"}]}
+                else:
+                    body = {"value": [{"id": "a"}], "nextLink": f"{server.url}/items?$skiptoken=p2%3D%3D"}
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_next_link_without_api_version_keeps_its_skip_token_on_both_wires() -> None:
+    """ArmClient.list adds api-version to such a nextLink; over httpx (0.28: `params` replace the
+    URL's query) the skip token was dropped, page 1 came again and the listing failed with "paging
+    loops", while the same listing in a wide fan-out (aiohttp, which merges) returned both pages."""
+    from runbook.azure import client as client_module
+    from runbook.azure.client import ArmClient, AzureClient, run_sync
+
+    server = _PagingServer()
+    wide = client_module.WIRE_FAN_OUT_MIN
+    try:
+
+        async def work(client: AzureClient) -> tuple[list[object], list[list[object]]]:
+            arm = ArmClient(client, server.url, "token")
+            alone = await arm.list("/items", "2025-06-01")
+            fanned = await client.fan_out(list(range(wide)), lambda _i: arm.list("/items", "2025-06-01"))
+            return alone, fanned
+
+        alone, fanned = run_sync(work)
+    finally:
+        server.close()
+    assert alone == [{"id": "a"}, {"id": "b"}]
+    assert all(items == alone for items in fanned)
+    assert set(server.seen) == {"/items?api-version=2025-06-01", "/items?$skiptoken=p2%3D%3D&api-version=2025-06-01"}
