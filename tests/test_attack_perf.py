@@ -73,6 +73,25 @@ def test_validate_cache_sees_a_dangling_symlink_in_a_linked_folder(tmp_path: Pat
     assert warm.exit_code == code, warm.stdout + warm.stderr
 
 
+def test_validate_cache_sees_a_runbook_added_to_a_runbooks_folder_under_reports(tmp_path: Path) -> None:
+    """`paths: {runbooks: reports/runbooks}`: the walk of the workspace skips reports/, so a new
+    (broken) runbook there changed nothing the key held."""
+    ws = copy_sample(tmp_path / "ws")
+    (ws / "runbooks").rename(ws / "reports" / "runbooks")
+    config = ws / "runbook.yaml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("  runbooks: runbooks\n", "  runbooks: reports/runbooks\n"),
+        encoding="utf-8",
+    )
+    first = invoke(["validate"], cwd=ws)
+    assert first.exit_code == 0, first.stdout + first.stderr
+    (ws / "reports" / "runbooks" / "phase-9.1.yaml").write_text('phase: "9.1"\ntitle: x\nbogus_key: 1\n', "utf-8")
+    warm = invoke(["validate"], cwd=ws)
+    code, text = _cold(ws, ["validate"])
+    assert code == 2 and "bogus_key" in text
+    assert (warm.exit_code, warm.stdout + warm.stderr) == (code, text)
+
+
 # ------------------------------------------------------------------ 2. the pre-rendered help screen
 
 
