@@ -270,7 +270,7 @@ def _folders(root: Path) -> list[list[Any]]:
 
 def _names(folder: str) -> list[str] | None:
     try:
-        return sorted(os.listdir(folder))
+        return sorted(entry.name for entry in Path(folder).iterdir())
     except OSError:
         return None
 
