@@ -114,6 +114,21 @@ def test_help_into_a_closed_pipe_ends_like_clicks_rendering() -> None:
     assert (fast.returncode, fast.stderr.decode()) == (slow.returncode, slow.stderr.decode())
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a disk that is always full)")
+def test_help_onto_a_full_disk_ends_like_clicks_rendering() -> None:
+    """`runbook --help > /dev/full`: the storage error the CLI says for any command, not a traceback."""
+
+    def run(code: list[str]) -> subprocess.CompletedProcess[bytes]:
+        env = {**os.environ, "PYTHONPATH": SRC, "COLUMNS": "80"}
+        with Path("/dev/full").open("wb") as full:
+            return subprocess.run([sys.executable, *code], stdout=full, stderr=subprocess.PIPE, env=env, check=False)
+
+    fast = run(["-m", "runbook", "--help"])
+    slow = run(["-c", "from runbook.cli import main; main(['--help'])"])
+    assert b"Traceback" not in slow.stderr and slow.returncode != 0
+    assert (fast.returncode, fast.stderr.decode()) == (slow.returncode, slow.stderr.decode())
+
+
 # ------------------------------------------------------------------ 3. the remembered status overview
 
 LOG = Path("reports") / "timestamps" / "execution-log.jsonl"

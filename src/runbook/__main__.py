@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> None:
                 sys.stdout.flush()
             except BrokenPipeError:
                 _pipe_closed()
+            except OSError as exc:  # a full disk, a closed descriptor: said as for any other command
+                from .cli import _exit_for
+
+                _exit_for(exc, sys.argv[1:])
             raise SystemExit(0)
     try:
         from .cli import main as cli_main
