@@ -365,3 +365,30 @@ def test_a_next_link_without_api_version_keeps_its_skip_token_on_both_wires() ->
     assert alone == [{"id": "a"}, {"id": "b"}]
     assert all(items == alone for items in fanned)
     assert set(server.seen) == {"/items?api-version=2025-06-01", "/items?$skiptoken=p2%3D%3D&api-version=2025-06-01"}
+
+
+def test_a_wide_fan_out_goes_through_an_all_proxy_as_httpx_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ALL_PROXY alone (curl's and httpx's catch-all): httpx sends through it; aiohttp's `trust_env`
+    reads only HTTP(S)_PROXY, so the wide fan-out went straight to the (here unresolvable) host and
+    failed where the same GET alone succeeded (now such an environment keeps the GETs on httpx)."""
+    from runbook.azure import client as client_module
+    from runbook.azure.client import AzureClient, RetryPolicy, run_sync
+
+    proxy = _PagingServer()  # a proxy sees the absolute URL; it answers every GET with a page
+    target = "http://arm.example.invalid/items"
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALL_PROXY", proxy.url)
+    try:
+
+        async def work(client: AzureClient) -> tuple[object, list[object]]:
+            def get(_item: int) -> object:
+                return client.send("GET", target, plane="arm", params={"api-version": "1"})
+
+            return await get(0), await client.fan_out(list(range(client_module.WIRE_FAN_OUT_MIN)), get)
+
+        alone, fanned = run_sync(work, policy=RetryPolicy(attempts=1))
+    finally:
+        proxy.close()
+    assert [e.response.status_code for e in [alone, *fanned]] == [200] * (1 + len(fanned))  # type: ignore[attr-defined]
+    assert set(proxy.seen) == {f"{target}?api-version=1"}
