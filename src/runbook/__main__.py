@@ -23,8 +23,15 @@ def main(argv: list[str] | None = None) -> None:
     if argv is None and sys.argv[1:] in (["--help"], ["-h"]) and sys.stdout is not None:
         screen = prerendered_help()
         if screen is not None:
-            sys.stdout.write(screen)
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(screen)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                _pipe_closed()
+            except OSError as exc:  # a full disk, a closed descriptor: said as for any other command
+                from .cli import _exit_for
+
+                _exit_for(exc, sys.argv[1:])
             raise SystemExit(0)
     try:
         from .cli import main as cli_main
@@ -32,6 +39,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
     cli_main(argv)
+
+
+def _pipe_closed() -> None:
+    """End as click does when the reader of stdout went away (`runbook --help | head -0`): exit 1,
+    nothing on stderr, and no second BrokenPipeError when Python flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    raise SystemExit(1)
 
 
 #: The formatter widths help files are kept for: click's width rule gives 78 for 80-column output

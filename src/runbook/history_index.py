@@ -4,10 +4,11 @@ The timestamp log stays the source of truth. `folded_states()` returns what
 `progress.phase_states()` makes of the whole log (one state per phase) and the warnings of
 `record.read_log()`, from `reports/.index/status.json` when that file is fresh. It is fresh when the
 log has the size, modification time and inode it had when the index was written and the runs folder
-lists the same phases with the same modification times. When the log only grew (new lines appended
-after the last indexed one, none of them earlier than the latest time already folded), only the new
-lines are read and folded onto the indexed states; anything else (a missing, unreadable or stale
-index, a log rewritten or cut, lines out of time order) rebuilds it from the whole log. The folder
+lists the same phases with the same modification times. When the log only grew (its indexed bytes as
+they were, checked by a CRC-32: an editor that saves in place may have changed an old line too; new
+lines appended after the last indexed one, none of them earlier than the latest time already folded),
+only the new lines are parsed and folded onto the indexed states; anything else (a missing, unreadable
+or stale index, a log rewritten or cut, lines out of time order) rebuilds it from the whole log. The folder
 ignores itself for git (`reports/.index/.gitignore` holds `*`), so the index is never committed;
 failing to write it (a read-only workspace) only costs speed.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import zlib
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from .progress import Workspace
 
 INDEX_NAME = "status.json"
-VERSION = 2  # 2: durations NaN/negative/huge ignored, secret-named log keys masked
+VERSION = 3  # 2: durations NaN/negative/huge ignored, secret-named log keys masked; 3: a CRC-32 of the folded bytes
 _TAIL = 64  # bytes before the indexed end that must be unchanged for an append-only update
 _TIMES = ("started_at", "finished_at", "resolved_at")
 _FIELDS = tuple(f.name for f in fields(PhaseProgress))
@@ -57,10 +59,12 @@ def folded_states(workspace: Workspace) -> tuple[dict[str, PhaseProgress], list[
         except (KeyError, TypeError, ValueError, AttributeError):
             grown = None  # an index that does not read as one: rebuilt
         if grown is not None:
-            states, warnings, next_line, latest, touched = grown
+            states, warnings, next_line, latest, touched, read = grown
             # the phases no new line names are stored as they were: only the touched ones are dumped
             stored = {**index["states"], **{phase: _dump_state(states[phase]) for phase in touched}}
-            _write(workspace, stat, runs, stored, warnings, end=stat.st_size, next_line=next_line, latest=latest)
+            _write(
+                workspace, stat, runs, stored, warnings, end=stat.st_size, next_line=next_line, latest=latest, read=read
+            )
             return states, warnings
     lines, warnings = read_log(log)
     states = phase_states(lines)
@@ -77,20 +81,21 @@ def folded_states(workspace: Workspace) -> tuple[dict[str, PhaseProgress], list[
 
 def _append(
     log: Path, stat: os.stat_result, index: dict[str, Any]
-) -> tuple[dict[str, PhaseProgress], list[str], int, datetime | None, set[str]] | None:
+) -> tuple[dict[str, PhaseProgress], list[str], int, datetime | None, set[str], tuple[int, str]] | None:
     """The indexed states with the lines appended since, the warnings, the number of the next line,
-    the latest time folded and the phases the new lines name; or None when the log changed otherwise."""
+    the latest time folded, the phases the new lines name and (CRC-32, tail) of the log's first
+    `stat.st_size` bytes; or None when the log changed otherwise."""
     end, old = int(index["end"]), index["log"]
     if stat.st_ino != old["inode"] or stat.st_size <= old["size"] or end != old["size"]:
         return None
     latest = datetime.fromisoformat(index["latest"]) if index.get("latest") else None
     with log.open("rb") as handle:
         start = max(end - _TAIL, 0)
-        handle.seek(start)
-        if handle.read(end - start).hex() != index["tail"]:
+        prefix = handle.read(end)  # every indexed byte as it was (an edit anywhere, not only in the tail)
+        if prefix[start:].hex() != index["tail"] or zlib.crc32(prefix) != index["crc"]:
             return None
-        added = handle.read()
-    if not added.endswith(b"\n"):
+        added = handle.read(stat.st_size - end)  # a line appended since `stat` is folded next time
+    if len(added) != stat.st_size - end or not added.endswith(b"\n"):
         return None  # a line is being written: fold it once it is whole
     states = _states(index["states"])
     warnings = list(index["warnings"])
@@ -111,7 +116,8 @@ def _append(
     # all new lines sort after the folded ones: folding them onto the indexed states is the same
     # as folding the whole log
     latest = max([line.timestamp for line in new] + ([latest] if latest is not None else []), default=None)
-    return phase_states(new, start=states), warnings, number, latest, {line.phase for line in new}
+    read = (zlib.crc32(added, index["crc"]), (prefix[-_TAIL:] + added)[-_TAIL:].hex())
+    return phase_states(new, start=states), warnings, number, latest, {line.phase for line in new}, read
 
 
 # ------------------------------------------------------------------ the file
@@ -185,18 +191,21 @@ def _write(
     end: int,
     next_line: int,
     latest: datetime | None,
+    read: tuple[int, str] | None = None,
 ) -> None:
-    log = workspace.timestamp_log
-    with log.open("rb") as handle:
-        start = max(end - _TAIL, 0)
-        handle.seek(start)
-        tail = handle.read(end - start).hex()
+    """Write the index; `read` is (CRC-32, tail) of the log's first `end` bytes when known."""
+    if read is None:
+        with workspace.timestamp_log.open("rb") as handle:
+            prefix = handle.read(end)
+        read = (zlib.crc32(prefix), prefix[max(end - _TAIL, 0) :].hex())
+    crc, tail = read
     data = {
         "version": VERSION,
         "log": _log_key(stat),
         "runs": runs,
         "end": end,
         "tail": tail,
+        "crc": crc,
         "next_line": next_line,
         "latest": latest.isoformat() if latest else None,
         "states": stored,

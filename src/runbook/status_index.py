@@ -6,7 +6,8 @@ That answer only changes when one of those inputs does, so after computing it `r
 keeps it in `reports/.index/overview.json`: the screen's data (`WorkspaceStatus.to_dict()`), the
 rendered text with and without colour, and the warnings, under a key made of every input:
 
-- runbook.yaml's size, modification time and inode (the plan, titles, planned cells, paths);
+- runbook.yaml's size, modification time, inode and a CRC-32 of its bytes (the plan, titles,
+  planned cells, paths; a same-length edit within one clock tick keeps the rest);
 - the timestamp log's, and the runs folder's listing (each phase folder with its modification time);
 - the names of the runbooks (`phase-*`) and of the reports (`phase-*.md`);
 - for each phase shown as not started or investigated that has runs, its latest record's stamp;
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .derived import INDEX_DIR, names_in, runs_listing, source_listing, stamp, write_derived_lines
+from .derived import INDEX_DIR, content_stamp, names_in, runs_listing, source_listing, stamp, write_derived_lines
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -49,8 +50,9 @@ if TYPE_CHECKING:
         @property
         def timestamp_log(self) -> Path: ...
 
+
 NAME = "overview.json"
-VERSION = 2  # 2: two lines, the key first
+VERSION = 3  # 2: two lines, the key first; 3: runbook.yaml's bytes (CRC-32) in the key
 CONFIG_NAME = "runbook.yaml"  # workspace.CONFIG_NAME (not imported: it would load pydantic)
 DEFAULT_REPORTS = "reports"
 
@@ -156,7 +158,7 @@ def _key_part(part: str, root: Path, places: dict[str, Any]) -> Any:
     if part == "runbooks":
         return names_in(root / places["runbooks"], "phase-")
     if part == "config":
-        return stamp(root / CONFIG_NAME)
+        return content_stamp(root / CONFIG_NAME)
     if part == "records":
         return {phase: _latest_record(reports / "runs" / phase) for phase in places["watched"]}
     if part == "root":

@@ -16,9 +16,13 @@ The key (`_key`) holds:
   or a reinstall, is another key);
 - every folder of the workspace (outside `reports/`, `.git` and virtual environments) with the names
   in it: a file that appears or disappears changes that list, which covers the checks that only ask
-  whether a notebook or an estate exists;
+  whether a notebook or an estate exists; a symlink also by its target and the stamp of what it
+  points at (a link pointed elsewhere, even at the same file's hard link outside the workspace,
+  keeps its name but changes what the confinement check sees);
 - for every string of the runbooks and the config that could name a path outside the workspace
   (absolute, or with a `..` part), that path and its folder;
+- the names in the runbooks and templates folders and in the folders of files read under `reports/`
+  (which the walk skips: its run records change with every run);
 - the committed schema files, the folders from where the workspace was looked for up to its root
   (a `runbook.yaml` appearing in between moves the workspace), the current folder, the `--workspace`
   option, runbook's and Python's versions.
@@ -40,7 +44,7 @@ from typing import Any
 from .derived import read_derived, source_listing, stamp, write_derived
 
 CACHE_NAME = "validate.json"
-VERSION = 1
+VERSION = 2  # 2: symlink targets, and the runbook and template folders listed wherever they are
 CONFIG_NAME = "runbook.yaml"  # workspace.CONFIG_NAME (that module builds models on import)
 SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".index"})
 
@@ -93,9 +97,15 @@ def recall(start: Path | None) -> tuple[int, list[str]] | None:
     if root is None or not _builtin_actions_only():
         return None
     cached = read_derived(root / "reports", CACHE_NAME)
-    if cached is None or not isinstance(cached.get("files"), list) or not isinstance(cached.get("outside"), list):
+    if cached is None or not all(isinstance(cached.get(part), list) for part in ("files", "outside", "listed")):
         return None
-    key = _key(root, start, [str(p) for p in cached["files"]], [str(p) for p in cached["outside"]])
+    key = _key(
+        root,
+        start,
+        [str(p) for p in cached["files"]],
+        [str(p) for p in cached["outside"]],
+        [str(p) for p in cached["listed"]],
+    )
     if cached.get("key") != key:
         return None
     count, warnings = cached.get("count"), cached.get("warnings")
@@ -116,11 +126,18 @@ def remember(
         return
     files = sorted(path for path in set(opened) if _is_input(Path(path), root))
     outside = sorted({path for data in documents for path in _escaping_paths(data, root)})
-    key = _key(root, start, files, outside)
+    # the folders runbooks and templates are found in, and those of files read under reports/ (which
+    # the walk of the workspace skips): a runbook added to `paths: {runbooks: reports/runbooks}`
+    reports = root / "reports"
+    listed = sorted(
+        {str(workspace.runbooks_dir), str(workspace.templates_dir)}
+        | {str(Path(path).parent) for path in files if _under(Path(path), reports)}
+    )
+    key = _key(root, start, files, outside, listed)
     write_derived(
         workspace.reports_dir,
         CACHE_NAME,
-        {"key": key, "files": files, "outside": outside, "count": count, "warnings": warnings},
+        {"key": key, "files": files, "outside": outside, "listed": listed, "count": count, "warnings": warnings},
     )
 
 
@@ -185,7 +202,7 @@ def _escaping_paths(value: Any, root: Path) -> Iterator[str]:
             yield from _escaping_paths(item, root)
 
 
-def _key(root: Path, start: Path | None, files: list[str], outside: list[str]) -> dict[str, Any]:
+def _key(root: Path, start: Path | None, files: list[str], outside: list[str], listed: list[str]) -> dict[str, Any]:
     here = (start or Path.cwd()).resolve()
     between = [str(folder) for folder in (here, *here.parents) if folder != root and _under(folder, root)]
     return {
@@ -200,6 +217,7 @@ def _key(root: Path, start: Path | None, files: list[str], outside: list[str]) -
         "files": [[path, _content(Path(path))] for path in files],
         "outside": [[path, stamp(Path(path)), stamp(Path(path).parent)] for path in outside],
         "folders": _folders(root),
+        "listed": [[folder, _names(folder)] for folder in listed],
         "schemas": [stamp(root / name) for name in _schema_file_names()],
     }
 
@@ -233,16 +251,32 @@ def _folders(root: Path) -> list[list[Any]]:
     while pending:
         folder = pending.pop()
         try:
-            names: list[str] = []
+            names: list[Any] = []
             found.append([os.path.relpath(folder, root), names])
             with os.scandir(folder) as entries:
                 for entry in entries:
                     names.append(entry.name)
+                    if entry.is_symlink():  # retargeting a link changes no name: its target and stamp do
+                        names.append([entry.name, _link_target(entry.path), stamp(Path(entry.path))])
                     if entry.is_dir(follow_symlinks=False) and entry.name not in SKIPPED_FOLDERS:
                         if folder == str(root) and entry.name == "reports":
                             continue
                         pending.append(entry.path)
         except OSError:
             continue
-        names.sort()
-    return sorted(found)
+        names.sort(key=str)
+    return sorted(found, key=lambda item: item[0])
+
+
+def _names(folder: str) -> list[str] | None:
+    try:
+        return sorted(entry.name for entry in Path(folder).iterdir())
+    except OSError:
+        return None
+
+
+def _link_target(path: str) -> str | None:
+    try:
+        return str(Path(path).readlink())
+    except OSError:
+        return None

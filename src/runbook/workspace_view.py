@@ -3,7 +3,8 @@
 The overview's inputs change at different rates: the timestamp log with every run, runbook.yaml
 rarely. So what the overview reads of the validated config (the project name, the plan with its
 titles and planned cells, the runbooks and reports folders) is kept on its own in
-`reports/.index/config.json`, keyed by runbook.yaml's stamp (size, modification time, inode), the
+`reports/.index/config.json`, keyed by runbook.yaml's stamp (size, modification time, inode, a
+CRC-32 of its bytes: a same-length edit within one clock tick keeps the rest), the
 workspace root and runbook's source listing (derived.source_listing), and written only from a config that
 `workspace.load_workspace` validated, stamped before it was read. When the overview must be
 computed again (a log line was appended, a report appeared) and that part is current,
@@ -21,14 +22,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .derived import read_derived, source_listing, stamp, write_derived
+from .derived import content_stamp, read_derived, source_listing, write_derived
 from .status_index import CONFIG_NAME, DEFAULT_REPORTS, find_workspace_root
 
 if TYPE_CHECKING:
     from .workspace import Workspace
 
 NAME = "config.json"
-VERSION = 1
+VERSION = 2  # 2: runbook.yaml's CRC-32 in the key
 
 
 @dataclass(frozen=True)
@@ -136,9 +137,9 @@ def remembered_workspace(start: Path | str | None) -> WorkspaceView | None:
 
 
 def config_stamp(start: Path | str | None) -> list[int] | None:
-    """runbook.yaml's stamp, taken before `load_workspace` reads it (see `remember_workspace`)."""
+    """runbook.yaml's stamp and CRC-32, taken before `load_workspace` reads it (see `remember_workspace`)."""
     root = find_workspace_root(Path(start) if start else None)
-    return stamp(root / CONFIG_NAME) if root is not None else None
+    return content_stamp(root / CONFIG_NAME) if root is not None else None
 
 
 def remember_workspace(workspace: Workspace, before: list[int] | None) -> None:
@@ -147,12 +148,12 @@ def remember_workspace(workspace: Workspace, before: list[int] | None) -> None:
     Default reports folder only: the file must be found before runbook.yaml is read."""
     if workspace.reports_dir != workspace.root / DEFAULT_REPORTS:
         return
-    if before is None or stamp(workspace.config_path) != before:
+    if before is None or content_stamp(workspace.config_path) != before:
         return
     config = workspace.config
     saved = {
         "version": VERSION,
-        "key": _config_key(workspace.root),
+        "key": _config_key(workspace.root, before),
         "config": {
             "project": config.project,
             "runbooks": config.paths.runbooks,
@@ -171,5 +172,8 @@ def remember_workspace(workspace: Workspace, before: list[int] | None) -> None:
         write_derived(workspace.reports_dir, NAME, saved)
 
 
-def _config_key(root: Path) -> dict[str, Any]:
-    return {"root": str(root), "config": stamp(root / CONFIG_NAME), "source": source_listing()}
+def _config_key(root: Path, config: list[int] | None = None) -> dict[str, Any]:
+    """The key of the remembered config: `config` is runbook.yaml's content stamp (default: taken now)."""
+    if config is None:
+        config = content_stamp(root / CONFIG_NAME)
+    return {"root": str(root), "config": config, "source": source_listing()}

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from ..errors import ActionError, AzureError, SecurityViolation
 from ..secrets import MASK, is_secret_name
@@ -612,6 +612,15 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 # ------------------------------------------------------------------------------------------- ARM
 
 
+def _with_api_version(url: str, api_version: str) -> str:
+    """`url` with `api-version` added to its query unless it has one (the rest of the query kept as sent)."""
+    if "api-version=" in url.lower():
+        return url
+    parts = urlsplit(url)
+    added = f"api-version={quote(api_version, safe='')}"
+    return urlunsplit(parts._replace(query=f"{parts.query}&{added}" if parts.query else added))
+
+
 class ArmClient:
     """ARM reads over an `AzureClient`: one resource, or a whole paged listing."""
 
@@ -663,9 +672,9 @@ class ArmClient:
             if next_link in seen:
                 raise AzureError(f"GET {display_url(url)}: paging loops (nextLink repeats {display_url(next_link)})")
             seen.add(next_link)
-            url = next_link
-            # nextLink carries the api-version (and skip token) itself; add it only when missing
-            params = None if "api-version=" in next_link.lower() else {"api-version": api_version}
+            # nextLink carries the api-version (and skip token) itself; add it only when missing, to
+            # the link's own query: httpx's `params` would replace that query (the skip token with it)
+            url, params = _with_api_version(next_link, api_version), None
         raise AzureError(f"GET {display_url(url)}: more than {MAX_PAGES} pages; giving up")
 
     async def _get_json(self, url: str, params: Mapping[str, str] | None) -> JsonObject:

@@ -31,12 +31,23 @@ if TYPE_CHECKING:
 
 
 def available() -> bool:
-    """Whether aiohttp can be imported (it is a dependency; a broken install falls back to httpx)."""
+    """Whether aiohttp can be imported (it is a dependency; a broken install falls back to httpx) and
+    would reach the servers as httpx does: aiohttp's `trust_env` reads HTTP(S)_PROXY only, so with
+    ALL_PROXY (which httpx honours) or a SOCKS proxy in the environment the GETs stay on httpx."""
     try:
         import aiohttp  # noqa: F401
     except ImportError:
         return False
-    return True
+    return _proxies_understood()
+
+
+def _proxies_understood() -> bool:
+    import urllib.request
+
+    proxies = urllib.request.getproxies()
+    if "all" in proxies:
+        return False
+    return not any(str(url).lower().startswith("socks") for url in proxies.values())
 
 
 class Wire:
