@@ -192,6 +192,22 @@ def test_key_in_query_is_masked_in_url(emulator: Emulator) -> None:
     assert "subscription-key=%2A%2A%2A" in result.output["url"] or "subscription-key=***" in result.output["url"]
 
 
+def test_a_query_in_the_url_is_kept_when_params_are_added(emulator: Emulator) -> None:
+    """httpx 0.28 replaces a URL's query with `params`; the action merges them (same names replaced)."""
+    ctx = context(emulator)
+    result = request(
+        ctx,
+        method="POST",
+        url=IMAGES.format("FLUX-1.1-pro") + "?api-version=2024-10-21&trace=a%2Fb",
+        auth="none",
+        params={"subscription-key": emulator.subscription_key, "trace": "c"},
+        json={"prompt": "x"},
+    )
+    assert "api-version=2024-10-21" in result.output["url"], result.output["url"]
+    assert "trace=c" in result.output["url"] and "trace=a" not in result.output["url"]
+    assert result.output["status"] == 200
+
+
 # -------------------------------------------------------------------------------- transport
 
 

@@ -378,6 +378,11 @@ class AzureClient:
 
         import httpx
 
+        if params and "?" in url:
+            # httpx 0.28 *replaces* a URL's query with `params`; a query written in the URL (an
+            # `http.request` url, a resource id, a link) is kept and `params` merged into it instead
+            # (same names replaced), on both wires.
+            url, params = str(httpx.URL(url).copy_merge_params(params)), None
         wire = self._wire_for(method, json, content, follow_redirects, max_body_bytes)
         tries = max(1, attempts if attempts is not None else self.policy.attempts)
         statuses = self.policy.statuses if retry_statuses is None else retry_statuses
