@@ -32,6 +32,11 @@ def validate(state: State, paths: tuple[Path, ...], as_json: bool, fmt: str) -> 
     template names nothing defines, notebook paths that do not exist, emulator settings, estate
     files. Warns when a committed schema file (runbook.schema.json ...) is out of date.
     Exits 2 when any problem is found.
+
+    A clean result of the whole workspace is remembered in reports/.index/validate.json and
+    printed again while nothing it read has changed (file checksums, folder listings, runbook's
+    and the libraries' versions); problems are always found afresh. Delete the file to force a
+    full check.
     """
     from ..validation_cache import recall
 
