@@ -225,6 +225,7 @@ def test_a_run_keeps_the_collector_off_older_objects_and_leaves_it_as_it_found_i
     try:
         frozen = gc.get_freeze_count()
         assert invoke(["run", "1.1", "--no-report"], cwd=local_workspace).exit_code == 0
-        assert gc.get_freeze_count() >= frozen, "another freeze is left as it was"
+        # Frozen objects the run frees (a replaced cache entry) leave the count; an unfreeze would empty it.
+        assert gc.get_freeze_count() > frozen // 2, "another freeze is left as it was"
     finally:
         gc.unfreeze()

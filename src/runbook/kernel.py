@@ -427,15 +427,20 @@ class KernelPool:
 IPYTHON_HISTORY_ARGUMENTS = ("--HistoryManager.hist_file=:memory:",)
 
 
+def _process_options(env: dict[str, str], cwd: Path | None, log: IO[bytes]) -> dict[str, Any]:
+    """The kernel process's environment, output (the kernel log) and folder, as both start paths pass them."""
+    options: dict[str, Any] = {"env": env, "stdout": log, "stderr": log}
+    if cwd is not None:
+        options["cwd"] = str(cwd)
+    return options
+
+
 async def _launch(
     manager: AsyncKernelManager, env: dict[str, str], cwd: Path | None, log: IO[bytes], kernel_name: str
 ) -> None:
     """Launch the kernel's process as `NotebookClient.async_start_new_kernel` does (not yet ready)."""
-    kwargs: dict[str, Any] = {"env": env, "stdout": log, "stderr": log}
-    if cwd is not None:
-        kwargs["cwd"] = str(cwd)
     extra = list(IPYTHON_HISTORY_ARGUMENTS) if getattr(manager, "ipykernel", False) else []
-    await _starting(manager.start_kernel(extra_arguments=extra, **kwargs), log, kernel_name)
+    await _starting(manager.start_kernel(extra_arguments=extra, **_process_options(env, cwd, log)), log, kernel_name)
 
 
 async def _connect(client: NotebookClient, log: IO[bytes], kernel_name: str) -> None:
@@ -446,10 +451,7 @@ async def _connect(client: NotebookClient, log: IO[bytes], kernel_name: str) -> 
 async def _start(
     client: NotebookClient, env: dict[str, str], cwd: Path | None, log: IO[bytes], kernel_name: str
 ) -> None:
-    kwargs: dict[str, Any] = {"env": env, "stdout": log, "stderr": log}
-    if cwd is not None:
-        kwargs["cwd"] = str(cwd)
-    await _starting(client.async_start_new_kernel(**kwargs), log, kernel_name)
+    await _starting(client.async_start_new_kernel(**_process_options(env, cwd, log)), log, kernel_name)
     await _connect(client, log, kernel_name)
 
 

@@ -582,22 +582,12 @@ class LoadedRunbook:
 
 def load_runbook(path: Path, *, root: Path | None = None, known_phases: Iterable[str] | None = None) -> LoadedRunbook:
     """Load and fully validate a runbook; raise ValidationFailed listing every problem."""
-    import gc
+    from .collector import paused
 
-    if not gc.isenabled():
-        return _load_runbook(path, root, known_phases)
     # Loading builds ~100 long-lived objects per step and no cyclic garbage to speak of, and the
     # collections it set off walked them all again (three full ones at 5,000 steps, ~25% of the load).
-    # What it built moves to the oldest generation unwalked (freeze + unfreeze), unless someone
-    # else's freeze is in place (a fork server's), which stays as it is.
-    gc.disable()
-    try:
+    with paused():
         return _load_runbook(path, root, known_phases)
-    finally:
-        if not gc.get_freeze_count():
-            gc.freeze()
-            gc.unfreeze()
-        gc.enable()
 
 
 def _load_runbook(path: Path, root: Path | None, known_phases: Iterable[str] | None) -> LoadedRunbook:

@@ -7,6 +7,7 @@ can name phases without importing pydantic and the runbook models.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 PHASE_ID = re.compile(r"^\d+(\.\d+)*$")
 
@@ -25,3 +26,12 @@ def normalise_phase(text: str) -> str:
 def phase_group(phase: str) -> str:
     """The group a phase belongs to: "1.5" -> "1"."""
     return phase.split(".", 1)[0]
+
+
+def runbook_files_in(folder: Path) -> dict[str, Path]:
+    """The runbooks in `folder` (`phase-<id>.yaml` / `.yml`) by phase id, in name order."""
+    found: dict[str, Path] = {}
+    if folder.is_dir():
+        for path in sorted(folder.glob("phase-*.y*ml")):
+            found[normalise_phase(path.stem)] = path
+    return found

@@ -164,11 +164,9 @@ class Workspace:
     # -- runbooks
 
     def runbook_files(self) -> dict[str, Path]:
-        found: dict[str, Path] = {}
-        if self.runbooks_dir.is_dir():
-            for path in sorted(self.runbooks_dir.glob("phase-*.y*ml")):
-                found[normalise_phase(path.stem)] = path
-        return found
+        from .phase_ids import runbook_files_in
+
+        return runbook_files_in(self.runbooks_dir)
 
     def runbook_path(self, phase: str) -> Path:
         phase_id = normalise_phase(phase)

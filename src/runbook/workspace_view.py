@@ -92,13 +92,9 @@ class WorkspaceView:
         return f"Phase {phase}"
 
     def runbook_files(self) -> dict[str, Path]:
-        from .phase_ids import normalise_phase
+        from .phase_ids import runbook_files_in
 
-        found: dict[str, Path] = {}
-        if self.runbooks_dir.is_dir():
-            for path in sorted(self.runbooks_dir.glob("phase-*.y*ml")):
-                found[normalise_phase(path.stem)] = path
-        return found
+        return runbook_files_in(self.runbooks_dir)
 
 
 def remembered_workspace(start: Path | str | None) -> WorkspaceView | None:

@@ -186,20 +186,19 @@ def _resume_collection(*, process_ends: bool = False) -> None:
     it stays frozen: the collection Python runs at exit would only walk it once more (~70 ms)."""
     import gc
 
+    if process_ends:
+        # The console script: what is alive when the command returns is never walked again (the
+        # exit collection of a phase-1.5 run took ~0.2 s); see runbook.collector for why no write
+        # is lost.
+        gc.freeze()
+    elif _PAUSED and not gc.get_freeze_count():
+        # runbook.collector.settle's rule, written here so that `--help` imports nothing beyond the
+        # CLI package (tests/test_startup.py): someone else's freeze stays as it is.
+        gc.freeze()
+        gc.unfreeze()
     if _PAUSED:
         _PAUSED.clear()
-        if process_ends:
-            gc.freeze()
-        elif not gc.get_freeze_count():  # a freeze made by someone else (a fork server) stays as it is
-            gc.freeze()
-            gc.unfreeze()
         gc.enable()
-    elif process_ends:
-        # Any command run by the console script: what is alive when it returns is never walked again
-        # (the exit collection of a phase-1.5 run took ~0.2 s). Every file the commands write is
-        # written, flushed and closed explicitly (runbook.atomic, the record writer), never left to
-        # a finalizer at exit.
-        gc.freeze()
 
 
 def command_reference() -> list[CommandDoc]:
