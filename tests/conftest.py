@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,10 @@ def git_init(path: Path) -> Path:
     git(path, "config", "commit.gpgsign", "false")
     return path
 
+
+# What runbook remembers per installation (schema_freshness.user_cache_dir) goes to the suite's own
+# folder, not the user's cache; subprocesses inherit it.
+_CACHE_DIR = os.environ.setdefault("RUNBOOK_CACHE_DIR", tempfile.mkdtemp(prefix="runbook-test-cache-"))
 
 @pytest.fixture(autouse=True, scope="session")
 def _check_action_outputs() -> Iterator[None]:

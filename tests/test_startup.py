@@ -228,49 +228,62 @@ def test_an_unknown_action_still_lists_every_family(tmp_path: Path) -> None:
     assert "notebook.set_source" in result.stderr and "azure.deployments" in result.stderr and "http.request" in result.stderr
 
 
-# The schema check's answer is remembered in reports/.index/schemas.json: a second validate must not
-# generate the schemas (this probe makes generating them fail), and any change to a schema file must.
+# Whether the schema files are current is answered from digests remembered per installation (in
+# RUNBOOK_CACHE_DIR) and per workspace (reports/.index/schemas.json): this probe makes generating a
+# schema fail, so a validate that needed to generate one says so.
 NO_GENERATION = """
 import sys
 import runbook.schemas
-def refuse(root):
+def refuse(kind="runbook"):
     raise SystemExit("generated the schemas")
-runbook.schemas.stale_schemas = refuse
+runbook.schemas.schema = refuse
 from runbook.cli import main
 main(sys.argv[1:])
 """
 
 
-def validate_without_generating(root: Path) -> subprocess.CompletedProcess[str]:
+def validate_without_generating(root: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    import os
+
     return subprocess.run(
         [sys.executable, "-c", NO_GENERATION, "-w", str(root), "validate"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "RUNBOOK_CACHE_DIR": str(cache)},
     )
 
 
 def test_validate_remembers_whether_the_schema_files_are_current(tmp_path: Path) -> None:
+    import os
     import shutil
 
     repo = Path(__file__).resolve().parent.parent
+    cache = tmp_path / "cache"
     root = core_workspace(tmp_path / "ws")
     shutil.copy(repo / "runbook.schema.json", root / "runbook.schema.json")
-    assert "generated the schemas" in validate_without_generating(root).stderr  # nothing remembered yet
-    _modules, output = imported_after(["-w", str(root), "validate"])
-    assert "1 runbook valid" in output
+    assert "generated the schemas" in validate_without_generating(root, cache).stderr  # nothing remembered yet
+    first = subprocess.run(
+        [sys.executable, "-m", "runbook", "-w", str(root), "validate"],
+        capture_output=True, text=True, timeout=120, check=True, env={**os.environ, "RUNBOOK_CACHE_DIR": str(cache)},
+    )
+    assert "1 runbook valid" in first.stdout and first.stderr == ""
     assert (root / "reports" / ".index" / "schemas.json").is_file()
-    again = validate_without_generating(root)
+    assert [p.name.startswith("schema-digests-") for p in cache.iterdir()] == [True]
+    again = validate_without_generating(root, cache)
     assert again.returncode == 0 and "1 runbook valid" in again.stdout and again.stderr == ""
 
-    # a changed schema file: generated and compared again, and the warning is the real one
+    # another workspace, never validated: checked against the installation's digests, nothing generated
+    other = core_workspace(tmp_path / "other")
+    shutil.copy(repo / "runbook.schema.json", other / "runbook.schema.json")
+    fresh = validate_without_generating(other, cache)
+    assert fresh.returncode == 0 and "1 runbook valid" in fresh.stdout and fresh.stderr == ""
+
+    # a changed schema file: compared again (still without generating), and the warning is the real one
     (root / "runbook.schema.json").write_text('{"type": "object"}\n', encoding="utf-8")
-    assert "generated the schemas" in validate_without_generating(root).stderr
-    stale = subprocess.run(
-        [sys.executable, "-c", "from runbook.cli import main; main()", "-w", str(root), "validate"],
-        capture_output=True, text=True, timeout=120, check=True,
-    )
-    assert "runbook.schema.json is out of date" in stale.stderr
-    remembered = validate_without_generating(root)
-    assert remembered.returncode == 0 and "runbook.schema.json is out of date" in remembered.stderr
+    stale = validate_without_generating(root, cache)
+    assert stale.returncode == 0 and "runbook.schema.json is out of date" in stale.stderr, stale.stderr
+    # an empty cache folder (another installation, or the cache cleared) generates them again
+    third = core_workspace(tmp_path / "third")
+    shutil.copy(repo / "runbook.schema.json", third / "runbook.schema.json")
+    assert "generated the schemas" in validate_without_generating(third, tmp_path / "empty").stderr
 
 
 def test_the_garbage_collector_is_back_on_after_every_command(tmp_path: Path) -> None:
