@@ -6,6 +6,9 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from runbook.distributions import declared_groups
 from runbook.distributions import entry_points as runbook_entry_points
@@ -56,3 +59,34 @@ def test_pydantic_is_told_it_has_no_plugins_only_when_none_is_installed() -> Non
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+def test_the_groups_are_read_once_per_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from runbook import distributions
+
+    dist = tmp_path / "lab-1.0.dist-info"
+    dist.mkdir()
+    (dist / "entry_points.txt").write_text("[runbook.actions]\nlab = lab_actions\n")
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    first = declared_groups([str(tmp_path)])
+    assert first == {"runbook.actions"} and len(opened) == 1
+    first.add("changed by the caller")  # a copy: the remembered answer is not touched
+    assert declared_groups([str(tmp_path)]) == {"runbook.actions"} and len(opened) == 1
+    other = tmp_path / "other"
+    other.mkdir()
+    assert declared_groups([str(tmp_path), str(other)]) == {"runbook.actions"} and len(opened) == 2
+    # a relative entry is read again from another folder
+    monkeypatch.chdir(tmp_path)
+    assert declared_groups(["."]) == {"runbook.actions"}
+    monkeypatch.chdir(other)
+    assert declared_groups(["."]) == set()
+    assert len(distributions._DECLARED) >= 4

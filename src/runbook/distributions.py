@@ -31,8 +31,23 @@ def declared_groups(path: list[str] | tuple[str, ...] | None = None) -> set[str]
     for finder in sys.meta_path:
         if finder is not PathFinder and getattr(finder, "find_distributions", None) is not None:
             return None
+    entries = tuple(sys.path if path is None else path)
+    # A process asks twice (pydantic's group, then the actions'): read once per path (and folder,
+    # when a path entry is relative).
+    key = (entries, "" if all(os.path.isabs(entry) for entry in entries) else os.getcwd())  # noqa: PTH109, PTH117
+    if key not in _DECLARED:
+        _DECLARED[key] = _read_groups(entries)
+    found = _DECLARED[key]
+    return None if found is None else set(found)
+
+
+#: declared_groups' answers by path, for this process (what is installed does not change under it).
+_DECLARED: dict[tuple[tuple[str, ...], str], frozenset[str] | None] = {}
+
+
+def _read_groups(entries: tuple[str, ...]) -> frozenset[str] | None:
     groups: set[str] = set()
-    for entry in sys.path if path is None else path:
+    for entry in entries:
         root = entry or "."
         if root.lower().endswith(".egg"):
             return None
@@ -53,7 +68,7 @@ def declared_groups(path: list[str] | tuple[str, ...] | None = None) -> set[str]
             except (OSError, UnicodeDecodeError):
                 return None
             groups.update(match.group(1).strip() for match in _SECTION.finditer(text))
-    return groups
+    return frozenset(groups)
 
 
 def entry_points(group: str) -> tuple[EntryPoint, ...]:
