@@ -124,28 +124,33 @@ def run_command(
 
 
 def interleaved_commands(
-    commands: dict[str, tuple[Sequence[str], Path | None]],
+    commands: dict[str, tuple[Sequence[str], Path | None]] | dict[str, tuple[Sequence[str], Path | None, dict[str, str]]],
     *,
     repeat: int,
     env: dict[str, str] | None = None,
     warmup: int = 1,
     timeout: float = 600,
 ) -> dict[str, tuple[list[float], list[float]]]:
-    """Wall and CPU seconds of each command (argv, cwd), run in interleaved rounds after `warmup`
-    untimed rounds: {name: (walls, cpus)}, in round order (pair them with `pair_ratio`)."""
+    """Wall and CPU seconds of each command (argv, cwd[, variables added to `env`]), run in
+    interleaved rounds after `warmup` untimed rounds: {name: (walls, cpus)}, in round order (pair
+    them with `pair_ratio`)."""
+    prepared = {
+        name: (spec[0], spec[1], {**(env if env is not None else os.environ), **spec[2]} if len(spec) > 2 else env)
+        for name, spec in commands.items()
+    }
     for _ in range(warmup):
-        for argv, cwd in commands.values():
-            run_command(argv, cwd=cwd, env=env, timeout=timeout)
+        for argv, cwd, command_env in prepared.values():
+            run_command(argv, cwd=cwd, env=command_env, timeout=timeout)
 
-    def timed(argv: Sequence[str], cwd: Path | None) -> Callable[[], tuple[float, float]]:
+    def timed(argv: Sequence[str], cwd: Path | None, command_env: dict[str, str] | None) -> Callable[[], tuple[float, float]]:
         def once() -> tuple[float, float]:
             cpu: list[float] = []
-            elapsed, _result = run_command(argv, cwd=cwd, env=env, timeout=timeout, cpu=cpu)
+            elapsed, _result = run_command(argv, cwd=cwd, env=command_env, timeout=timeout, cpu=cpu)
             return elapsed, cpu[0]
 
         return once
 
-    rounds = interleaved({name: timed(argv, cwd) for name, (argv, cwd) in commands.items()}, repeat=repeat)
+    rounds = interleaved({name: timed(*spec) for name, spec in prepared.items()}, repeat=repeat)
     return {name: ([w for w, _ in runs], [c for _, c in runs]) for name, runs in rounds.items()}
 
 
