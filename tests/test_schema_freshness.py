@@ -121,6 +121,9 @@ def test_a_cache_file_for_another_key_is_not_trusted(cache: Path) -> None:
     assert schema_freshness.installation_digests(key) == real
     path.write_text("not json", encoding="utf-8")
     assert schema_freshness.installation_digests(key) == real
+    for digests in ({**real, "no-such-kind": "0" * 64}, {"runbook": 1}, ["runbook"]):
+        path.write_text(json.dumps({"key": key, "digests": digests}), encoding="utf-8")
+        assert schema_freshness.installation_digests(key) == real
     assert json.loads(path.read_text(encoding="utf-8"))["digests"] == real  # and written again
 
 

@@ -99,10 +99,12 @@ def installation_digests(key: dict[str, Any] | None = None) -> dict[str, str]:
         data = json.loads((folder / name).read_bytes())
     except (OSError, ValueError):
         data = None
+    from .schemas import FILE_NAMES
+
     if isinstance(data, dict) and data.get("key") == key:
         digests = data.get("digests")
-        if isinstance(digests, dict) and all(isinstance(v, str) for v in digests.values()):
-            return {str(kind): value for kind, value in digests.items()}
+        if isinstance(digests, dict) and all(k in FILE_NAMES and isinstance(v, str) for k, v in digests.items()):
+            return dict(digests)
     from .schemas import kinds, schema
 
     found = {kind: canonical_digest(schema(kind)) for kind in kinds()}

@@ -69,7 +69,7 @@ Regex = Annotated[str, AfterValidator(_valid_regex)]
 class Params(BaseModel):
     """Base of every action's parameter model: unknown keys are rejected."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
 @dataclass
