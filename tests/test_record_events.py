@@ -146,7 +146,8 @@ def test_unset_fields_are_not_written() -> None:
     }  # fmt: skip
     assert StepFinished(stage="v", step="s", status="ok", output=None).as_record()["output"] is None
     assert sorted(EVENT_KINDS) == sorted({"run_started", "run_resumed", "step_started", "step_finished",
-                                          "step_restored", "note", "run_finished", "warning"})  # fmt: skip
+                                          "step_restored", "note", "target_address", "run_finished",
+                                          "warning"})  # fmt: skip
 
 
 def test_redaction_keeps_the_model_and_its_fields() -> None:

@@ -283,6 +283,8 @@ class _RecordPlan:
     restored: Restorable | None = None
     started_at: str | None = None
     has_header: bool = False
+    # --resume: where the interrupted run's emulator listened (its `target_address` line)
+    address: dict[str, str | None] | None = None
 
 
 def _seed_redactor(run: _PhaseRun) -> Redactor:
@@ -313,12 +315,14 @@ def _prepare_resume(run: _PhaseRun) -> _RecordPlan:
         run.warn(f"{path}: cut a torn last line left by the interrupted run")
     previous = read_record(path)
     header = previous.run_started
+    address = previous.target_address
     return _RecordPlan(
         run_id=previous.run_id,
         path=path,
         restored=restored,
         started_at=header.time if header is not None else None,
         has_header=header is not None,
+        address={"arm_url": address.arm_url, "gateway_url": address.gateway_url} if address is not None else None,
     )
 
 
@@ -341,7 +345,9 @@ def _execute(run: _PhaseRun, redactor: Redactor, listeners: list[Listener]) -> t
     target = None
     try:
         plan = _prepare_resume(run)
-        target = open_target(run.ws, run.options.target, redactor, environ=run.environ)
+        target = open_target(
+            run.ws, run.options.target, redactor, environ=run.environ, emulator_address=plan.address, warn=run.warn
+        )
         public_inputs, secret_inputs = resolve_inputs(
             run.loaded, run.options, run.environ, run.dotenv, target.env, target.settings, redactor
         )

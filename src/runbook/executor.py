@@ -56,6 +56,7 @@ from .record import (
     StepRestored,
     StepResult,
     StepStarted,
+    TargetAddress,
     iso,
     iso_us,
     new_run_id,
@@ -172,6 +173,7 @@ class Executor:
         self.warn: Callable[[str], None] = lambda message: sink(redactor.text(message))
         self.restored = restored or {}
         self.previous_steps = previous_steps or {}
+        self._address_noted = False  # the emulator's URLs are in the record (TargetAddress)
         self.run_state: dict[str, Any] = {}
         self.changed_files: set[Path] = set()
         self.outcomes: list[StepOutcome] = []
@@ -578,6 +580,10 @@ class Executor:
             self._register(step, output, status)
         else:
             self.context["steps"][step.id] = {"output": output, "status": status}
+        address = None if self._address_noted else getattr(self.target, "address", lambda: None)()
+        if address is not None:  # the emulator started: where, before any output that may hold it
+            self._address_noted = True
+            self.emit(TargetAddress(target=self.target.name, time=iso(utc_now()), **address))
         self.emit(
             StepFinished(
                 stage=stage,

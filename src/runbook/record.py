@@ -302,6 +302,18 @@ class Note(_Event):
     message: str | None = None
 
 
+class TargetAddress(_Event):
+    """Where the run's emulator listens: written once, before the end of the first step after it
+    started. A resumed run binds the same ports again, so restored outputs that hold these URLs (a
+    search service's endpoint, a gateway URL) still reach it."""
+
+    event: Literal["target_address"] = "target_address"
+    target: str | None = None
+    arm_url: str | None = None
+    gateway_url: str | None = None
+    time: str | None = None
+
+
 class RunFinished(_Event):
     event: Literal["run_finished"] = "run_finished"
     run_id: str | None = None
@@ -328,7 +340,7 @@ class OtherEvent(_Event):
 
 
 RunEvent = Annotated[
-    RunStarted | RunResumed | StepStarted | StepFinished | StepRestored | Note | RunFinished | RunWarning,
+    RunStarted | RunResumed | StepStarted | StepFinished | StepRestored | Note | TargetAddress | RunFinished | RunWarning,
     Field(discriminator="event"),
 ]
 StepResult = StepFinished | StepRestored
@@ -340,6 +352,7 @@ EVENT_KINDS = (
     "step_finished",
     "step_restored",
     "note",
+    "target_address",
     "run_finished",
     "warning",
 )
@@ -548,6 +561,11 @@ class RunRecord:
     def phase(self) -> str:
         header = self.run_started
         return header.phase if header is not None and header.phase else self.path.parent.name
+
+    @property
+    def target_address(self) -> TargetAddress | None:
+        """Where the run's emulator listened last (None when it never started one)."""
+        return next((e for e in reversed(self.events) if isinstance(e, TargetAddress)), None)
 
     def step_results(self) -> list[StepFinished]:
         return [e for e in self.events if isinstance(e, StepFinished)]

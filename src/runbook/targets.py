@@ -56,6 +56,12 @@ class TargetSession:
                 env["INFERENCE_API_PATH"] = full if convention == "full" else short
         return env
 
+    def address(self) -> dict[str, str] | None:
+        """The emulator's ARM and gateway URLs once it started (None before, and for Azure)."""
+        if self.emulator is None:
+            return None
+        return {"arm_url": self.emulator.arm_url, "gateway_url": self.emulator.gateway_url}
+
     def public_settings(self) -> dict[str, Any]:
         """The settings for the record, without starting an emulator nobody has needed yet."""
         settings = self.settings._peek() if isinstance(self.settings, OnFirstUse) else self.settings
@@ -144,8 +150,14 @@ def open_target(
     *,
     environ: Mapping[str, str],
     start_emulator: bool = True,
+    emulator_address: Mapping[str, str | None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> TargetSession:
-    """Open the named target (default: the workspace's default_target)."""
+    """Open the named target (default: the workspace's default_target).
+
+    `emulator_address` (a resumed run: where the interrupted run's emulator listened, its
+    `target_address` record line) makes the emulator bind those ports again, so outputs restored
+    from that run still reach it; when one is taken it binds free ports and `warn`s."""
     chosen, config = target_config(workspace, name)
     dotenv = workspace.read_env_file()
     settings: dict[str, Any] = dict(config.settings)
@@ -160,7 +172,7 @@ def open_target(
     session = TargetSession(name=chosen, kind=config.kind, settings=settings, env={}, secret_settings=secret_names)
     if config.kind == "emulator":
         if start_emulator:
-            _start_emulator_on_first_use(workspace, config, session, redactor)
+            _start_emulator_on_first_use(workspace, config, session, redactor, emulator_address, warn)
             return session
     elif missing:
         raise InputError(
@@ -190,7 +202,12 @@ def _finish(session: TargetSession, config: TargetConfig, redactor: Redactor) ->
 
 
 def _start_emulator_on_first_use(
-    workspace: Workspace, config: TargetConfig, session: TargetSession, redactor: Redactor
+    workspace: Workspace,
+    config: TargetConfig,
+    session: TargetSession,
+    redactor: Redactor,
+    address: Mapping[str, str | None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> None:
     """Make the session's settings and env start the emulator when first read (see OnFirstUse)."""
     # A bad emulator setting or estate file fails now, before any step; the packaged default
@@ -204,7 +221,7 @@ def _start_emulator_on_first_use(
     def start() -> None:  # under the lock, by whichever mapping is read first; fills both
         session.settings, session.env = settings, env
         try:
-            _start_emulator(workspace, config, session, estate)
+            _start_emulator(workspace, config, session, estate, address=address, warn=warn)
             _finish(session, config, redactor)
         except BaseException:
             session.settings, session.env = lazy_settings, lazy_env
@@ -223,13 +240,35 @@ def _load_estate(workspace: Workspace, config: TargetConfig) -> Any:
     return load_estate((workspace.root / config.estate) if config.estate else None)
 
 
-def _start_emulator(workspace: Workspace, config: TargetConfig, session: TargetSession, estate: Any = None) -> None:
+def _start_emulator(
+    workspace: Workspace,
+    config: TargetConfig,
+    session: TargetSession,
+    estate: Any = None,
+    *,
+    address: Mapping[str, str | None] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> None:
     from .azure.emulator import Emulator
 
     options = _emulator_options(config.settings)
     if config.settings.get("state_file"):  # ARM writes kept between runs (the world several runs share)
         options["state_file"] = workspace.root / str(config.settings["state_file"])
-    emulator = Emulator(estate or _load_estate(workspace, config), **options).start()
+    estate = estate or _load_estate(workspace, config)
+    ports = _recorded_ports(address)
+    try:
+        emulator = Emulator(estate, **{**options, **(ports or {})}).start()
+    except InputError:
+        if ports is None:
+            raise
+        emulator = Emulator(estate, **options).start()  # taken by something else since: free ports
+        if warn is not None:
+            old = ", ".join(str(url) for url in (address or {}).values() if url)
+            warn(
+                f"the interrupted run's emulator address ({old}) is taken: the emulator listens on "
+                f"{emulator.arm_url} and {emulator.gateway_url} now, and restored outputs that hold the "
+                "old URLs will not reach it (run the phase again without --resume if a step fails on them)"
+            )
     session.emulator = emulator
     env = emulator.env()
     session.env.update(env)
@@ -249,6 +288,24 @@ def _start_emulator(workspace: Workspace, config: TargetConfig, session: TargetS
     short = env.get("INFERENCE_API_PATH")
     if short is not None:
         session.inference_paths = (f"{short}/openai".lstrip("/"), short)
+
+
+def _recorded_ports(address: Mapping[str, str | None] | None) -> dict[str, int] | None:
+    """The ARM and gateway ports of a recorded emulator address, or None when it names no port of both."""
+    from urllib.parse import urlsplit
+
+    if not address:
+        return None
+    ports: dict[str, int] = {}
+    for name in ("arm", "gateway"):
+        try:
+            port = urlsplit(str(address.get(f"{name}_url") or "")).port
+        except ValueError:
+            return None
+        if port is None:
+            return None
+        ports[f"{name}_port"] = port
+    return ports
 
 
 _PATH_DEFAULT = re.compile(r"""INFERENCE_API_PATH['"]\s*,\s*(?:f?['"])([^'"]*)['"]""")
