@@ -504,6 +504,11 @@ def test_resume_after_sigkill_of_the_coordinator(tmp_path: Path) -> None:
     view = json.loads(invoke(["fleet", "status", "1.5", "--json"], cwd=tmp_path).stdout)
     assert view["totals"]["success"] == 9 and view["totals"]["failed"] == 3, view["totals"]
     _assert_members_done_once(tmp_path)
+    # the resumed run's emulator listened where the killed one did (restored outputs may hold its URLs)
+    served_again = [e for e in read_fleet_record(_fleet_record(tmp_path)).events if e["event"] == "emulator_started"]
+    assert [(e["arm_url"], e["gateway_url"], e.get("moved_from")) for e in served_again] == [
+        (served["arm_url"], served["gateway_url"], None)
+    ] * 2
 
 
 def _free_port() -> int:

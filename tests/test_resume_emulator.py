@@ -125,3 +125,25 @@ def test_a_taken_port_is_a_warning_that_names_both_addresses(tmp_path: Path) -> 
 )
 def test_the_recorded_ports(address: dict[str, str | None] | None, ports: dict[str, int] | None) -> None:
     assert _recorded_ports(address) == ports
+
+
+def test_the_fleet_emulator_listens_where_it_is_asked_to_or_says_it_moved() -> None:
+    from runbook.fleet.emulator import start_fleet_emulator
+
+    estate = Path(__file__).resolve().parent.parent / "src" / "runbook" / "azure" / "default_estate.yaml"
+    first = start_fleet_emulator(estate)
+    try:
+        ports = (int(first.arm_url.rsplit(":", 1)[1]), int(first.gateway_url.rsplit(":", 1)[1]))
+        assert first.moved is False
+        taken = start_fleet_emulator(estate, ports=ports)  # both ports are the running one's
+        try:
+            assert taken.moved is True and taken.arm_url != first.arm_url and taken.gateway_url != first.gateway_url
+        finally:
+            taken.stop()
+    finally:
+        first.stop()
+    again = start_fleet_emulator(estate, ports=ports)  # free again: the same address
+    try:
+        assert (again.arm_url, again.gateway_url, again.moved) == (first.arm_url, first.gateway_url, False)
+    finally:
+        again.stop()

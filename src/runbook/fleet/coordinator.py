@@ -296,7 +296,7 @@ def run_fleet(plan: FleetPlan, listeners: Iterable[Listener] = ()) -> FleetOutco
         emit(FleetResumed(fleet_run_id=plan.fleet_run_id, engine=engine_name, members=names, options=plan.describe()))
     if emulator is not None:
         emit(EmulatorStarted(estate=str(plan.fleet.estate_path), arm_url=emulator.arm_url, gateway_url=emulator.gateway_url,
-                             pid=emulator.process.pid))
+                             pid=emulator.process.pid, **({"moved_from": emulator.moved_from} if emulator.moved_from else {})))
     _replay_finished(done_before, finished_before, statuses, emit)
     signals = _Signals()
     with signals:  # until the fleet record is complete: a signal is counted, never raised mid-write
@@ -358,11 +358,25 @@ def _start_emulator(plan: FleetPlan, pending: list[tuple[MemberSpec, MemberJob]]
 
     config = plan.fleet.config.emulator
     assert config is not None and plan.fleet.estate_path is not None
+    # A resumed fleet run: its members restore outputs that may hold the earlier emulator's URLs
+    # (endpoints built from the gateway URL), so the emulator listens where it did, when it can.
+    earlier = [e for e in plan.previous.events if e["event"] == "emulator_started"] if plan.previous else []
+    ports = _recorded_ports(earlier[-1]) if earlier else None
     emulator = start_fleet_emulator(plan.fleet.estate_path, latency=config.latency, seed=config.seed,
-                                    page_size=config.page_size, keys=plan.estate_keys)
+                                    page_size=config.page_size, keys=plan.estate_keys, ports=ports)
+    if emulator.moved:
+        emulator.moved_from = f"{earlier[-1].get('arm_url')}, {earlier[-1].get('gateway_url')}"
     for _spec, job in pending:
         job.settings, job.secret_settings = emulator.member_settings(job.settings)
     return emulator
+
+
+def _recorded_ports(started: dict[str, Any]) -> tuple[int, int] | None:
+    """(ARM, gateway) ports of a recorded `emulator_started` event, or None."""
+    from ..targets import _recorded_ports as ports_of
+
+    found = ports_of(started)
+    return (found["arm_port"], found["gateway_port"]) if found is not None else None
 
 
 class _Signals:

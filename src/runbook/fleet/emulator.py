@@ -48,6 +48,8 @@ class FleetEmulator:
     gateway_url: str
     keys: dict[str, str] = field(default_factory=dict)  # lower-cased APIM service name -> its first key
     stats: dict[str, Any] | None = None
+    moved: bool = False  # asked for the ports of an earlier emulator, one was taken: listens elsewhere
+    moved_from: str | None = None  # that earlier address, for the record (set by the coordinator)
 
     def gateway_url_for(self, service: str) -> str:
         from ..azure.estate import GATEWAY_HOST_SUFFIX
@@ -90,13 +92,17 @@ def estate_keys(estate: Any) -> dict[str, str]:
 
 
 def start_fleet_emulator(estate_path: Path, *, latency: float = 0.0, seed: int = 0, page_size: int = 100,
-                         keys: dict[str, str] | None = None) -> FleetEmulator:
-    """Start the shared emulator process and wait until it listens."""
+                         keys: dict[str, str] | None = None, ports: tuple[int, int] | None = None) -> FleetEmulator:
+    """Start the shared emulator process and wait until it listens. `ports` (ARM, gateway): where
+    to listen when they are free (a resumed fleet run: where its emulator listened before), else
+    on free ones (`FleetEmulator.moved` then says so)."""
     folder = Path(tempfile.mkdtemp(prefix="runbook-fleet-emulator-"))
     ready = folder / "ready.json"
     stderr = (folder / "stderr.txt").open("wb")
     command = [sys.executable, "-m", "runbook.fleet.emulator", str(estate_path), "--folder", str(folder),
                "--latency", str(latency), "--seed", str(seed), "--page-size", str(page_size)]
+    if ports is not None:
+        command += ["--arm-port", str(ports[0]), "--gateway-port", str(ports[1])]
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
                                    start_new_session=True)
@@ -114,14 +120,17 @@ def start_fleet_emulator(estate_path: Path, *, latency: float = 0.0, seed: int =
                                hint=f"try it alone: runbook emulator --estate {estate_path}")
         time.sleep(0.05)
     urls = json.loads(ready.read_text(encoding="utf-8"))
-    return FleetEmulator(process, folder, urls["arm_url"], urls["gateway_url"], dict(keys or {}))
+    return FleetEmulator(process, folder, urls["arm_url"], urls["gateway_url"], dict(keys or {}), moved=bool(urls.get("moved")))
 
 
 # ---------------------------------------------------------------- the emulator process
 
 
-def serve(estate_path: Path, folder: Path, *, latency: float, seed: int, page_size: int) -> None:
-    """Serve until SIGTERM (or until orphaned and idle), then write stats.json into `folder`."""
+def serve(estate_path: Path, folder: Path, *, latency: float, seed: int, page_size: int,
+          ports: tuple[int, int] = (0, 0)) -> None:
+    """Serve until SIGTERM (or until orphaned and idle), then write stats.json into `folder`.
+    `ports` (ARM, gateway; 0 for a free one): when one is taken, both are free ones and ready.json
+    says `moved`."""
     from ..atomic import atomic_write_text
     from ..azure.emulator import Emulator
     from ..azure.estate import load_estate
@@ -130,10 +139,19 @@ def serve(estate_path: Path, folder: Path, *, latency: float, seed: int, page_si
     signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when the fleet's Azure goes away
     parent = os.getppid()
-    emulator = Emulator(load_estate(estate_path), latency=latency, seed=seed, page_size=page_size).start()
+    estate = load_estate(estate_path)
+    moved = False
+    try:
+        emulator = Emulator(estate, latency=latency, seed=seed, page_size=page_size, arm_port=ports[0],
+                            gateway_port=ports[1]).start()
+    except InputError:
+        if ports == (0, 0):
+            raise
+        emulator = Emulator(estate, latency=latency, seed=seed, page_size=page_size).start()
+        moved = True
     try:
         atomic_write_text(folder / "ready.json", json.dumps({"arm_url": emulator.arm_url, "gateway_url": emulator.gateway_url,
-                                                             "pid": os.getpid()}))
+                                                             "pid": os.getpid(), "moved": moved}))
         orphaned = None
         seen, quiet_since = 0, time.monotonic()
         while not stop.wait(0.2):
@@ -166,9 +184,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--arm-port", type=int, default=0, help="where to listen, when free (0: a free port)")
+    parser.add_argument("--gateway-port", type=int, default=0, help="where to listen, when free (0: a free port)")
     args = parser.parse_args(argv)
     try:
-        serve(args.estate, args.folder, latency=args.latency, seed=args.seed, page_size=args.page_size)
+        serve(args.estate, args.folder, latency=args.latency, seed=args.seed, page_size=args.page_size,
+              ports=(args.arm_port, args.gateway_port))
     except (RunbookError, InputError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -105,6 +105,9 @@ class EmulatorStarted(_Event):
     arm_url: str
     gateway_url: str
     pid: int | None = None  # its process (it outlives a killed coordinator until the members go quiet)
+    # a resumed fleet run whose earlier emulator's ports were taken: that address (members' restored
+    # outputs that hold it will not reach this emulator)
+    moved_from: str | None = None
 
 
 class EmulatorStopped(_Event):

@@ -274,7 +274,9 @@ def event_line(event: dict[str, Any]) -> str | None:
         running = ", ".join(event["running"]) or "none"
         return f"{clock}  INTERRUPTED ({event['signal']}): no new member starts; waiting for the running ones ({running})"
     if kind == "emulator_started":
-        return f"{clock}  emulator serving {event['estate']}: ARM {event['arm_url']}, gateway {event['gateway_url']}"
+        moved = (f" (warning: the interrupted run's address {event['moved_from']} is taken: restored outputs that hold it "
+                 "will not reach this one)") if event.get("moved_from") else ""
+        return f"{clock}  emulator serving {event['estate']}: ARM {event['arm_url']}, gateway {event['gateway_url']}{moved}"
     if kind == "emulator_stopped":
         throttled = {sub: c["throttled"] for sub, c in event["subscriptions"].items() if c.get("throttled")}
         detail = ", ".join(f"{sub} {n}" for sub, n in sorted(throttled.items())) or "none"
