@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
@@ -47,3 +50,28 @@ def test_expressions_of_one_shape_share_a_parse_and_keep_their_own_names_and_num
     for expression in ("l.0", "x + 1.5", "01 + x", "x | 1", "x is 2", "d | to_json(1=2)", "x + 1_000"):
         shape = _shape(expression)
         assert shape is None or "__runbook_int_" not in shape[0].split(".")[-1], expression
+
+
+def test_an_expression_left_to_the_compiler_is_compiled_once_per_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runbook import templating
+
+    compiled: list[str] = []
+    env = templating.environment()
+    real = env.compile_expression
+
+    def counting(source: str, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(source)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(env, "compile_expression", counting)
+    templating._compile_check.cache_clear()
+    # A filter chain the direct evaluator leaves to Jinja (phase 1.5's claim and its verify step share it).
+    text = "deployments.deployments | selectattr('image') | map(attribute='account') | unique | list | length == 1"
+    assert templating._direct_expression(text) is None
+    assert templating.check_expression(text) is None
+    assert templating.check_expression(text) is None
+    assert compiled == [text]
+    bad = "items | selectattr('x') | nosuchfilter"
+    first = templating.check_expression(bad)
+    assert first is not None and "nosuchfilter" in first
+    assert templating.check_expression(bad) == first and compiled.count(bad) == 1

@@ -162,8 +162,15 @@ def check_expression(text: str) -> str | None:
     """Return a syntax error message for a bare expression (`when`, `expect`), or None."""
     if _direct_expression(_strip_braces(text).strip()) is not None:
         return None  # parsed for the direct evaluator (and kept for the run): no need to compile it
+    return _compile_check(_strip_braces(text))
+
+
+@lru_cache(maxsize=4096)
+def _compile_check(expr: str) -> str | None:
+    """check_expression for what the direct evaluator leaves to Jinja's compiler, once per text (a
+    step's `expect` and the report's claim often repeat it: ~10 ms of code generation each)."""
     try:
-        environment().compile_expression(_strip_braces(text))
+        environment().compile_expression(expr)
     except TemplateSyntaxError as exc:
         return f"Jinja syntax error in expression: {exc.message}"
     return None
