@@ -147,3 +147,12 @@ def test_the_fleet_emulator_listens_where_it_is_asked_to_or_says_it_moved() -> N
         assert (again.arm_url, again.gateway_url, again.moved) == (first.arm_url, first.gateway_url, False)
     finally:
         again.stop()
+
+
+def test_an_emulator_started_line_without_a_move_is_what_older_readers_read() -> None:
+    from runbook.fleet.record import EmulatorStarted
+
+    line = EmulatorStarted(estate="e.yaml", arm_url="http://127.0.0.1:1", gateway_url="http://127.0.0.1:2", pid=3).model_dump(mode="json")
+    assert "moved_from" not in line  # fleet records reject unknown keys: a reader from before the field must not see it
+    moved = EmulatorStarted(estate="e.yaml", arm_url="a", gateway_url="g", moved_from="http://127.0.0.1:1, http://127.0.0.1:2")
+    assert moved.model_dump(mode="json")["moved_from"] == "http://127.0.0.1:1, http://127.0.0.1:2"

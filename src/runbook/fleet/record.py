@@ -107,7 +107,8 @@ class EmulatorStarted(_Event):
     pid: int | None = None  # its process (it outlives a killed coordinator until the members go quiet)
     # a resumed fleet run whose earlier emulator's ports were taken: that address (members' restored
     # outputs that hold it will not reach this emulator)
-    moved_from: str | None = None
+    # (left out of the line when unset: a reader from before this field still reads the line)
+    moved_from: str | None = Field(None, exclude_if=lambda value: value is None)
 
 
 class EmulatorStopped(_Event):
