@@ -239,3 +239,23 @@ def test_a_name_that_cannot_be_pruned_does_not_stop_the_pruning(cache: Path) -> 
     schema_freshness.installation_digests()
     kept = sorted(p.name for p in cache.iterdir() if p.name.startswith(f"{schema_freshness.DIGESTS_PREFIX}old"))
     assert kept == [f"{schema_freshness.DIGESTS_PREFIX}old{n:02}.json" for n in range(20)][-(schema_freshness.KEEP_DIGEST_FILES - 1) :]
+
+
+def test_no_home_folder_costs_speed_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container user without a passwd entry and no HOME (OpenShift's random ids, `env -i`)."""
+    import pwd
+
+    for name in ("RUNBOOK_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+
+    def no_entry(uid: int) -> Any:
+        raise KeyError(uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with pytest.raises(RuntimeError):
+        Path.home()
+    root = committed(tmp_path / "ws")
+    (root / "estate.schema.json").write_text("{}", encoding="utf-8")
+    assert schema_freshness.stale_schemas(root, root / "reports") == schemas.stale_schemas(root)
+    assert [w.split(" ")[0] for w in schema_freshness.stale_schemas(root, root / "reports")] == ["estate.schema.json"]

@@ -100,8 +100,11 @@ def installation_digests(key: dict[str, Any] | None = None) -> dict[str, str]:
     in the user's cache folder under the installation's key; generated when not remembered."""
     key = key if key is not None else _installation_key()
     name = DIGESTS_PREFIX + canonical_digest(key)[:20] + ".json"
-    folder = user_cache_dir()
-    raw = read_regular_file(folder / name, DIGESTS_LIMIT)
+    try:
+        folder: Path | None = user_cache_dir()
+    except RuntimeError:  # no home folder (HOME unset, a user id without a passwd entry): nothing remembered
+        folder = None
+    raw = read_regular_file(folder / name, DIGESTS_LIMIT) if folder is not None else None
     try:
         data = json.loads(raw) if raw is not None else None
     except (ValueError, RecursionError):
@@ -119,7 +122,8 @@ def installation_digests(key: dict[str, Any] | None = None) -> dict[str, str]:
     from .schemas import kinds, schema
 
     found = {kind: canonical_digest(_normalized(schema(kind))) for kind in kinds()}
-    _write_cache(folder, name, {"key": key, "digests": found})
+    if folder is not None:
+        _write_cache(folder, name, {"key": key, "digests": found})
     return found
 
 
