@@ -21,7 +21,8 @@ A committed file is current when its JSON, written canonically, hashes to the in
 digest: the same answer as comparing the parsed JSON with the generated schema (tested against
 `schemas.stale_schemas`), except that `true` and `1` now differ, as they do for an editor. `1`
 and `1.0` are the same number (to JSON Schema, and to a reformatter such as jq 1.6 or
-`JSON.stringify`, which write `0.0` as `0`): canonically both are `1`. Writing either file is best effort: a read-only cache or workspace costs speed only.
+`JSON.stringify`, which write `300.0` as `300`): canonically both are `1`. Writing either file is
+best effort: a read-only cache or workspace (or no home folder) costs speed only.
 """
 
 from __future__ import annotations
