@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -90,3 +91,42 @@ def test_the_groups_are_read_once_per_path(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(other)
     assert declared_groups(["."]) == set()
     assert len(distributions._DECLARED) >= 4
+
+
+def test_a_plugin_installed_while_the_process_runs_is_found(tmp_path: Path) -> None:
+    """A kernel imports runbook (pydantic's group is asked), then `%pip install`s a plug-in into a
+    path entry, then runs a runbook: the action registry's look-up must see the new distribution,
+    as importlib.metadata does."""
+    site = tmp_path / "site"
+    site.mkdir()
+    os.utime(site, ns=(10**9, 10**9))  # listed long ago: installing changes its modification time
+    code = """
+import sys
+from pathlib import Path
+site = Path(sys.argv[1])
+sys.path.insert(0, str(site))
+import runbook.model
+from runbook import actions
+from runbook.distributions import declared_groups
+before = declared_groups()
+(site / "lab_actions").mkdir()
+(site / "lab_actions" / "__init__.py").write_text("")
+dist = site / "lab_actions-1.0.dist-info"
+dist.mkdir()
+(dist / "METADATA").write_text("Metadata-Version: 2.1\\nName: lab-actions\\nVersion: 1.0\\n")
+(dist / "entry_points.txt").write_text("[runbook.actions]\\nlab = lab_actions\\n")
+print(before is not None and "runbook.actions" not in before)
+print([(e.name, e.dist.name) for e in actions.plugin_entry_points()])
+"""
+    result = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["True", "[('lab', 'lab-actions')]"]
+
+
+def test_the_remembered_groups_follow_a_path_entrys_listing(tmp_path: Path) -> None:
+    os.utime(tmp_path, ns=(10**9, 10**9))
+    assert declared_groups([str(tmp_path)]) == set()
+    dist = tmp_path / "lab-1.0.dist-info"
+    dist.mkdir()
+    (dist / "entry_points.txt").write_text("[runbook.actions]\nlab = lab_actions\n")
+    assert declared_groups([str(tmp_path)]) == {"runbook.actions"}

@@ -511,6 +511,29 @@ def test_resume_after_sigkill_of_the_coordinator(tmp_path: Path) -> None:
     ] * 2
 
 
+def test_an_immediate_resume_waits_for_the_killed_coordinators_emulator(tmp_path: Path) -> None:
+    """`--resume` right after the SIGKILL, while the orphaned emulator still serves the members that
+    were running: it used to find its recorded ports taken and move to free ones."""
+    generate_fleet(tmp_path, 12, source=REPO)
+    coordinator = subprocess.Popen(
+        [sys.executable, "-m", "runbook.cli", "fleet", "run", "1.5", "--yes", "--max-concurrency", "2"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: _finished_count(tmp_path) >= 3, 240, "some members done")
+    finally:
+        coordinator.send_signal(signal.SIGKILL)
+        coordinator.wait()
+    (served,) = [e for e in read_fleet_record(_fleet_record(tmp_path)).events if e["event"] == "emulator_started"]
+    assert Path(f"/proc/{served['pid']}").exists(), "the orphaned emulator was meant to be still serving"
+    resumed = invoke(["fleet", "run", "1.5", "--resume", "--yes", "--max-concurrency", "2", "--json"], cwd=tmp_path)
+    assert resumed.exit_code == 1, resumed.output
+    served_again = [e for e in read_fleet_record(_fleet_record(tmp_path)).events if e["event"] == "emulator_started"]
+    assert [(e["arm_url"], e["gateway_url"], e.get("moved_from")) for e in served_again] == [
+        (served["arm_url"], served["gateway_url"], None)
+    ] * 2
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
 
 INDEX_DIR = ".index"
+DERIVED_LIMIT = 256 << 20  # bytes: far above any index runbook writes; a bigger file is not read
 
 
 def write_derived(reports_dir: Path, name: str, data: Any) -> None:
@@ -54,11 +56,34 @@ def write_derived_lines(reports_dir: Path, name: str, parts: list[Any]) -> None:
 
 def read_derived(reports_dir: Path, name: str) -> dict[str, Any] | None:
     """The JSON object in `reports/.index/NAME`, or None (missing, unreadable, not an object)."""
+    raw = read_regular_file(reports_dir / INDEX_DIR / name, DERIVED_LIMIT)
     try:
-        data = json.loads((reports_dir / INDEX_DIR / name).read_bytes())
-    except (OSError, ValueError):
+        data = json.loads(raw) if raw is not None else None
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_regular_file(path: Path, limit: int | None = None) -> bytes | None:
+    """The bytes of `path` when it is a regular file (of at most `limit` bytes), else None.
+
+    What a derived or cache file's name points at is not trusted: a FIFO would block the reader and
+    a symlink to /dev/zero would fill its memory; neither is a file runbook wrote."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or (limit is not None and info.st_size > limit):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read() if limit is None else handle.read(limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if limit is None or len(data) <= limit else None
 
 
 def stamp(path: Path) -> list[int] | None:

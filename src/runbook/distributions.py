@@ -33,16 +33,26 @@ def declared_groups(path: list[str] | tuple[str, ...] | None = None) -> set[str]
             return None
     entries = tuple(sys.path if path is None else path)
     # A process asks twice (pydantic's group, then the actions'): read once per path (and folder,
-    # when a path entry is relative).
+    # when a path entry is relative) while no path entry's listing changed (its modification time,
+    # as importlib.metadata checks: installing a distribution adds a folder to one).
     key = (entries, "" if all(os.path.isabs(entry) for entry in entries) else os.getcwd())  # noqa: PTH109, PTH117
-    if key not in _DECLARED:
-        _DECLARED[key] = _read_groups(entries)
-    found = _DECLARED[key]
+    listings = tuple(_modified(entry or ".") for entry in entries)
+    remembered = _DECLARED.get(key)
+    if remembered is None or remembered[0] != listings:
+        remembered = _DECLARED[key] = (listings, _read_groups(entries))
+    found = remembered[1]
     return None if found is None else set(found)
 
 
-#: declared_groups' answers by path, for this process (what is installed does not change under it).
-_DECLARED: dict[tuple[tuple[str, ...], str], frozenset[str] | None] = {}
+#: declared_groups' answers by path, for this process, with the path entries' modification times.
+_DECLARED: dict[tuple[tuple[str, ...], str], tuple[tuple[int | None, ...], frozenset[str] | None]] = {}
+
+
+def _modified(entry: str) -> int | None:
+    try:
+        return os.stat(entry).st_mtime_ns  # noqa: PTH116 - a string path, no Path per entry (hot loop)
+    except OSError:
+        return None
 
 
 def _read_groups(entries: tuple[str, ...]) -> frozenset[str] | None:

@@ -19,8 +19,10 @@ answers are remembered:
 
 A committed file is current when its JSON, written canonically, hashes to the installation's
 digest: the same answer as comparing the parsed JSON with the generated schema (tested against
-`schemas.stale_schemas`), except that `1` and `1.0`, or `true` and `1`, now differ, as they do
-for an editor. Writing either file is best effort: a read-only cache or workspace costs speed only.
+`schemas.stale_schemas`), except that `true` and `1` now differ, as they do for an editor. `1`
+and `1.0` are the same number (to JSON Schema, and to a reformatter such as jq 1.6 or
+`JSON.stringify`, which write `300.0` as `300`): canonically both are `1`. Writing either file is
+best effort: a read-only cache or workspace (or no home folder) costs speed only.
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .derived import read_derived, source_listing, stamp, write_derived
+from .derived import read_derived, read_regular_file, source_listing, stamp, write_derived
 
 CACHE_NAME = "schemas.json"
-VERSION = 2  # 2: checked against the installation's digests
+VERSION = 3  # 2: checked against the installation's digests; 3: integral numbers canonical
 DIGESTS_PREFIX = "schema-digests-"
 KEEP_DIGEST_FILES = 8  # other installations (or checkouts) sharing the cache folder keep theirs
+DIGESTS_LIMIT = 4 << 20  # bytes: a digest file is a few kB; anything bigger was not written here
+#: The kinds every installation produces: a digest file without one of them is not trusted.
+ALWAYS_KINDS = frozenset({"runbook", "config", "estate"})
 
 
 def stale_schemas(root: Path, reports_dir: Path) -> list[str]:
@@ -72,9 +77,10 @@ def compare(root: Path, digests: dict[str, str]) -> list[str]:
         if not path.is_file():
             continue
         try:
-            committed: str | None = canonical_digest(json.loads(path.read_bytes()))
-        except (OSError, ValueError):
-            committed = None  # unreadable or not JSON: out of date like any other difference
+            text = path.read_bytes().decode("utf-8")  # strictly: a BOM or UTF-16 is not what was written
+            committed: str | None = canonical_digest(json.loads(text, parse_float=_number))
+        except (OSError, ValueError, RecursionError):
+            committed = None  # unreadable, not JSON or nested too deep: out of date like any other difference
         if committed != digest:
             warnings.append(
                 f"{FILE_NAMES[kind]} is out of date (editors check against an older format): "
@@ -84,7 +90,8 @@ def compare(root: Path, digests: dict[str, str]) -> list[str]:
 
 
 def canonical_digest(data: Any) -> str:
-    """SHA-256 of `data` as canonical JSON: key order and whitespace do not count."""
+    """SHA-256 of `data` as canonical JSON: key order and whitespace do not count (parse with
+    `parse_float=_number`, or pass through `_normalized`, so that `1.0` and `1` do not either)."""
     text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -94,22 +101,42 @@ def installation_digests(key: dict[str, Any] | None = None) -> dict[str, str]:
     in the user's cache folder under the installation's key; generated when not remembered."""
     key = key if key is not None else _installation_key()
     name = DIGESTS_PREFIX + canonical_digest(key)[:20] + ".json"
-    folder = user_cache_dir()
     try:
-        data = json.loads((folder / name).read_bytes())
-    except (OSError, ValueError):
+        folder: Path | None = user_cache_dir()
+    except RuntimeError:  # no home folder (HOME unset, a user id without a passwd entry): nothing remembered
+        folder = None
+    raw = read_regular_file(folder / name, DIGESTS_LIMIT) if folder is not None else None
+    try:
+        data = json.loads(raw) if raw is not None else None
+    except (ValueError, RecursionError):
         data = None
     from .schemas import FILE_NAMES
 
     if isinstance(data, dict) and data.get("key") == key:
         digests = data.get("digests")
-        if isinstance(digests, dict) and all(k in FILE_NAMES and isinstance(v, str) for k, v in digests.items()):
+        if (
+            isinstance(digests, dict)
+            and ALWAYS_KINDS.issubset(digests)
+            and all(k in FILE_NAMES and isinstance(v, str) for k, v in digests.items())
+        ):
             return dict(digests)
     from .schemas import kinds, schema
 
-    found = {kind: canonical_digest(schema(kind)) for kind in kinds()}
-    _write_cache(folder, name, {"key": key, "digests": found})
+    found = {kind: canonical_digest(_normalized(schema(kind))) for kind in kinds()}
+    if folder is not None:
+        _write_cache(folder, name, {"key": key, "digests": found})
     return found
+
+
+def _number(text: str) -> float | int:
+    """A JSON number with a fraction or exponent: an integral one as the int it equals (`1.0` is `1`)."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def _normalized(data: Any) -> Any:
+    """`data` as its JSON parses with `_number` (integral floats become ints)."""
+    return json.loads(json.dumps(data), parse_float=_number)
 
 
 def user_cache_dir() -> Path:
@@ -138,13 +165,16 @@ def _write_cache(folder: Path, name: str, data: dict[str, Any]) -> None:
             os.replace(temporary, folder / name)
         finally:
             temporary.unlink(missing_ok=True)
-        others = sorted(
-            (entry.stat().st_mtime_ns, entry.path)
-            for entry in os.scandir(folder)
-            if entry.name.startswith(DIGESTS_PREFIX) and entry.name != name
-        )
-        for _mtime, path in others[: max(0, len(others) - (KEEP_DIGEST_FILES - 1))]:
-            Path(path).unlink(missing_ok=True)
+        others = []
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(DIGESTS_PREFIX) and entry.name != name:
+                    # one gone meanwhile (another validate pruned it) or not a file does not stop the rest
+                    with contextlib.suppress(OSError):
+                        others.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.path))
+        for _mtime, path in sorted(others)[: max(0, len(others) - (KEEP_DIGEST_FILES - 1))]:
+            with contextlib.suppress(OSError):
+                Path(path).unlink(missing_ok=True)
 
 
 def _installation_key() -> dict[str, Any]:

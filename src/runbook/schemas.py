@@ -325,7 +325,7 @@ def stale_schemas(root: Path) -> list[str]:
             continue
         try:
             committed = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             committed = None
         if committed != json.loads(schema_text(kind)):
             warnings.append(

@@ -354,7 +354,7 @@ def _drive(plan: FleetPlan, engine: Engine | None, pending: list[tuple[MemberSpe
 
 def _start_emulator(plan: FleetPlan, pending: list[tuple[MemberSpec, MemberJob]]) -> FleetEmulator:
     """Start the fleet's shared emulator and give each pending member its URLs and gateway key."""
-    from .emulator import start_fleet_emulator
+    from .emulator import start_fleet_emulator, wait_for_orphaned
 
     config = plan.fleet.config.emulator
     assert config is not None and plan.fleet.estate_path is not None
@@ -362,6 +362,8 @@ def _start_emulator(plan: FleetPlan, pending: list[tuple[MemberSpec, MemberJob]]
     # (endpoints built from the gateway URL), so the emulator listens where it did, when it can.
     earlier = [e for e in plan.previous.events if e["event"] == "emulator_started"] if plan.previous else []
     ports = _recorded_ports(earlier[-1]) if earlier else None
+    if ports is not None:  # the killed coordinator's emulator may still serve its orphans there
+        wait_for_orphaned(earlier[-1].get("pid"))
     emulator = start_fleet_emulator(plan.fleet.estate_path, latency=config.latency, seed=config.seed,
                                     page_size=config.page_size, keys=plan.estate_keys, ports=ports)
     if emulator.moved:

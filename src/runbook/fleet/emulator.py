@@ -123,6 +123,27 @@ def start_fleet_emulator(estate_path: Path, *, latency: float = 0.0, seed: int =
     return FleetEmulator(process, folder, urls["arm_url"], urls["gateway_url"], dict(keys or {}), moved=bool(urls.get("moved")))
 
 
+def wait_for_orphaned(pid: int | None, timeout: float = ORPHAN_S + IDLE_S + 5.0) -> None:
+    """Wait (at most `timeout` s) until an earlier fleet emulator, process `pid`, has exited.
+
+    A coordinator killed a moment ago leaves its emulator serving the orphaned members until they go
+    quiet; a `--resume` started meanwhile would find its ports taken and listen elsewhere, where
+    restored outputs that hold the old URLs do not reach. Only a process that is visibly a fleet
+    emulator (Linux's /proc) is waited for: elsewhere, or for a pid reused since, nothing is."""
+    deadline = time.monotonic() + timeout
+    while pid and _is_fleet_emulator(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _is_fleet_emulator(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[-1].split()[:1]
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return state != [b"Z"] and b"runbook.fleet.emulator" in command
+
+
 # ---------------------------------------------------------------- the emulator process
 
 
