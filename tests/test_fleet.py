@@ -528,6 +528,10 @@ def test_an_immediate_resume_waits_for_the_killed_coordinators_emulator(tmp_path
     assert Path(f"/proc/{served['pid']}").exists(), "the orphaned emulator was meant to be still serving"
     resumed = invoke(["fleet", "run", "1.5", "--resume", "--yes", "--max-concurrency", "2", "--json"], cwd=tmp_path)
     assert resumed.exit_code == 1, resumed.output
+    # the wait is said (unless the orphan exited in the moment between the check above and the resume)
+    waits = [json.loads(line) for line in resumed.stdout.splitlines() if '"emulator_waiting"' in line]
+    assert [w["pid"] for w in waits] in ([], [served["pid"]])
+    assert not [e for e in _events(tmp_path) if e["event"] == "emulator_waiting"]  # a console line, not a record line
     served_again = [e for e in read_fleet_record(_fleet_record(tmp_path)).events if e["event"] == "emulator_started"]
     assert [(e["arm_url"], e["gateway_url"], e.get("moved_from")) for e in served_again] == [
         (served["arm_url"], served["gateway_url"], None)

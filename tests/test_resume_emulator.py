@@ -156,3 +156,10 @@ def test_an_emulator_started_line_without_a_move_is_what_older_readers_read() ->
     assert "moved_from" not in line  # fleet records reject unknown keys: a reader from before the field must not see it
     moved = EmulatorStarted(estate="e.yaml", arm_url="a", gateway_url="g", moved_from="http://127.0.0.1:1, http://127.0.0.1:2")
     assert moved.model_dump(mode="json")["moved_from"] == "http://127.0.0.1:1, http://127.0.0.1:2"
+
+
+def test_the_wait_for_the_killed_runs_emulator_is_a_console_line() -> None:
+    from runbook.fleet.report import event_line
+
+    line = event_line({"event": "emulator_waiting", "time": "2026-12-01T19:00:00.000Z", "pid": 4242})
+    assert line is not None and "waiting for the killed run's emulator (pid 4242)" in line

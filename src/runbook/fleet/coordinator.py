@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InputError, RunbookError
 from ..model import normalise_phase
-from ..record import new_run_id
+from ..record import iso, new_run_id, utc_now
 from .member import MemberJob, decide
 from .model import LoadedFleet, MemberSpec
 from .record import (
@@ -281,7 +281,11 @@ def run_fleet(plan: FleetPlan, listeners: Iterable[Listener] = ()) -> FleetOutco
     finished_before = plan.previous.members() if plan.previous else {}
     pending, done_before = _split_recorded(plan)
     # The emulator and the engine start before the first line is written: a failure leaves no record.
-    emulator = _start_emulator(plan, pending) if pending and plan.fleet.config.emulator is not None else None
+    def show(data: dict[str, Any]) -> None:  # a console line, not a record line
+        for listener in listeners:
+            listener(data)
+
+    emulator = _start_emulator(plan, pending, show) if pending and plan.fleet.config.emulator is not None else None
     try:
         engine = open_engine(engine_name, scheduler=plan.options.scheduler, fleet_run_id=plan.fleet_run_id,
                              max_concurrency=plan.max_concurrency, per_subscription=plan.per_subscription) if pending else None
@@ -352,9 +356,11 @@ def _drive(plan: FleetPlan, engine: Engine | None, pending: list[tuple[MemberSpe
                                      errors=errors, max_errors=plan.max_errors))
 
 
-def _start_emulator(plan: FleetPlan, pending: list[tuple[MemberSpec, MemberJob]]) -> FleetEmulator:
+def _start_emulator(
+    plan: FleetPlan, pending: list[tuple[MemberSpec, MemberJob]], show: Callable[[dict[str, Any]], None] = lambda _data: None
+) -> FleetEmulator:
     """Start the fleet's shared emulator and give each pending member its URLs and gateway key."""
-    from .emulator import start_fleet_emulator, wait_for_orphaned
+    from .emulator import is_fleet_emulator, start_fleet_emulator, wait_for_orphaned
 
     config = plan.fleet.config.emulator
     assert config is not None and plan.fleet.estate_path is not None
@@ -363,7 +369,10 @@ def _start_emulator(plan: FleetPlan, pending: list[tuple[MemberSpec, MemberJob]]
     earlier = [e for e in plan.previous.events if e["event"] == "emulator_started"] if plan.previous else []
     ports = _recorded_ports(earlier[-1]) if earlier else None
     if ports is not None:  # the killed coordinator's emulator may still serve its orphans there
-        wait_for_orphaned(earlier[-1].get("pid"))
+        pid = earlier[-1].get("pid")
+        if pid and is_fleet_emulator(pid):
+            show({"event": "emulator_waiting", "time": iso(utc_now()), "pid": pid})
+        wait_for_orphaned(pid)
     emulator = start_fleet_emulator(plan.fleet.estate_path, latency=config.latency, seed=config.seed,
                                     page_size=config.page_size, keys=plan.estate_keys, ports=ports)
     if emulator.moved:

@@ -131,11 +131,12 @@ def wait_for_orphaned(pid: int | None, timeout: float = ORPHAN_S + IDLE_S + 5.0)
     restored outputs that hold the old URLs do not reach. Only a process that is visibly a fleet
     emulator (Linux's /proc) is waited for: elsewhere, or for a pid reused since, nothing is."""
     deadline = time.monotonic() + timeout
-    while pid and _is_fleet_emulator(pid) and time.monotonic() < deadline:
+    while pid and is_fleet_emulator(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
 
 
-def _is_fleet_emulator(pid: int) -> bool:
+def is_fleet_emulator(pid: int) -> bool:
+    """Whether process `pid` is a live fleet emulator (Linux's /proc; False elsewhere)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[-1].split()[:1]
         command = Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -273,6 +273,9 @@ def event_line(event: dict[str, Any]) -> str | None:
     if kind == "fleet_interrupted":
         running = ", ".join(event["running"]) or "none"
         return f"{clock}  INTERRUPTED ({event['signal']}): no new member starts; waiting for the running ones ({running})"
+    if kind == "emulator_waiting":
+        return (f"{clock}  waiting for the killed run's emulator (pid {event['pid']}) to finish serving its orphaned "
+                "members, so this one can listen where it did (at most about 2 minutes)")
     if kind == "emulator_started":
         moved = (f" (warning: the interrupted run's address {event['moved_from']} is taken: restored outputs that hold it "
                  "will not reach this one)") if event.get("moved_from") else ""
