@@ -107,6 +107,24 @@ fix:
 """
 
 
+def test_resume_names_the_record_lines_it_could_not_read(local_workspace: Path) -> None:
+    write_runbook(local_workspace, "1.1", COUNTED)
+    (local_workspace / "broken.flag").write_text("")
+    assert invoke(["run", "1.1"], cwd=local_workspace).exit_code == 1
+    path = the_record(local_workspace, "1.1").path
+    lines = path.read_text(encoding="utf-8").splitlines()
+    # a hand edit broke the completed discovery step's line: it is not restored, and the user is told
+    (number,) = [i for i, line in enumerate(lines) if '"step_finished"' in line and '"count"' in line]
+    lines[number] = lines[number].replace('"status":"ok"', '"status":123')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (local_workspace / "broken.flag").unlink()
+    resumed = invoke(["run", "1.1", "--resume"], cwd=local_workspace)
+    assert resumed.exit_code == 0, resumed.output
+    assert f"{path}:{number + 1}: not a valid step_finished event: status" in resumed.output
+    assert "(the resumed run goes on without that line)" in resumed.output
+    assert (local_workspace / "counter.txt").read_text() == "ran\nran\n"  # not restored: it ran again
+
+
 def test_resume_runs_only_what_did_not_complete(local_workspace: Path) -> None:
     write_runbook(local_workspace, "1.1", COUNTED)
     (local_workspace / "broken.flag").write_text("")

@@ -314,6 +314,8 @@ def _prepare_resume(run: _PhaseRun) -> _RecordPlan:
     if _repair_torn_tail(path):
         run.warn(f"{path}: cut a torn last line left by the interrupted run")
     previous = read_record(path)
+    for warning in previous.warnings:  # a step whose line is unreadable runs again; say why
+        run.warn(f"{warning} (the resumed run goes on without that line)")
     header = previous.run_started
     address = previous.target_address
     return _RecordPlan(
