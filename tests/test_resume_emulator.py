@@ -163,3 +163,20 @@ def test_the_wait_for_the_killed_runs_emulator_is_a_console_line() -> None:
 
     line = event_line({"event": "emulator_waiting", "time": "2026-12-01T19:00:00.000Z", "pid": 4242})
     assert line is not None and "waiting for the killed run's emulator (pid 4242)" in line
+
+
+def test_a_fleet_record_line_from_a_newer_runbook_stays_readable(tmp_path: Path) -> None:
+    from runbook.fleet.record import read_fleet_record
+
+    path = tmp_path / "fleet.jsonl"
+    started = {"event": "emulator_started", "time": "2026-12-01T19:00:00.000Z", "estate": "e.yaml",
+               "arm_url": "http://127.0.0.1:1", "gateway_url": "http://127.0.0.1:2", "pid": 3}  # fmt: skip
+    lines = [
+        {**started, "added_later": {"any": "value"}},  # a key this version does not know: dropped
+        {**started, "added_later": 1, "pid": "not a number"},  # and a real problem: unreadable
+        {"event": "no_such_kind", "time": "2026-12-01T19:00:00.000Z"},  # an unknown kind: unreadable
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    record = read_fleet_record(path)
+    assert record.events == [started]
+    assert [w.split(": ", 2)[0].rsplit(":", 1)[1] for w in record.warnings] == ["2", "3"]

@@ -1,6 +1,8 @@
 """The fleet record: `reports/fleet/<phase>/<fleet-run-id>.jsonl`, one typed event per line.
 
-Each line is one event model below (one pydantic model per kind, unknown keys rejected), appended
+Each line is one event model below (one pydantic model per kind, unknown keys rejected when
+written; when read, a top-level key a newer runbook added to a known kind is dropped, so its records
+stay readable here, as run records are), appended
 with the run record's own durable append (`runbook.record.append_durably`: one write(2) per line,
 fsynced before the coordinator goes on), so a killed coordinator leaves a valid record of every
 member start and finish it saw. `read_fleet_record` folds the events back into one state per member;
@@ -219,6 +221,19 @@ class FleetRecord:
         return states
 
 
+def _read_event(obj: Any) -> Any:
+    """One line as its event model. Top-level keys the model does not know (a newer runbook's) are
+    dropped; any other problem, or an unknown key with it, still makes the line unreadable."""
+    try:
+        return _ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        errors = exc.errors()
+        unknown = {e["loc"][1] for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 2}
+        if not isinstance(obj, dict) or not unknown or len(unknown) != len(errors):
+            raise
+        return _ADAPTER.validate_python({key: value for key, value in obj.items() if key not in unknown})
+
+
 def read_fleet_record(path: Path) -> FleetRecord:
     """Read a fleet record; torn or invalid lines are reported in `warnings` and skipped."""
     try:
@@ -232,7 +247,7 @@ def read_fleet_record(path: Path) -> FleetRecord:
         if not line.strip():
             continue
         try:
-            event = _ADAPTER.validate_python(json.loads(line))
+            event = _read_event(json.loads(line))
         except (ValueError, UnicodeDecodeError, ValidationError) as exc:
             torn = number == len(lines) and not raw.endswith(b"\n")
             what = "torn last line (the coordinator was killed while writing it)" if torn else f"unreadable line: {str(exc).splitlines()[0]}"
