@@ -221,10 +221,6 @@ def run(quick: bool) -> Section:
     python_wall, python_cpu = results["python"]
     help_wall, help_cpu = results["help"]
     validate_wall, validate_cpu = results["validate"]
-    first_wall, first_cpu = results["first"]
-    libraries_wall, libraries_cpu = results["libraries"]
-    warm_wall, warm_cpu = results["warm"]
-    click_wall, click_cpu = results["click"]
     ansible_wall = results["ansible"][0] if ansible else None
     ms = 1000.0
     section.add(Row("python -c pass", median(python_wall) * ms, cpu=median(python_cpu) * ms))
@@ -238,30 +234,16 @@ def run(quick: bool) -> Section:
             pair=pair_ratio(ansible_wall, help_wall) if ansible_wall else None,
         )
     )
-    help_extra = pair_difference(help_wall, python_wall) * ms
-    section.add(
-        Row(
-            "runbook --help minus python -c pass",
-            help_extra,
-            cpu=pair_difference(help_cpu, python_cpu) * ms,
-            target=f"<= {HELP_BUDGET_MS:.0f} ms",
-            met=help_extra <= HELP_BUDGET_MS,
-        )
-    )
-    section.add(
-        Row(
-            "bare click group (16 commands) --help minus python -c pass: the floor of a click CLI",
-            pair_difference(click_wall, python_wall) * ms,
-            cpu=pair_difference(click_cpu, python_cpu) * ms,
-        )
-    )
-    section.add(
-        Row(
-            "runbook --help minus the bare click group's --help",
-            pair_difference(help_wall, click_wall) * ms,
-            cpu=pair_difference(help_cpu, click_cpu) * ms,
-        )
-    )
+    def difference(label: str, ours: str, base: str, budget: float | None = None, note: str | None = None) -> None:
+        """A row of the per-round differences `ours` - `base` (wall and CPU), judged on `budget` when given."""
+        wall = pair_difference(results[ours][0], results[base][0]) * ms
+        cpu = pair_difference(results[ours][1], results[base][1]) * ms
+        judged = {"target": f"<= {budget:.0f} ms", "met": wall <= budget} if budget is not None else {}
+        section.add(Row(label, wall, cpu=cpu, note=note, **judged))
+
+    difference("runbook --help minus python -c pass", "help", "python", HELP_BUDGET_MS)
+    difference("bare click group (16 commands) --help minus python -c pass: the floor of a click CLI", "click", "python")
+    difference("runbook --help minus the bare click group's --help", "help", "click")
     section.add(
         Row(
             "runbook validate (sample workspace, cold: nothing remembered)",
@@ -273,50 +255,20 @@ def run(quick: bool) -> Section:
             note=count or None,
         )
     )
-    validate_extra = pair_difference(validate_wall, python_wall) * ms
-    section.add(
-        Row(
-            "runbook validate minus python -c pass",
-            validate_extra,
-            cpu=pair_difference(validate_cpu, python_cpu) * ms,
-            target=f"<= {VALIDATE_BUDGET_MS:.0f} ms",
-            met=validate_extra <= VALIDATE_BUDGET_MS,
-        )
-    )
-    section.add(
-        Row(
-            "runbook validate minus python -c pass, the first in an installation (no schema digests remembered)",
-            pair_difference(first_wall, python_wall) * ms,
-            cpu=pair_difference(first_cpu, python_cpu) * ms,
-            target=f"<= {VALIDATE_BUDGET_MS:.0f} ms",
-            met=pair_difference(first_wall, python_wall) * ms <= VALIDATE_BUDGET_MS,
-        )
-    )
-    section.add(
-        Row(
-            "the libraries' floor: importing click, Jinja, ruamel.yaml, pydantic and building one model, minus python -c pass",
-            pair_difference(libraries_wall, python_wall) * ms,
-            cpu=pair_difference(libraries_cpu, python_cpu) * ms,
-        )
-    )
-    section.add(
-        Row(
-            "runbook validate (cold) minus the libraries' floor: runbook's own share",
-            pair_difference(validate_wall, libraries_wall) * ms,
-            cpu=pair_difference(validate_cpu, libraries_cpu) * ms,
-        )
-    )
-    warm_extra = pair_difference(warm_wall, python_wall) * ms
-    section.add(
-        Row(
-            "runbook validate minus python -c pass, warm (the last clean validation remembered)",
-            warm_extra,
-            cpu=pair_difference(warm_cpu, python_cpu) * ms,
-            target=f"<= {VALIDATE_BUDGET_MS:.0f} ms",
-            met=warm_extra <= VALIDATE_BUDGET_MS,
-            note=None if remembered else "nothing was remembered: this row measured a cold run",
-        )
-    )
+    difference("runbook validate minus python -c pass", "validate", "python", VALIDATE_BUDGET_MS)
+    difference(
+        "runbook validate minus python -c pass, the first in an installation (no schema digests remembered)",
+        "first", "python", VALIDATE_BUDGET_MS,
+    )  # fmt: skip
+    difference(
+        "the libraries' floor: importing click, Jinja, ruamel.yaml, pydantic and building one model, minus python -c pass",
+        "libraries", "python",
+    )  # fmt: skip
+    difference("runbook validate (cold) minus the libraries' floor: runbook's own share", "validate", "libraries")
+    difference(
+        "runbook validate minus python -c pass, warm (the last clean validation remembered)", "warm", "python",
+        VALIDATE_BUDGET_MS, note=None if remembered else "nothing was remembered: this row measured a cold run",
+    )  # fmt: skip
     for steps, cost in per_step.items():
         section.add(
             Row(
